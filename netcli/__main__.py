@@ -1,0 +1,4 @@
+"""Run netcli as `python -m netcli`."""
+from netcli.commands import main
+
+main()

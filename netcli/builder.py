@@ -1,0 +1,142 @@
+"""Turn a checked spec into plain torch modules.
+
+The result is what the equivalent hand-written code builds: `nn.Sequential`
+of `OrderedDict` children and registered classes, created in declaration
+order on their device, so `print(net)`, state_dict keys and seeded parameters
+match. `ref` definitions are created first, in the order `blocks:` declares
+them, as hand-written code creates `shared = nn.Linear(8, 8)` before the
+network that uses it.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from netcli import registry
+from netcli.devices import resolve_device
+from netcli.errors import NetcliError
+from netcli.schema import LayerNode, RefNode, SequenceNode, UseNode
+from netcli.spec import LoadedSpec, children_of, type_path
+
+Path = tuple
+
+
+@dataclass
+class Built:
+    """A built network and where each of its modules came from in the spec."""
+
+    net: nn.Module
+    loaded: LoadedSpec
+    device: torch.device
+    origins: dict[str, Path] = field(default_factory=dict)  # qualified module name -> document path
+    devices: dict[str, torch.device] = field(default_factory=dict)  # module name -> device of a device: node
+
+
+def build_model(loaded: LoadedSpec, *, device: str | None = None, seed: int | None = None) -> Built:
+    """Build the spec's network on `device` (default: the spec's, else cpu).
+
+    With a seed (`seed` or the spec's `seed:`), `torch.manual_seed` is called
+    first, so the parameters equal hand-written code's under the same seed.
+    """
+    spec = loaded.spec
+    dev = resolve_device(device if device is not None else spec.device)
+    seed = seed if seed is not None else spec.seed
+    if seed is not None:
+        torch.manual_seed(seed)
+    builder = _Builder(loaded, dev)
+    builder.create_shared()
+    net = builder.build(spec.model, ("model",), dev, "")
+    return Built(net, loaded, dev, builder.origins, builder.placed)
+
+
+class _Builder:
+    def __init__(self, loaded: LoadedSpec, device: torch.device):
+        self.loaded = loaded
+        self.device = device
+        self.shared: dict[str, nn.Module] = {}
+        self.origins: dict[str, Path] = {}
+        self.placed: dict[str, torch.device] = {}
+
+    def create_shared(self) -> None:
+        """Create each definition that some `ref` names, in declaration order."""
+        referenced = {n.ref for n in _all_nodes(self.loaded) if isinstance(n, RefNode)}
+        for name in self.loaded.spec.blocks:
+            if name in referenced:
+                self._shared(name)
+
+    def _shared(self, name: str) -> nn.Module:
+        if name not in self.shared:
+            node = self.loaded.spec.blocks[name]
+            self.shared[name] = self.build(node, ("blocks", name), self.device, f"<{name}>")
+        return self.shared[name]
+
+    def build(self, node: Any, path: Path, device: torch.device, qualname: str) -> nn.Module:
+        """Build one node (with its repeat, device and frozen options)."""
+        if node.device is not None and self.device.type != "meta":  # on meta, everything is meta
+            device = resolve_device(node.device)
+        if node.repeat is not None:
+            names = [node.names.format(i=i) if node.names else str(i) for i in range(node.repeat)]
+            with torch.device(device):
+                module = nn.Sequential(OrderedDict(
+                    (n, self._one(node, path, device, _join(qualname, n))) for n in names))
+        else:
+            module = self._one(node, path, device, qualname)
+        if node.device is not None and self.device.type != "meta":
+            self.placed[qualname] = device
+            if device != self.device:
+                module.register_forward_pre_hook(_move_inputs(device))
+        if node.frozen:
+            module.requires_grad_(False)
+        self.origins.setdefault(qualname, path)
+        return module
+
+    def _one(self, node: Any, path: Path, device: torch.device, qualname: str) -> nn.Module:
+        if isinstance(node, RefNode):
+            return self._shared(node.ref)
+        if isinstance(node, UseNode):
+            return self.build(self.loaded.spec.blocks[node.use], ("blocks", node.use), device, qualname)
+        if isinstance(node, SequenceNode):
+            children = OrderedDict()
+            for name, child in children_of(node, path):
+                children[name] = self.build(child.node, child.path, device, _join(qualname, name))
+            with torch.device(device):
+                return nn.Sequential(children)
+        return self._layer(node, path, device, qualname)
+
+    def _layer(self, node: LayerNode, path: Path, device: torch.device, qualname: str) -> nn.Module:
+        cls = registry.get_type(node.type)
+        args, kwargs, problems = registry.bind_arguments(cls, node.args, node.kwargs)
+        if problems:  # validate.check_spec reports these first; kept for direct callers
+            raise NetcliError([self.loaded.problem(type_path(node, path), p.message, p.hint)
+                               for _, p in problems])
+        try:
+            with torch.device(device):
+                module = cls(*args, **kwargs)
+        except NetcliError:
+            raise
+        except Exception as exc:  # the constructor refused its arguments
+            raise NetcliError(self.loaded.problem(
+                type_path(node, path), f"{node.type}(...) failed: {type(exc).__name__}: {exc}",
+                "check the arguments against the constructor")) from exc
+        self.origins.setdefault(qualname, path)
+        return module
+
+
+def _join(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name
+
+
+def _all_nodes(loaded: LoadedSpec):
+    from netcli.spec import walk_nodes
+    return (at.node for at in walk_nodes(loaded))
+
+
+def _move_inputs(device: torch.device):
+    """Return a pre-hook that moves tensor inputs to `device` (D2L's `X.cuda(1)`)."""
+    def hook(module, args):
+        return tuple(a.to(device) if isinstance(a, torch.Tensor) else a for a in args)
+    return hook

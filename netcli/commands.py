@@ -1,0 +1,238 @@
+"""The command-line interface: a thin typer layer over the library modules.
+
+Nothing here imports torch at module level, so `netcli --help` starts fast;
+each command imports what it needs when it runs. `main()` is the one boundary
+that turns NetcliError into `FILE:LINE:COL: where: what (hint)` and exit 2.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Annotated, Optional
+
+import typer
+
+app = typer.Typer(
+    name="netcli", no_args_is_help=True, pretty_exceptions_enable=False, add_completion=True,
+    help="Build, inspect, initialize, run, save and load PyTorch networks described in YAML.",
+)
+
+_state = {"debug": bool(os.environ.get("NETCLI_DEBUG"))}
+
+# Options shared by every command that reads a spec.
+SpecArg = Annotated[Optional[str], typer.Argument(
+    help="spec file (default: $NETCLI_SPEC, ./netcli.yaml, else the built-in [Linear(4, 8), ReLU, Linear(8, 1)])",
+    show_default=False)]
+SetOpt = Annotated[Optional[list[str]], typer.Option(
+    "--set", help="override PATH=VALUE before validation, e.g. vars.hidden=64 (repeatable)", show_default=False)]
+SeedOpt = Annotated[Optional[int], typer.Option(help="seed torch before building (bit-reproducible)", show_default=False)]
+DeviceOpt = Annotated[Optional[str], typer.Option(
+    help="cpu | cuda | cuda:N | auto | auto:N | mps | meta", show_default=False)]
+PluginOpt = Annotated[Optional[list[str]], typer.Option(
+    "--plugin", help="import this module to register types and initializers (repeatable)", show_default=False)]
+JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
+
+
+def stdout():
+    from rich.console import Console
+    return Console(file=sys.stdout, highlight=False, soft_wrap=True)
+
+
+def stderr():
+    from rich.console import Console
+    return Console(file=sys.stderr, highlight=False, soft_wrap=True)
+
+
+def open_spec(spec: Optional[str], sets: Optional[list[str]], plugins: Optional[list[str]]):
+    """Load and check a spec, saying on stderr which file was used when none was named."""
+    from netcli.spec import load_spec
+    notes: list[str] = []
+    loaded = load_spec(spec, sets or (), plugins or (), notes=notes)
+    for note in notes:
+        print(note, file=sys.stderr)
+    return loaded
+
+
+def print_json(data) -> None:
+    print(json.dumps(data, indent=2, default=str))
+
+
+@app.callback()
+def _root(debug: Annotated[bool, typer.Option("--debug", help="show tracebacks (or set NETCLI_DEBUG=1)")] = False):
+    """Build, inspect, initialize, run, save and load PyTorch networks described in YAML."""
+    if debug:
+        _state["debug"] = True
+
+
+@app.command()
+def validate(
+    specs: Annotated[Optional[list[str]], typer.Argument(help="spec files", show_default=False)] = None,
+    set_: SetOpt = None, seed: SeedOpt = None, device: DeviceOpt = None, plugin: PluginOpt = None,
+    json_: JsonOpt = False,
+):
+    """Check each spec fully without running it: structure, types, arguments, definitions, shapes."""
+    from netcli.errors import NetcliError
+    from netcli.validate import check_shapes
+    results, failed = [], False
+    for spec in specs or [None]:
+        try:
+            loaded = open_spec(spec, set_, plugin)
+            if device is not None:
+                from netcli.devices import resolve_device
+                resolve_device(device)
+            _, built, note = check_shapes(loaded)
+            if loaded.spec.init:
+                from netcli import rules
+                rules.check_rules(built.net, rules.spec_rules(loaded))
+            results.append({"file": spec or loaded.doc.source, "ok": True, "problems": [], "note": note})
+        except NetcliError as exc:
+            failed = True
+            results.append({"file": spec or "<default>", "ok": False,
+                            "problems": [str(p) for p in exc.problems], "note": None})
+    if json_:
+        print_json(results)
+    else:
+        out, err = stdout(), stderr()
+        for r in results:
+            if r["ok"]:
+                out.print(f"[green]OK[/] {r['file']}" + (f"  [dim]({r['note']})[/]" if r["note"] else ""))
+            else:
+                for p in r["problems"]:
+                    err.print(p, markup=False)
+                err.print(f"[red]FAILED[/] {r['file']}: {len(r['problems'])} problem(s)")
+    raise typer.Exit(2 if failed else 0)
+
+
+@app.command()
+def build(
+    spec: SpecArg = None, print_: Annotated[bool, typer.Option("--print", help="print exactly what print(net) prints")] = False,
+    set_: SetOpt = None, seed: SeedOpt = None, device: DeviceOpt = None, plugin: PluginOpt = None,
+    json_: JsonOpt = False,
+):
+    """Build the network; show its blocks, parameter counts, output shapes and totals."""
+    from netcli.builder import build_model
+    loaded = open_spec(spec, set_, plugin)
+    built = build_model(loaded, device=device, seed=seed)
+    if print_:
+        print(built.net)
+        return
+    from netcli.summary import render, summarize
+    shapes, note, out_shape = {}, None, None
+    if loaded.spec.input is not None:
+        from netcli.validate import check_shapes
+        trace, _, note = check_shapes(loaded)
+        shapes = trace.shapes if trace else {}
+        out_shape = shapes.get("")
+    summary = summarize(built.net, shapes, note, out_shape)
+    if json_:
+        print_json({"name": loaded.name, "device": str(built.device), **summary.as_json()})
+    else:
+        render(summary, f"{loaded.name} on {built.device}", stdout())
+
+
+@app.command()
+def run(
+    spec: SpecArg = None,
+    input_: Annotated[Optional[str], typer.Option("--input", help="rand:2,20 | randn:SHAPE | ones:SHAPE | zeros:SHAPE | FILE (.npy, .pt, .safetensors)", show_default=False)] = None,
+    output: Annotated[Optional[str], typer.Option("--output", "-o", help="write the output to FILE (.pt, .npy, .safetensors)", show_default=False)] = None,
+    checkpoint: Annotated[Optional[str], typer.Option(help="load parameters from FILE first", show_default=False)] = None,
+    set_: SetOpt = None, seed: SeedOpt = None, device: DeviceOpt = None, plugin: PluginOpt = None,
+    json_: JsonOpt = False,
+):
+    """Run a forward pass on the example input and print the output, like the chapter's net(X)."""
+    import torch
+    from netcli.builder import build_model
+    from netcli.inputs import make_input
+    loaded = open_spec(spec, set_, plugin)
+    built = build_model(loaded, device=device, seed=seed)
+    if checkpoint is not None:
+        from netcli import files
+        files.load_into(built, checkpoint)
+    x = make_input(input_, loaded.spec.input, built.device)
+    if built.device.type == "meta":
+        from netcli.shapes import trace_shapes
+        trace = trace_shapes(built.net, x)
+        if trace.error is not None:
+            from netcli.errors import NetcliError
+            raise NetcliError(f"the run on meta stopped at '{trace.failed_at or '(root)'}': {trace.error}".splitlines()[0],
+                              hint="run it on cpu to see values")
+        y = trace.output
+    else:
+        y = built.net(x)
+    if output is not None:
+        from netcli.outputs import save_output
+        save_output(y, output)
+    if json_:
+        data = {"shape": list(y.shape), "dtype": str(y.dtype).removeprefix("torch."), "device": str(y.device)}
+        if y.device.type != "meta":
+            data["values"] = y.detach().cpu().tolist()
+        print_json(data)
+    elif y.device.type == "meta":
+        print(f"output shape: {list(y.shape)} ({str(y.dtype).removeprefix('torch.')}, on meta: no values)")
+    else:
+        print(y)
+    del torch
+
+
+@app.command("types")
+def types_(
+    pattern: Annotated[Optional[str], typer.Argument(help="only names containing this text")] = None,
+    plugin: PluginOpt = None, json_: JsonOpt = False,
+):
+    """List the registered types a spec may name, with where each comes from."""
+    from netcli import registry
+    registry.ensure_loaded()
+    for module in plugin or ():
+        registry.load_plugin(module)
+    entries = [registry.types.entry(n) for n in registry.types
+               if pattern is None or pattern.lower() in n.lower()]
+    if json_:
+        print_json([{"name": e.name, "origin": e.origin,
+                     "signature": str(registry.signature(e.obj) or "")} for e in entries])
+        return
+    from rich.table import Table
+    table = Table("type", "arguments", "from")
+    for e in entries:
+        table.add_row(e.name, str(registry.signature(e.obj) or "(...)"), e.origin)
+    stdout().print(table)
+
+
+@app.command()
+def schema(
+    output: Annotated[Optional[str], typer.Option("--output", "-o", help="write to FILE instead of stdout", show_default=False)] = None,
+):
+    """Print the JSON Schema of the spec language, for editors (yaml-language-server)."""
+    from netcli.schema import json_schema
+    text = json.dumps(json_schema(), indent=2) + "\n"
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        from netcli.atomic import atomic_write
+        atomic_write(output, lambda p: p.write_text(text))
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    """Run the app; print user errors as located one-liners and exit 2."""
+    from netcli.errors import NetcliError
+    args = list(sys.argv[1:] if argv is None else argv)
+    if "--debug" in args[:1]:
+        _state["debug"] = True
+    try:
+        app(args=args, prog_name="netcli")
+    except NetcliError as exc:
+        if _state["debug"]:
+            raise
+        err = stderr()
+        for problem in exc.problems:
+            err.print(str(problem), markup=False)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("netcli: interrupted", file=sys.stderr)
+        sys.exit(130)
+    except Exception as exc:
+        if _state["debug"]:
+            raise
+        print(f"netcli: internal error: {type(exc).__name__}: {exc}\n"
+              "(run with --debug or NETCLI_DEBUG=1 to see the traceback; please report it)", file=sys.stderr)
+        sys.exit(1)

@@ -1,0 +1,67 @@
+"""One error type for everything a user wrote wrong, located and with a hint.
+
+`main()` in commands.py prints these as `FILE:LINE:COL: where: what (hint)` and
+exits 2; anything else is a bug and keeps its traceback behind `--debug`.
+"""
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where a problem is: a file with line/column, or a command-line option."""
+
+    source: str = ""
+    line: int | None = None
+    column: int | None = None
+
+    def __str__(self) -> str:
+        if self.line is None:
+            return self.source
+        return f"{self.source}:{self.line}:{self.column}"
+
+
+@dataclass
+class Problem:
+    """One thing wrong with the input: where, what, and how to fix it."""
+
+    message: str
+    where: str = ""  # dotted place inside the spec, e.g. "model[1].Linear"
+    location: Location = field(default_factory=Location)
+    hint: str | None = None
+
+    def __str__(self) -> str:
+        parts = [str(p) for p in (self.location, self.where) if str(p)]
+        text = ": ".join(parts + [self.message])
+        return f"{text} ({self.hint})" if self.hint else text
+
+
+class NetcliError(Exception):
+    """Raise for bad user input; carries every problem found, not just the first."""
+
+    def __init__(self, problems: Problem | str | Sequence[Problem], *, hint: str | None = None):
+        if isinstance(problems, str):
+            problems = [Problem(problems, hint=hint)]
+        elif isinstance(problems, Problem):
+            problems = [problems]
+        self.problems: list[Problem] = list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+def did_you_mean(word: str, choices: Iterable[str], *, listing: int = 0) -> str | None:
+    """Return a hint naming the closest choice to `word`, or listing up to `listing` choices."""
+    choices = [str(c) for c in choices]
+    close = difflib.get_close_matches(str(word), choices, n=1, cutoff=0.6)
+    if not close:
+        lowered = {c.lower(): c for c in choices}
+        if str(word).lower() in lowered:
+            close = [lowered[str(word).lower()]]
+    if close:
+        return f"did you mean '{close[0]}'?"
+    if listing and choices:
+        shown = ", ".join(choices[:listing]) + (", ..." if len(choices) > listing else "")
+        return f"choose one of {shown}"
+    return None
