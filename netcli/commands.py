@@ -175,6 +175,18 @@ def run(
     del torch
 
 
+# --- parameters: init, inspect (issue 3) ---
+
+
+# --- files: save, load, show (issue 4) ---
+
+
+# --- devices (issue 5) ---
+
+
+# --- ecosystem: export (issue 7) ---
+
+
 @app.command("types")
 def types_(
     pattern: Annotated[Optional[str], typer.Argument(help="only names containing this text")] = None,
