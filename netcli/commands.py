@@ -159,7 +159,7 @@ def run(
                               hint="run it on cpu to see values")
         y = trace.output
     else:
-        y = built.net(x)
+        y = forward(built, x)
     if output is not None:
         from netcli.outputs import save_output
         save_output(y, output)
@@ -185,6 +185,23 @@ def run(
 
 
 # --- ecosystem: export (issue 7) ---
+
+
+def forward(built, x):
+    """Run the network; a failure inside a block becomes a located error naming it."""
+    try:
+        return built.net(x)
+    except Exception as exc:
+        from netcli.errors import NetcliError
+        from netcli.shapes import trace_shapes
+        from netcli.validate import origin_of
+        trace = trace_shapes(built.net, x)  # run again with hooks, only on failure, to find the block
+        name = trace.failed_at or ""
+        got = trace.inputs.get(name, tuple(x.shape))
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise NetcliError(built.loaded.problem(
+            origin_of(built.origins, name), f"the run failed in block '{name or '(root)'}': {first}",
+            f"its input has shape {list(got)}")) from exc
 
 
 @app.command("types")

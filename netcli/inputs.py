@@ -9,8 +9,8 @@ GENERATORS = ("rand", "randn", "ones", "zeros")
 
 
 def parse_shape(text: str, label: str) -> list[int]:
-    """Parse `2,20` (or `2x20`) into [2, 20]."""
-    parts = [p for p in text.replace("x", ",").replace(" ", "").strip("[]()").split(",") if p]
+    """Parse `2,20` into [2, 20]."""
+    parts = [p for p in text.replace(" ", "").strip("[]()").split(",") if p]
     try:
         shape = [int(p) for p in parts]
     except ValueError:
@@ -58,7 +58,9 @@ def load_tensor_file(path: Path, key: str | None = None):
         if suffix == ".safetensors":
             from safetensors.torch import load_file
             tensors = load_file(str(path))
-            return _pick(tensors, key, label)
+            # clone: safetensors' buffers are not 64-byte aligned, and BLAS results
+            # can differ in the last bit between aligned and unaligned inputs
+            return _pick(tensors, key, label).clone()
         value = torch.load(path, map_location="cpu", weights_only=True)
     except NetcliError:
         raise

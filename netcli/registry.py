@@ -236,13 +236,9 @@ def bind_arguments(cls: type, args: list, kwargs: dict) -> tuple[list, dict, lis
         bound = sig.bind(*args, **kwargs)
     except TypeError as exc:
         text = str(exc)
-        hint = f"{cls.__name__}({', '.join(_describe(p) for p in params.values())})"
-        if "too many positional" in text:
-            problems.append((len(args) - 1, Problem(f"too many arguments: {text}", hint=hint)))
-        elif "multiple values" in text:
-            problems.append(("", Problem(text, hint=hint)))
-        else:
-            problems.append(("", Problem(text, hint=hint)))
+        hint = ", ".join(_describe(p) for p in params.values()) or "no arguments"
+        where: str | int = len(args) - 1 if "too many positional" in text else ""
+        problems.append((where, Problem(text, hint=f"{cls.__name__} takes {hint}")))
         return args, kwargs, problems
     hints = _hints(cls)
     converted = dict(bound.arguments)
@@ -295,6 +291,8 @@ def _describe(p: inspect.Parameter) -> str:
 
 
 def _type_name(hint: Any) -> str:
+    if typing.get_origin(hint) is typing.Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(hint))
     if isinstance(hint, type):
         return hint.__name__
     return str(hint).replace("typing.", "")
