@@ -184,6 +184,17 @@ def run(
 # --- devices (issue 5) ---
 
 
+@app.command()
+def devices(json_: JsonOpt = False):
+    """Show the CPU, every GPU (index, name, memory, capability) and what auto / auto:N resolve to."""
+    from netcli.devices import list_devices, render_devices
+    report = list_devices()
+    if json_:
+        print_json(report.as_json())
+    else:
+        render_devices(report, stdout())
+
+
 # --- ecosystem: export (issue 7) ---
 
 
