@@ -43,19 +43,24 @@ def trace_shapes(net: nn.Module, x: torch.Tensor) -> ShapeTrace:
     trace = ShapeTrace()
     stack: list[str] = []
     handles = []
+    names: dict[int, list[str]] = {}  # a tied module has several names
+    for name, module in net.named_modules(remove_duplicate=False):
+        names.setdefault(id(module), []).append(name)
     for name, module in net.named_modules():
-        def pre(mod, args, _name=name):
-            stack.append(_name)
+        calls = iter(names[id(module)])  # the n-th call of a tied module is its n-th name
+
+        def pre(mod, args, _name=name, _calls=calls):
+            current = next(_calls, _name)
+            stack.append(current)
             shape = _shape(args[0]) if args else None
             if shape is not None:
-                trace.inputs.setdefault(_name, shape)
+                trace.inputs.setdefault(current, shape)
 
-        def post(mod, args, out, _name=name):
+        def post(mod, args, out):
+            current = stack.pop() if stack else ""
             shape = _shape(out)
             if shape is not None:
-                trace.shapes.setdefault(_name, shape)
-            if stack:
-                stack.pop()
+                trace.shapes.setdefault(current, shape)
         handles.append(module.register_forward_pre_hook(pre))
         handles.append(module.register_forward_hook(post))
     try:
