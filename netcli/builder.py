@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 from torch import nn
@@ -34,13 +34,16 @@ class Built:
     device: torch.device
     origins: dict[str, Path] = field(default_factory=dict)  # qualified module name -> document path
     devices: dict[str, torch.device] = field(default_factory=dict)  # module name -> device of a device: node
+    init_report: list = field(default_factory=list)  # rules.Touched: what the init rules set
 
 
-def build_model(loaded: LoadedSpec, *, device: str | None = None, seed: int | None = None) -> Built:
+def build_model(loaded: LoadedSpec, *, device: str | None = None, seed: int | None = None,
+                rules: Sequence[str] = ()) -> Built:
     """Build the spec's network on `device` (default: the spec's, else cpu).
 
     With a seed (`seed` or the spec's `seed:`), `torch.manual_seed` is called
     first, so the parameters equal hand-written code's under the same seed.
+    Then the spec's `init:` rules and the extra `rules` run, in order.
     """
     spec = loaded.spec
     dev = resolve_device(device if device is not None else spec.device)
@@ -50,7 +53,13 @@ def build_model(loaded: LoadedSpec, *, device: str | None = None, seed: int | No
     builder = _Builder(loaded, dev)
     builder.create_shared()
     net = builder.build(spec.model, ("model",), dev, "")
-    return Built(net, loaded, dev, builder.origins, builder.placed)
+    built = Built(net, loaded, dev, builder.origins, builder.placed)
+    if spec.init or rules:
+        # After every module exists, on the same RNG stream: as `net[0].apply(init_xavier)`
+        # written after building. `rules` are extra `--rule` texts, applied after the spec's.
+        from netcli import rules as init_rules
+        built.init_report = init_rules.initialize(built, rules)
+    return built
 
 
 class _Builder:
