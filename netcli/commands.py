@@ -241,10 +241,17 @@ def types_(
 @app.command()
 def schema(
     output: Annotated[Optional[str], typer.Option("--output", "-o", help="write to FILE instead of stdout", show_default=False)] = None,
+    regenerate: Annotated[bool, typer.Option("--regenerate", help="generate it from the registry (imports torch) instead of printing the shipped file")] = False,
+    plugin: PluginOpt = None,
 ):
-    """Print the JSON Schema of the spec language, for editors (yaml-language-server)."""
-    from netcli.schema import json_schema
-    text = json.dumps(json_schema(), indent=2) + "\n"
+    """Print the JSON Schema (draft 2020-12) of the spec language, for editors (yaml-language-server).
+
+    Every registered type is in it with its arguments. The shipped
+    schema/netcli.schema.json is printed while it matches this netcli and torch;
+    plugins, --regenerate or other versions generate a fresh one.
+    """
+    from netcli.jsonschema import schema_text
+    text, _ = schema_text(regenerate=regenerate, plugins=plugin or ())
     if output is None:
         sys.stdout.write(text)
     else:
