@@ -180,6 +180,108 @@ def run(
 
 # --- files: save, load, show (issue 4) ---
 
+RuleOpt = Annotated[Optional[list[str]], typer.Option(
+    "--rule", help="INIT:TARGET applied after the spec's init:, e.g. xavier:0, const42:2 (repeatable)",
+    show_default=False)]
+
+
+@app.command()
+def save(
+    spec: SpecArg = None,
+    output: Annotated[Optional[str], typer.Option(
+        "--output", "-o", help="FILE: .safetensors (default, keeps the spec) | .pt | .pth | .params (a plain state_dict)",
+        show_default=False)] = None,
+    rule: RuleOpt = None,
+    set_: SetOpt = None, seed: SeedOpt = None, device: DeviceOpt = None, plugin: PluginOpt = None,
+    json_: JsonOpt = False,
+):
+    """Build, initialize (the spec's init:, then --rule) and write the parameters to FILE, atomically."""
+    import time
+    from netcli import files
+    from netcli.builder import build_model
+    loaded = open_spec(spec, set_, plugin)
+    output = output or f"{loaded.name}.safetensors"
+    files.format_of(output)  # refuse an unknown extension before building anything
+    built = build_model(loaded, device=device, seed=seed, rules=tuple(rule or ()))
+    start = time.perf_counter()
+    files.save_checkpoint(built, output)
+    seconds = time.perf_counter() - start
+    info = files.describe(output)
+    data = {"file": output, "format": info["format"], "tensors": info["count"],
+            "tied": {t["name"]: t["tied"] for t in info["tensors"] if t["tied"]},
+            "bytes": os.path.getsize(output), "spec_sha256": loaded.sha256, "seconds": round(seconds, 4),
+            "rules": [t.as_json() for t in built.init_report]}
+    if json_:
+        print_json(data)
+        return
+    from netcli.devices import human_bytes
+    tied = sum(len(v) for v in data["tied"].values())
+    print(f"saved {data['tensors']} tensors" + (f" ({tied} tied name(s) stored once)" if tied else "")
+          + f" to {output}: {data['format']}, {human_bytes(data['bytes'])}"
+          + (f", spec sha256 {loaded.sha256[:12]}" if data["format"] == "safetensors" else ""))
+
+
+@app.command()
+def load(
+    file: Annotated[str, typer.Argument(help="a checkpoint: .safetensors (with its spec inside) or a torch file")],
+    spec: Annotated[Optional[str], typer.Argument(
+        help="the spec to rebuild (default: the one saved inside FILE)", show_default=False)] = None,
+    input_: Annotated[Optional[str], typer.Option(
+        "--input", help="run it on rand:2,20 | randn:SHAPE | ones:SHAPE | FILE (.npy, .pt, .safetensors)",
+        show_default=False)] = None,
+    strict: Annotated[bool, typer.Option(
+        "--strict/--no-strict", help="--no-strict loads the keys that fit and lists the ones it skipped")] = True,
+    set_: SetOpt = None,
+    seed: Annotated[Optional[int], typer.Option(help="seed torch before making a random --input", show_default=False)] = None,
+    device: DeviceOpt = None, plugin: PluginOpt = None, json_: JsonOpt = False,
+):
+    """Rebuild the network (from SPEC or the spec inside FILE), load the tensors, print it in eval mode."""
+    from netcli import files
+    built, report = files.restore(file, spec, sets=set_ or (), plugins=plugin or (), device=device, strict=strict)
+    net = built.net
+    net.eval()  # the chapter's net_clone.eval()
+    err = stderr()
+    if report.spec_note:
+        err.print(f"netcli: note: {report.spec_note}", markup=False)
+    for line in report.skipped:
+        err.print(f"netcli: skipped: {line}", markup=False)
+    y = None
+    if input_ is not None:
+        import torch
+        from netcli.inputs import make_input
+        if seed is not None:
+            torch.manual_seed(seed)
+        x = make_input(input_, built.loaded.spec.input, built.device)
+        with torch.no_grad():
+            y = net(x)
+    if json_:
+        data = {**report.as_json(), "module": str(net)}
+        if y is not None:
+            data["output"] = {"shape": list(y.shape), "dtype": str(y.dtype).removeprefix("torch."),
+                              "values": y.detach().cpu().tolist()}
+        print_json(data)
+        return
+    print(net)
+    if y is not None:
+        print(y)
+
+
+@app.command()
+def show(
+    file: Annotated[str, typer.Argument(help="a .safetensors file, or any file torch.save wrote (tensor, list, dict, state_dict)")],
+    values: Annotated[bool, typer.Option("--values", help="print the values of small tensors")] = False,
+    limit: Annotated[int, typer.Option(help="with --values: the most values a tensor may have to be printed")] = 100,
+    json_: JsonOpt = False,
+):
+    """List what a tensor file holds: names or indices, shapes, dtypes, bytes, total, and the embedded spec."""
+    from netcli import files
+    info = files.describe(file, values=values, limit=limit)
+    if json_:
+        print_json(info)
+        return
+    files.render_description(info, stdout(), limit=limit)
+
+
 
 # --- devices (issue 5) ---
 

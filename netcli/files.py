@@ -1,0 +1,673 @@
+"""Save and load checkpoints: safetensors with the spec inside, or plain torch state_dicts.
+
+A `.safetensors` file netcli writes holds each tensor once (tied names are
+recorded in the metadata and tied again on load), a crc32 of each tensor's
+bytes, and the resolved spec with its sha256, so the file alone rebuilds the
+network. `.pt`/`.pth`/`.params` hold what `torch.save(net.state_dict(), f)`
+writes. torch files are read only with `weights_only=True`.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import sys
+import threading
+import time
+import zipfile
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from netcli.atomic import atomic_write
+from netcli.errors import Location, NetcliError, Problem
+
+SAFETENSORS = ".safetensors"
+TORCH_SUFFIXES = (".pt", ".pth", ".params")
+FORMATS = (SAFETENSORS,) + TORCH_SUFFIXES
+
+# Metadata keys of a .safetensors file netcli writes (all values are strings).
+META_SPEC = "netcli.spec"            # the resolved spec, YAML text
+META_SHA256 = "netcli.spec_sha256"   # sha256 of that text
+META_NETCLI = "netcli.version"
+META_TORCH = "torch.version"
+META_ALIASES = "netcli.aliases"      # JSON {tied name: stored name}
+META_CRC32 = "netcli.crc32"          # JSON {stored name: crc32 of its bytes, 8 hex digits}
+
+_SAFETENSORS_DTYPES = {
+    "F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16",
+    "I64": "int64", "I32": "int32", "I16": "int16", "I8": "int8",
+    "U64": "uint64", "U32": "uint32", "U16": "uint16", "U8": "uint8", "BOOL": "bool",
+    "F8_E4M3": "float8_e4m3fn", "F8_E5M2": "float8_e5m2", "C64": "complex64", "C128": "complex128",
+}
+DAMAGED_HINT = "the file is damaged or was cut short; save it again"
+
+
+# ---------------------------------------------------------------- data
+
+
+@dataclass
+class TensorInfo:
+    """One tensor a file holds: its name (or index), shape, dtype and size."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    nbytes: int
+    tied: list[str] = field(default_factory=list)  # other names of this same tensor
+
+
+@dataclass
+class LoadReport:
+    """What a load did: which names it filled, which it skipped and why."""
+
+    path: str
+    format: str
+    loaded: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # one line per key that did not fit (--no-strict)
+    tied: list[list[str]] = field(default_factory=list)
+    nbytes: int = 0
+    seconds: float = 0.0
+    spec_note: str | None = None  # when the given spec differs from the one inside the file
+
+    def as_json(self) -> dict:
+        return {"file": self.path, "format": self.format, "loaded": self.loaded, "skipped": self.skipped,
+                "tied": self.tied, "bytes": self.nbytes, "seconds": round(self.seconds, 4),
+                "spec_note": self.spec_note}
+
+
+class Checkpoint:
+    """A tensor file opened for reading: what it holds, and its tensors on demand."""
+
+    def __init__(self, path: str, fmt: str, kind: str, infos: dict[str, TensorInfo],
+                 aliases: dict[str, str], metadata: dict[str, str], others: dict[str, str],
+                 tensors: dict[str, Any] | None = None, crc32: dict[str, str] | None = None):
+        self.path = path
+        self.format = fmt          # "safetensors" | "torch"
+        self.kind = kind           # "safetensors" | "tensor" | "list" | "tuple" | "dict" | "state_dict"
+        self.infos = infos         # stored tensors, each once
+        self.aliases = aliases     # other name -> stored name
+        self.metadata = metadata
+        self.others = others       # non-tensor values of a torch file: name -> repr
+        self._tensors = tensors    # torch files: loaded (memory-mapped where torch can)
+        self._crc32 = crc32 or {}
+
+    @property
+    def names(self) -> dict[str, str]:
+        """Every name the file answers to -> the stored tensor it reads."""
+        return {**{n: n for n in self.infos}, **self.aliases}
+
+    @property
+    def nbytes(self) -> int:
+        return sum(i.nbytes for i in self.infos.values())
+
+    @property
+    def spec_text(self) -> str | None:
+        return self.metadata.get(META_SPEC)
+
+    def tensor(self, name: str):
+        """Read one stored tensor (CPU); check its crc32 where the file has one."""
+        if self._tensors is not None:
+            return self._tensors[name]
+        from safetensors import safe_open
+        try:
+            with safe_open(self.path, framework="pt", device="cpu") as f:
+                t = f.get_tensor(name)
+        except Exception as exc:
+            raise _damaged(self.path, f"cannot read tensor '{name}': {_first_line(exc)}") from exc
+        want = self._crc32.get(name)
+        if want is not None and crc32(t) != want:
+            raise NetcliError(Problem(f"tensor '{name}' does not match its checksum: the file is damaged",
+                                      location=Location(self.path), hint="save it again from its spec"))
+        return t
+
+
+# ---------------------------------------------------------------- saving
+
+
+def format_of(path: str | os.PathLike) -> str:
+    """Return "safetensors" or "torch" for a file name to write; refuse other extensions."""
+    suffix = Path(path).suffix.lower()
+    if suffix == SAFETENSORS:
+        return "safetensors"
+    if suffix in TORCH_SUFFIXES:
+        return "torch"
+    raise NetcliError(Problem(f"unknown checkpoint format '{suffix or '(no extension)'}'",
+                              location=Location(str(path)),
+                              hint=f"end the name with one of {', '.join(FORMATS)} (.safetensors keeps the spec)"))
+
+
+def save_checkpoint(built, path: str | os.PathLike) -> None:
+    """Write the network's parameters and persistent buffers to `path`, atomically.
+
+    The format follows the extension: `.safetensors` (tied tensors stored once,
+    the resolved spec in the metadata) or `.pt`/`.pth`/`.params` (a plain
+    state_dict, as `torch.save(net.state_dict(), path)` writes it).
+    """
+    import torch
+    fmt = format_of(path)
+    state = built.net.state_dict()
+    if built.device.type == "meta" or any(t.device.type == "meta" for t in state.values()):
+        raise NetcliError(Problem("a network on meta has no values to save", location=Location(str(path)),
+                                  hint="build it on a real device: --device cpu"))
+    groups = tie_groups(state)
+    total = sum(state[names[0]].numel() * state[names[0]].element_size() for names in groups)
+    with Progress(f"saving {path}", total) as bar:
+        if fmt == "torch":
+            cpu = _to_cpu(state)
+            bar.restart(f"writing {path}", total)
+            atomic_write(path, lambda p: (bar.watch(p), torch.save(cpu, p)))
+            return
+        from safetensors.torch import save_file
+        tensors, aliases, sums, seen = {}, {}, {}, set()
+        for names in groups:
+            t = state[names[0]].detach().to("cpu").contiguous()
+            if t.numel() and t.untyped_storage().data_ptr() in seen:
+                t = t.clone()  # overlapping views of one storage: safetensors stores disjoint bytes
+            if t.numel():
+                seen.add(t.untyped_storage().data_ptr())
+            tensors[names[0]] = t
+            sums[names[0]] = crc32(t)
+            aliases.update({other: names[0] for other in names[1:]})
+            bar.advance(t.numel() * t.element_size())
+        metadata = checkpoint_metadata(built.loaded)
+        metadata[META_ALIASES] = json.dumps(aliases, sort_keys=True)
+        metadata[META_CRC32] = json.dumps(sums, sort_keys=True)
+        bar.restart(f"writing {path}", total)
+        atomic_write(path, lambda p: (bar.watch(p), save_file(tensors, str(p), metadata=metadata)))
+
+
+def checkpoint_metadata(loaded) -> dict[str, str]:
+    """Return the metadata a .safetensors checkpoint carries: spec, sha256, versions."""
+    import torch
+    from netcli import __version__
+    return {"format": "pt", META_SPEC: loaded.resolved_text, META_SHA256: loaded.sha256,
+            META_NETCLI: __version__, META_TORCH: torch.__version__}
+
+
+def tie_groups(state: dict) -> list[list[str]]:
+    """Group the names of a state_dict that are one tensor (tied), in state_dict order.
+
+    The first name of each group is the one a .safetensors file stores.
+    """
+    groups: dict[Any, list[str]] = {}
+    for name, t in state.items():
+        groups.setdefault(_storage_key(t), []).append(name)
+    return list(groups.values())
+
+
+def _storage_key(t) -> Any:
+    if t.device.type == "meta" or t.numel() == 0:  # no storage address to compare
+        return ("id", id(t))
+    return (str(t.device), t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape),
+            tuple(t.stride()), t.dtype)
+
+
+def _to_cpu(state: dict) -> dict:
+    """Copy a state_dict to the CPU, keeping tied entries one tensor (torch.save keeps the sharing)."""
+    from collections import OrderedDict
+    out, done = OrderedDict(), {}
+    for name, t in state.items():
+        key = _storage_key(t)
+        if key not in done:
+            done[key] = t.detach().cpu()
+        out[name] = done[key]
+    if hasattr(state, "_metadata"):
+        out._metadata = state._metadata  # keeps the state_dict's module versions, as torch.save would
+    return out
+
+
+def crc32(t) -> str:
+    """Return the crc32 of a CPU tensor's bytes as 8 hex digits."""
+    import torch
+    flat = t.detach().contiguous().reshape(-1)
+    if flat.numel() == 0:
+        return f"{0:08x}"
+    return f"{zlib.crc32(flat.view(torch.uint8).numpy()) & 0xFFFFFFFF:08x}"
+
+
+# ---------------------------------------------------------------- reading
+
+
+def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
+    """Open a .safetensors or torch file (found by its first bytes, not its name) and list what it holds."""
+    path = str(path)
+    p = Path(path)
+    if not p.exists():
+        raise NetcliError(Problem("no such file", location=Location(path),
+                                  hint="give a .safetensors, .pt, .pth or .params file"))
+    if p.is_dir():
+        raise NetcliError(Problem("is a folder, not a tensor file", location=Location(path)))
+    with open(p, "rb") as f:
+        head = f.read(16)
+    if not head:
+        raise NetcliError(Problem("the file is empty", location=Location(path), hint=DAMAGED_HINT))
+    if head.startswith(b"PK") or head.startswith(b"\x80"):
+        return _read_torch(path, zipped=head.startswith(b"PK"))
+    if head[8:9] == b"{" or p.suffix.lower() == SAFETENSORS:
+        return _read_safetensors(path)
+    if p.suffix.lower() in TORCH_SUFFIXES:
+        return _read_torch(path, zipped=False)
+    raise NetcliError(Problem("not a safetensors or torch file", location=Location(path),
+                              hint="netcli reads .safetensors files and files written by torch.save"))
+
+
+def _read_safetensors(path: str) -> Checkpoint:
+    import torch
+    from safetensors import safe_open
+    try:
+        # safe_open memory-maps the file: listing it reads only the header
+        with safe_open(path, framework="pt", device="cpu") as f:
+            metadata = dict(f.metadata() or {})
+            infos = {}
+            for name in f.keys():
+                sl = f.get_slice(name)
+                dtype = _SAFETENSORS_DTYPES.get(sl.get_dtype(), sl.get_dtype().lower())
+                shape = tuple(int(s) for s in sl.get_shape())
+                size = _element_size(torch, dtype)
+                infos[name] = TensorInfo(name, shape, dtype, _numel(shape) * size)
+    except NetcliError:
+        raise
+    except Exception as exc:
+        raise _damaged(path, f"not a readable safetensors file: {_first_line(exc)}") from exc
+    try:
+        aliases = json.loads(metadata.get(META_ALIASES, "{}"))
+        sums = json.loads(metadata[META_CRC32]) if META_CRC32 in metadata else None
+    except json.JSONDecodeError as exc:
+        raise _damaged(path, f"its netcli metadata is not valid JSON ({exc.msg})") from exc
+    if not isinstance(aliases, dict) or any(v not in infos for v in aliases.values()):
+        raise _damaged(path, "its tied names point at tensors it does not hold")
+    if sums is not None and (not isinstance(sums, dict) or set(sums) != set(infos)):
+        raise _damaged(path, "its checksums do not name the tensors it holds")
+    text = metadata.get(META_SPEC)
+    if text is not None and META_SHA256 in metadata:
+        if hashlib.sha256(text.encode()).hexdigest() != metadata[META_SHA256]:
+            raise _damaged(path, "the embedded spec does not match its sha256")
+    for alias, stored in aliases.items():
+        infos[stored].tied.append(alias)
+    return Checkpoint(path, "safetensors", "safetensors", infos, aliases, metadata, {}, crc32=sums)
+
+
+def _read_torch(path: str, *, zipped: bool) -> Checkpoint:
+    import torch
+    if zipped:
+        _check_zip(path)
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=zipped)
+    except pickle.UnpicklingError as exc:
+        text = str(exc)
+        if "Weights only load failed" in text:
+            detail = next((line.split("error:", 1)[1].strip() for line in text.splitlines()
+                           if "WeightsUnpickler error:" in line), "")
+            detail = detail.split(" was not an allowed global")[0]
+            raise NetcliError(Problem(
+                "not a weights-only checkpoint (it would run code on load); refusing to read it",
+                location=Location(path),
+                hint=(f"{detail}; " if detail else "") + "if you trust it, load it in Python and "
+                     "save tensors only: torch.save(net.state_dict(), FILE)")) from None
+        raise _damaged(path, f"not a readable torch file: {_first_line(exc)}") from exc
+    except Exception as exc:
+        raise _damaged(path, f"not a readable torch file: {_first_line(exc)}") from exc
+    kind, flat, others = _flatten(obj)
+    state = {n: t for n, t in flat.items()}
+    infos: dict[str, TensorInfo] = {}
+    aliases: dict[str, str] = {}
+    for names in tie_groups(state):
+        t = state[names[0]]
+        infos[names[0]] = TensorInfo(names[0], tuple(t.shape), str(t.dtype).removeprefix("torch."),
+                                     t.numel() * t.element_size(), list(names[1:]))
+        aliases.update({other: names[0] for other in names[1:]})
+    return Checkpoint(path, "torch", kind, infos, aliases, {}, others, tensors=state)
+
+
+def _check_zip(path: str) -> None:
+    """Check every entry's crc32 in a torch zip file (torch's reader does not), with progress."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            entries = zf.infolist()
+            with Progress(f"checking {path}", sum(i.file_size for i in entries)) as bar:
+                for info in entries:
+                    with zf.open(info) as f:  # reading to the end checks the entry's crc32
+                        while chunk := f.read(1 << 24):
+                            bar.advance(len(chunk))
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, UnicodeDecodeError, ValueError) as exc:
+        raise _damaged(path, f"not a readable torch file: {_first_line(exc)}") from exc
+
+
+def _flatten(obj) -> tuple[str, dict, dict]:
+    """Return (kind, {name: tensor}, {name: repr of other values}) for what torch.load returned."""
+    import torch
+    tensors: dict[str, Any] = {}
+    others: dict[str, str] = {}
+
+    def walk(value, name: str) -> None:
+        if isinstance(value, torch.Tensor):
+            tensors[name] = value
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                walk(v, f"{name}.{k}" if name else str(k))
+        elif isinstance(value, (list, tuple)):
+            for i, v in enumerate(value):
+                walk(v, f"{name}.{i}" if name else str(i))
+        else:
+            others[name] = repr(value)
+
+    if isinstance(obj, torch.Tensor):
+        kind = "tensor"
+    elif isinstance(obj, dict):
+        kind = "state_dict" if hasattr(obj, "_metadata") else "dict"
+    elif isinstance(obj, (list, tuple)):
+        kind = type(obj).__name__
+    else:
+        kind = type(obj).__name__
+    walk(obj, "")
+    return kind, tensors, others
+
+
+# ---------------------------------------------------------------- loading
+
+
+def load_into(built, path, *, strict: bool = True) -> LoadReport:
+    """Load a checkpoint's tensors into an already built network.
+
+    Everything is checked before anything is copied: a file that does not fit
+    (missing, unexpected or mis-shaped keys) changes nothing and raises
+    NetcliError listing each mismatch. With `strict=False` the keys that fit
+    are loaded and the others listed in the report's `skipped`. Tied
+    parameters stay one tensor: the values are copied into the existing tensors.
+    """
+    import torch
+    start = time.perf_counter()
+    ckpt = path if isinstance(path, Checkpoint) else read_checkpoint(path)
+    label = ckpt.path
+    if ckpt.kind in ("tensor", "list", "tuple"):
+        raise NetcliError(Problem(f"holds a {ckpt.kind}, not a state_dict: there is nothing to load into a network",
+                                  location=Location(label), hint=f"see what it holds: netcli show {label}"))
+    target = built.net.state_dict(keep_vars=True)
+    if any(t.device.type == "meta" for t in target.values()):
+        raise NetcliError(Problem("cannot load values into a network on meta", location=Location(label),
+                                  hint="load it on a real device: --device cpu"))
+    found = ckpt.names
+    groups = tie_groups(target)
+    plan: list[tuple[list[str], str]] = []  # (target names, stored name to read)
+    problems: list[Problem] = []
+    for names in groups:
+        want = tuple(target[names[0]].shape)
+        present = [n for n in names if n in found]
+        shown = names[0] + (f" (tied: {', '.join(names[1:])})" if len(names) > 1 else "")
+        if not present:
+            problems.append(Problem(f"missing key '{shown}', expected shape {_shape(want)}",
+                                    location=Location(label)))
+            continue
+        stored = found[present[0]]
+        got = ckpt.infos[stored].shape
+        if got != want:
+            problems.append(Problem(f"key '{present[0]}' has shape {_shape(got)}, expected {_shape(want)}",
+                                    location=Location(label)))
+            continue
+        plan.append((names, stored))
+    targets = {n for names in groups for n in names}
+    for name in found:
+        if name not in targets:
+            problems.append(Problem(f"unexpected key '{name}', shape {_shape(ckpt.infos[found[name]].shape)}",
+                                    location=Location(label)))
+    if ckpt.others and ckpt.kind != "state_dict":
+        problems.extend(Problem(f"unexpected non-tensor value '{n}' = {v}", location=Location(label))
+                        for n, v in ckpt.others.items())
+    if problems and (strict or not plan):
+        renamed = _renamed_hint(target, groups, ckpt, found)
+        if renamed:
+            problems.append(Problem(renamed, location=Location(label)))
+        what = "nothing in it fits" if not plan else f"{len(problems)} key(s) do not fit"
+        problems.append(Problem(f"{what}; nothing was loaded", location=Location(label),
+                                hint="give the spec it was saved from" + ("" if not plan or not strict else
+                                     ", or --no-strict to load the keys that fit")))
+        raise NetcliError(problems)
+    report = LoadReport(label, ckpt.format, skipped=[p.message for p in problems],
+                        tied=[names for names in groups if len(names) > 1])
+    # Read (and verify) every tensor before copying any, so a damaged file changes nothing.
+    total = sum(ckpt.infos[stored].nbytes for _, stored in plan)
+    values = {}
+    with Progress(f"loading {label}", total) as bar:
+        for _, stored in plan:
+            if stored not in values:
+                values[stored] = ckpt.tensor(stored)
+                bar.advance(ckpt.infos[stored].nbytes)
+    # A tied group the file holds as separate tensors (saved by other code) must agree.
+    for names, stored in list(plan):
+        copies = {found[n] for n in names if n in found} - {stored}
+        for other in sorted(copies):
+            if ckpt.infos[other].shape != ckpt.infos[stored].shape or not torch.equal(ckpt.tensor(other), values[stored]):
+                message = f"keys '{stored}' and '{other}' are one tied tensor in the network but differ in the file"
+                if strict:
+                    raise NetcliError(Problem(message + "; nothing was loaded", location=Location(label),
+                                              hint="give the spec it was saved from"))
+                report.skipped.append(message + f"; loaded '{stored}'")
+    with torch.no_grad():
+        for names, stored in plan:
+            target[names[0]].copy_(values[stored])  # tied names share this tensor: one copy fills all
+            report.loaded.extend(names)
+    report.nbytes = total
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def restore(path, spec: str | None = None, *, sets: Iterable[str] = (), plugins: Iterable[str] = (),
+            device: str | None = None, strict: bool = True, seed: int | None = None):
+    """Rebuild the network from SPEC (or the spec inside the file), load the tensors; return (Built, LoadReport)."""
+    from netcli.builder import build_model
+    from netcli.spec import load_spec, load_spec_text
+    ckpt = read_checkpoint(path)
+    note = None
+    if spec is None:
+        text = ckpt.spec_text
+        if text is None:
+            what = "a plain torch state_dict" if ckpt.format == "torch" else "a safetensors file netcli did not write"
+            raise NetcliError(Problem(f"holds no spec to rebuild the network from ({what})",
+                                      location=Location(str(path)), hint=f"name the spec: netcli load {path} SPEC"))
+        loaded = load_spec_text(text, f"{path}:spec", sets, plugins)
+    else:
+        loaded = load_spec(spec, sets, plugins)
+        embedded = ckpt.metadata.get(META_SHA256)
+        if embedded is not None and embedded != loaded.sha256:
+            note = f"{spec} differs from the spec saved in {path} (sha256 {embedded[:12]}); its tensors were checked against {spec}"
+    built = build_model(loaded, device=device, seed=seed)
+    report = load_into(built, ckpt, strict=strict)
+    report.spec_note = note
+    return built, report
+
+
+def load_checkpoint(path, spec: str | None = None, *, sets: Iterable[str] = (), plugins: Iterable[str] = (),
+                    device: str | None = None, strict: bool = True):
+    """Rebuild the network from SPEC or from the spec embedded in the file, and load its tensors."""
+    built, _ = restore(path, spec, sets=sets, plugins=plugins, device=device, strict=strict)
+    return built
+
+
+# ---------------------------------------------------------------- show
+
+
+def describe(path, *, values: bool = False, limit: int = 100) -> dict:
+    """Return what a tensor file holds, as data: kind, tensors (names, shapes, dtypes, bytes), spec."""
+    ckpt = read_checkpoint(path)
+    tensors = []
+    for info in ckpt.infos.values():
+        row = {"name": info.name, "shape": list(info.shape), "dtype": info.dtype, "bytes": info.nbytes,
+               "tied": info.tied}
+        if values:
+            numel = _numel(info.shape)
+            row["values"] = ckpt.tensor(info.name).tolist() if numel <= limit else None
+        tensors.append(row)
+    meta = dict(ckpt.metadata)
+    spec = None
+    if META_SPEC in meta:
+        spec = {"text": meta.pop(META_SPEC), "sha256": meta.pop(META_SHA256, None),
+                "netcli": meta.pop(META_NETCLI, None), "torch": meta.pop(META_TORCH, None)}
+    for key in (META_ALIASES, META_CRC32, "format"):
+        meta.pop(key, None)
+    return {"file": ckpt.path, "format": ckpt.format, "kind": ckpt.kind, "count": len(tensors),
+            "total_bytes": ckpt.nbytes, "tensors": tensors, "other_values": ckpt.others,
+            "checksums": META_CRC32 in ckpt.metadata, "metadata": meta, "spec": spec}
+
+
+def render_description(info: dict, console, *, limit: int = 100) -> None:
+    """Print `describe`'s data as a rich table, the embedded spec, and small tensors' values."""
+    from rich.table import Table
+    from netcli.devices import human_bytes
+    kinds = {"safetensors": "safetensors tensors", "tensor": "one tensor", "list": "a list",
+             "tuple": "a tuple", "dict": "a dict", "state_dict": "a state_dict"}
+    holding = "" if info["kind"] == "safetensors" else f" holding {kinds.get(info['kind'], 'a ' + info['kind'])}"
+    console.print(f"{info['file']}: {info['format']} file{holding}, "
+                  f"{info['count']} tensor(s), {human_bytes(info['total_bytes'])}", markup=False)
+    table = Table("name" if info["kind"] not in ("list", "tuple") else "index", "shape", "dtype", "bytes",
+                  show_footer=False)
+    if any(t["tied"] for t in info["tensors"]):
+        table.add_column("also named (tied)")
+    for t in info["tensors"]:
+        row = [t["name"] or "(the tensor)", str(tuple(t["shape"])), t["dtype"], f"{t['bytes']:,}"]
+        if len(table.columns) > 4:
+            row.append(", ".join(t["tied"]))
+        table.add_row(*row)
+    table.add_row("total", "", "", f"{info['total_bytes']:,}", *([""] if len(table.columns) > 4 else []),
+                  style="bold")
+    console.print(table)
+    for name, value in info["other_values"].items():
+        console.print(f"{name or '(value)'} = {value}", markup=False, highlight=False)
+    if info["metadata"]:
+        console.print("metadata: " + ", ".join(f"{k}={v}" for k, v in info["metadata"].items()), markup=False)
+    spec = info["spec"]
+    if spec is None:
+        console.print("no embedded spec" + (" (a plain torch file: load it with a spec)" if info["format"] == "torch" else ""))
+    else:
+        console.print(f"embedded spec (sha256 {spec['sha256']}, netcli {spec['netcli']}, torch {spec['torch']}):",
+                      markup=False)
+        for line in spec["text"].rstrip("\n").splitlines():
+            console.print("  " + line, markup=False, highlight=False)
+    if any("values" in t for t in info["tensors"]):
+        import torch
+        for t in info["tensors"]:
+            label = t["name"] or "(the tensor)"
+            if t["values"] is None:
+                console.print(f"{label}: {_numel(t['shape']):,} values, more than {limit}; not shown", markup=False)
+            else:
+                dtype = getattr(torch, t["dtype"], None)
+                shown = torch.tensor(t["values"], dtype=dtype) if dtype is not None else t["values"]
+                console.print(f"{label} = {shown}", markup=False, highlight=False)
+
+
+# ---------------------------------------------------------------- progress
+
+
+class Progress:
+    """Show a rich progress bar on stderr, on a terminal only, once an operation has run a second.
+
+    Short operations and pipes print nothing extra. `watch(path)` follows a file
+    being written by a library call that reports no progress of its own.
+    """
+
+    DELAY = 1.0
+
+    def __init__(self, description: str, total: int, console=None):
+        from rich.console import Console
+        self.console = console if console is not None else Console(file=sys.stderr)
+        self.enabled = self.console.is_terminal
+        self.description, self.total = description, max(int(total), 1)
+        self._lock = threading.Lock()
+        self._started = self._done = False
+        self._watched: str | None = None
+
+    def __enter__(self) -> "Progress":
+        if self.enabled:
+            from rich.progress import BarColumn, DownloadColumn, Progress as Bar, TextColumn, TimeRemainingColumn
+            self._bar = Bar(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
+                            console=self.console, transient=True)
+            self._task = self._bar.add_task(self.description, total=self.total)
+            self._timer = threading.Timer(self.DELAY, self._start)
+            self._timer.daemon = True
+            self._timer.start()
+        return self
+
+    def _start(self) -> None:
+        with self._lock:
+            if not self._done:
+                self._bar.start()
+                self._started = True
+                if self._watched is not None:
+                    threading.Thread(target=self._follow, daemon=True).start()
+
+    def advance(self, n: int) -> None:
+        if self.enabled:
+            self._bar.advance(self._task, n)
+
+    def restart(self, description: str, total: int) -> None:
+        """Begin a new phase on the same bar."""
+        if self.enabled:
+            self._bar.reset(self._task, description=description, total=max(int(total), 1))
+
+    def watch(self, path) -> None:
+        """Follow the size of the file at `path` as it is written."""
+        if self.enabled:
+            with self._lock:
+                self._watched = str(path)
+                if self._started:
+                    threading.Thread(target=self._follow, daemon=True).start()
+
+    def _follow(self) -> None:
+        while not self._done:
+            try:
+                self._bar.update(self._task, completed=os.path.getsize(self._watched))
+            except OSError:
+                pass
+            time.sleep(0.1)
+
+    def __exit__(self, *exc) -> None:
+        if self.enabled:
+            self._timer.cancel()
+            with self._lock:
+                self._done = True
+                if self._started:
+                    self._bar.stop()
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _renamed_hint(target: dict, groups: list[list[str]], ckpt: Checkpoint, found: dict) -> str | None:
+    """Say so when the file holds the same shapes in the same order under other names."""
+    want = [tuple(target[names[0]].shape) for names in groups]
+    stored = [n for n in found if found[n] == n]
+    got = [ckpt.infos[n].shape for n in stored]
+    if want and want == got and [names[0] for names in groups] != stored:
+        return (f"the file holds the same shapes in the same order under other names "
+                f"({stored[0]} where the spec has {groups[0][0]}): the spec names its children differently")
+    return None
+
+
+def _damaged(path: str, message: str) -> NetcliError:
+    return NetcliError(Problem(message, location=Location(str(path)), hint=DAMAGED_HINT))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    text = text.splitlines()[0]
+    return text.split(". This is an internal miniz error")[0]
+
+
+def _shape(shape) -> str:
+    return str(list(shape))
+
+
+def _numel(shape) -> int:
+    n = 1
+    for s in shape:
+        n *= int(s)
+    return n
+
+
+def _element_size(torch, dtype: str) -> int:
+    dt = getattr(torch, dtype, None)
+    if dt is None:
+        return 1
+    return torch.empty((), dtype=dt).element_size()
