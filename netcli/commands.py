@@ -177,6 +177,188 @@ def run(
 
 # --- parameters: init, inspect (issue 3) ---
 
+CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth", ".params")
+
+
+def _built_for_params(spec, set_, seed, device, plugin, rules=()):
+    """Build SPEC (applying its init: rules, then `rules`), or load a checkpoint once files.py offers it."""
+    from pathlib import Path
+    if spec is not None and Path(spec).suffix in CHECKPOINT_SUFFIXES:
+        from netcli.errors import NetcliError
+        try:
+            from netcli import files
+        except ImportError:
+            files = None
+        if files is None or not hasattr(files, "load_checkpoint"):
+            raise NetcliError(f"{spec}: reading checkpoints is not available in this version",
+                              hint="give the spec the checkpoint was saved from")
+        if rules:
+            raise NetcliError(f"{spec}: --rule applies to a spec, not to a saved checkpoint",
+                              hint="give the spec, then save the result with -o")
+        return files.load_checkpoint(spec)
+    from netcli.builder import build_model
+    loaded = open_spec(spec, set_, plugin)
+    return build_model(loaded, device=device, seed=seed, rules=rules)
+
+
+def _shape_text(shape) -> str:
+    return "[" + ", ".join(str(s) for s in shape) + "]"
+
+
+def _table(*columns: str, title: str, rows: list[tuple[str, ...]]):
+    """Return a rich table of `rows` whose cells wrap rather than being cut short.
+
+    Names and rules get the room they need first, so each stays on one line.
+    """
+    from rich.table import Table
+    table = Table(*columns, title=title)
+    for i, column in enumerate(table.columns):
+        column.overflow = "fold"
+        if columns[i] in ("name", "parameter", "rule"):
+            column.min_width = min(48, max([len(r[i]) for r in rows] + [len(columns[i])]))
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+@app.command("inspect")
+def inspect_(
+    spec: Annotated[Optional[str], typer.Argument(
+        help="spec file or checkpoint (default: $NETCLI_SPEC, ./netcli.yaml, else the built-in network)",
+        show_default=False)] = None,
+    param: Annotated[Optional[str], typer.Option(
+        "--param", help="show one tensor as the chapter does (class, value, grad): 2.bias, 0.1.0.weight",
+        show_default=False)] = None,
+    module: Annotated[Optional[str], typer.Option(
+        "--module", help="show that block's state_dict: 2, 0.block 1", show_default=False)] = None,
+    grad: Annotated[bool, typer.Option("--grad", help="run one forward and backward pass on the example input first")] = False,
+    set_: SetOpt = None, seed: SeedOpt = None, device: DeviceOpt = None, plugin: PluginOpt = None,
+    json_: JsonOpt = False,
+):
+    """List every parameter and persistent buffer: name, shape, dtype, device, requires_grad, count, tied names."""
+    from netcli import params
+    from netcli.errors import NetcliError
+    built = _built_for_params(spec, set_, seed, device, plugin)
+    net = built.net
+    if grad:
+        if built.device.type == "meta":
+            raise NetcliError("--grad needs values, and the network is on meta", hint="use --device cpu")
+        from netcli.inputs import make_input
+        params.run_backward(net, make_input(None, built.loaded.spec.input, built.device))
+    if param is not None and module is not None:
+        raise NetcliError("give --param or --module, not both", hint="run inspect twice")
+    if param is not None:
+        found = params.find(net, param)
+        if found.attr is None:
+            raise NetcliError(f"--param {param}: '{found.name or '(root)'}' is a block, not a tensor",
+                              hint=f"use --module {param}, or --param {found.name + '.' if found.name else ''}"
+                                   f"{(params.own_tensors(found.module) or ['weight'])[0]}")
+        tied = next((g for g in params.inventory(net).tied if found.name in g), [])
+        if json_:
+            print_json({**params.tensor_view(found), "tied": [n for n in tied if n != found.name]})
+            return
+        t = found.tensor
+        print(type(t))
+        print(t)
+        g = getattr(t, "grad", None)
+        print("grad: None" if g is None else f"grad:\n{g}")
+        if tied:
+            print(f"tied: {' = '.join(tied)} (one tensor)")
+        return
+    if module is not None:
+        found = params.find(net, module, tensors=False)
+        state = found.module.state_dict()
+        if json_:
+            print_json({"module": found.name, "type": type(found.module).__name__,
+                        "state_dict": {k: {"shape": list(v.shape), "dtype": str(v.dtype).removeprefix("torch."),
+                                           "value": None if v.device.type == "meta" else v.cpu().tolist()}
+                                       for k, v in state.items()}})
+        else:
+            print(state)
+        return
+    inv = params.inventory(net)
+    if json_:
+        print_json({"name": built.loaded.name, "device": str(built.device), **inv.as_json()})
+        return
+    from netcli.summary import human_bytes
+    table = _table("name", "kind", "shape", "dtype", "device", "requires_grad", "count",
+                   title=f"{built.loaded.name} on {built.device}",
+                   rows=[(" = ".join(r.names), r.kind, _shape_text(r.shape), r.dtype, r.device,
+                          str(r.requires_grad), f"{r.numel:,}") for r in inv.rows])
+    out = stdout()
+    out.print(table)
+    totals = inv.totals()
+    out.print(f"[bold]parameters[/]: {totals['parameters']:,} ({totals['trainable']:,} trainable)"
+              + (f"; buffers: {totals['buffers']:,}" if totals["buffers"] else "")
+              + f"; {totals['tensors']} tensors, {human_bytes(totals['bytes'])}")
+    for group in inv.tied:
+        out.print(f"[bold]tied[/]: {' = '.join(group)} (one tensor, counted once)")
+
+
+def _save_initialized(built, output: str) -> None:
+    """Write the initialized parameters: netcli.files when it is there, else plain safetensors."""
+    from netcli.errors import NetcliError
+    try:
+        from netcli import files
+    except ImportError:
+        files = None
+    if files is not None and hasattr(files, "save_checkpoint"):
+        files.save_checkpoint(built, output)
+        return
+    if built.device.type == "meta":
+        raise NetcliError(f"-o {output}: a network on meta has no values to save", hint="use --device cpu")
+    from safetensors.torch import save_file
+    from netcli import params
+    from netcli.atomic import atomic_write
+    state = built.net.state_dict()
+    inv = params.inventory(built.net)
+    tensors = {row.name: state[row.name].detach().contiguous().cpu() for row in inv.rows}  # tied: stored once
+    metadata = {"netcli.spec": built.loaded.resolved_text, "netcli.spec_sha256": built.loaded.sha256,
+                "netcli.tied": json.dumps(inv.tied)}
+    atomic_write(output, lambda p: save_file(tensors, str(p), metadata=metadata))
+
+
+@app.command("init")
+def init_(
+    spec: SpecArg = None,
+    rule: Annotated[Optional[list[str]], typer.Option(
+        "--rule", help="INIT:TARGET, e.g. xavier:0, normal(std=0.01):Linear, const42:2, zeros:*.bias (repeatable; after the spec's init:)",
+        show_default=False)] = None,
+    explain: Annotated[bool, typer.Option("--explain", help="list every parameter and the rule that last set it")] = False,
+    output: Annotated[Optional[str], typer.Option("--output", "-o", help="write the initialized parameters (.safetensors)",
+                                                  show_default=False)] = None,
+    set_: SetOpt = None, seed: SeedOpt = None, device: DeviceOpt = None, plugin: PluginOpt = None,
+    json_: JsonOpt = False,
+):
+    """Build, apply the spec's init rules and then --rule ones, and show what each rule set."""
+    from netcli import rules as init_rules
+    built = _built_for_params(spec, set_, seed, device, plugin, tuple(rule or ()))
+    touched = built.init_report
+    explained = init_rules.explain(built.net, touched) if explain else None
+    if output is not None:
+        _save_initialized(built, output)
+    if json_:
+        data = {"name": built.loaded.name, "device": str(built.device),
+                "touched": [t.as_json() for t in touched], "output": output}
+        if explained is not None:
+            data["explain"] = explained
+        print_json(data)
+        return
+    out = stdout()
+    if touched:
+        out.print(_table("rule", "parameter", "shape", title="what the init rules set, in order",
+                         rows=[(t.rule, " = ".join((t.name,) + t.tied), _shape_text(t.shape)) for t in touched]))
+    else:
+        print("no init rules: every parameter keeps its module's default initialization "
+              "(add --rule INIT:TARGET, e.g. --rule xavier:0)", file=sys.stderr)
+    if explained is not None:
+        out.print(_table("parameter", "shape", "set by", title="the rule that last set each parameter",
+                         rows=[(" = ".join([r["parameter"]] + r["tied"]), _shape_text(r["shape"]), r["set_by"])
+                               for r in explained]))
+    if output is not None:
+        out.print(f"wrote {output}")
+
+
 
 # --- files: save, load, show (issue 4) ---
 
