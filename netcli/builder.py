@@ -18,7 +18,7 @@ from torch import nn
 
 from netcli import registry
 from netcli.devices import resolve_device
-from netcli.errors import NetcliError
+from netcli.errors import Location, NetcliError, Problem
 from netcli.schema import LayerNode, RefNode, SequenceNode, UseNode
 from netcli.spec import LoadedSpec, children_of, type_path
 
@@ -46,13 +46,16 @@ def build_model(loaded: LoadedSpec, *, device: str | None = None, seed: int | No
     Then the spec's `init:` rules and the extra `rules` run, in order.
     """
     spec = loaded.spec
-    dev = resolve_device(device if device is not None else spec.device)
+    dev = resolve_device(device, where="--device") if device is not None else resolve_device(spec.device)
     seed = seed if seed is not None else spec.seed
     if seed is not None:
         torch.manual_seed(seed)
     builder = _Builder(loaded, dev)
+    if dev.type != "meta":
+        _check_memory(loaded, dev, {}, "--device" if device is not None else None)
     builder.create_shared()
     net = builder.build(spec.model, ("model",), dev, "")
+    _link_devices(net, dev, builder.runs_on, dev)
     built = Built(net, loaded, dev, builder.origins, builder.placed)
     if spec.init or rules:
         # After every module exists, on the same RNG stream: as `net[0].apply(init_xavier)`
@@ -69,6 +72,7 @@ class _Builder:
         self.shared: dict[str, nn.Module] = {}
         self.origins: dict[str, Path] = {}
         self.placed: dict[str, torch.device] = {}
+        self.runs_on: dict[int, torch.device] = {}  # id(module) -> device of a device: node (its intent, on meta)
 
     def create_shared(self) -> None:
         """Create each definition that some `ref` names, in declaration order."""
@@ -94,10 +98,10 @@ class _Builder:
                     (n, self._one(node, path, device, _join(qualname, n))) for n in names))
         else:
             module = self._one(node, path, device, qualname)
-        if node.device is not None and self.device.type != "meta":
-            self.placed[qualname] = device
-            if device != self.device:
-                module.register_forward_pre_hook(_move_inputs(device))
+        if node.device is not None:
+            self.runs_on[id(module)] = device if self.device.type != "meta" else resolve_device(node.device)
+            if self.device.type != "meta":
+                self.placed[qualname] = device
         if node.frozen:
             module.requires_grad_(False)
         self.origins.setdefault(qualname, path)
@@ -144,8 +148,61 @@ def _all_nodes(loaded: LoadedSpec):
     return (at.node for at in walk_nodes(loaded))
 
 
+def _link_devices(module: nn.Module, device: torch.device, runs_on: dict, incoming: torch.device) -> torch.device:
+    """Hook each block whose input arrives from another device to move it first; return the output's device.
+
+    A block runs on its own `device:`, else its parent's; in a Sequential each
+    child's input comes from the previous child, so the network's output is on
+    the device of its last block. No hook where nothing moves.
+    """
+    own = runs_on.get(id(module), device)
+    if own != incoming:
+        module.register_forward_pre_hook(_move_inputs(own))
+    if not isinstance(module, nn.Sequential):
+        return own
+    out = own
+    for child in module:
+        out = _link_devices(child, own, runs_on, out)
+    return out
+
+
+def _check_memory(loaded: LoadedSpec, dev: torch.device, inferred: dict, option: str | None) -> None:
+    """Refuse, before allocating, a network whose parameters and buffers do not fit the free memory.
+
+    The bytes are counted on a build on the meta device (no memory, no RNG
+    draws), each tensor on the device its block is placed on.
+    """
+    from netcli.devices import ensure_fits
+    meta = _Builder(loaded, torch.device("meta"))
+    meta.inferred = inferred
+    with torch.random.fork_rng(devices=[]):
+        meta.create_shared()
+        net = meta.build(loaded.spec.model, ("model",), meta.device, "")
+    needed: dict[torch.device, int] = {}
+    seen: set[int] = set()
+
+    def count(module: nn.Module, device: torch.device) -> None:
+        device = meta.runs_on.get(id(module), device)
+        for t in list(module.parameters(recurse=False)) + list(module.buffers(recurse=False)):
+            if id(t) not in seen:
+                seen.add(id(t))
+                needed[device] = needed.get(device, 0) + t.numel() * t.element_size()
+        for child in module.children():
+            count(child, device)
+    count(net, dev)
+    try:
+        ensure_fits(needed)
+    except NetcliError as exc:
+        path = ("device",) if option is None and loaded.spec.device is not None else ("model",)
+        raise NetcliError([Problem(p.message, option, Location(), p.hint) if option else
+                           loaded.problem(path, p.message, p.hint) for p in exc.problems]) from None
+
+
 def _move_inputs(device: torch.device):
     """Return a pre-hook that moves tensor inputs to `device` (D2L's `X.cuda(1)`)."""
     def hook(module, args):
+        if device.type != "meta" and any(isinstance(a, torch.Tensor) and a.is_meta for a in args):
+            raise NetcliError(f"a {type(module).__name__} on {device} gets its input from a block on meta, "
+                              "which has no values", hint="put the meta blocks last, or run it all with --device meta")
         return tuple(a.to(device) if isinstance(a, torch.Tensor) else a for a in args)
     return hook
