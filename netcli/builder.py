@@ -16,7 +16,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from netcli import registry
+from netcli import inference, registry
 from netcli.devices import resolve_device
 from netcli.errors import Location, NetcliError, Problem
 from netcli.schema import LayerNode, RefNode, SequenceNode, UseNode
@@ -34,15 +34,18 @@ class Built:
     device: torch.device
     origins: dict[str, Path] = field(default_factory=dict)  # qualified module name -> document path
     devices: dict[str, torch.device] = field(default_factory=dict)  # module name -> device of a device: node
+    inferred: dict[str, dict[str, Any]] = field(default_factory=dict)  # module name -> arguments shape inference filled in
     init_report: list = field(default_factory=list)  # rules.Touched: what the init rules set
 
 
 def build_model(loaded: LoadedSpec, *, device: str | None = None, seed: int | None = None,
-                rules: Sequence[str] = ()) -> Built:
+                input_shape: list[int] | None = None, rules: Sequence[str] = ()) -> Built:
     """Build the spec's network on `device` (default: the spec's, else cpu).
 
     With a seed (`seed` or the spec's `seed:`), `torch.manual_seed` is called
     first, so the parameters equal hand-written code's under the same seed.
+    Input sizes the spec leaves out are inferred from `input_shape` (default:
+    the spec's `input:`), see `_infer_sizes`.
     Then the spec's `init:` rules and the extra `rules` run, in order.
     """
     spec = loaded.spec
@@ -51,12 +54,13 @@ def build_model(loaded: LoadedSpec, *, device: str | None = None, seed: int | No
     if seed is not None:
         torch.manual_seed(seed)
     builder = _Builder(loaded, dev)
+    builder.inferred = _infer_sizes(loaded, input_shape if input_shape is not None else spec.input)
     if dev.type != "meta":
-        _check_memory(loaded, dev, {}, "--device" if device is not None else None)
+        _check_memory(loaded, dev, builder.inferred, "--device" if device is not None else None)
     builder.create_shared()
     net = builder.build(spec.model, ("model",), dev, "")
     _link_devices(net, dev, builder.runs_on, dev)
-    built = Built(net, loaded, dev, builder.origins, builder.placed)
+    built = Built(net, loaded, dev, builder.origins, builder.placed, builder.inferred)
     if spec.init or rules:
         # After every module exists, on the same RNG stream: as `net[0].apply(init_xavier)`
         # written after building. `rules` are extra `--rule` texts, applied after the spec's.
@@ -65,10 +69,30 @@ def build_model(loaded: LoadedSpec, *, device: str | None = None, seed: int | No
     return built
 
 
+def _infer_sizes(loaded: LoadedSpec, shape: list[int] | None) -> dict[str, dict[str, Any]]:
+    """Find the input sizes the spec leaves out, by a first build on the meta device.
+
+    The blocks are created on meta in declaration order and each runs on the
+    meta tensor flowing in, so every layer knows its input shape when it is
+    created. Nothing is allocated and the CPU RNG is not drawn from, so the
+    real build that follows is what hand-written code with the sizes written
+    out would do. A spec that writes every size skips this.
+    """
+    if not inference.needs_inference(loaded):
+        return {}
+    meta = _Builder(loaded, torch.device("meta"), flow=inference.Flow(shape))
+    meta.build(loaded.spec.model, ("model",), meta.device, "")  # `ref` blocks are created at first use
+    if meta.flow.problems:
+        raise NetcliError(meta.flow.problems)
+    return meta.inferred
+
+
 class _Builder:
-    def __init__(self, loaded: LoadedSpec, device: torch.device):
+    def __init__(self, loaded: LoadedSpec, device: torch.device, flow: inference.Flow | None = None):
         self.loaded = loaded
         self.device = device
+        self.flow = flow  # on the inference pass: the tensor flowing in, on meta
+        self.inferred: dict[str, dict[str, Any]] = {}
         self.shared: dict[str, nn.Module] = {}
         self.origins: dict[str, Path] = {}
         self.placed: dict[str, torch.device] = {}
@@ -109,7 +133,11 @@ class _Builder:
 
     def _one(self, node: Any, path: Path, device: torch.device, qualname: str) -> nn.Module:
         if isinstance(node, RefNode):
-            return self._shared(node.ref)
+            fresh = node.ref not in self.shared
+            module = self._shared(node.ref)
+            if self.flow is not None and not fresh:  # a fresh one advanced the flow as it was built
+                self.flow.advance(module, qualname)
+            return module
         if isinstance(node, UseNode):
             return self.build(self.loaded.spec.blocks[node.use], ("blocks", node.use), device, qualname)
         if isinstance(node, SequenceNode):
@@ -122,7 +150,14 @@ class _Builder:
 
     def _layer(self, node: LayerNode, path: Path, device: torch.device, qualname: str) -> nn.Module:
         cls = registry.get_type(node.type)
-        args, kwargs, problems = registry.bind_arguments(cls, node.args, node.kwargs)
+        plan = inference.plan_arguments(registry.types.entry(node.type), node.args, node.kwargs)
+        args, kwargs = node.args, node.kwargs
+        if plan.missing:
+            values = self._infer(node, path, qualname, cls, plan)
+            if values is None:  # reported; the inference pass goes on to find every such layer
+                return nn.Identity()
+            args, kwargs = plan.complete(values)
+        args, kwargs, problems = registry.bind_arguments(cls, args, kwargs)
         if problems:  # validate.check_spec reports these first; kept for direct callers
             raise NetcliError([self.loaded.problem(type_path(node, path), p.message, p.hint)
                                for _, p in problems])
@@ -135,8 +170,37 @@ class _Builder:
             raise NetcliError(self.loaded.problem(
                 type_path(node, path), f"{node.type}(...) failed: {type(exc).__name__}: {exc}",
                 "check the arguments against the constructor")) from exc
+        if self.flow is not None:
+            self.flow.advance(module, qualname)
         self.origins.setdefault(qualname, path)
         return module
+
+    def _infer(self, node: LayerNode, path: Path, qualname: str, cls: type,
+               plan: inference.ArgumentPlan) -> dict[str, Any] | None:
+        """Return the left-out arguments' values: from the flowing shape, or the inference pass."""
+        where = type_path(node, path)
+        hint = inference.cannot_infer_hint(node.type, plan)
+        if self.flow is None:  # the real build: the inference pass saw this layer, or no input reached it
+            if qualname in self.inferred:
+                return self.inferred[qualname]
+            raise NetcliError(self.loaded.problem(
+                where, f"cannot infer {' and '.join(plan.missing)}: no input reaches this block", hint))
+        shape = self.flow.shape
+        if shape is None:
+            no_input = not self.flow.shape_given
+            self.flow.problems.append(self.loaded.problem(
+                where, f"cannot infer {' and '.join(plan.missing)}: {self.flow.stopped}",
+                inference.cannot_infer_hint(node.type, plan, no_input=no_input)))
+            return None
+        try:
+            values = {arg: inference.infer_value(cls, arg, shape) for arg in plan.missing}
+        except inference.InferenceError as exc:
+            self.flow.problems.append(self.loaded.problem(
+                where, f"cannot infer {' and '.join(plan.missing)}: {exc}", hint))
+            self.flow.stop(f"the shape after '{qualname or '(root)'}' is unknown (its sizes could not be inferred)")
+            return None
+        self.inferred[qualname] = values
+        return values
 
 
 def _join(prefix: str, name: str) -> str:

@@ -6,9 +6,10 @@ collected and raised together (torchtune's `validate`).
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Iterable
 
-from netcli import registry
+from netcli import inference, registry
 from netcli.errors import NetcliError, Problem, did_you_mean
 from netcli.schema import LayerNode, RefNode, SequenceNode, UseNode
 from netcli.spec import LoadedSpec, NodeAt, children_of, render_path, walk_nodes
@@ -88,7 +89,23 @@ def _check_layer(loaded: LoadedSpec, node: LayerNode, path) -> list[Problem]:
     except NetcliError as exc:
         return [loaded.problem(type_path, p.message, p.hint, key=True, where=render_path(path))
                 for p in exc.problems]
-    _, _, found = registry.bind_arguments(entry.obj, node.args, node.kwargs)
+    # With an input: shape, an inferable input size may be left out and the build
+    # infers it ({Linear: 120} is then out_features=120, SPEC 1.1); without one,
+    # the problem says which argument to write.
+    has_input = loaded.spec.input is not None
+    plan = inference.plan_arguments(entry, node.args, node.kwargs, shift=has_input)
+    placeholders = {arg: 1 for arg in plan.missing}  # stands in for the inferred size while binding
+    _, _, found = registry.bind_arguments(entry.obj, plan.args, {**plan.kwargs, **placeholders})
+    found = [(plan.positions.get(arg, arg), problem) for arg, problem in found if arg not in placeholders]
+    shifted = None if has_input or not found else inference.plan_arguments(entry, node.args, node.kwargs)
+    if shifted is not None and shifted.positions:  # with an input shape it would infer a size
+        meant = ", ".join(f"{name}={shifted.kwargs[name]!r}" for name in shifted.positions)
+        hint = (f"with an input: shape, {' and '.join(shifted.missing)} is inferred and this reads "
+                f"{meant}; without one, {inference.cannot_infer_hint(node.type, shifted)}")
+        found = [(arg, dataclasses.replace(problem, hint=hint)) for arg, problem in found]
+    if plan.missing and not has_input and not found:
+        found = [("", Problem(f"cannot infer {' and '.join(plan.missing)}: the spec has no input: shape",
+                              hint=inference.cannot_infer_hint(node.type, plan, no_input=True)))]
     out = []
     for arg, problem in found:
         arg_path = type_path + (arg,) if arg != "" else type_path
@@ -135,7 +152,7 @@ def check_shapes(loaded: LoadedSpec, input_shape: list[int] | None = None):
     from netcli.builder import build_model
     from netcli.shapes import trace_shapes
     shape = input_shape if input_shape is not None else loaded.spec.input
-    built = build_model(loaded, device="meta")
+    built = build_model(loaded, device="meta", input_shape=shape)
     if shape is None:
         return None, built, None
     trace = trace_shapes(built.net, torch.empty(*shape, device="meta"))

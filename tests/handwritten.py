@@ -117,3 +117,19 @@ HANDWRITTEN = {
     "mlp": mlp, "rgnet": rgnet, "shared": shared, "chimera": chimera, "mlp_block": mlp_block,
     "named": named, "centered": centered, "mylinear": mylinear, "frozen": frozen, "devices": devices,
 }
+
+
+def lenet():
+    # D2L 7.6; configs/lenet.yaml writes none of the input sizes (shape inference, issue 6)
+    return nn.Sequential(
+        nn.Conv2d(1, 6, kernel_size=5, padding=2), nn.Sigmoid(),
+        nn.AvgPool2d(kernel_size=2, stride=2),
+        nn.Conv2d(6, 16, kernel_size=5), nn.Sigmoid(),
+        nn.AvgPool2d(kernel_size=2, stride=2),
+        nn.Flatten(),
+        nn.Linear(16 * 5 * 5, 120), nn.Sigmoid(),
+        nn.Linear(120, 84), nn.Sigmoid(),
+        nn.Linear(84, 10))
+
+
+HANDWRITTEN["lenet"] = lenet
