@@ -388,7 +388,13 @@ def _from_glob(net, rule: Rule, names: dict[int, str]) -> list[Selected]:
     if not out:
         all_names = list(names.values())
         shown = ", ".join(all_names[:12]) + (", ..." if len(all_names) > 12 else "")
-        close = did_you_mean(rule.target, all_names)
+        head, _, leaf = rule.target.rpartition(".")
+        leaves = sorted({n.rsplit(".", 1)[-1] for n in all_names})
+        close = None
+        if leaf and not _GLOB.search(leaf) and leaf not in leaves:  # '*.bais': correct the glob itself
+            near = did_you_mean(leaf, leaves)
+            close = near and f"did you mean '{head + '.' if head else ''}{near.split(chr(39))[1]}'?"
+        close = close or did_you_mean(rule.target, all_names)
         raise NetcliError(rule.problem(
             f"the glob '{rule.target}' matches no parameter name",
             (close + "; " if close else "") + f"the parameters are {shown or '(none)'}"))
