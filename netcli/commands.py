@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from enum import Enum
 from typing import Annotated, Optional
 
 import typer
@@ -480,6 +481,48 @@ def devices(json_: JsonOpt = False):
 
 
 # --- ecosystem: export (issue 7) ---
+
+
+class ExportFormat(str, Enum):
+    onnx = "onnx"
+    torchscript = "torchscript"
+    exported = "exported"
+
+
+@app.command()
+def export(
+    source: Annotated[Optional[str], typer.Argument(
+        help="a spec, or a checkpoint (.safetensors with its spec inside, .pt/.pth/.params with --spec)",
+        show_default=False)] = None,
+    output: Annotated[str, typer.Option("--output", "-o", help="the file to write (.onnx, .pt, .pt2)")] = ...,
+    format_: Annotated[Optional[ExportFormat], typer.Option(
+        "--format", "-f", help="onnx (torch.onnx), torchscript (torch.jit), exported (torch.export); default: from -o's extension",
+        show_default=False)] = None,
+    spec: Annotated[Optional[str], typer.Option("--spec", help="with a checkpoint: the spec to rebuild it from", show_default=False)] = None,
+    input_: Annotated[Optional[str], typer.Option("--input", help="the example input: rand:2,20 | FILE (default: the spec's input:)", show_default=False)] = None,
+    set_: SetOpt = None, seed: SeedOpt = None, device: DeviceOpt = None, plugin: PluginOpt = None,
+    json_: JsonOpt = False,
+):
+    """Export the network for other software: ONNX, TorchScript or a torch.export program, run on the example input."""
+    from pathlib import Path
+    from netcli.export import export_model, format_for
+    from netcli.inputs import make_input
+    fmt = format_for(format_.value if format_ is not None else None, output)
+    if source is not None and Path(source).suffix.lower() in (".safetensors", ".pt", ".pth", ".params"):
+        from netcli.files import load_checkpoint
+        built = load_checkpoint(source, spec, sets=set_ or (), plugins=plugin or (), device=device)
+    else:
+        from netcli.builder import build_model
+        built = build_model(open_spec(source, set_, plugin), device=device, seed=seed)
+    x = make_input(input_, built.loaded.spec.input, built.device)
+    result = export_model(built, x, fmt, output)
+    if json_:
+        print_json(result.as_json())
+        return
+    check = ("" if result.max_difference is None
+             else f"; its output matches torch's (max |difference| {result.max_difference:.3g})")
+    stdout().print(f"wrote {result.path} ({fmt} via {result.method}, {result.nbytes:,} bytes): "
+                   f"input {result.input_shape} -> output {result.output_shape}{check}", markup=False)
 
 
 def forward(built, x):
