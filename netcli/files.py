@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import pickle
+import re
 import sys
 import threading
 import time
@@ -298,15 +299,18 @@ def _read_torch(path: str, *, zipped: bool) -> Checkpoint:
         obj = torch.load(path, map_location="cpu", weights_only=True, mmap=zipped)
     except pickle.UnpicklingError as exc:
         text = str(exc)
-        if "Weights only load failed" in text:
-            detail = next((line.split("error:", 1)[1].strip() for line in text.splitlines()
-                           if "WeightsUnpickler error:" in line), "")
-            detail = detail.split(" was not an allowed global")[0]
+        # torch names what the pickle asked for: a global (a function or class) or an object to build
+        wanted = re.search(r"GLOBAL (\S+)", text) or re.search(r"(?:Can only create new object|Can only build).*got (.+)", text)
+        if "Weights only load failed" in text and wanted:
             raise NetcliError(Problem(
                 "not a weights-only checkpoint (it would run code on load); refusing to read it",
                 location=Location(path),
-                hint=(f"{detail}; " if detail else "") + "if you trust it, load it in Python and "
-                     "save tensors only: torch.save(net.state_dict(), FILE)")) from None
+                hint=f"it asks for {wanted.group(1)}; if you trust it, load it in Python and save tensors only: "
+                     "torch.save(net.state_dict(), FILE)")) from None
+        if "Weights only load failed" in text:
+            operand = re.search(r"Unsupported operand (\S+)", text)
+            raise _damaged(path, "not a readable torch file: its pickle is malformed"
+                           + (f" (unsupported operand {operand.group(1)})" if operand else "")) from exc
         raise _damaged(path, f"not a readable torch file: {_first_line(exc)}") from exc
     except Exception as exc:
         raise _damaged(path, f"not a readable torch file: {_first_line(exc)}") from exc
