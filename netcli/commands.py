@@ -215,6 +215,7 @@ def _table(*columns: str, title: str, rows: list[tuple[str, ...]]):
     table = Table(*columns, title=title)
     for i, column in enumerate(table.columns):
         column.overflow = "fold"
+        column.min_width = len(columns[i])
         if columns[i] in ("name", "parameter", "rule"):
             column.min_width = min(48, max([len(r[i]) for r in rows] + [len(columns[i])]))
     for row in rows:

@@ -89,6 +89,9 @@ def find(net: nn.Module, path: str, *, tensors: bool = True) -> Found:
             continue
         if tensors and last and step in own_tensors(module):
             return Found(module, _join(name, step), step)
+        if last and step in own_tensors(module):  # where only blocks are wanted
+            raise PathError(f"'{_join(name, step)}' is a tensor, not a block",
+                            hint=f"the block is '{name or '(root)'}'")
         if step in own_tensors(module):  # a tensor in the middle of the path
             raise PathError(f"'{_join(name, step)}' is a tensor, so '{'.'.join(steps[i + 1:])}' cannot follow it",
                             hint=f"end the path at '{_join(name, step)}'")
