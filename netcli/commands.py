@@ -81,7 +81,7 @@ def validate(
             loaded = open_spec(spec, set_, plugin)
             if device is not None:
                 from netcli.devices import resolve_device
-                resolve_device(device)
+                resolve_device(device, where="--device")
             _, built, note = check_shapes(loaded)
             if loaded.spec.init:
                 from netcli import rules
