@@ -86,7 +86,8 @@ def validate(
             if loaded.spec.init:
                 from netcli import rules
                 rules.check_rules(built.net, rules.spec_rules(loaded))
-            results.append({"file": spec or loaded.doc.source, "ok": True, "problems": [], "note": note})
+            results.append({"file": spec or loaded.doc.source, "ok": True, "problems": [], "note": note,
+                            "inferred": built.inferred})
         except NetcliError as exc:
             failed = True
             results.append({"file": spec or "<default>", "ok": False,
@@ -98,6 +99,9 @@ def validate(
         for r in results:
             if r["ok"]:
                 out.print(f"[green]OK[/] {r['file']}" + (f"  [dim]({r['note']})[/]" if r["note"] else ""))
+                if r.get("inferred"):
+                    from netcli.inference import format_inferred
+                    out.print(f"  inferred: {format_inferred(r['inferred'])}", markup=False)
             else:
                 for p in r["problems"]:
                     err.print(p, markup=False)
@@ -125,7 +129,7 @@ def build(
         trace, _, note = check_shapes(loaded)
         shapes = trace.shapes if trace else {}
         out_shape = shapes.get("")
-    summary = summarize(built.net, shapes, note, out_shape)
+    summary = summarize(built.net, shapes, note, out_shape, inferred=built.inferred)
     if json_:
         print_json({"name": loaded.name, "device": str(built.device), **summary.as_json()})
     else:
@@ -144,8 +148,10 @@ def run(
     """Run a forward pass on the example input and print the output, like the chapter's net(X)."""
     import torch
     from netcli.builder import build_model
+    from netcli.inference import input_sets
     from netcli.inputs import make_input
-    loaded = open_spec(spec, set_, plugin)
+    # --input's shape is the one shape inference uses (as --set input=[...] would)
+    loaded = open_spec(spec, [*input_sets(input_), *(set_ or ())], plugin)
     built = build_model(loaded, device=device, seed=seed)
     if checkpoint is not None:
         from netcli import files

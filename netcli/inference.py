@@ -232,23 +232,13 @@ def cannot_infer_hint(type_name: str, plan: ArgumentPlan, *, no_input: bool = Fa
             + (", or give the spec an input: shape such as [2, ...]" if no_input else ""))
 
 
-def describe_inferred(module, values: dict[str, Any]) -> str:
-    """Return the module's arguments as `print(net)` shows them, inferred ones marked.
+def describe_inferred(values: dict[str, Any]) -> str:
+    """Return the inferred arguments as a summary shows them inside `Type(...)`.
 
-    >>> describe_inferred(nn.Linear(400, 120), {"in_features": 400})
-    'in_features=400 [inferred], out_features=120, bias=True'
+    >>> describe_inferred({"in_features": 400})
+    'in_features=400 [inferred], ...'
     """
-    text = module.extra_repr()
-    rest = []
-    for arg, value in values.items():
-        pattern = re.compile(rf"\b{re.escape(arg)}={re.escape(str(value))}\b")
-        if pattern.search(text):
-            text = pattern.sub(f"{arg}={value} {INFERRED_MARK}", text, count=1)
-        else:
-            rest.append(f"{arg}={value}")
-    if rest:
-        text += ("; " if text else "") + f"{INFERRED_MARK} " + ", ".join(rest)
-    return text
+    return ", ".join([f"{arg}={value} {INFERRED_MARK}" for arg, value in values.items()] + ["..."])
 
 
 def input_shape_of(text: str | None) -> list[int] | None:
@@ -268,3 +258,15 @@ def input_shape_of(text: str | None) -> list[int] | None:
     if not path.exists():
         return None  # make_input reports it
     return list(load_tensor_file(path, key).shape)
+
+
+def input_sets(text: str | None) -> list[str]:
+    """Return the `--set input=[...]` that makes `--input TEXT`'s shape the one inference uses."""
+    shape = input_shape_of(text)
+    return [f"input=[{', '.join(map(str, shape))}]"] if shape is not None else []
+
+
+def format_inferred(inferred: dict[str, dict[str, Any]]) -> str:
+    """Return `0.in_channels=1, 7.in_features=400`: every inferred argument, by module name."""
+    return ", ".join(f"{name + '.' if name else ''}{arg}={value}"
+                     for name, values in inferred.items() for arg, value in values.items())

@@ -17,6 +17,8 @@ class BlockRow:
     params: int  # its own and its children's, each tensor counted once
     shape: tuple | None
     device: str
+    inferred: dict = field(default_factory=dict)  # arguments shape inference filled in
+    arguments: str | None = None  # with inferred ones: its arguments as print(net) shows them, marked
 
 
 @dataclass
@@ -33,7 +35,8 @@ class Summary:
     def as_json(self) -> dict:
         return {
             "blocks": [{"name": r.name or "(root)", "type": r.type, "depth": r.depth, "params": r.params,
-                        "output_shape": list(r.shape) if r.shape is not None else None, "device": r.device}
+                        "output_shape": list(r.shape) if r.shape is not None else None, "device": r.device,
+                        **({"inferred": r.inferred} if r.inferred else {})}
                        for r in self.rows],
             "total_params": self.total_params, "trainable_params": self.trainable_params,
             "param_bytes": self.total_bytes, "buffer_bytes": self.buffers_bytes,
@@ -56,8 +59,9 @@ def _unique_count(module: nn.Module) -> int:
 
 
 def summarize(net: nn.Module, shapes: dict[str, tuple] | None = None, note: str | None = None,
-              output_shape: tuple | None = None) -> Summary:
-    shapes = shapes or {}
+              output_shape: tuple | None = None, inferred: dict[str, dict] | None = None) -> Summary:
+    from netcli.inference import describe_inferred
+    shapes, inferred = shapes or {}, inferred or {}
     rows = []
     for name, module in net.named_modules(remove_duplicate=False):
         depth = 0 if not name else name.count(".") + 1
@@ -66,7 +70,8 @@ def summarize(net: nn.Module, shapes: dict[str, tuple] | None = None, note: str 
             first = next(iter(module.buffers()), None)
         device = str(first.device) if first is not None else "-"
         rows.append(BlockRow(name, type(module).__name__, depth, _unique_count(module),
-                             shapes.get(name), device))
+                             shapes.get(name), device, inferred.get(name, {}),
+                             describe_inferred(inferred[name]) if name in inferred else None))
     params = list(net.parameters())
     buffers = [b for b in net.buffers()]
     return Summary(
@@ -88,11 +93,14 @@ def human_bytes(n: int) -> str:
 
 def render(summary: Summary, title: str, console) -> None:
     """Print the summary as a rich tree and a totals line."""
+    from rich.markup import escape
     from rich.tree import Tree
     tree = Tree(f"[bold]{title}[/]")
     stack = [(-1, tree)]
     for row in summary.rows:
         label = f"[cyan]{row.name.rsplit('.', 1)[-1] or '(root)'}[/]: {row.type}"
+        if row.arguments is not None:  # Linear(in_features=400 [inferred], out_features=120, bias=True)
+            label += "(" + escape(row.arguments) + ")"
         details = [f"{row.params:,} params"] if row.params else []
         if row.shape is not None:
             details.append("→ [" + ", ".join(map(str, row.shape)) + "]")
