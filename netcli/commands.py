@@ -14,6 +14,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from netcli.completion import complete_device, complete_rule, complete_type
+
 app = typer.Typer(
     name="netcli", no_args_is_help=True, pretty_exceptions_enable=False, add_completion=True,
     help="Build, inspect, initialize, run, save and load PyTorch networks described in YAML.",
@@ -29,7 +31,7 @@ SetOpt = Annotated[Optional[list[str]], typer.Option(
     "--set", help="override PATH=VALUE before validation, e.g. vars.hidden=64 (repeatable)", show_default=False)]
 SeedOpt = Annotated[Optional[int], typer.Option(help="seed torch before building (bit-reproducible)", show_default=False)]
 DeviceOpt = Annotated[Optional[str], typer.Option(
-    help="cpu | cuda | cuda:N | auto | auto:N | mps | meta", show_default=False)]
+    help="cpu | cuda | cuda:N | auto | auto:N | mps | meta", show_default=False, autocompletion=complete_device)]
 PluginOpt = Annotated[Optional[list[str]], typer.Option(
     "--plugin", help="import this module to register types and initializers (repeatable)", show_default=False)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
@@ -330,7 +332,7 @@ def _save_initialized(built, output: str) -> None:
 def init_(
     spec: SpecArg = None,
     rule: Annotated[Optional[list[str]], typer.Option(
-        "--rule", help="INIT:TARGET, e.g. xavier:0, normal(std=0.01):Linear, const42:2, zeros:*.bias (repeatable; after the spec's init:)",
+        "--rule", help="INIT:TARGET, e.g. xavier:0, normal(std=0.01):Linear, const42:2, zeros:*.bias (repeatable; after the spec's init:)", autocompletion=complete_rule,
         show_default=False)] = None,
     explain: Annotated[bool, typer.Option("--explain", help="list every parameter and the rule that last set it")] = False,
     output: Annotated[Optional[str], typer.Option("--output", "-o", help="write the initialized parameters (.safetensors)",
@@ -371,7 +373,7 @@ def init_(
 # --- files: save, load, show (issue 4) ---
 
 RuleOpt = Annotated[Optional[list[str]], typer.Option(
-    "--rule", help="INIT:TARGET applied after the spec's init:, e.g. xavier:0, const42:2 (repeatable)",
+    "--rule", help="INIT:TARGET applied after the spec's init:, e.g. xavier:0, const42:2 (repeatable)", autocompletion=complete_rule,
     show_default=False)]
 
 
@@ -551,7 +553,7 @@ def forward(built, x):
 
 @app.command("types")
 def types_(
-    pattern: Annotated[Optional[str], typer.Argument(help="only names containing this text")] = None,
+    pattern: Annotated[Optional[str], typer.Argument(help="only names containing this text", autocompletion=complete_type)] = None,
     plugin: PluginOpt = None, json_: JsonOpt = False,
 ):
     """List the registered types a spec may name, with where each comes from."""
@@ -604,9 +606,14 @@ def main(argv: Optional[list[str]] = None) -> None:
     except NetcliError as exc:
         if _state["debug"]:
             raise
+        from netcli.excerpt import excerpt
         err = stderr()
         for problem in exc.problems:
-            err.print(str(problem), markup=False)
+            err.print(str(problem), markup=False)  # first line: FILE:LINE:COL: where: what (hint)
+            shown = excerpt(problem)
+            if shown is not None:
+                err.print(shown[0], markup=False, style="dim")
+                err.print(shown[1], markup=False, style="bold red")
         sys.exit(2)
     except KeyboardInterrupt:
         print("netcli: interrupted", file=sys.stderr)
