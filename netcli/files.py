@@ -37,11 +37,12 @@ META_TORCH = "torch.version"
 META_ALIASES = "netcli.aliases"      # JSON {tied name: stored name}
 META_CRC32 = "netcli.crc32"          # JSON {stored name: crc32 of its bytes, 8 hex digits}
 
+# safetensors dtype -> (torch dtype name, bytes per element); listing a file needs no torch import
 _SAFETENSORS_DTYPES = {
-    "F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16",
-    "I64": "int64", "I32": "int32", "I16": "int16", "I8": "int8",
-    "U64": "uint64", "U32": "uint32", "U16": "uint16", "U8": "uint8", "BOOL": "bool",
-    "F8_E4M3": "float8_e4m3fn", "F8_E5M2": "float8_e5m2", "C64": "complex64", "C128": "complex128",
+    "F64": ("float64", 8), "F32": ("float32", 4), "F16": ("float16", 2), "BF16": ("bfloat16", 2),
+    "I64": ("int64", 8), "I32": ("int32", 4), "I16": ("int16", 2), "I8": ("int8", 1),
+    "U64": ("uint64", 8), "U32": ("uint32", 4), "U16": ("uint16", 2), "U8": ("uint8", 1), "BOOL": ("bool", 1),
+    "F8_E4M3": ("float8_e4m3fn", 1), "F8_E5M2": ("float8_e5m2", 1), "C64": ("complex64", 8),
 }
 DAMAGED_HINT = "the file is damaged or was cut short; save it again"
 
@@ -94,6 +95,7 @@ class Checkpoint:
         self.others = others       # non-tensor values of a torch file: name -> repr
         self._tensors = tensors    # torch files: loaded (memory-mapped where torch can)
         self._crc32 = crc32 or {}
+        self._handle = None
 
     @property
     def names(self) -> dict[str, str]:
@@ -112,10 +114,11 @@ class Checkpoint:
         """Read one stored tensor (CPU); check its crc32 where the file has one."""
         if self._tensors is not None:
             return self._tensors[name]
-        from safetensors import safe_open
         try:
-            with safe_open(self.path, framework="pt", device="cpu") as f:
-                t = f.get_tensor(name)
+            if self._handle is None:  # one memory-mapped handle for every tensor read
+                from safetensors import safe_open
+                self._handle = safe_open(self.path, framework="pt", device="cpu")
+            t = self._handle.get_tensor(name)
         except Exception as exc:
             raise _damaged(self.path, f"cannot read tensor '{name}': {_first_line(exc)}") from exc
         want = self._crc32.get(name)
@@ -161,7 +164,7 @@ def save_checkpoint(built, path: str | os.PathLike) -> None:
             bar.restart(f"writing {path}", total)
             atomic_write(path, lambda p: (bar.watch(p), torch.save(cpu, p)))
             return
-        from safetensors.torch import save_file
+        from safetensors.torch import save as serialize
         tensors, aliases, sums, seen = {}, {}, {}, set()
         for names in groups:
             t = state[names[0]].detach().to("cpu").contiguous()
@@ -176,8 +179,20 @@ def save_checkpoint(built, path: str | os.PathLike) -> None:
         metadata = checkpoint_metadata(built.loaded)
         metadata[META_ALIASES] = json.dumps(aliases, sort_keys=True)
         metadata[META_CRC32] = json.dumps(sums, sort_keys=True)
-        bar.restart(f"writing {path}", total)
-        atomic_write(path, lambda p: (bar.watch(p), save_file(tensors, str(p), metadata=metadata)))
+        # The library lays the file out in memory (save_file does the same before it writes);
+        # writing the bytes here in chunks lets the bar follow the write.
+        blob = serialize(tensors, metadata=metadata)
+        bar.restart(f"writing {path}", len(blob))
+        atomic_write(path, lambda p: _write_bytes(p, blob, bar))
+
+
+def _write_bytes(path: Path, blob: bytes, bar: "Progress", chunk: int = 1 << 24) -> None:
+    """Write `blob` to `path` in chunks, advancing the progress bar."""
+    view = memoryview(blob)
+    with open(path, "wb") as f:
+        for start in range(0, len(view), chunk):
+            f.write(view[start:start + chunk])
+            bar.advance(min(chunk, len(view) - start))
 
 
 def checkpoint_metadata(loaded) -> dict[str, str]:
@@ -256,18 +271,16 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
 
 
 def _read_safetensors(path: str) -> Checkpoint:
-    import torch
     from safetensors import safe_open
     try:
-        # safe_open memory-maps the file: listing it reads only the header
-        with safe_open(path, framework="pt", device="cpu") as f:
+        # safe_open memory-maps the file: listing it reads only the header (and needs no torch)
+        with safe_open(path, framework="numpy") as f:
             metadata = dict(f.metadata() or {})
             infos = {}
             for name in f.keys():
                 sl = f.get_slice(name)
-                dtype = _SAFETENSORS_DTYPES.get(sl.get_dtype(), sl.get_dtype().lower())
+                dtype, size = _SAFETENSORS_DTYPES.get(sl.get_dtype(), (sl.get_dtype().lower(), 1))
                 shape = tuple(int(s) for s in sl.get_shape())
-                size = _element_size(torch, dtype)
                 infos[name] = TensorInfo(name, shape, dtype, _numel(shape) * size)
     except NetcliError:
         raise
@@ -669,9 +682,3 @@ def _numel(shape) -> int:
         n *= int(s)
     return n
 
-
-def _element_size(torch, dtype: str) -> int:
-    dt = getattr(torch, dtype, None)
-    if dt is None:
-        return 1
-    return torch.empty((), dtype=dt).element_size()
