@@ -161,37 +161,51 @@ def _channel_dim(cls: type, arg: str, shape: tuple[int, ...]) -> int:
 
 
 class Flow:
-    """The tensor flowing through the network as it is built, on the meta device.
+    """The value flowing through the network as it is built, on the meta device.
 
     `advance(module)` runs the module just built on it, as the forward pass
-    would; after a block that cannot run on meta, or returns no single tensor,
-    the shape is unknown and `stopped` says why.
+    would. The shape is known while that value is one tensor: after a block
+    that returns a tuple (an LSTM's `(output, (h, c))`) it is unknown until a
+    block turns it back into a tensor; after a block that cannot run on meta,
+    it stays unknown. `stopped` says why it is unknown.
     """
 
     def __init__(self, shape: list[int] | tuple[int, ...] | None):
         import torch
         self.shape_given = shape is not None
-        self.value = torch.empty(*shape, device="meta") if shape is not None else None
-        self.stopped = None if shape is not None else "there is no input shape to infer it from"
+        self.value: Any = torch.empty(*shape, device="meta") if shape is not None else None
+        self._reason = None if shape is not None else "there is no input shape to infer it from"
+        self._last = ""
         self.problems: list[Problem] = []
 
     @property
     def shape(self) -> tuple[int, ...] | None:
-        return tuple(self.value.shape) if self.value is not None else None
+        import torch
+        return tuple(self.value.shape) if isinstance(self.value, torch.Tensor) else None
+
+    @property
+    def stopped(self) -> str | None:
+        """Why the shape is unknown, or None while it is known."""
+        if self.value is None:
+            return self._reason
+        if self.shape is None:
+            return (f"block {self._last} returns a {type(self.value).__name__}, not one tensor, "
+                    "so the shape after it is unknown")
+        return None
 
     def advance(self, module, name: str) -> None:
-        """Run `module` (built on meta) on the flowing tensor; its output flows on."""
+        """Run `module` (built on meta) on the flowing value; its output flows on."""
         import torch
         from torch import nn
         if self.value is None:
             return
         x = self.value
-        if isinstance(module, (nn.Embedding, nn.EmbeddingBag)):
+        if isinstance(module, (nn.Embedding, nn.EmbeddingBag)) and isinstance(x, torch.Tensor):
             x = x.long()  # indices, as the real input would be
         label = f"'{name or '(root)'}' ({type(module).__name__})"
         try:
             with torch.no_grad():
-                out = module(x)
+                self.value = module(x)
         except Exception as exc:
             from netcli.shapes import ShapeTrace
             text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
@@ -199,15 +213,10 @@ class Flow:
                 self.stop(f"block {label} needs real values to run, so the shape after it is unknown")
             else:
                 self.stop(f"the shapes stop fitting at block {label}: {text}")
-            return
-        if isinstance(out, torch.Tensor):
-            self.value = out
-        else:
-            self.stop(f"block {label} returns a {type(out).__name__}, not one tensor, "
-                      "so the shape after it is unknown")
+        self._last = label
 
     def stop(self, reason: str) -> None:
-        self.value, self.stopped = None, reason
+        self.value, self._reason = None, reason
 
 
 def needs_inference(loaded) -> bool:

@@ -18,7 +18,7 @@ class BlockRow:
     shape: tuple | None
     device: str
     inferred: dict = field(default_factory=dict)  # arguments shape inference filled in
-    arguments: str | None = None  # with inferred ones: its arguments as print(net) shows them, marked
+    arguments: str | None = None  # with inferred ones: "in_features=400 [inferred], ..."
 
 
 @dataclass
@@ -99,7 +99,7 @@ def render(summary: Summary, title: str, console) -> None:
     stack = [(-1, tree)]
     for row in summary.rows:
         label = f"[cyan]{row.name.rsplit('.', 1)[-1] or '(root)'}[/]: {row.type}"
-        if row.arguments is not None:  # Linear(in_features=400 [inferred], out_features=120, bias=True)
+        if row.arguments is not None:  # Linear(in_features=400 [inferred], ...)
             label += "(" + escape(row.arguments) + ")"
         details = [f"{row.params:,} params"] if row.params else []
         if row.shape is not None:
