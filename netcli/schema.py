@@ -38,7 +38,16 @@ class NodeOptions(BaseModel):
 
 
 class LayerNode(NodeOptions):
-    """A registered type and its constructor arguments: `{Linear: [20, 256]}`."""
+    """A registered type and its constructor arguments: `{Linear: [20, 256]}`.
+
+    With an input shape (`input:`), an input-size argument (in_features,
+    in_channels, num_features, normalized_shape, input_size, or what a custom
+    block declares) may be left out and is inferred (SPEC 1.1). A scalar or
+    list value then fills the required arguments that are not inferred, in
+    order: `{Linear: 10}` is out_features=10, `{Conv2d: [16, 5]}` is
+    out_channels=16, kernel_size=5. Arguments written in full are taken as
+    written.
+    """
 
     kind: Literal["layer"] = "layer"
     type: str
