@@ -137,6 +137,10 @@ class _Builder:
             module = self._shared(node.ref)
             if self.flow is not None and not fresh:  # a fresh one advanced the flow as it was built
                 self.flow.advance(module, qualname)
+            if self.flow is not None:  # the summary names a shared module by each place it is used
+                own = f"<{node.ref}>"
+                self.inferred.update({qualname + key[len(own):]: values for key, values in list(self.inferred.items())
+                                      if key == own or key.startswith(own + ".")})
             return module
         if isinstance(node, UseNode):
             return self.build(self.loaded.spec.blocks[node.use], ("blocks", node.use), device, qualname)

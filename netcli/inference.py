@@ -278,4 +278,5 @@ def input_sets(text: str | None) -> list[str]:
 def format_inferred(inferred: dict[str, dict[str, Any]]) -> str:
     """Return `0.in_channels=1, 7.in_features=400`: every inferred argument, by module name."""
     return ", ".join(f"{name + '.' if name else ''}{arg}={value}"
-                     for name, values in inferred.items() for arg, value in values.items())
+                     for name, values in inferred.items() for arg, value in values.items()
+                     if not name.startswith("<"))  # a shared block's own entry: listed where it is used

@@ -244,7 +244,7 @@ model:
     for key, value in theirs.state_dict().items():
         assert torch.equal(built.net.state_dict()[key], value), key
     assert built.net[1] is built.net[3]
-    assert built.inferred["<shared>"] == {"in_features": 8}
+    assert built.inferred["<shared>"] == built.inferred["1"] == built.inferred["3"] == {"in_features": 8}
     assert built.inferred["4.1"] == {"in_features": 3}
 
 
