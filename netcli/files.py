@@ -164,7 +164,7 @@ def save_checkpoint(built, path: str | os.PathLike) -> None:
             bar.restart(f"writing {path}", total)
             atomic_write(path, lambda p: (bar.watch(p), torch.save(cpu, p)))
             return
-        from safetensors.torch import save as serialize
+        from safetensors.torch import save_file
         tensors, aliases, sums, seen = {}, {}, {}, set()
         for names in groups:
             t = state[names[0]].detach().to("cpu").contiguous()
@@ -179,20 +179,10 @@ def save_checkpoint(built, path: str | os.PathLike) -> None:
         metadata = checkpoint_metadata(built.loaded)
         metadata[META_ALIASES] = json.dumps(aliases, sort_keys=True)
         metadata[META_CRC32] = json.dumps(sums, sort_keys=True)
-        # The library lays the file out in memory (save_file does the same before it writes);
-        # writing the bytes here in chunks lets the bar follow the write.
-        blob = serialize(tensors, metadata=metadata)
-        bar.restart(f"writing {path}", len(blob))
-        atomic_write(path, lambda p: _write_bytes(p, blob, bar))
-
-
-def _write_bytes(path: Path, blob: bytes, bar: "Progress", chunk: int = 1 << 24) -> None:
-    """Write `blob` to `path` in chunks, advancing the progress bar."""
-    view = memoryview(blob)
-    with open(path, "wb") as f:
-        for start in range(0, len(view), chunk):
-            f.write(view[start:start + chunk])
-            bar.advance(min(chunk, len(view) - start))
+        # save_file lays the whole file out in memory, then writes it, releasing the GIL:
+        # the bar can only pulse while it runs.
+        bar.restart(f"writing {path}", None)
+        atomic_write(path, lambda p: save_file(tensors, str(p), metadata=metadata))
 
 
 def checkpoint_metadata(loaded) -> dict[str, str]:
@@ -618,10 +608,11 @@ class Progress:
         if self.enabled:
             self._bar.advance(self._task, n)
 
-    def restart(self, description: str, total: int) -> None:
-        """Begin a new phase on the same bar."""
-        if self.enabled:
-            self._bar.reset(self._task, description=description, total=max(int(total), 1))
+    def restart(self, description: str, total: int | None) -> None:
+        """Begin a new phase on the same bar; a total of None makes it pulse (progress unknown)."""
+        if self.enabled:  # a new task: rich's reset() reads total=None as "keep the old total"
+            self._bar.remove_task(self._task)
+            self._task = self._bar.add_task(description, total=None if total is None else max(int(total), 1))
 
     def watch(self, path) -> None:
         """Follow the size of the file at `path` as it is written."""

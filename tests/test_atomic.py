@@ -109,12 +109,15 @@ CHILD = textwrap.dedent('''
         print("AT", point, flush=True)
         time.sleep(120)
 
-    if point == "mid-write":  # the temp file holds the first half of the bytes
-        real_write = files._write_bytes
-        def write_bytes(path, blob, bar, chunk=1 << 24):
-            real_write(path, blob[:len(blob) // 2], bar, chunk)
+    if point == "mid-write":  # the temp file holds half of what the library wrote
+        import safetensors.torch as st
+        real_save = st.save_file
+        def save_file(tensors, filename, metadata=None):
+            real_save(tensors, filename, metadata=metadata)
+            with open(filename, "r+b") as f:
+                f.truncate(os.path.getsize(filename) // 2)
             stop()
-        files._write_bytes = write_bytes
+        st.save_file = save_file
     elif point == "before-fsync":  # the temp file is whole but not yet on disk
         os.fsync = lambda fd: stop()
     elif point == "before-replace":
