@@ -531,7 +531,11 @@ def _reset(selected: list[Selected]) -> None:
 
 
 def initialize(built, extra: Sequence[str] = ()) -> list[Touched]:
-    """Apply the spec's `init:` rules, then the `--rule` texts in `extra`, to `built.net`."""
+    """Apply the spec's `init:` rules, then the `--rule` texts in `extra`, to `built.net`.
+
+    `build_model(loaded, rules=extra)` already calls this; call it yourself only
+    on a net built some other way, or the spec's rules run (and draw) twice.
+    """
     problems, rules = [], []
     for parse in (lambda: spec_rules(built.loaded), lambda: cli_rules(extra)):
         try:
