@@ -93,7 +93,7 @@ def validate(
         except NetcliError as exc:
             failed = True
             results.append({"file": spec or "<default>", "ok": False,
-                            "problems": [str(p) for p in exc.problems], "note": None})
+                            "problems": list(exc.problems), "note": None})  # --json writes str(problem)
     if json_:
         print_json(results)
     else:
@@ -106,7 +106,7 @@ def validate(
                     out.print(f"  inferred: {format_inferred(r['inferred'])}", markup=False)
             else:
                 for p in r["problems"]:
-                    err.print(p, markup=False)
+                    show_problem(err, p)
                 err.print(f"[red]FAILED[/] {r['file']}: {len(r['problems'])} problem(s)")
     raise typer.Exit(2 if failed else 0)
 
@@ -595,6 +595,16 @@ def schema(
         atomic_write(output, lambda p: p.write_text(text))
 
 
+def show_problem(console, problem) -> None:
+    """Print `FILE:LINE:COL: where: what (hint)`, then the spec's line with a caret under the column."""
+    from netcli.excerpt import excerpt
+    console.print(str(problem), markup=False)
+    shown = excerpt(problem)
+    if shown is not None:
+        console.print(shown[0], markup=False, style="dim")
+        console.print(shown[1], markup=False, style="bold red")
+
+
 def main(argv: Optional[list[str]] = None) -> None:
     """Run the app; print user errors as located one-liners and exit 2."""
     from netcli.errors import NetcliError
@@ -606,14 +616,9 @@ def main(argv: Optional[list[str]] = None) -> None:
     except NetcliError as exc:
         if _state["debug"]:
             raise
-        from netcli.excerpt import excerpt
         err = stderr()
         for problem in exc.problems:
-            err.print(str(problem), markup=False)  # first line: FILE:LINE:COL: where: what (hint)
-            shown = excerpt(problem)
-            if shown is not None:
-                err.print(shown[0], markup=False, style="dim")
-                err.print(shown[1], markup=False, style="bold red")
+            show_problem(err, problem)
         sys.exit(2)
     except KeyboardInterrupt:
         print("netcli: interrupted", file=sys.stderr)

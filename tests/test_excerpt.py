@@ -31,3 +31,14 @@ def test_no_excerpt_without_a_file_position(tmp_path):
     spec.write_text("a:\tb\n")
     assert excerpt(Problem("bad", location=Location(str(spec), 1, 4))) == ("  1 | a:      b", "    |         ^")
     assert excerpt(Problem("bad", location=Location(str(spec), 9, 1))) is None
+
+
+def test_validate_shows_excerpts_and_json_keeps_one_line_problems(run_cli, write_spec):
+    path = write_spec("model:\n  - Lnear\n")
+    result = run_cli("validate", path)
+    assert result.code == 2
+    assert result.err.splitlines()[:3] == [f"{path}:2:5: model[0]: unknown type 'Lnear' (did you mean 'Linear'?)",
+                                           "  2 |   - Lnear", "    |     ^"]
+    import json
+    data = json.loads(run_cli("validate", path, "--json").out)
+    assert data[0]["problems"] == [f"{path}:2:5: model[0]: unknown type 'Lnear' (did you mean 'Linear'?)"]
