@@ -6,8 +6,12 @@ exits 2; anything else is a bug and keeps its traceback behind `--debug`.
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
+
+
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
 @dataclass(frozen=True)
@@ -36,7 +40,10 @@ class Problem:
     def __str__(self) -> str:
         parts = [str(p) for p in (self.location, self.where) if str(p)]
         text = ": ".join(parts + [self.message])
-        return f"{text} ({self.hint})" if self.hint else text
+        text = f"{text} ({self.hint})" if self.hint else text
+        # A key or value from the file may hold a newline, an ANSI escape or a bidi
+        # override: show it escaped, so a problem stays one honest line on a terminal.
+        return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode(), text)
 
 
 class NetcliError(Exception):

@@ -1,11 +1,13 @@
 """Show the YAML line a problem points at, with a caret under its column."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from netcli.errors import Problem
 
 MAX_BYTES = 1 << 20  # the spec size limit: a bigger file is not a spec, so no excerpt
+_UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")  # not tab
 
 
 def source_text(source: str) -> str | None:
@@ -37,7 +39,9 @@ def excerpt(problem: Problem) -> tuple[str, str] | None:
     lines = text.splitlines()
     if not 1 <= loc.line <= len(lines):
         return None
-    line = lines[loc.line - 1]
+    # A control character or bidi override in the file must not act on the terminal:
+    # show one replacement character for it, so the caret stays under its column.
+    line = _UNPRINTABLE.sub("\ufffd", lines[loc.line - 1])
     column = max(1, loc.column or 1)
     # Tabs would shift the caret: measure the prefix as the terminal shows it.
     offset = len(line[:column - 1].expandtabs(8))

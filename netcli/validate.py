@@ -30,8 +30,53 @@ def check_spec(loaded: LoadedSpec, plugins: Iterable[str] = ()) -> None:
     for at in walk_nodes(loaded):
         problems += _check_node(loaded, at)
     problems += _check_cycles(loaded)
+    if not problems:
+        problems += _check_size(loaded)
     if problems:
         raise NetcliError(problems)
+
+
+MAX_MODULES = 100_000  # repeats multiply; past this a build takes minutes even on meta
+
+
+def _check_size(loaded: LoadedSpec) -> list[Problem]:
+    """Refuse a network that expands to more modules than MAX_MODULES (nested repeats multiply).
+
+    Counted on the spec, before anything is built: each layer is one module, a
+    sequence one plus its children, a `use` its definition, a `ref` its one
+    shared instance. The problem points at the first node whose copies cross the limit.
+    """
+    counts: dict[str, int] = {}
+    culprit: list[tuple] = []
+
+    def count(node, path) -> int:
+        if isinstance(node, UseNode):
+            one = counts[node.use] if node.use in counts else define(node.use)
+        elif isinstance(node, RefNode):
+            one = 1
+        elif isinstance(node, SequenceNode):
+            one = 1 + sum(count(child.node, child.path) for _, child in children_of(node, path))
+        else:
+            one = 1
+        total = 1 + node.repeat * one if node.repeat is not None else one
+        if total > MAX_MODULES and not culprit:
+            culprit.append(path + ("repeat",) if node.repeat is not None else path)
+        return min(total, MAX_MODULES + 1)  # no huge integers from deep nesting
+
+    def define(name: str) -> int:
+        counts[name] = 0  # a cycle (reported by _check_cycles) counts as nothing
+        counts[name] = count(loaded.spec.blocks[name], ("blocks", name))
+        return counts[name]
+
+    total = count(loaded.spec.model, ("model",))
+    for name in loaded.spec.blocks:
+        if name not in counts:
+            define(name)
+    if total <= MAX_MODULES and not culprit:
+        return []
+    return [loaded.problem(culprit[0] if culprit else ("model",),
+                           f"the network expands to more than {MAX_MODULES} modules",
+                           "repeats multiply: lower a repeat, or share one block with ref")]
 
 
 def _check_device(loaded: LoadedSpec, path, text) -> list[Problem]:

@@ -118,6 +118,13 @@ def parse_yaml(text: str, source: str) -> Document:
         loc = Location(source, mark.line + 1, mark.column + 1) if mark else Location(source)
         what = " ".join(str(p) for p in (exc.context, exc.problem) if p)
         raise NetcliError(Problem(f"invalid YAML: {what}", location=loc)) from exc
+    except yaml.reader.ReaderError as exc:  # a control character: located by its offset
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        code = exc.character if isinstance(exc.character, int) else ord(str(exc.character)[:1] or "\0")
+        raise NetcliError(Problem(f"invalid YAML: the character U+{code:04X} is not allowed in YAML",
+                                  location=Location(source, line, column),
+                                  hint='remove it, or write it as an escape in a "double-quoted" string')) from exc
     except yaml.YAMLError as exc:
         raise NetcliError(Problem(f"invalid YAML: {exc}", location=Location(source))) from exc
     except RecursionError as exc:
