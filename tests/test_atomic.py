@@ -9,6 +9,7 @@ import stat
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -216,7 +217,6 @@ def test_saves_killed_at_random_moments_leave_a_loadable_file(tmp_path, suffix):
         assert _read_line(proc).startswith("SAVED")
         for _ in range(rng.randrange(3)):
             _read_line(proc)
-        import time
         time.sleep(rng.uniform(0.0, 0.05))
         _kill(proc)
         net = files.load_checkpoint(dest, str(spec)).net

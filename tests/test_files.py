@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import time
 from collections import OrderedDict
 from pathlib import Path
