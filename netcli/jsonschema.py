@@ -68,7 +68,8 @@ def generate(*, plugins: Iterable[str] = (), builtin_only: bool = False) -> dict
     props["model"] = {**NODE_REF, "description": "the network"}
     props["blocks"]["additionalProperties"] = NODE_REF
     init_names = [e.name for e in inits]
-    props["init"]["items"]["anyOf"][0] = {
+    items = props["init"]["items"]
+    items[next(k for k in ("oneOf", "anyOf") if k in items)][0] = {
         "type": "string", "description": "INIT:TARGET, e.g. xavier:0, normal(std=0.01):Linear, const42:*",
         "examples": [f"{n}:*" for n in init_names]}
     defs["InitRuleSpec"]["properties"]["init"]["examples"] = init_names

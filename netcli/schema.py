@@ -190,6 +190,13 @@ class InitRuleSpec(BaseModel):
         None, description="on a module target: which parameters (default: weights)")
 
 
+# A rule is text (`xavier:0`) or the long mapping; tagging them gives one error per bad rule.
+InitRuleField = Annotated[
+    Union[Annotated[str, Tag("text")], Annotated[InitRuleSpec, Tag("long")]],
+    Discriminator(lambda v: "text" if isinstance(v, str) or not isinstance(v, (dict, InitRuleSpec)) else "long"),
+]
+
+
 class Spec(BaseModel):
     """A whole spec file (SPEC 1)."""
 
@@ -204,7 +211,7 @@ class Spec(BaseModel):
     plugins: list[str] = Field(default_factory=list, description="Python modules that register types")
     blocks: dict[str, NodeField] = Field(default_factory=dict, description="named definitions")
     model: NodeField = Field(description="the network")
-    init: list[Union[str, InitRuleSpec]] = Field(
+    init: list[InitRuleField] = Field(
         default_factory=list, description="rules INIT:TARGET applied in order after building")
 
 

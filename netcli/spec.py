@@ -264,6 +264,9 @@ def _problem_from_pydantic(doc: Document, err: dict) -> Problem:
         hint = rest.rstrip(")")
     if "key" in ctx and isinstance(doc_get(doc.data, path), dict) and ctx["key"] in doc_get(doc.data, path):
         path, is_key = path + (ctx["key"],), True
+    if kind == "literal_error" and isinstance(err.get("input"), str):
+        choices = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
+        hint = did_you_mean(err["input"], choices)
     if kind == "missing":
         message = f"missing required key '{loc[-1]}'"
         if loc == ("model",):
