@@ -62,13 +62,16 @@ def summarize(net: nn.Module, shapes: dict[str, tuple] | None = None, note: str 
               output_shape: tuple | None = None, inferred: dict[str, dict] | None = None) -> Summary:
     from netcli.inference import describe_inferred
     shapes, inferred = shapes or {}, inferred or {}
-    rows = []
+    rows, seen = [], {}
     for name, module in net.named_modules(remove_duplicate=False):
         depth = 0 if not name else name.count(".") + 1
         first = next(iter(module.parameters(recurse=True)), None)
         if first is None:
             first = next(iter(module.buffers()), None)
-        device = str(first.device) if first is not None else "-"
+        parent = name.rpartition(".")[0] if name else None
+        # a block without tensors runs where its parent's tensors are
+        device = str(first.device) if first is not None else seen.get(parent, "-")
+        seen[name] = device
         rows.append(BlockRow(name, type(module).__name__, depth, _unique_count(module),
                              shapes.get(name), device, inferred.get(name, {}),
                              describe_inferred(inferred[name]) if name in inferred else None))
