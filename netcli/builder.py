@@ -9,6 +9,7 @@ network that uses it.
 """
 from __future__ import annotations
 
+import contextlib
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -39,7 +40,7 @@ class Built:
 
 
 def build_model(loaded: LoadedSpec, *, device: str | None = None, seed: int | None = None,
-                input_shape: list[int] | None = None, rules: Sequence[str] = ()) -> Built:
+                input_shape: list[int] | None = None, rules: Sequence[str] = (), fast_init: bool = False) -> Built:
     """Build the spec's network on `device` (default: the spec's, else cpu).
 
     With a seed (`seed` or the spec's `seed:`), `torch.manual_seed` is called
@@ -47,6 +48,8 @@ def build_model(loaded: LoadedSpec, *, device: str | None = None, seed: int | No
     Input sizes the spec leaves out are inferred from `input_shape` (default:
     the spec's `input:`), see `_infer_sizes`.
     Then the spec's `init:` rules and the extra `rules` run, in order.
+    `fast_init=True` builds on meta and initializes each tensor once from
+    per-path seeds instead (netcli.fastinit; other values than hand-written code).
     """
     spec = loaded.spec
     dev = resolve_device(device, where="--device") if device is not None else resolve_device(spec.device)
@@ -57,6 +60,9 @@ def build_model(loaded: LoadedSpec, *, device: str | None = None, seed: int | No
     builder.inferred = _infer_sizes(loaded, input_shape if input_shape is not None else spec.input)
     if dev.type != "meta":
         _check_memory(loaded, dev, builder.inferred, "--device" if device is not None else None)
+    if fast_init:
+        from netcli import fastinit
+        return fastinit.build_fast(loaded, dev, seed, builder.inferred, rules)
     builder.create_shared()
     net = builder.build(spec.model, ("model",), dev, "")
     _link_devices(net, dev, builder.runs_on, dev)
@@ -166,7 +172,7 @@ class _Builder:
             raise NetcliError([self.loaded.problem(type_path(node, path), p.message, p.hint)
                                for _, p in problems])
         try:
-            with torch.device(device):
+            with torch.device(device), _skip_meta_fills(device):
                 module = cls(*args, **kwargs)
         except NetcliError:
             raise
@@ -205,6 +211,14 @@ class _Builder:
             return None
         self.inferred[qualname] = values
         return values
+
+
+def _skip_meta_fills(device: torch.device):
+    """On meta, skip the constructor's random fills (no values; normal_ alone costs ~1.7 s once)."""
+    if device.type != "meta":
+        return contextlib.nullcontext()
+    from netcli.fastinit import SkipMetaFills
+    return SkipMetaFills()
 
 
 def _join(prefix: str, name: str) -> str:

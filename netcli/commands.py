@@ -35,6 +35,10 @@ DeviceOpt = Annotated[Optional[str], typer.Option(
 PluginOpt = Annotated[Optional[list[str]], typer.Option(
     "--plugin", help="import this module to register types and initializers (repeatable)", show_default=False)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
+# issue 9: one-pass init (netcli.fastinit) for build, init, save, run
+FastInitOpt = Annotated[bool, typer.Option(
+    "--fast-init", help="build on meta, allocate once, initialize each tensor once from per-path seeds "
+                        "(faster; same weights on every device; not the values hand-written code draws)")]
 
 
 def stdout():
@@ -115,12 +119,12 @@ def validate(
 def build(
     spec: SpecArg = None, print_: Annotated[bool, typer.Option("--print", help="print exactly what print(net) prints")] = False,
     set_: SetOpt = None, seed: SeedOpt = None, device: DeviceOpt = None, plugin: PluginOpt = None,
-    json_: JsonOpt = False,
+    json_: JsonOpt = False, fast_init: FastInitOpt = False,
 ):
     """Build the network; show its blocks, parameter counts, output shapes and totals."""
     from netcli.builder import build_model
     loaded = open_spec(spec, set_, plugin)
-    built = build_model(loaded, device=device, seed=seed)
+    built = build_model(loaded, device=device, seed=seed, fast_init=fast_init)
     if print_:
         print(built.net)
         return
@@ -145,7 +149,7 @@ def run(
     output: Annotated[Optional[str], typer.Option("--output", "-o", help="write the output to FILE (.pt, .npy, .safetensors)", show_default=False)] = None,
     checkpoint: Annotated[Optional[str], typer.Option(help="load parameters from FILE first", show_default=False)] = None,
     set_: SetOpt = None, seed: SeedOpt = None, device: DeviceOpt = None, plugin: PluginOpt = None,
-    json_: JsonOpt = False,
+    json_: JsonOpt = False, fast_init: FastInitOpt = False,
 ):
     """Run a forward pass on the example input and print the output, like the chapter's net(X)."""
     import torch
@@ -154,7 +158,7 @@ def run(
     from netcli.inputs import make_input
     # --input's shape is the one shape inference uses (as --set input=[...] would)
     loaded = open_spec(spec, [*input_sets(input_), *(set_ or ())], plugin)
-    built = build_model(loaded, device=device, seed=seed)
+    built = build_model(loaded, device=device, seed=seed, fast_init=fast_init)
     if checkpoint is not None:
         from netcli import files
         files.load_into(built, checkpoint)
@@ -189,7 +193,7 @@ def run(
 CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth", ".params")
 
 
-def _built_for_params(spec, set_, seed, device, plugin, rules=()):
+def _built_for_params(spec, set_, seed, device, plugin, rules=(), fast_init=False):
     """Build SPEC (applying its init: rules, then `rules`), or load a checkpoint once files.py offers it."""
     from pathlib import Path
     if spec is not None and Path(spec).suffix in CHECKPOINT_SUFFIXES:
@@ -207,7 +211,7 @@ def _built_for_params(spec, set_, seed, device, plugin, rules=()):
         return files.load_checkpoint(spec)
     from netcli.builder import build_model
     loaded = open_spec(spec, set_, plugin)
-    return build_model(loaded, device=device, seed=seed, rules=rules)
+    return build_model(loaded, device=device, seed=seed, rules=rules, fast_init=fast_init)
 
 
 def _shape_text(shape) -> str:
@@ -338,11 +342,11 @@ def init_(
     output: Annotated[Optional[str], typer.Option("--output", "-o", help="write the initialized parameters (.safetensors)",
                                                   show_default=False)] = None,
     set_: SetOpt = None, seed: SeedOpt = None, device: DeviceOpt = None, plugin: PluginOpt = None,
-    json_: JsonOpt = False,
+    json_: JsonOpt = False, fast_init: FastInitOpt = False,
 ):
     """Build, apply the spec's init rules and then --rule ones, and show what each rule set."""
     from netcli import rules as init_rules
-    built = _built_for_params(spec, set_, seed, device, plugin, tuple(rule or ()))
+    built = _built_for_params(spec, set_, seed, device, plugin, tuple(rule or ()), fast_init=fast_init)
     touched = built.init_report
     explained = init_rules.explain(built.net, touched) if explain else None
     if output is not None:
@@ -385,7 +389,7 @@ def save(
         show_default=False)] = None,
     rule: RuleOpt = None,
     set_: SetOpt = None, seed: SeedOpt = None, device: DeviceOpt = None, plugin: PluginOpt = None,
-    json_: JsonOpt = False,
+    json_: JsonOpt = False, fast_init: FastInitOpt = False,
 ):
     """Build, initialize (the spec's init:, then --rule) and write the parameters to FILE, atomically."""
     import time
@@ -394,7 +398,7 @@ def save(
     loaded = open_spec(spec, set_, plugin)
     output = output or f"{loaded.name}.safetensors"
     files.format_of(output)  # refuse an unknown extension before building anything
-    built = build_model(loaded, device=device, seed=seed, rules=tuple(rule or ()))
+    built = build_model(loaded, device=device, seed=seed, rules=tuple(rule or ()), fast_init=fast_init)
     start = time.perf_counter()
     files.save_checkpoint(built, output)
     seconds = time.perf_counter() - start

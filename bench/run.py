@@ -1,0 +1,415 @@
+"""Benchmark netcli against the hand-written PyTorch each figure stands for; write bench/RESULTS.md.
+
+Run from the repository root:
+
+    python bench/run.py            # every figure, 5 alternating repetitions (about 10 minutes)
+    python bench/run.py --quick    # 3 repetitions, smaller builds (about 4 minutes)
+    python bench/run.py --only 1,4,7
+
+Each figure runs netcli and its hand-written twin alternately (A B, B A, ...)
+in the same run, so both see the same machine load, and reports the medians
+and their ratio (netcli / hand-written, lower is better). Whole-process
+figures run in subprocesses; peak memory is the child's ru_maxrss (os.wait4).
+Jobs that time one operation run in a fresh process each (bench/jobs.py).
+Files of about 1 GB are written to a temp folder and deleted afterwards.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+ROOT = Path(__file__).resolve().parent.parent
+JOBS = ROOT / "bench" / "jobs.py"
+PY = sys.executable
+NETCLI = str(Path(PY).parent / "netcli")
+GB = 1 << 30
+MB = 1 << 20
+
+
+@dataclass
+class Row:
+    """One line of a figure: netcli's median, the baseline's, and whether the target holds."""
+
+    what: str
+    ours: float
+    theirs: float | None
+    unit: str
+    target: str
+    met: bool | None
+    note: str = ""
+
+    @property
+    def ratio(self) -> float | None:
+        return None if not self.theirs else self.ours / self.theirs
+
+
+@dataclass
+class Figure:
+    number: int
+    title: str
+    rows: list[Row] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    load: tuple[float, float] = (0.0, 0.0)  # 1-minute load average before, after
+
+
+# ---------------------------------------------------------------- measuring
+
+
+def alternate(cases: dict[str, Callable[[], dict]], reps: int) -> dict[str, list[dict]]:
+    """Run each case `reps` times, alternating the order every round (A B, B A, ...)."""
+    out: dict[str, list[dict]] = {name: [] for name in cases}
+    names = list(cases)
+    for r in range(reps):
+        for name in (names if r % 2 == 0 else names[::-1]):
+            out[name].append(cases[name]())
+    return out
+
+
+def run_quiet(cmd: list[str]) -> dict:
+    """Run a command with os.wait4 so its peak memory is its own, not the children maximum."""
+    start = time.perf_counter()
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(p.pid, 0)
+    seconds = time.perf_counter() - start
+    err = p.stderr.read().decode()
+    p.stderr.close()
+    p.returncode = os.waitstatus_to_exitcode(status)
+    if p.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({p.returncode}): {err[-2000:]}")
+    return {"seconds": seconds, "peak": usage.ru_maxrss * (1 if sys.platform == "darwin" else 1024)}
+
+
+def job(*args: str) -> dict:
+    """Run one bench/jobs.py job in a fresh process; return its JSON report."""
+    r = subprocess.run([PY, str(JOBS), *args], capture_output=True, text=True, cwd=ROOT)
+    if r.returncode != 0:
+        raise RuntimeError(f"job {args} failed: {r.stderr[-3000:]}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def med(results: list[dict], key: str = "seconds") -> float:
+    return statistics.median(r[key] for r in results)
+
+
+def spread(results: list[dict], key: str = "seconds") -> str:
+    values = sorted(r[key] for r in results)
+    return f"{values[0]:.3g}..{values[-1]:.3g}"
+
+
+# ---------------------------------------------------------------- specs
+
+
+def wide_spec(folder: Path, n: int, rules: bool = True) -> Path:
+    """n x Linear(4096, 4096); with the chapter's rules: xavier on weights, zeros on biases."""
+    lines = ["seed: 0", "model:"] + ["  - Linear: [4096, 4096]"] * n
+    if rules:
+        lines += ["init:", '  - "xavier:*"', '  - "zeros:*.bias"']
+    path = folder / f"wide{n}{'' if rules else '_plain'}.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def narrow_spec(folder: Path, placed: bool) -> Path:
+    """A 100-layer MLP of Linear(64, 64) + ReLU; with `device: cpu` on every Linear when placed."""
+    extra = ", device: cpu" if placed else ""
+    lines = ["input: [64, 64]", "model:"]
+    for _ in range(100):
+        lines += [f"  - {{Linear: [64, 64]{extra}}}", "  - ReLU"]
+    path = folder / f"narrow{'_placed' if placed else ''}.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def seventy_b_spec(folder: Path) -> Path:
+    """A Llama-2-70B-sized stack: embedding, 80 blocks (GQA attention projections, SwiGLU MLP), head."""
+    text = """\
+name: seventy_b
+vars: {d: 8192, kv: 1024, ff: 28672, vocab: 32000}
+blocks:
+  layer:
+    Sequential:
+      norm1: {LayerNorm: "${d}"}
+      q: {Linear: {in_features: "${d}", out_features: "${d}", bias: false}}
+      k: {Linear: {in_features: "${d}", out_features: "${kv}", bias: false}}
+      v: {Linear: {in_features: "${d}", out_features: "${kv}", bias: false}}
+      o: {Linear: {in_features: "${d}", out_features: "${d}", bias: false}}
+      norm2: {LayerNorm: "${d}"}
+      gate: {Linear: {in_features: "${d}", out_features: "${ff}", bias: false}}
+      up: {Linear: {in_features: "${d}", out_features: "${ff}", bias: false}}
+      down: {Linear: {in_features: "${ff}", out_features: "${d}", bias: false}}
+model:
+  - Embedding: ["${vocab}", "${d}"]
+  - {use: layer, repeat: 80}
+  - LayerNorm: "${d}"
+  - Linear: {in_features: "${d}", out_features: "${vocab}", bias: false}
+"""
+    path = folder / "seventy_b.yaml"
+    path.write_text(text)
+    return path
+
+
+SEVENTY_B_HAND = """\
+import torch
+from collections import OrderedDict
+from torch import nn
+d, kv, ff, vocab = 8192, 1024, 28672, 32000
+def layer():
+    return nn.Sequential(OrderedDict(
+        norm1=nn.LayerNorm(d), q=nn.Linear(d, d, bias=False), k=nn.Linear(d, kv, bias=False),
+        v=nn.Linear(d, kv, bias=False), o=nn.Linear(d, d, bias=False), norm2=nn.LayerNorm(d),
+        gate=nn.Linear(d, ff, bias=False), up=nn.Linear(d, ff, bias=False), down=nn.Linear(ff, d, bias=False)))
+with torch.device("meta"):
+    net = nn.Sequential(nn.Embedding(vocab, d), nn.Sequential(*[layer() for _ in range(80)]),
+                        nn.LayerNorm(d), nn.Linear(d, vocab, bias=False))
+print(sum(p.numel() for p in net.parameters()))
+"""
+
+
+# ---------------------------------------------------------------- figures
+
+
+def figure1(reps: int, folder: Path) -> Figure:
+    fig = Figure(1, "Start-up: `netcli --help` against `python -c \"import torch\"`")
+    r = alternate({"help": lambda: run_quiet([NETCLI, "--help"]),
+                   "schema": lambda: run_quiet([NETCLI, "schema"]),
+                   "torch": lambda: run_quiet([PY, "-c", "import torch"]),
+                   "python": lambda: run_quiet([PY, "-c", "pass"])}, reps)
+    torch_s = med(r["torch"])
+    fig.rows.append(Row("`netcli --help` wall", med(r["help"]), torch_s, "s", "< 0.3 s",
+                        med(r["help"]) < 0.3, f"range {spread(r['help'])}"))
+    fig.rows.append(Row("`netcli schema` wall", med(r["schema"]), torch_s, "s", "no torch import",
+                        None, f"range {spread(r['schema'])}"))
+    fig.notes.append(f"bare `python -c pass`: {med(r['python']):.3f} s; `import torch` range {spread(r['torch'])} s")
+    imports = subprocess.run([PY, "-X", "importtime", NETCLI, "--help"], capture_output=True, text=True)
+    pulled = [line for line in imports.stderr.splitlines() if line.rstrip().endswith(" torch")]
+    fig.notes.append("`python -X importtime netcli --help` imports torch: " + ("YES" if pulled else "no")
+                     + " (tests/test_startup.py checks every command's --help)")
+    return fig
+
+
+def figure2_3(reps: int, folder: Path, sizes: list[int]) -> list[Figure]:
+    fig2 = Figure(2, "Build + init, n x Linear(4096, 4096), rules xavier:* and zeros:*.bias "
+                     "(hand-written: build with default init, then re-init)")
+    fig3 = Figure(3, "Peak memory of that build, above the interpreter's baseline (after imports)")
+    for n in sizes:
+        spec = str(wide_spec(folder, n))
+        r = alternate({"default": lambda: job("build_netcli", spec, "default"),
+                       "fast": lambda: job("build_netcli", spec, "fast"),
+                       "hand": lambda: job("build_hand", str(n), "0")}, reps)
+        hand = med(r["hand"])
+        fig2.rows.append(Row(f"n={n}, default path (bit-identical to hand-written)", med(r["default"]), hand, "s",
+                             "ratio <= 1.05", med(r["default"]) / hand <= 1.05,
+                             f"ranges {spread(r['default'])} / {spread(r['hand'])}"))
+        fig2.rows.append(Row(f"n={n}, --fast-init (one pass)", med(r["fast"]), hand, "s",
+                             "ratio <= 0.7", med(r["fast"]) / hand <= 0.7, f"range {spread(r['fast'])}"))
+        pbytes = r["hand"][0]["param_bytes"]
+        for key, label in (("default", "default path"), ("fast", "--fast-init"), ("hand", "hand-written")):
+            above = med(r[key], "above")
+            fig3.rows.append(Row(f"n={n}, {label}: peak above baseline / parameter bytes ({pbytes / GB:.2f} GiB)",
+                                 above / pbytes, None, "x", "<= 1.1" if key != "hand" else "(baseline)",
+                                 above / pbytes <= 1.1 if key != "hand" else None,
+                                 f"{above / GB:.2f} GiB above {med(r[key], 'baseline') / MB:.0f} MiB"))
+    return [fig2, fig3]
+
+
+def figure4(reps: int, folder: Path) -> Figure:
+    import torch
+    from torch import nn
+    from netcli.builder import build_model
+    from netcli.spec import load_spec
+    fig = Figure(4, "Forward pass of a 100-layer narrow MLP (Linear(64, 64) + ReLU, batch 64), per call")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small ops: one thread, so other processes' load does not make threads wait on each other
+    built = build_model(load_spec(str(narrow_spec(folder, False))), seed=0).net
+    placed = build_model(load_spec(str(narrow_spec(folder, True))), seed=0).net
+    torch.manual_seed(0)
+    layers = []
+    for _ in range(100):
+        layers += [nn.Linear(64, 64), nn.ReLU()]
+    hand = nn.Sequential(*layers)
+    x = torch.rand(64, 64)
+    with torch.no_grad():
+        same = torch.equal(built(x), hand(x)) and torch.equal(placed(x), hand(x))
+    hooks = sum(len(m._forward_pre_hooks) + len(m._forward_hooks) for m in placed.modules())
+    calls = 100
+
+    def timed(net) -> Callable[[], dict]:
+        def run() -> dict:
+            with torch.no_grad():
+                for _ in range(10):
+                    net(x)
+                start = time.perf_counter()
+                for _ in range(calls):
+                    net(x)
+                return {"seconds": (time.perf_counter() - start) / calls}
+        return run
+
+    r = alternate({"netcli": timed(built), "placed": timed(placed), "hand": timed(hand)}, reps * 4)
+    hand_s = med(r["hand"])
+    fig.rows.append(Row("netcli-built", med(r["netcli"]) * 1e6, hand_s * 1e6, "µs", "ratio <= 1.02",
+                        med(r["netcli"]) / hand_s <= 1.02, f"{reps * 4} blocks of {calls} calls"))
+    fig.rows.append(Row("netcli-built, `device: cpu` on every Linear", med(r["placed"]) * 1e6, hand_s * 1e6, "µs",
+                        "ratio <= 1.02, no hooks", med(r["placed"]) / hand_s <= 1.02 and hooks == 0,
+                        f"forward hooks registered: {hooks}"))
+    fig.notes.append(f"outputs equal to the hand-written net under the same seed: {same}; "
+                     "torch threads: 1 for this figure")
+    torch.set_num_threads(threads)
+    return fig
+
+
+def figure5_6(reps: int, folder: Path, n: int) -> list[Figure]:
+    fig5 = Figure(5, f"Load a checkpoint ({n} x Linear(4096, 4096)) until every tensor is usable in the built net "
+                     "(hand-written: build, torch.load(weights_only=True), load_state_dict)")
+    fig6 = Figure(6, "Save the same network, including fsync and rename (hand-written: safetensors.torch.save_file "
+                     "alone, no fsync)")
+    spec = str(wide_spec(folder, n, rules=False))
+    st, pt = str(folder / "ckpt.safetensors"), str(folder / "ckpt.pt")
+    size = job("make_checkpoints", spec, st, pt)["bytes"]
+    r = alternate({"netcli": lambda: job("load_netcli", st), "hand": lambda: job("load_hand", pt, str(n))}, reps)
+    hand = med(r["hand"])
+    fig5.rows.append(Row(f"load {size / GB:.2f} GiB", med(r["netcli"]), hand, "s", "ratio <= 0.5",
+                         med(r["netcli"]) / hand <= 0.5, f"ranges {spread(r['netcli'])} / {spread(r['hand'])}"))
+    for key, label in (("netcli", "netcli"), ("hand", "hand-written")):
+        above = med(r[key], "above")
+        fig5.rows.append(Row(f"{label}: peak above baseline / file size", above / size, None, "x",
+                             "<= 1.2" if key == "netcli" else "(baseline)",
+                             above / size <= 1.2 if key == "netcli" else None, f"{above / GB:.2f} GiB"))
+    os.unlink(pt)
+    os.unlink(st)
+    out_a, out_b = str(folder / "save_a.safetensors"), str(folder / "save_b.safetensors")
+    dd_file = folder / "dd.bin"
+    count = max(1, size // (16 * MB))
+
+    def dd() -> dict:
+        res = run_quiet(["dd", "if=/dev/zero", f"of={dd_file}", "bs=16M", f"count={count}", "conv=fsync"])
+        dd_file.unlink()
+        return res
+
+    r = alternate({"netcli": lambda: job("save_netcli", spec, out_a),
+                   "hand": lambda: job("save_hand", spec, out_b), "dd": dd}, reps)
+    hand = med(r["hand"])
+    fig6.rows.append(Row(f"save {size / GB:.2f} GiB", med(r["netcli"]), hand, "s", "ratio <= 1.1",
+                         med(r["netcli"]) / hand <= 1.1, f"ranges {spread(r['netcli'])} / {spread(r['hand'])}"))
+    fig6.rows.append(Row(f"`dd bs=16M count={count} conv=fsync` (the disk's limit)", med(r["dd"]), hand, "s",
+                         "(reference)", None, f"range {spread(r['dd'])}"))
+    for p in (out_a, out_b):
+        if os.path.exists(p):
+            os.unlink(p)
+    return [fig5, fig6]
+
+
+def figure7(reps: int, folder: Path) -> Figure:
+    fig = Figure(7, "`netcli build --device meta` of a 69-billion-parameter spec (80 Llama-2-70B-sized blocks)")
+    spec = str(seventy_b_spec(folder))
+    hand_py = folder / "seventy_b_hand.py"
+    hand_py.write_text(SEVENTY_B_HAND)
+    r = alternate({"netcli": lambda: run_quiet([NETCLI, "build", spec, "--device", "meta"]),
+                   "hand": lambda: run_quiet([PY, str(hand_py)]),
+                   "torch": lambda: run_quiet([PY, "-c", "import torch"])}, reps)
+    count = subprocess.run([PY, str(hand_py)], capture_output=True, text=True).stdout.strip()
+    fig.rows.append(Row(f"wall ({int(count) / 1e9:.1f} B parameters)", med(r["netcli"]), med(r["hand"]), "s",
+                        "< 3 s", med(r["netcli"]) < 3, f"range {spread(r['netcli'])}"))
+    fig.rows.append(Row("peak resident memory", med(r["netcli"], "peak") / MB, med(r["hand"], "peak") / MB, "MiB",
+                        "< 1024 MiB", med(r["netcli"], "peak") < GB))
+    fig.notes.append(f"`python -c \"import torch\"` alone: {med(r['torch']):.2f} s, "
+                     f"{med(r['torch'], 'peak') / MB:.0f} MiB")
+    return fig
+
+
+# ---------------------------------------------------------------- report
+
+
+def machine() -> list[str]:
+    import torch
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / GB
+    return [f"- date: {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}",
+            f"- machine: {platform.node()}, {os.cpu_count()} CPUs ({cpu}), {mem:.0f} GiB memory, {platform.platform()}",
+            f"- Python {platform.python_version()}, torch {torch.__version__}, torch threads {torch.get_num_threads()}"]
+
+
+def render(figures: list[Figure], args, started: float) -> str:
+    lines = ["# netcli benchmarks", "",
+             "Generated by `python bench/run.py" + (" --quick" if args.quick else "") + "` "
+             f"({args.reps} alternating repetitions; medians; ratio = netcli / hand-written, lower is better).",
+             "Each figure's baseline is measured in the same run, alternating with netcli.", ""]
+    lines += machine()
+    lines += [f"- total time: {time.time() - started:.0f} s", ""]
+    for fig in sorted(figures, key=lambda f: f.number):
+        lines += [f"## Figure {fig.number}: {fig.title}", "",
+                  f"Load average (1 min) before / after: {fig.load[0]:.2f} / {fig.load[1]:.2f}", "",
+                  "| measure | netcli | hand-written | ratio | target | met | notes |",
+                  "|---|---|---|---|---|---|---|"]
+        for row in fig.rows:
+            theirs = "" if row.theirs is None else f"{row.theirs:.4g} {row.unit}"
+            ratio = "" if row.ratio is None else f"{row.ratio:.3f}"
+            met = "" if row.met is None else ("yes" if row.met else "**no**")
+            lines.append(f"| {row.what} | {row.ours:.4g} {row.unit} | {theirs} | {ratio} | {row.target} | {met} | {row.note} |")
+        lines.append("")
+        lines += [f"- {note}" for note in fig.notes]
+        if fig.notes:
+            lines.append("")
+    notes = ROOT / "bench" / "NOTES.md"
+    if notes.exists():
+        lines += [notes.read_text().rstrip(), ""]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="3 repetitions, n=8 builds only")
+    parser.add_argument("--reps", type=int, default=None, help="repetitions per case (default 5, --quick 3)")
+    parser.add_argument("--only", default="1,2,3,4,5,6,7", help="figures to run, e.g. 1,4,7")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "RESULTS.md"))
+    args = parser.parse_args()
+    args.reps = args.reps or (3 if args.quick else 5)
+    only = {int(x) for x in args.only.split(",")}
+    started = time.time()
+    folder = Path(tempfile.mkdtemp(prefix="netcli-bench-"))
+    free = shutil.disk_usage(folder).free
+    if only & {5, 6} and free < 6 * GB:
+        sys.exit(f"bench: {folder} has {free / GB:.1f} GB free; figures 5 and 6 need 6 GB")
+    plan: list[tuple[set[int], Callable[[], list[Figure] | Figure]]] = [
+        ({1}, lambda: figure1(args.reps * 2, folder)),
+        ({4}, lambda: figure4(args.reps, folder)),
+        ({7}, lambda: figure7(args.reps, folder)),
+        ({2, 3}, lambda: figure2_3(args.reps, folder, [8] if args.quick else [8, 16])),
+        ({5, 6}, lambda: figure5_6(args.reps, folder, 16)),
+    ]
+    figures: list[Figure] = []
+    try:
+        for numbers, make in plan:
+            if not numbers & only:
+                continue
+            before = os.getloadavg()[0]
+            made = make()
+            made = made if isinstance(made, list) else [made]
+            after = os.getloadavg()[0]
+            for fig in made:
+                fig.load = (before, after)
+                if fig.number in only:
+                    figures.append(fig)
+                    print(f"figure {fig.number}: " + "; ".join(
+                        f"{r.what}: {r.ours:.4g} {r.unit}" + (f" (ratio {r.ratio:.3f})" if r.ratio else "")
+                        for r in fig.rows), flush=True)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    Path(args.out).write_text(render(figures, args, started))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
