@@ -48,9 +48,13 @@ def atomic_path(dest: str | os.PathLike) -> Iterator[Path]:
         _copy_permissions(dest, tmp_path)
         os.replace(tmp_path, dest)
         _fsync_dir(folder)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             tmp_path.unlink()
+        if isinstance(exc, OSError):  # a full disk, a quota, an I/O error: the old file is untouched
+            what = "the previous file is unchanged" if dest.exists() else "nothing was written"
+            raise NetcliError(Problem(f"cannot write: {exc.strerror or exc}; {what}", location=Location(str(dest)),
+                                      hint="free some space or choose another folder")) from exc
         raise
 
 

@@ -162,7 +162,7 @@ def save_checkpoint(built, path: str | os.PathLike) -> None:
         if fmt == "torch":
             cpu = _to_cpu(state)
             bar.restart(f"writing {path}", total)
-            atomic_write(path, lambda p: (bar.watch(p), torch.save(cpu, p)))
+            atomic_write(path, lambda p: (bar.watch(p), _writing(p, torch.save, cpu, p)))
             return
         from safetensors.torch import save_file
         tensors, aliases, sums, seen = {}, {}, {}, set()
@@ -182,7 +182,30 @@ def save_checkpoint(built, path: str | os.PathLike) -> None:
         # save_file lays the whole file out in memory, then writes it, releasing the GIL:
         # the bar can only pulse while it runs.
         bar.restart(f"writing {path}", None)
-        atomic_write(path, lambda p: save_file(tensors, str(p), metadata=metadata))
+        atomic_write(path, lambda p: _writing(p, save_file, tensors, str(p), metadata=metadata))
+
+
+def _writing(path, write, *args, **kwargs) -> None:
+    """Call a library's writer; turn its own error for a failed write (a full disk) into OSError.
+
+    safetensors raises SafetensorError ("I/O error: No space left on device"),
+    torch a RuntimeError from its zip writer; atomic_path reports an OSError
+    as a clear error and removes the temp file.
+    """
+    try:
+        write(*args, **kwargs)
+    except OSError:
+        raise
+    except Exception as exc:
+        text = _first_line(exc)
+        code = re.search(r"os error (\d+)", text)
+        if code:
+            raise OSError(int(code.group(1)), os.strerror(int(code.group(1)))) from exc
+        import errno
+        import shutil
+        if shutil.disk_usage(Path(path).parent).free < (1 << 16):  # torch's writer hides the errno
+            raise OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)} ({text})") from exc
+        raise OSError(f"the write failed ({text})") from exc
 
 
 def checkpoint_metadata(loaded) -> dict[str, str]:
@@ -276,12 +299,17 @@ def _read_safetensors(path: str) -> Checkpoint:
         raise
     except Exception as exc:
         raise _damaged(path, f"not a readable safetensors file: {_first_line(exc)}") from exc
+    ours = (META_SPEC, META_SHA256, META_NETCLI, META_ALIASES, META_CRC32)
+    if any(k in metadata for k in ours) and not all(k in metadata for k in ours):
+        # a damaged key must not switch the checks off: netcli writes all of them, always
+        lost = ", ".join(k for k in ours if k not in metadata)
+        raise _damaged(path, f"netcli wrote it, but its metadata lacks {lost}")
     try:
         aliases = json.loads(metadata.get(META_ALIASES, "{}"))
         sums = json.loads(metadata[META_CRC32]) if META_CRC32 in metadata else None
     except json.JSONDecodeError as exc:
         raise _damaged(path, f"its netcli metadata is not valid JSON ({exc.msg})") from exc
-    if not isinstance(aliases, dict) or any(v not in infos for v in aliases.values()):
+    if not isinstance(aliases, dict) or any(not isinstance(v, str) or v not in infos for v in aliases.values()):
         raise _damaged(path, "its tied names point at tensors it does not hold")
     if sums is not None and (not isinstance(sums, dict) or set(sums) != set(infos)):
         raise _damaged(path, "its checksums do not name the tensors it holds")
@@ -339,7 +367,8 @@ def _check_zip(path: str) -> None:
                     with zf.open(info) as f:  # reading to the end checks the entry's crc32
                         while chunk := f.read(1 << 24):
                             bar.advance(len(chunk))
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, UnicodeDecodeError, ValueError) as exc:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, UnicodeDecodeError, ValueError,
+            NotImplementedError, RuntimeError, zlib.error) as exc:  # unknown version or method, "encrypted"
         raise _damaged(path, f"not a readable torch file: {_first_line(exc)}") from exc
 
 
