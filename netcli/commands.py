@@ -43,7 +43,9 @@ FastInitOpt = Annotated[bool, typer.Option(
 
 def stdout():
     from rich.console import Console
-    return Console(file=sys.stdout, highlight=False, soft_wrap=True)
+    # In a pipe rich assumes 80 columns and cuts tree lines; a reader there wants whole lines.
+    width = None if sys.stdout.isatty() else 200
+    return Console(file=sys.stdout, highlight=False, soft_wrap=True, width=width)
 
 
 def stderr():
