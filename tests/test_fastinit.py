@@ -1,0 +1,179 @@
+"""One-pass init (`--fast-init`): the same network, each tensor drawn once from its own path's seed."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+from torch.overrides import TorchFunctionMode
+
+from netcli.builder import build_model
+from netcli.errors import NetcliError
+from netcli.fastinit import SkipMetaFills, needs_real_build, path_seed
+from netcli.spec import load_spec, load_spec_text
+from tests.conftest import CONFIGS
+from tests.handwritten import FixedHiddenMLP
+
+
+def drawn(seed: int, name: str, fill) -> torch.Tensor:
+    """What hand-written code draws for one tensor from the generator seeded by (seed, name)."""
+    torch.manual_seed(path_seed(seed, name))
+    return fill()
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.stem)
+def test_same_network_as_the_default_path(config):
+    loaded = load_spec(str(config))
+    fast, default = build_model(loaded, seed=0, fast_init=True), build_model(loaded, seed=0)
+    assert str(fast.net) == str(default.net)
+    ours, theirs = fast.net.state_dict(), default.net.state_dict()
+    assert list(ours) == list(theirs)
+    for key in theirs:
+        assert ours[key].shape == theirs[key].shape and ours[key].dtype == theirs[key].dtype, key
+        assert ours[key].device == theirs[key].device, key
+        assert torch.isfinite(ours[key].float()).all(), key
+    assert [p.requires_grad for p in fast.net.parameters()] == [p.requires_grad for p in default.net.parameters()]
+    if loaded.spec.input:
+        x = torch.rand(*loaded.spec.input)
+        assert fast.net(x).shape == default.net(x).shape
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.stem)
+def test_reproducible_with_its_seed_whatever_was_drawn_before(config):
+    loaded = load_spec(str(config))
+    torch.manual_seed(1)
+    a = build_model(loaded, seed=5, fast_init=True).net.state_dict()
+    torch.rand(1000)  # the global stream is elsewhere now
+    b = build_model(loaded, seed=5, fast_init=True).net.state_dict()
+    c = build_model(loaded, seed=6, fast_init=True).net.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert any(not torch.equal(a[k], c[k]) for k in a if a[k].numel() > 1)
+
+
+def test_default_init_is_the_modules_own_drawn_from_each_parameters_seed():
+    net = build_model(load_spec("configs/mlp.yaml"), seed=3, fast_init=True).net
+    w = drawn(3, "2.weight", lambda: nn.init.kaiming_uniform_(torch.empty(10, 256), a=math.sqrt(5)))
+    b = drawn(3, "2.bias", lambda: torch.empty(10).uniform_(-1 / math.sqrt(256), 1 / math.sqrt(256)))
+    assert torch.equal(net[2].weight, w)
+    assert torch.equal(net[2].bias, b)
+
+
+def test_rules_draw_from_each_parameters_seed():
+    text = "model: [{Linear: [20, 256]}, ReLU, {Linear: [256, 10]}]\ninit: ['xavier:*', 'normal(std=0.01):2', 'zeros:*.bias']\n"
+    built = build_model(load_spec_text(text, "x.yaml"), seed=4, fast_init=True)
+    net = built.net
+    assert torch.equal(net[0].weight, drawn(4, "0.weight", lambda: nn.init.xavier_uniform_(torch.empty(256, 20))))
+    # the last rule that covers a parameter wins: normal, not xavier, on 2.weight
+    assert torch.equal(net[2].weight, drawn(4, "2.weight", lambda: torch.empty(10, 256).normal_(0, 0.01)))
+    assert torch.equal(net[0].bias, torch.zeros(256)) and torch.equal(net[2].bias, torch.zeros(10))
+    # the report lists what every rule set, in order, as the default path's does
+    default = build_model(load_spec_text(text, "x.yaml"), seed=4)
+    assert built.init_report == default.init_report
+
+
+def test_a_parameter_depends_only_on_the_seed_and_its_name():
+    short = build_model(load_spec_text("model: [{Linear: [4, 8]}, ReLU]\n", "a.yaml"), seed=0, fast_init=True)
+    longer = build_model(load_spec_text("model: [{Linear: [4, 8]}, ReLU, {Linear: [8, 3]}]\n", "b.yaml"),
+                         seed=0, fast_init=True)
+    assert torch.equal(short.net[0].weight, longer.net[0].weight)
+    assert torch.equal(short.net[0].bias, longer.net[0].bias)
+
+
+class _CountFills(TorchFunctionMode):
+    """Count random fills of real (non-meta) tensors: nn.init's and Tensor.uniform_/normal_ called directly.
+
+    A mode does not see the calls made inside a call it handles, so
+    `nn.init.kaiming_uniform_` counts once, not again for its `uniform_`.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        tensor = args[0] if args else kwargs.get("tensor")
+        if getattr(func, "__name__", "").endswith(("uniform_", "normal_")) and isinstance(tensor, torch.Tensor) \
+                and not tensor.is_meta:
+            self.count += 1
+        return func(*args, **kwargs)
+
+
+def test_each_parameter_is_initialized_once():
+    text = "model: [{Linear: [64, 64]}, {Linear: [64, 64]}, {Linear: [64, 64]}]\ninit: ['xavier:*', 'zeros:*.bias']\n"
+    loaded = load_spec_text(text, "x.yaml")
+    with _CountFills() as fast:
+        build_model(loaded, seed=0, fast_init=True)
+    with _CountFills() as default:
+        build_model(loaded, seed=0)
+    assert fast.count == 3  # xavier on each weight; zeros on the biases draws nothing; no default init
+    assert default.count == 9  # as hand-written: kaiming + bias uniform per layer, then xavier again
+
+
+def test_custom_blocks_are_built_for_real_from_their_paths_seed():
+    net = build_model(load_spec("configs/chimera.yaml"), seed=2, fast_init=True).net
+    assert needs_real_build(FixedHiddenMLP())
+    hand = drawn(2, "2", FixedHiddenMLP)
+    for key, value in hand.state_dict().items():
+        assert torch.equal(net[2].state_dict()[key], value), key
+
+
+def test_tied_and_frozen_parameters_keep_their_meaning():
+    net = build_model(load_spec("configs/shared.yaml"), seed=0, fast_init=True).net
+    assert net[2] is net[4] and net[2].weight is net[4].weight
+    frozen = build_model(load_spec("configs/frozen.yaml"), seed=0, fast_init=True).net
+    default = build_model(load_spec("configs/frozen.yaml"), seed=0).net
+    assert [p.requires_grad for p in frozen.parameters()] == [p.requires_grad for p in default.parameters()]
+
+
+def test_norm_statistics_and_embeddings():
+    text = "model: [{Embedding: [10, 4, 0]}, {BatchNorm1d: 5}, {LayerNorm: 4}]\n"
+    net = build_model(load_spec_text(text, "x.yaml"), seed=0, fast_init=True).net
+    assert torch.equal(net[0].weight[0], torch.zeros(4))  # padding_idx row, as Embedding's reset_parameters
+    assert torch.equal(net[1].running_mean, torch.zeros(5)) and torch.equal(net[1].running_var, torch.ones(5))
+    assert int(net[1].num_batches_tracked) == 0
+    assert torch.equal(net[2].weight, torch.ones(4)) and torch.equal(net[2].bias, torch.zeros(4))
+
+
+def test_parent_level_inits_are_built_for_real():
+    with torch.device("meta"):
+        assert needs_real_build(nn.MultiheadAttention(8, 2))  # _reset_parameters: xavier on in_proj
+        assert not needs_real_build(nn.Linear(2, 2))
+    text = "model: [{MultiheadAttention: [8, 2]}]\n"
+    net = build_model(load_spec_text(text, "x.yaml"), seed=0, fast_init=True).net
+    hand = drawn(0, "0", lambda: nn.MultiheadAttention(8, 2))
+    assert torch.equal(net[0].in_proj_weight, hand.in_proj_weight)
+
+
+def test_meta_builds_stay_on_meta():
+    built = build_model(load_spec("configs/rgnet.yaml"), device="meta", fast_init=True)
+    assert all(t.is_meta for t in built.net.state_dict().values())
+
+
+def test_bad_rules_are_refused_as_on_the_default_path():
+    text = "model: [{Linear: [4, 8]}]\ninit: ['xavier:0.bias']\n"
+    with pytest.raises(NetcliError, match="xavier cannot apply to '0.bias'"):
+        build_model(load_spec_text(text, "x.yaml"), fast_init=True)
+
+
+def test_skip_meta_fills_skips_only_meta_fills():
+    real = torch.zeros(3)
+    with SkipMetaFills():
+        real.uniform_(1, 2)
+        meta = nn.init.normal_(torch.empty(2, device="meta"))
+    assert bool((real >= 1).all())
+    assert meta.is_meta
+
+
+def test_cli_fast_init_writes_what_the_library_builds(run_cli, tmp_path):
+    out = tmp_path / "w.safetensors"
+    result = run_cli("init", "configs/mlp.yaml", "--fast-init", "--seed", "9", "--rule", "xavier:0", "-o", out)
+    assert result.code == 0, result.err
+    from safetensors.torch import load_file
+    saved = load_file(str(out))
+    net = build_model(load_spec("configs/mlp.yaml"), seed=9, rules=["xavier:0"], fast_init=True).net
+    for key, value in net.state_dict().items():
+        assert torch.equal(saved[key], value), key
+    for command in ("build", "run", "save"):
+        assert "--fast-init" in run_cli(command, "--help").out
