@@ -29,7 +29,8 @@ SpecArg = Annotated[Optional[str], typer.Argument(
     show_default=False)]
 SetOpt = Annotated[Optional[list[str]], typer.Option(
     "--set", help="override PATH=VALUE before validation, e.g. vars.hidden=64 (repeatable)", show_default=False)]
-SeedOpt = Annotated[Optional[int], typer.Option(help="seed torch before building (bit-reproducible)", show_default=False)]
+SeedOpt = Annotated[Optional[int], typer.Option(help="seed torch before building (bit-reproducible)", show_default=False,
+                                                min=-(2**63), max=2**64 - 1)]  # what torch.manual_seed accepts
 DeviceOpt = Annotated[Optional[str], typer.Option(
     help="cpu | cuda | cuda:N | auto | auto:N | mps | meta", show_default=False, autocompletion=complete_device)]
 PluginOpt = Annotated[Optional[list[str]], typer.Option(
@@ -430,7 +431,8 @@ def load(
     strict: Annotated[bool, typer.Option(
         "--strict/--no-strict", help="--no-strict loads the keys that fit and lists the ones it skipped")] = True,
     set_: SetOpt = None,
-    seed: Annotated[Optional[int], typer.Option(help="seed torch before making a random --input", show_default=False)] = None,
+    seed: Annotated[Optional[int], typer.Option(help="seed torch before making a random --input", show_default=False,
+                                                    min=-(2**63), max=2**64 - 1)] = None,
     device: DeviceOpt = None, plugin: PluginOpt = None, json_: JsonOpt = False,
 ):
     """Rebuild the network (from SPEC or the spec inside FILE), load the tensors, print it in eval mode."""

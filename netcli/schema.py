@@ -16,6 +16,7 @@ from pydantic_core import PydanticCustomError
 OPTIONS = ("name", "repeat", "names", "device", "frozen")
 TOP_LEVEL_KEYS = ("name", "input", "seed", "device", "vars", "plugins", "blocks", "model", "init")
 RULE_KEYS = ("init", "args", "target", "params")
+SEED_MIN, SEED_MAX = -(2**63), 2**64 - 1  # what torch.manual_seed accepts
 
 
 class NodeOptions(BaseModel):
@@ -203,9 +204,10 @@ class Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, title="netcli spec")
 
     name: Union[str, None] = Field(None, description="default: the file's stem")
-    input: Union[list[Annotated[int, Field(ge=0)]], None] = Field(
+    input: Union[Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)], None] = Field(
         None, description="an example input shape, e.g. [2, 4]")
-    seed: Union[int, None] = Field(None, description="build and init are then bit-reproducible")
+    seed: Union[Annotated[int, Field(ge=SEED_MIN, le=SEED_MAX)], None] = Field(
+        None, description="build and init are then bit-reproducible")
     device: Union[str, None] = Field(None, description="cpu | cuda | cuda:N | auto | auto:N | meta")
     vars: dict[str, Any] = Field(default_factory=dict, description="values that ${name} stands for")
     plugins: list[str] = Field(default_factory=list, description="Python modules that register types")
