@@ -75,7 +75,7 @@ def load_netcli(path: str) -> None:
     start = time.perf_counter()
     built = files.load_checkpoint(path)
     seconds = time.perf_counter() - start
-    total = float(sum(p.float().sum() for p in built.net.parameters()))  # every tensor is usable
+    total = float(sum(p.detach().float().sum() for p in built.net.parameters()))  # every tensor is usable
     report(seconds, base, check=total)
 
 
@@ -87,7 +87,7 @@ def load_hand(path: str, n: str) -> None:
     net = nn.Sequential(*[nn.Linear(4096, 4096) for _ in range(int(n))])
     net.load_state_dict(torch.load(path, weights_only=True))
     seconds = time.perf_counter() - start
-    total = float(sum(p.float().sum() for p in net.parameters()))
+    total = float(sum(p.detach().float().sum() for p in net.parameters()))
     report(seconds, base, check=total)
 
 

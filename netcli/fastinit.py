@@ -25,8 +25,10 @@ moved to its device, so it too is reproducible everywhere.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import hashlib
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import torch
 from torch import nn
@@ -71,6 +73,26 @@ def path_seed(seed: int, path: str) -> int:
     return int.from_bytes(digest, "little") & ((1 << 63) - 1)
 
 
+_NO_VALUES: contextvars.ContextVar[bool] = contextvars.ContextVar("netcli_fastinit_no_values", default=False)
+
+
+@contextlib.contextmanager
+def uninitialized() -> Iterator[None]:
+    """Within this block, `--fast-init` builds allocate the tensors but draw no values.
+
+    For a load that overwrites every tensor (files.restore, strict): the
+    memory it never touches costs nothing, and nothing is drawn twice.
+
+    >>> with uninitialized():
+    ...     built = build_model(loaded, fast_init=True)  # then load_into(built, ckpt, assign=True)
+    """
+    token = _NO_VALUES.set(True)
+    try:
+        yield
+    finally:
+        _NO_VALUES.reset(token)
+
+
 def build_fast(loaded, dev: torch.device, seed: int | None, inferred: dict, rules: Sequence[str] = ()) -> "_b.Built":
     """Build `loaded` on `dev` in one pass; see the module docstring.
 
@@ -88,6 +110,7 @@ def build_fast(loaded, dev: torch.device, seed: int | None, inferred: dict, rule
     plan = _plan(net, rule_list)  # checks every rule on the meta network before allocating
     if dev.type != "meta":
         _allocate(net, dev, fast.runs_on, set())
+    if dev.type != "meta" and not _NO_VALUES.get():
         with torch.no_grad(), torch.random.fork_rng(devices=[]):
             _initialize(net, plan, seed, fast.real)
     _b._link_devices(net, dev, fast.runs_on, dev)

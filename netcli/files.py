@@ -405,7 +405,7 @@ def _flatten(obj) -> tuple[str, dict, dict]:
 # ---------------------------------------------------------------- loading
 
 
-def load_into(built, path, *, strict: bool = True) -> LoadReport:
+def load_into(built, path, *, strict: bool = True, assign: bool = False) -> LoadReport:
     """Load a checkpoint's tensors into an already built network.
 
     Everything is checked before anything is copied: a file that does not fit
@@ -413,6 +413,9 @@ def load_into(built, path, *, strict: bool = True) -> LoadReport:
     NetcliError listing each mismatch. With `strict=False` the keys that fit
     are loaded and the others listed in the report's `skipped`. Tied
     parameters stay one tensor: the values are copied into the existing tensors.
+    With `assign=True` (a network built for this load, its tensors never
+    initialized) a tensor read on the same device and dtype becomes the
+    parameter itself, as `load_state_dict(assign=True)`: no second copy in memory.
     """
     import torch
     start = time.perf_counter()
@@ -481,10 +484,17 @@ def load_into(built, path, *, strict: bool = True) -> LoadReport:
                     raise NetcliError(Problem(message + "; nothing was loaded", location=Location(label),
                                               hint="give the spec it was saved from"))
                 report.skipped.append(message + f"; loaded '{stored}'")
+    assigned = {}
     with torch.no_grad():
         for names, stored in plan:
-            target[names[0]].copy_(values[stored])  # tied names share this tensor: one copy fills all
+            t, v = target[names[0]], values[stored]
+            if assign and t.device == v.device and t.dtype == v.dtype and t.shape == v.shape:
+                assigned.update({n: v for n in names})  # every tied name gets the one tensor
+            else:
+                t.copy_(v)  # tied names share this tensor: one copy fills all
             report.loaded.extend(names)
+    if assigned:
+        built.net.load_state_dict(assigned, strict=False, assign=True)  # keeps each requires_grad
     report.nbytes = total
     report.seconds = time.perf_counter() - start
     return report
@@ -509,8 +519,13 @@ def restore(path, spec: str | None = None, *, sets: Iterable[str] = (), plugins:
         embedded = ckpt.metadata.get(META_SHA256)
         if embedded is not None and embedded != loaded.sha256:
             note = f"{spec} differs from the spec saved in {path} (sha256 {embedded[:12]}); its tensors were checked against {spec}"
-    built = build_model(loaded, device=device, seed=seed)
-    report = load_into(built, ckpt, strict=strict)
+    if strict:  # every tensor will be overwritten: allocate once, draw nothing, take the file's tensors
+        from netcli.fastinit import uninitialized
+        with uninitialized():
+            built = build_model(loaded, device=device, seed=seed, fast_init=True)
+    else:  # the tensors the file lacks keep the spec's initialization
+        built = build_model(loaded, device=device, seed=seed)
+    report = load_into(built, ckpt, strict=strict, assign=strict)
     report.spec_note = note
     return built, report
 

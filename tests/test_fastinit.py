@@ -177,3 +177,21 @@ def test_cli_fast_init_writes_what_the_library_builds(run_cli, tmp_path):
         assert torch.equal(saved[key], value), key
     for command in ("build", "run", "save"):
         assert "--fast-init" in run_cli(command, "--help").out
+
+
+@pytest.mark.parametrize("stem", ["shared", "frozen", "chimera", "mlp"])
+def test_a_strict_load_takes_the_files_tensors_into_an_uninitialized_build(stem, tmp_path):
+    from netcli import files
+    saved = build_model(load_spec(f"configs/{stem}.yaml"), seed=1)
+    path = tmp_path / "net.safetensors"
+    files.save_checkpoint(saved, path)
+    restored, report = files.restore(path)
+    assert str(restored.net) == str(saved.net)
+    ours, theirs = restored.net.state_dict(), saved.net.state_dict()
+    assert list(ours) == list(theirs)
+    for key in theirs:
+        assert torch.equal(ours[key], theirs[key]), key
+    assert [p.requires_grad for p in restored.net.parameters()] == [p.requires_grad for p in saved.net.parameters()]
+    assert all(isinstance(p, nn.Parameter) for p in restored.net.parameters())
+    if stem == "shared":
+        assert restored.net[2].weight is restored.net[4].weight
