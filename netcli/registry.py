@@ -144,6 +144,9 @@ def load_plugin(module: str) -> None:
     """Import a plugin module by its explicit name, so that it registers its types."""
     if not isinstance(module, str) or not all(p.isidentifier() for p in module.split(".")):
         raise NetcliError(f"'{module}' is not a Python module name", hint="write e.g. my_pkg.layers")
+    if module.endswith(".py"):  # a file name: importing it would import the module 'X' first, then fail
+        raise NetcliError(f"'{module}' is a file name, not a module name",
+                          hint=f"write the module's name, {module[:-3]}, and put its folder on PYTHONPATH")
     try:
         importlib.import_module(module)
     except ImportError as exc:
