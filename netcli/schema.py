@@ -10,13 +10,14 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag,
-                      WithJsonSchema, model_validator)
+                      WithJsonSchema, field_validator, model_validator)
 from pydantic_core import PydanticCustomError
 
 OPTIONS = ("name", "repeat", "names", "device", "frozen")
 TOP_LEVEL_KEYS = ("name", "input", "seed", "device", "vars", "plugins", "blocks", "model", "init")
 RULE_KEYS = ("init", "args", "target", "params")
 SEED_MIN, SEED_MAX = -(2**63), 2**64 - 1  # what torch.manual_seed accepts
+MAX_INPUT_NUMEL = 2**59  # a tensor's element count is an int64, and so is its size in bytes (8 per element)
 
 
 class NodeOptions(BaseModel):
@@ -215,6 +216,17 @@ class Spec(BaseModel):
     model: NodeField = Field(description="the network")
     init: list[InitRuleField] = Field(
         default_factory=list, description="rules INIT:TARGET applied in order after building")
+
+    @field_validator("input")
+    @classmethod
+    def _input_fits_a_tensor(cls, shape):
+        numel = 1
+        for size in shape or ():
+            numel *= size
+        if numel > MAX_INPUT_NUMEL or any(size > MAX_INPUT_NUMEL for size in shape or ()):
+            raise PydanticCustomError("input_too_large", "an input of shape {shape} has more elements than "
+                                      "a tensor can hold", {"shape": shape})
+        return shape
 
 
 def json_schema() -> dict[str, Any]:

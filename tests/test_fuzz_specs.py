@@ -5,8 +5,8 @@ exit 2 with every problem located (`FILE:LINE:COL:`, `FILE:` for file-level
 problems, or `--set ...`). Never a traceback, never an "internal error",
 never a hang (a per-example alarm).
 
-CI runs a bounded number of examples; `NETCLI_FUZZ=long` runs 10,000 per
-generator (see docs/RELIABILITY.md). `NETCLI_FUZZ_REPORT=FILE` appends the
+CI runs 60 examples per generator; `NETCLI_FUZZ=long` runs 3,000 per
+generator, 12,000 specs in all (see docs/RELIABILITY.md). `NETCLI_FUZZ_REPORT=FILE` appends the
 counts of each run to FILE as JSON lines.
 """
 from __future__ import annotations
@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 from conftest import CONFIGS
 
 LONG = os.environ.get("NETCLI_FUZZ") == "long"
-EXAMPLES = int(os.environ.get("NETCLI_FUZZ_EXAMPLES", 10_000 if LONG else 60))
+EXAMPLES = int(os.environ.get("NETCLI_FUZZ_EXAMPLES", 3_000 if LONG else 60))  # long: 4 x 3,000 specs
 HANG_SECONDS = 20  # far above the slowest real spec (~0.1 s); a generous machine-load margin
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None, print_blob=True,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
@@ -415,3 +415,23 @@ def test_parameters_the_device_cannot_hold(run_cli, write_spec, monkeypatch):
     result = run_cli("build", path, "--device", "meta")
     assert result.code == 0, result.err
     assert "Linear" in result.out
+
+
+# --- what the long runs found (each was an internal error; now a located one) ----
+
+@pytest.mark.parametrize("text, message", [
+    ("seed: 18446744073709551617\nmodel: ReLU\n", "seed: Input should be less than or equal to"),
+    ("input: []\nmodel: [ReLU]\n", "input: List should have at least 1 item"),
+    ("input: [9223372036854775808, 8]\nmodel: [{Linear: [8, 128]}]\n", "more elements than a tensor can hold"),
+    ("input: [100000, 100000, 100000, 100000]\nmodel: [ReLU]\n", "more elements than a tensor can hold"),
+    ("'\\n': null\n", "unknown top-level key '\\n'"),
+    ("blocks:\n  a: {Linear: [4, 4], repeat: 1000}\n  b: {use: a, repeat: 1000}\nmodel: [{use: b}]\n",
+     "more than 100000 modules"),
+])
+def test_found_by_fuzzing(run_cli, write_spec, text, message):
+    path = write_spec(text)
+    for command in ("validate", "build"):
+        with alarm(HANG_SECONDS):
+            result = run_cli(command, path)
+        check_result(result, str(path), "regression", command)
+        assert result.code == 2 and message in result.err, result.err
