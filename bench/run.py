@@ -16,6 +16,7 @@ Files of about 1 GB are written to a temp folder and deleted afterwards.
 from __future__ import annotations
 
 import argparse
+import copy
 import datetime
 import json
 import os
@@ -239,6 +240,7 @@ def figure4(reps: int, folder: Path) -> Figure:
     for _ in range(100):
         layers += [nn.Linear(64, 64), nn.ReLU()]
     hand = nn.Sequential(*layers)
+    twin = copy.deepcopy(hand)  # a second hand-written net: the A/A control shows the noise floor
     x = torch.rand(64, 64)
     with torch.no_grad():
         same = torch.equal(built(x), hand(x)) and torch.equal(placed(x), hand(x))
@@ -256,13 +258,15 @@ def figure4(reps: int, folder: Path) -> Figure:
                 return {"seconds": (time.perf_counter() - start) / calls}
         return run
 
-    r = alternate({"netcli": timed(built), "placed": timed(placed), "hand": timed(hand)}, reps * 4)
+    r = alternate({"netcli": timed(built), "placed": timed(placed), "hand": timed(hand), "twin": timed(twin)}, reps * 4)
     hand_s = med(r["hand"])
     fig.rows.append(Row("netcli-built", med(r["netcli"]) * 1e6, hand_s * 1e6, "µs", "ratio <= 1.02",
                         med(r["netcli"]) / hand_s <= 1.02, f"{reps * 4} blocks of {calls} calls"))
     fig.rows.append(Row("netcli-built, `device: cpu` on every Linear", med(r["placed"]) * 1e6, hand_s * 1e6, "µs",
                         "ratio <= 1.02, no hooks", med(r["placed"]) / hand_s <= 1.02 and hooks == 0,
                         f"forward hooks registered: {hooks}"))
+    fig.rows.append(Row("control: a second hand-written copy", med(r["twin"]) * 1e6, hand_s * 1e6, "µs",
+                        "(noise floor)", None))
     fig.notes.append(f"outputs equal to the hand-written net under the same seed: {same}; "
                      "torch threads: 1 for this figure")
     torch.set_num_threads(threads)
@@ -297,8 +301,14 @@ def figure5_6(reps: int, folder: Path, n: int) -> list[Figure]:
         dd_file.unlink()
         return res
 
-    r = alternate({"netcli": lambda: job("save_netcli", spec, out_a),
-                   "hand": lambda: job("save_hand", spec, out_b), "dd": dd}, reps)
+    def fresh(name: str, out: str) -> Callable[[], dict]:
+        def run() -> dict:  # each save writes a new file, as dd does: no old file to truncate or replace
+            res = job(name, spec, out)
+            os.unlink(out)
+            return res
+        return run
+
+    r = alternate({"netcli": fresh("save_netcli", out_a), "hand": fresh("save_hand", out_b), "dd": dd}, reps)
     hand = med(r["hand"])
     fig6.rows.append(Row(f"save {size / GB:.2f} GiB", med(r["netcli"]), hand, "s", "ratio <= 1.1",
                          med(r["netcli"]) / hand <= 1.1, f"ranges {spread(r['netcli'])} / {spread(r['hand'])}"))
