@@ -29,8 +29,14 @@ SpecArg = Annotated[Optional[str], typer.Argument(
     show_default=False)]
 SetOpt = Annotated[Optional[list[str]], typer.Option(
     "--set", help="override PATH=VALUE before validation, e.g. vars.hidden=64 (repeatable)", show_default=False)]
+def _check_seed(value: Optional[int]) -> Optional[int]:
+    if value is not None and not -(2**63) <= value <= 2**64 - 1:  # what torch.manual_seed accepts
+        raise typer.BadParameter("a seed is an integer from -2**63 to 2**64-1")
+    return value
+
+
 SeedOpt = Annotated[Optional[int], typer.Option(help="seed torch before building (bit-reproducible)", show_default=False,
-                                                min=-(2**63), max=2**64 - 1)]  # what torch.manual_seed accepts
+                                                callback=_check_seed)]
 DeviceOpt = Annotated[Optional[str], typer.Option(
     help="cpu | cuda | cuda:N | auto | auto:N | mps | meta", show_default=False, autocompletion=complete_device)]
 PluginOpt = Annotated[Optional[list[str]], typer.Option(
