@@ -299,12 +299,16 @@ def figure5_6(reps: int, folder: Path, n: int) -> list[Figure]:
     def dd() -> dict:
         res = run_quiet(["dd", "if=/dev/zero", f"of={dd_file}", "bs=16M", f"count={count}", "conv=fsync"])
         dd_file.unlink()
+        os.sync()
         return res
 
     def fresh(name: str, out: str) -> Callable[[], dict]:
         def run() -> dict:  # each save writes a new file, as dd does: no old file to truncate or replace
             res = job(name, spec, out)
             os.unlink(out)
+            # save_file leaves its bytes dirty in the page cache; without this the next case's writes
+            # would wait for that writeback (the kernel throttles writers), charging one case's cost to the other
+            os.sync()
             return res
         return run
 
