@@ -303,7 +303,7 @@ def inspect_(
     if json_:
         print_json({"name": built.loaded.name, "device": str(built.device), **inv.as_json()})
         return
-    from netcli.summary import human_bytes
+    from netcli.devices import human_bytes
     table = _table("name", "kind", "shape", "dtype", "device", "requires_grad", "count",
                    title=f"{built.loaded.name} on {built.device}",
                    rows=[(" = ".join(r.names), r.kind, _shape_text(r.shape), r.dtype, r.device,

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from netcli.devices import human_bytes
+
 
 @dataclass
 class BlockRow:
@@ -84,14 +86,6 @@ def summarize(net: nn.Module, shapes: dict[str, tuple] | None = None, note: str 
         total_bytes=sum(p.numel() * p.element_size() for p in params),
         buffers_bytes=sum(b.numel() * b.element_size() for b in buffers),
         tied=tied_groups(net), output_shape=output_shape, shape_note=note)
-
-
-def human_bytes(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n} B"
 
 
 def render(summary: Summary, title: str, console) -> None:
