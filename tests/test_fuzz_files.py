@@ -326,6 +326,9 @@ def test_huge_declared_sizes_allocate_nothing(tmp_path, originals):
     assert out.returncode == 0, out.stderr
     found = json.loads(out.stdout.strip().splitlines()[-1])
     assert len(found["results"]) == len(cases) + 1
+    if os.environ.get("NETCLI_FUZZ_REPORT"):
+        with open(os.environ["NETCLI_FUZZ_REPORT"], "a") as f:
+            f.write(json.dumps({"module": "memory", **found}) + "\n")
     for name, codes, grew in found["results"]:
         assert codes == [2, 2], (name, codes, out.stderr)
         assert grew < 64 << 20, f"{name}: peak memory grew by {grew / 2**20:.0f} MiB"
