@@ -46,10 +46,14 @@ KILLER = textwrap.dedent('''
     dest = os.path.join(folder, "net" + suffix)
 
     def save(out, seed):
+        # SIGINT stays blocked across the fork until the child is inside its try: a signal sent
+        # at once must interrupt the save, never the copy of this loop in the child
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         pid = os.fork()
         if pid == 0:
             code = 99
             try:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
                 commands.main(["save", spec, "-o", out, "--seed", str(seed)])
                 code = 0
             except SystemExit as exc:
@@ -58,6 +62,7 @@ KILLER = textwrap.dedent('''
                 code = 130
             finally:
                 os._exit(code)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
         return pid
 
     def finish(pid):
