@@ -105,7 +105,8 @@ def build_fast(loaded, dev: torch.device, seed: int | None, inferred: dict, rule
     fast.create_shared()
     net = fast.build(loaded.spec.model, ("model",), dev, "")
     built = _b.Built(net, loaded, dev, fast.origins, fast.placed, inferred)
-    rule_list = _parse_rules(loaded, rules) if (loaded.spec.init or rules) else []
+    from netcli import rules as init_rules
+    rule_list = init_rules.all_rules(loaded, rules) if (loaded.spec.init or rules) else []
     from netcli import rules as init_rules
     plan = _plan(net, rule_list)  # checks every rule on the meta network before allocating
     if dev.type != "meta":
@@ -118,19 +119,6 @@ def build_fast(loaded, dev: torch.device, seed: int | None, inferred: dict, rule
     built.init_report = [init_rules.Touched(rule.text, s.name, tuple(s.tensor.shape), tied.get(id(s.tensor), ()))
                          for rule, selected in plan for s in selected]
     return built
-
-
-def _parse_rules(loaded, extra: Sequence[str]) -> list:
-    from netcli import rules as init_rules
-    problems, parsed = [], []
-    for parse in (lambda: init_rules.spec_rules(loaded), lambda: init_rules.cli_rules(extra)):
-        try:
-            parsed += parse()
-        except NetcliError as exc:
-            problems += exc.problems
-    if problems:
-        raise NetcliError(problems)
-    return parsed
 
 
 def _plan(net: nn.Module, rules: Sequence) -> list:

@@ -536,15 +536,20 @@ def initialize(built, extra: Sequence[str] = ()) -> list[Touched]:
     `build_model(loaded, rules=extra)` already calls this; call it yourself only
     on a net built some other way, or the spec's rules run (and draw) twice.
     """
+    return apply_rules(built.net, all_rules(built.loaded, extra))
+
+
+def all_rules(loaded, extra: Sequence[str] = ()) -> list:
+    """Parse the spec's `init:` rules, then the `--rule` texts; raise with every bad one."""
     problems, rules = [], []
-    for parse in (lambda: spec_rules(built.loaded), lambda: cli_rules(extra)):
+    for parse in (lambda: spec_rules(loaded), lambda: cli_rules(extra)):
         try:
             rules += parse()
         except NetcliError as exc:
             problems += exc.problems
     if problems:
         raise NetcliError(problems)
-    return apply_rules(built.net, rules)
+    return rules
 
 
 def explain(net, touched: Sequence[Touched]) -> list[dict[str, Any]]:
