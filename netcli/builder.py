@@ -65,7 +65,8 @@ def build_model(loaded: LoadedSpec, *, device: str | None = None, seed: int | No
         return fastinit.build_fast(loaded, dev, seed, builder.inferred, rules)
     builder.create_shared()
     net = builder.build(spec.model, ("model",), dev, "")
-    _link_devices(net, dev, builder.runs_on, dev)
+    if dev.type != "meta":  # on meta every block is meta: nothing to move
+        _link_devices(net, dev, builder.runs_on, dev)
     built = Built(net, loaded, dev, builder.origins, builder.placed, builder.inferred)
     if spec.init or rules:
         # After every module exists, on the same RNG stream: as `net[0].apply(init_xavier)`

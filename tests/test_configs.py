@@ -100,3 +100,14 @@ def test_run_prints_what_print_net_x_prints(run_cli, root):
     x = torch.rand(2, 20)
     assert result.code == 0, result.err
     assert result.out == str(net(x)) + "\n"
+
+
+def test_every_shipped_config_validates_with_its_shapes_checked(run_cli, root):
+    import json
+    result = run_cli("validate", *sorted((root / "configs").glob("*.yaml")), "--json")
+    assert result.code == 0, result.err
+    for entry in json.loads(result.out):
+        assert entry["ok"], entry
+        # only a block with a `while` on tensor values stops the meta-device shape check
+        expected_note = "FixedHiddenMLP" in (root / entry["file"]).read_text()
+        assert (entry["note"] is not None) == expected_note, entry
