@@ -34,14 +34,17 @@ def atomic_path(dest: str | os.PathLike) -> Iterator[Path]:
     dest = _target(Path(dest))
     folder = dest.parent
     clean_leftovers(dest)
+    tmp_path: Path | None = None
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f"{temp_prefix(dest)}{os.getpid()}.", dir=folder)
-    except OSError as exc:
-        raise NetcliError(Problem(f"cannot write here: {exc.strerror}", location=Location(str(dest)),
-                                  hint="check that the folder exists and is writable")) from exc
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
+        # Ctrl-C waits until the temp file's name is held, so the cleanup below always sees it.
+        with _sigint_held():
+            try:
+                fd, tmp = tempfile.mkstemp(prefix=f"{temp_prefix(dest)}{os.getpid()}.", dir=folder)
+            except OSError as exc:
+                raise NetcliError(Problem(f"cannot write here: {exc.strerror}", location=Location(str(dest)),
+                                          hint="check that the folder exists and is writable")) from exc
+            tmp_path = Path(tmp)
+            os.close(fd)
         yield tmp_path
         with open(tmp_path, "rb+") as f:
             os.fsync(f.fileno())
@@ -49,13 +52,29 @@ def atomic_path(dest: str | os.PathLike) -> Iterator[Path]:
         os.replace(tmp_path, dest)
         _fsync_dir(folder)
     except BaseException as exc:
-        with contextlib.suppress(OSError):
-            tmp_path.unlink()
+        if tmp_path is not None:
+            with contextlib.suppress(OSError):
+                tmp_path.unlink()
         if isinstance(exc, OSError):  # a full disk, a quota, an I/O error: the old file is untouched
             what = "the previous file is unchanged" if dest.exists() else "nothing was written"
             raise NetcliError(Problem(f"cannot write: {exc.strerror or exc}; {what}", location=Location(str(dest)),
                                       hint="free some space or choose another folder")) from exc
         raise
+
+
+@contextlib.contextmanager
+def _sigint_held() -> Iterator[None]:
+    """Hold SIGINT back (main thread, where possible) until the block is done."""
+    import signal
+    import threading
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def atomic_write(dest: str | os.PathLike, write: Callable[[Path], None]) -> None:
