@@ -404,6 +404,7 @@ def save(
     import time
     from netcli import files
     from netcli.builder import build_model
+    from netcli.show import describe
     loaded = open_spec(spec, set_, plugin)
     output = output or f"{loaded.name}.safetensors"
     files.format_of(output)  # refuse an unknown extension before building anything
@@ -411,7 +412,7 @@ def save(
     start = time.perf_counter()
     files.save_checkpoint(built, output)
     seconds = time.perf_counter() - start
-    info = files.describe(output)
+    info = describe(output)
     data = {"file": output, "format": info["format"], "tensors": info["count"],
             "tied": {t["name"]: t["tied"] for t in info["tensors"] if t["tied"]},
             "bytes": os.path.getsize(output), "spec_sha256": loaded.sha256, "seconds": round(seconds, 4),
@@ -480,12 +481,12 @@ def show(
     json_: JsonOpt = False,
 ):
     """List what a tensor file holds: names or indices, shapes, dtypes, bytes, total, and the embedded spec."""
-    from netcli import files
-    info = files.describe(file, values=values, limit=limit)
+    from netcli.show import describe, render_description
+    info = describe(file, values=values, limit=limit)
     if json_:
         print_json(info)
         return
-    files.render_description(info, stdout(), limit=limit)
+    render_description(info, stdout(), limit=limit)
 
 
 

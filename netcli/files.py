@@ -14,7 +14,6 @@ import os
 import pickle
 import re
 import sys
-import threading
 import time
 import zipfile
 import zlib
@@ -24,6 +23,7 @@ from typing import Any, Iterable
 
 from netcli.atomic import atomic_write
 from netcli.errors import Location, NetcliError, Problem
+from netcli.progress import Progress
 
 SAFETENSORS = ".safetensors"
 TORCH_SUFFIXES = (".pt", ".pth", ".params")
@@ -165,6 +165,7 @@ def save_checkpoint(built, path: str | os.PathLike) -> None:
             atomic_write(path, lambda p: (bar.watch(p), _writing(p, torch.save, cpu, p)))
             return
         from safetensors.torch import save_file
+        from netcli import stwriter  # here, not at the top: stwriter imports this module
         tensors, aliases, sums, seen = {}, {}, {}, set()
         for names in groups:
             t = state[names[0]].detach().to("cpu").contiguous()
@@ -176,9 +177,9 @@ def save_checkpoint(built, path: str | os.PathLike) -> None:
             aliases.update({other: names[0] for other in names[1:]})
         metadata = checkpoint_metadata(built.loaded)
         metadata[META_ALIASES] = json.dumps(aliases, sort_keys=True)
-        if sys.byteorder == "little" and all(str(t.dtype).removeprefix("torch.") in _ST_CODES for t in tensors.values()):
+        if sys.byteorder == "little" and all(str(t.dtype).removeprefix("torch.") in stwriter._ST_CODES for t in tensors.values()):
             bar.restart(f"writing {path}", total)
-            atomic_write(path, lambda p: _write_safetensors(p, tensors, metadata, bar))
+            atomic_write(path, lambda p: stwriter.write_safetensors(p, tensors, metadata, bar))
             return
         for name, t in tensors.items():
             sums[name] = crc32(t)
@@ -188,187 +189,6 @@ def save_checkpoint(built, path: str | os.PathLike) -> None:
         # the bar can only pulse while it runs.
         bar.restart(f"writing {path}", None)
         atomic_write(path, lambda p: _writing(p, save_file, tensors, str(p), metadata=metadata))
-
-
-_ST_CODES = {dtype: code for code, (dtype, _) in _SAFETENSORS_DTYPES.items()}
-_CHUNK = 64 << 20          # buffered path: bytes per write() call
-_DIRECT_BUF = 16 << 20     # O_DIRECT path: bytes per aligned buffer (three of them in flight)
-_BLOCK = 4096              # O_DIRECT alignment of buffers, lengths and offsets
-
-
-def _write_safetensors(path, tensors: dict, metadata: dict[str, str], bar) -> None:
-    """Write `tensors` as a .safetensors file in one pass: each byte copied, written and checksummed once.
-
-    The layout is safetensors' own (an 8-byte header size, the JSON header,
-    then each tensor's bytes in order), so the safetensors library reads it.
-    safetensors.torch.save_file would first copy every tensor into one buffer,
-    and the crc32s the header carries would need a second pass over the
-    memory; here the header is written with placeholders of the same width,
-    the tensors' bytes stream to the file while a second thread checksums
-    them, and the header is rewritten at the end.
-
-    The stream goes through O_DIRECT where the file system takes it: a fresh
-    process's buffered writes of a GiB stall while the kernel finds and then
-    flushes page-cache memory (the fsync pays the rest), whereas direct writes
-    from a few aligned buffers go to the disk at its own speed. Elsewhere
-    (no O_DIRECT, EINVAL) the same bytes are written through the page cache.
-    The caller (atomic_path) still fsyncs: that makes the size and the
-    block allocation durable.
-    """
-    entries, offset = {}, 0
-    for name, t in tensors.items():
-        n = t.numel() * t.element_size()
-        entries[name] = {"dtype": _ST_CODES[str(t.dtype).removeprefix("torch.")], "shape": list(t.shape),
-                         "data_offsets": [offset, offset + n]}
-        offset += n
-
-    def header(sums: dict[str, str]) -> bytes:
-        meta = {**metadata, META_CRC32: json.dumps(sums, sort_keys=True)}
-        raw = json.dumps({"__metadata__": meta, **entries}, separators=(",", ":")).encode()
-        raw += b" " * (-(8 + len(raw)) % 64)  # the data starts 64-byte aligned, as torch allocates (8 | len)
-        return len(raw).to_bytes(8, "little") + raw
-
-    first = header({name: "0" * 8 for name in tensors})  # crc32s are 8 hex digits: the same length
-    pieces = [(None, memoryview(first))] + [(name, _bytes_of(t)) for name, t in tensors.items() if t.numel()]
-    sums = {name: 0 for name in tensors}
-    if not _stream_direct(path, pieces, sums, bar):
-        sums = {name: 0 for name in tensors}
-        _stream_buffered(path, pieces, sums, bar)
-    final = header({name: f"{value & 0xFFFFFFFF:08x}" for name, value in sums.items()})
-    assert len(final) == len(first)
-    fd = os.open(path, os.O_WRONLY)
-    try:
-        os.pwrite(fd, final, 0)
-    finally:
-        os.close(fd)
-
-
-def _bytes_of(t) -> memoryview:
-    """Return a CPU tensor's bytes without copying them."""
-    import torch
-    return memoryview(t.reshape(-1).view(torch.uint8).numpy())
-
-
-def _stream_direct(path, pieces: list, sums: dict, bar) -> bool:
-    """Write the pieces in order through O_DIRECT; return False where the file system refuses it.
-
-    The main thread copies the bytes into one of three page-aligned buffers, a
-    writer thread writes full buffers at aligned offsets, a third checksums
-    each tensor from its own memory. The last buffer is padded to the block
-    size and the file cut back to its length.
-    """
-    import concurrent.futures
-    import errno
-    import mmap
-    import queue
-    flag = getattr(os, "O_DIRECT", 0)
-    if not flag:
-        return False
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_TRUNC | flag)
-    except OSError as exc:
-        if exc.errno == errno.EINVAL:
-            return False
-        raise
-    total = sum(len(p) for _, p in pieces)
-    size = min(_DIRECT_BUF, -(-total // _BLOCK) * _BLOCK)
-    free: queue.Queue = queue.Queue()
-    full: queue.Queue = queue.Queue()
-    for _ in range(3):
-        free.put(mmap.mmap(-1, size))
-    state: dict = {"error": None, "written": 0}
-
-    def writer() -> None:
-        while (item := full.get()) is not None:
-            buf, n, at = item
-            if state["error"] is None:
-                try:
-                    with memoryview(buf) as whole, whole[:n] as view:
-                        done = 0
-                        while done < n:
-                            k = os.pwrite(fd, view[done:], at + done)
-                            if k <= 0:
-                                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-                            done += k
-                    state["written"] += n
-                except OSError as exc:
-                    state["error"] = exc
-            free.put(buf)
-
-    thread = threading.Thread(target=writer, name="netcli-direct-writer", daemon=True)
-    thread.start()
-    pending: list[concurrent.futures.Future] = []
-    try:
-        with concurrent.futures.ThreadPoolExecutor(1) as pool:
-            buf, fill, at = free.get(), 0, 0
-            for name, piece in pieces:
-                if name is not None:
-                    pending.append(pool.submit(_crc_into, sums, name, piece))
-                pos = 0
-                while pos < len(piece):
-                    k = min(size - fill, len(piece) - pos)
-                    buf[fill:fill + k] = piece[pos:pos + k]
-                    fill, pos = fill + k, pos + k
-                    if fill == size:
-                        full.put((buf, size, at))
-                        bar.advance(size)
-                        buf, fill, at = free.get(), 0, at + size
-                        if state["error"] is not None:
-                            break
-                if state["error"] is not None:
-                    break
-            if state["error"] is None and fill:
-                pad = -fill % _BLOCK
-                buf[fill:fill + pad] = bytes(pad)
-                full.put((buf, fill + pad, at))
-                bar.advance(fill)
-            full.put(None)
-            thread.join()
-            for f in pending:
-                f.result()
-        error = state["error"]
-        if error is not None:
-            if error.errno == errno.EINVAL and state["written"] == 0:
-                return False  # O_DIRECT opened but not honoured for these writes: go through the page cache
-            raise error
-        os.ftruncate(fd, total)
-        return True
-    finally:
-        if thread.is_alive():
-            full.put(None)
-            thread.join()
-        os.close(fd)
-
-
-def _stream_buffered(path, pieces: list, sums: dict, bar) -> None:
-    """Write the pieces in order through the page cache, checksumming each tensor in a second thread."""
-    import concurrent.futures
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
-    try:
-        with concurrent.futures.ThreadPoolExecutor(1) as pool:
-            pending = []
-            for name, piece in pieces:
-                for start in range(0, len(piece), _CHUNK):
-                    chunk = piece[start:start + _CHUNK]
-                    if name is not None:
-                        pending.append(pool.submit(_crc_into, sums, name, chunk))
-                    _write_all(fd, chunk)
-                    bar.advance(len(chunk))
-            for f in pending:
-                f.result()
-    finally:
-        os.close(fd)
-
-
-def _crc_into(sums: dict, name: str, chunk) -> None:
-    # one checksum worker per file: the chunks of a tensor are summed in order
-    sums[name] = zlib.crc32(chunk, sums[name])
-
-
-def _write_all(fd: int, data) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
 
 
 def _writing(path, write, *args, **kwargs) -> None:
@@ -726,152 +546,6 @@ def load_checkpoint(path, spec: str | None = None, *, sets: Iterable[str] = (), 
     return built
 
 
-# ---------------------------------------------------------------- show
-
-
-def describe(path, *, values: bool = False, limit: int = 100) -> dict:
-    """Return what a tensor file holds, as data: kind, tensors (names, shapes, dtypes, bytes), spec."""
-    ckpt = read_checkpoint(path)
-    tensors = []
-    for info in ckpt.infos.values():
-        row = {"name": info.name, "shape": list(info.shape), "dtype": info.dtype, "bytes": info.nbytes,
-               "tied": info.tied}
-        if values:
-            numel = _numel(info.shape)
-            row["values"] = ckpt.tensor(info.name).tolist() if numel <= limit else None
-        tensors.append(row)
-    meta = dict(ckpt.metadata)
-    spec = None
-    if META_SPEC in meta:
-        spec = {"text": meta.pop(META_SPEC), "sha256": meta.pop(META_SHA256, None),
-                "netcli": meta.pop(META_NETCLI, None), "torch": meta.pop(META_TORCH, None)}
-    for key in (META_ALIASES, META_CRC32, "format"):
-        meta.pop(key, None)
-    return {"file": ckpt.path, "format": ckpt.format, "kind": ckpt.kind, "count": len(tensors),
-            "total_bytes": ckpt.nbytes, "tensors": tensors, "other_values": ckpt.others,
-            "checksums": META_CRC32 in ckpt.metadata, "metadata": meta, "spec": spec}
-
-
-def render_description(info: dict, console, *, limit: int = 100) -> None:
-    """Print `describe`'s data as a rich table, the embedded spec, and small tensors' values."""
-    from rich.table import Table
-    from netcli.devices import human_bytes
-    kinds = {"safetensors": "safetensors tensors", "tensor": "one tensor", "list": "a list",
-             "tuple": "a tuple", "dict": "a dict", "state_dict": "a state_dict"}
-    holding = "" if info["kind"] == "safetensors" else f" holding {kinds.get(info['kind'], 'a ' + info['kind'])}"
-    console.print(f"{info['file']}: {info['format']} file{holding}, "
-                  f"{info['count']} tensor(s), {human_bytes(info['total_bytes'])}", markup=False)
-    table = Table("name" if info["kind"] not in ("list", "tuple") else "index", "shape", "dtype", "bytes",
-                  show_footer=False)
-    if any(t["tied"] for t in info["tensors"]):
-        table.add_column("also named (tied)")
-    for t in info["tensors"]:
-        row = [t["name"] or "(the tensor)", str(tuple(t["shape"])), t["dtype"], f"{t['bytes']:,}"]
-        if len(table.columns) > 4:
-            row.append(", ".join(t["tied"]))
-        table.add_row(*row)
-    table.add_row("total", "", "", f"{info['total_bytes']:,}", *([""] if len(table.columns) > 4 else []),
-                  style="bold")
-    console.print(table)
-    for name, value in info["other_values"].items():
-        console.print(f"{name or '(value)'} = {value}", markup=False, highlight=False)
-    if info["metadata"]:
-        console.print("metadata: " + ", ".join(f"{k}={v}" for k, v in info["metadata"].items()), markup=False)
-    spec = info["spec"]
-    if spec is None:
-        console.print("no embedded spec" + (" (a plain torch file: load it with a spec)" if info["format"] == "torch" else ""))
-    else:
-        console.print(f"embedded spec (sha256 {spec['sha256']}, netcli {spec['netcli']}, torch {spec['torch']}):",
-                      markup=False)
-        for line in spec["text"].rstrip("\n").splitlines():
-            console.print("  " + line, markup=False, highlight=False)
-    if any("values" in t for t in info["tensors"]):
-        import torch
-        for t in info["tensors"]:
-            label = t["name"] or "(the tensor)"
-            if t["values"] is None:
-                console.print(f"{label}: {_numel(t['shape']):,} values, more than {limit}; not shown", markup=False)
-            else:
-                dtype = getattr(torch, t["dtype"], None)
-                shown = torch.tensor(t["values"], dtype=dtype) if dtype is not None else t["values"]
-                console.print(f"{label} = {shown}", markup=False, highlight=False)
-
-
-# ---------------------------------------------------------------- progress
-
-
-class Progress:
-    """Show a rich progress bar on stderr, on a terminal only, once an operation has run a second.
-
-    Short operations and pipes print nothing extra. `watch(path)` follows a file
-    being written by a library call that reports no progress of its own.
-    """
-
-    DELAY = 1.0
-
-    def __init__(self, description: str, total: int, console=None):
-        from rich.console import Console
-        self.console = console if console is not None else Console(file=sys.stderr)
-        self.enabled = self.console.is_terminal
-        self.description, self.total = description, max(int(total), 1)
-        self._lock = threading.Lock()
-        self._started = self._done = False
-        self._watched: str | None = None
-
-    def __enter__(self) -> "Progress":
-        if self.enabled:
-            from rich.progress import BarColumn, DownloadColumn, Progress as Bar, TextColumn, TimeRemainingColumn
-            self._bar = Bar(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
-                            console=self.console, transient=True)
-            self._task = self._bar.add_task(self.description, total=self.total)
-            self._timer = threading.Timer(self.DELAY, self._start)
-            self._timer.daemon = True
-            self._timer.start()
-        return self
-
-    def _start(self) -> None:
-        with self._lock:
-            if not self._done:
-                self._bar.start()
-                self._started = True
-                if self._watched is not None:
-                    threading.Thread(target=self._follow, daemon=True).start()
-
-    def advance(self, n: int) -> None:
-        if self.enabled:
-            self._bar.advance(self._task, n)
-
-    def restart(self, description: str, total: int | None) -> None:
-        """Begin a new phase on the same bar; a total of None makes it pulse (progress unknown)."""
-        if self.enabled:  # a new task: rich's reset() reads total=None as "keep the old total"
-            self._bar.remove_task(self._task)
-            self._task = self._bar.add_task(description, total=None if total is None else max(int(total), 1))
-
-    def watch(self, path) -> None:
-        """Follow the size of the file at `path` as it is written."""
-        if self.enabled:
-            with self._lock:
-                self._watched = str(path)
-                if self._started:
-                    threading.Thread(target=self._follow, daemon=True).start()
-
-    def _follow(self) -> None:
-        while not self._done:
-            try:
-                self._bar.update(self._task, completed=os.path.getsize(self._watched))
-            except OSError:
-                pass
-            time.sleep(0.1)
-
-    def __exit__(self, *exc) -> None:
-        if self.enabled:
-            self._timer.cancel()
-            with self._lock:
-                self._done = True
-                if self._started:
-                    self._bar.stop()
-
-
 # ---------------------------------------------------------------- helpers
 
 
@@ -906,3 +580,12 @@ def _numel(shape) -> int:
         n *= int(s)
     return n
 
+
+
+
+def __getattr__(name: str):
+    """Answer the names that moved to netcli.show (files.describe, files.render_description), lazily."""
+    if name in ("describe", "render_description"):  # imported on use: show imports this module
+        from netcli import show
+        return getattr(show, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -119,13 +119,14 @@ CHILD = textwrap.dedent('''
                 f.truncate(os.path.getsize(filename) // 2)
             stop()
         st.save_file = save_file
-        real_write = files._write_safetensors  # netcli's own one-pass writer
+        from netcli import stwriter
+        real_write = stwriter.write_safetensors  # netcli's own one-pass writer
         def write_safetensors(p, *args, **kwargs):
             real_write(p, *args, **kwargs)
             with open(p, "r+b") as f:
                 f.truncate(os.path.getsize(p) // 2)
             stop()
-        files._write_safetensors = write_safetensors
+        stwriter.write_safetensors = write_safetensors
     elif point == "before-fsync":  # the temp file is whole but not yet on disk
         os.fsync = lambda fd: stop()
     elif point == "before-replace":
