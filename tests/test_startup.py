@@ -52,3 +52,11 @@ def test_schema_prints_the_shipped_schema_without_torch():
 def test_the_check_would_see_torch():
     # `build` imports torch when it runs: the same listing must show it, or the tests above prove nothing
     assert "torch" in torch_modules(imported_modules("build", "--device", "meta"))
+
+
+def test_show_of_a_safetensors_file_reads_only_its_header_without_torch(tmp_path):
+    from safetensors.numpy import save_file
+    import numpy as np
+    path = tmp_path / "w.safetensors"
+    save_file({"weight": np.ones((3, 4), dtype=np.float32)}, str(path))
+    assert torch_modules(imported_modules("show", str(path))) == []
