@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
+import handwritten
 from netcli import inference, registry
 from netcli.builder import build_model
 from netcli.registry import register_block
@@ -57,15 +58,7 @@ model:
   - Linear: 84
   - Sigmoid
   - Linear: 10
-""", lambda: nn.Sequential(
-        nn.Conv2d(1, 6, kernel_size=5, padding=2), nn.Sigmoid(),
-        nn.AvgPool2d(kernel_size=2, stride=2),
-        nn.Conv2d(6, 16, kernel_size=5), nn.Sigmoid(),
-        nn.AvgPool2d(kernel_size=2, stride=2),
-        nn.Flatten(),
-        nn.Linear(16 * 5 * 5, 120), nn.Sigmoid(),
-        nn.Linear(120, 84), nn.Sigmoid(),
-        nn.Linear(84, 10)), ["in_channels", "in_channels", "in_features", "in_features", "in_features"]),
+""", handwritten.lenet, ["in_channels", "in_channels", "in_features", "in_features", "in_features"]),
     "mlp": ("""
 input: [2, 20]
 model: [{Linear: 256}, ReLU, {Linear: 10}]
