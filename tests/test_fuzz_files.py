@@ -29,7 +29,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import ROOT
-from test_fuzz_specs import COUNTS, HANG_SECONDS, alarm
+from test_fuzz_specs import COUNTS, HANG_SECONDS, alarm, write_report
 
 LONG = os.environ.get("NETCLI_FUZZ") == "long"
 EXAMPLES = int(os.environ.get("NETCLI_FUZZ_FILE_EXAMPLES", 1_500 if LONG else 40))
@@ -70,11 +70,7 @@ def originals() -> dict:
 def report():
     start = time.time()
     yield
-    target = os.environ.get("NETCLI_FUZZ_REPORT")
-    if target:
-        counts = {"/".join(k): v for k, v in sorted(COUNTS.items()) if k[0].startswith("file")}
-        with open(target, "a") as f:
-            f.write(json.dumps({"module": "files", "seconds": round(time.time() - start, 1), "counts": counts}) + "\n")
+    write_report("files", start, files=True)
 
 
 # --- corruptions ----------------------------------------------------------------

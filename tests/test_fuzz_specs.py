@@ -56,16 +56,20 @@ def alarm(seconds: float):
         signal.signal(signal.SIGALRM, old)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def report():
-    """Append this module's counts to $NETCLI_FUZZ_REPORT (for docs/RELIABILITY.md)."""
-    start = time.time()
-    yield
+def write_report(module: str, start: float, *, files: bool) -> None:
+    """Append one module's counts to $NETCLI_FUZZ_REPORT (for docs/RELIABILITY.md)."""
     target = os.environ.get("NETCLI_FUZZ_REPORT")
     if target:
+        counts = {"/".join(k): v for k, v in sorted(COUNTS.items()) if k[0].startswith("file") == files}
         with open(target, "a") as f:
-            f.write(json.dumps({"module": "specs", "seconds": round(time.time() - start, 1),
-                                "counts": {"/".join(k): v for k, v in sorted(COUNTS.items())}}) + "\n")
+            f.write(json.dumps({"module": module, "seconds": round(time.time() - start, 1), "counts": counts}) + "\n")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def report():
+    start = time.time()
+    yield
+    write_report("specs", start, files=False)
 
 
 @pytest.fixture(autouse=True)
