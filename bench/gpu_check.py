@@ -23,11 +23,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from netcli.builder import build_model
-from netcli.devices import gpu_count, human_bytes, list_devices
-from netcli.errors import NetcliError
-from netcli.files import load_checkpoint, save_checkpoint
-from netcli.spec import load_spec_text
+from netcli.init.engine import build_model
+from netcli.core.devices import gpu_count, human_bytes, list_devices
+from netcli.core.errors import NetcliError
+from netcli.io.files import load_checkpoint, save_checkpoint
+from netcli.build.validate import load_spec_text
 
 START = time.perf_counter()
 NETCLI = [sys.executable, "-m", "netcli"]

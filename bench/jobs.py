@@ -37,9 +37,9 @@ def report(seconds: float, baseline: int, **extra) -> None:
 
 def build_netcli(spec: str, fast: str) -> None:
     import torch  # noqa: F401  (imported before the baseline, as the hand-written job does)
-    from netcli.builder import build_model
-    from netcli.spec import load_spec
-    import netcli.rules, netcli.initializers  # noqa: E401,F401
+    from netcli.init.engine import build_model
+    from netcli.build.validate import load_spec
+    import netcli.init.rules, netcli.registry.builtin_initializers  # noqa: E401,F401
     base = rss_bytes()
     start = time.perf_counter()
     built = build_model(load_spec(spec), fast_init=fast == "fast")
@@ -69,11 +69,12 @@ def build_hand(n: str, seed: str) -> None:
 
 def load_netcli(path: str) -> None:
     import torch  # noqa: F401
-    from netcli import files
-    import netcli.builder  # noqa: F401
+    from netcli.io import files
+    from netcli.app.restore import load_checkpoint
+    import netcli.build.builder  # noqa: F401
     base = rss_bytes()
     start = time.perf_counter()
-    built = files.load_checkpoint(path)
+    built = load_checkpoint(path)
     seconds = time.perf_counter() - start
     total = float(sum(p.detach().float().sum() for p in built.net.parameters()))  # every tensor is usable
     report(seconds, base, check=total)
@@ -95,9 +96,9 @@ def load_hand(path: str, n: str) -> None:
 
 
 def save_netcli(spec: str, path: str) -> None:
-    from netcli import files
-    from netcli.builder import build_model
-    from netcli.spec import load_spec
+    from netcli.io import files
+    from netcli.init.engine import build_model
+    from netcli.build.validate import load_spec
     built = build_model(load_spec(spec), fast_init=True)
     base = rss_bytes()
     start = time.perf_counter()
@@ -108,8 +109,8 @@ def save_netcli(spec: str, path: str) -> None:
 
 def save_hand(spec: str, path: str) -> None:
     from safetensors.torch import save_file
-    from netcli.builder import build_model
-    from netcli.spec import load_spec
+    from netcli.init.engine import build_model
+    from netcli.build.validate import load_spec
     built = build_model(load_spec(spec), fast_init=True)
     state = built.net.state_dict()
     base = rss_bytes()
@@ -122,9 +123,9 @@ def save_hand(spec: str, path: str) -> None:
 def make_checkpoints(spec: str, st_path: str, pt_path: str) -> None:
     """Write the figure-5 files: netcli's .safetensors and the chapter's torch.save state_dict."""
     import torch
-    from netcli import files
-    from netcli.builder import build_model
-    from netcli.spec import load_spec
+    from netcli.io import files
+    from netcli.init.engine import build_model
+    from netcli.build.validate import load_spec
     built = build_model(load_spec(spec), fast_init=True)
     files.save_checkpoint(built, st_path)
     torch.save(built.net.state_dict(), pt_path)

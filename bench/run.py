@@ -228,8 +228,8 @@ def figure2_3(reps: int, folder: Path, sizes: list[int]) -> list[Figure]:
 def figure4(reps: int, folder: Path) -> Figure:
     import torch
     from torch import nn
-    from netcli.builder import build_model
-    from netcli.spec import load_spec
+    from netcli.init.engine import build_model
+    from netcli.build.validate import load_spec
     fig = Figure(4, "Forward pass of a 100-layer narrow MLP (Linear(64, 64) + ReLU, batch 64), per call")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # small ops: one thread, so other processes' load does not make threads wait on each other

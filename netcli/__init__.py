@@ -5,7 +5,7 @@ Importing netcli does not import torch; `netcli.register_block` and
 """
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from netcli.core.version import VERSION as __version__
 __all__ = ["register_block", "register_init", "__version__"]
 
 

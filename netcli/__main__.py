@@ -1,4 +1,4 @@
 """Run netcli as `python -m netcli`."""
-from netcli.commands import main
+from netcli.cli.commands import main
 
 main()

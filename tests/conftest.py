@@ -21,7 +21,7 @@ class Result:
 
 def invoke(*args: str) -> Result:
     """Run `netcli ARGS` in this process through main(); return exit code, stdout, stderr."""
-    from netcli import commands
+    from netcli.cli import commands
     out, err = io.StringIO(), io.StringIO()
     code = 0
     commands._state["debug"] = False

@@ -1,4 +1,4 @@
-"""Tests for netcli.atomic: permissions, leftovers, and saves killed with SIGKILL at several points."""
+"""Tests for netcli.core.atomic: permissions, leftovers, and saves killed with SIGKILL at several points."""
 from __future__ import annotations
 
 import os
@@ -15,10 +15,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from netcli import atomic, files
-from netcli.builder import build_model
-from netcli.errors import NetcliError
-from netcli.spec import load_spec
+from netcli.core import atomic
+from netcli.io import files
+from netcli.app.restore import load_checkpoint
+from netcli.init.engine import build_model
+from netcli.core.errors import NetcliError
+from netcli.build.validate import load_spec
 
 SPEC = "input: [1, 512]\nmodel:\n  - Linear: [512, 1024]\n  - ReLU\n  - Linear: [1024, 512]\n"  # ~4 MiB
 
@@ -102,9 +104,9 @@ CHILD = textwrap.dedent('''
     import itertools, os, sys, time
     point, spec, path, value = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
     import torch
-    from netcli import files
-    from netcli.builder import build_model
-    from netcli.spec import load_spec
+    from netcli.io import files
+    from netcli.init.engine import build_model
+    from netcli.build.validate import load_spec
 
     def stop():
         print("AT", point, flush=True)
@@ -119,7 +121,7 @@ CHILD = textwrap.dedent('''
                 f.truncate(os.path.getsize(filename) // 2)
             stop()
         st.save_file = save_file
-        from netcli import stwriter
+        from netcli.io import stwriter
         real_write = stwriter.write_safetensors  # netcli's own one-pass writer
         def write_safetensors(p, *args, **kwargs):
             real_write(p, *args, **kwargs)
@@ -178,7 +180,7 @@ def _kill(proc: subprocess.Popen) -> None:
 
 def _values(path: Path) -> set[float]:
     """Load the checkpoint with netcli and return the distinct values of all its parameters."""
-    net = files.load_checkpoint(path).net
+    net = load_checkpoint(path).net
     return {v for p in net.parameters() for v in p.unique().tolist()}
 
 
@@ -227,7 +229,7 @@ def test_saves_killed_at_random_moments_leave_a_loadable_file(tmp_path, suffix):
             _read_line(proc)
         time.sleep(rng.uniform(0.0, 0.05))
         _kill(proc)
-        net = files.load_checkpoint(dest, str(spec)).net
+        net = load_checkpoint(dest, str(spec)).net
         values = {v for p in net.parameters() for v in p.unique().tolist()}
         assert len(values) == 1, values  # one whole save, never a mix
     _save_old(tmp_path, dest, 5.0)

@@ -13,7 +13,7 @@ from handwritten import HANDWRITTEN
 
 
 def test_help_lists_commands_without_importing_torch():
-    code = ("import sys; from netcli.commands import main\n"
+    code = ("import sys; from netcli.cli.commands import main\n"
             "try:\n    main(['--help'])\nexcept SystemExit as e:\n    assert e.code == 0, e.code\n"
             "assert 'torch' not in sys.modules, 'netcli --help imported torch'\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -156,7 +156,7 @@ def test_types_lists_torch_and_chapter_blocks(run_cli):
 
 def test_register_block_refuses_duplicates():
     from netcli import register_block
-    from netcli.errors import NetcliError
+    from netcli.core.errors import NetcliError
 
     class Linear(torch.nn.Module):
         pass

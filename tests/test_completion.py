@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from netcli import jsonschema
+from netcli.spec import jsonschema
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -56,7 +56,7 @@ def test_a_tab_does_not_import_torch():
         pytest.skip("the shipped schema is not current here: names come from the registry")
     code = ("import atexit, sys\n"
             "atexit.register(lambda: sys.stderr.write('torch imported' if 'torch' in sys.modules else 'no torch'))\n"
-            "from netcli.commands import main\nmain()\n")
+            "from netcli.cli.commands import main\nmain()\n")
     env = {**os.environ, "_NETCLI_COMPLETE": "complete_bash", "COMP_WORDS": "netcli types Lin", "COMP_CWORD": "2"}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT, timeout=60)
     assert proc.stdout.split() == ["Linear", "LinearCrossEntropyLoss"] or "Linear" in proc.stdout.split()

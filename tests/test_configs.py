@@ -6,8 +6,8 @@ import torch
 
 from conftest import CONFIGS
 from handwritten import HANDWRITTEN
-from netcli.builder import build_model
-from netcli.spec import load_spec
+from netcli.init.engine import build_model
+from netcli.build.validate import load_spec
 
 SEEDS = [0, 1, 1234]
 

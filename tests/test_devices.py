@@ -8,10 +8,10 @@ import pytest
 import torch
 from torch import nn
 
-from netcli import devices
-from netcli.builder import build_model
-from netcli.errors import NetcliError
-from netcli.spec import load_spec
+from netcli.core import devices
+from netcli.init.engine import build_model
+from netcli.core.errors import NetcliError
+from netcli.build.validate import load_spec
 
 no_gpu = pytest.mark.skipif(devices.gpu_count() > 0, reason="this machine has a GPU")
 
@@ -275,7 +275,7 @@ def test_block_after_a_meta_block_is_a_clear_error(write_spec, run_cli):
 
 def test_input_returns_to_the_network_device_after_a_placed_block():
     """[cpu, meta, cpu]: the third block is hooked to move its input back; from meta that is a clear error."""
-    from netcli.spec import load_spec_text
+    from netcli.build.validate import load_spec_text
     text = ("input: [2, 4]\nmodel:\n  - Linear: [4, 4]\n  - Linear: [4, 4]\n    device: meta\n"
             "  - Linear: [4, 4]\n    device: cpu\n")
     built = build_model(load_spec_text(text, "inline.yaml"))
@@ -293,7 +293,8 @@ def test_no_hooks_where_nothing_moves(root):
 @no_gpu
 def test_spec_naming_two_devices_builds_runs_saves_and_loads(root, tmp_path):
     """configs/devices.yaml (auto:0, auto:1) on a CPU machine: both resolve to cpu; save and load round-trip."""
-    from netcli.files import load_checkpoint, save_checkpoint
+    from netcli.app.restore import load_checkpoint
+    from netcli.io.files import save_checkpoint
     built = build_model(load_spec(str(root / "configs/devices.yaml")), seed=0)
     assert built.devices == {"0": torch.device("cpu"), "1": torch.device("cpu")}
     torch.manual_seed(0)

@@ -1,8 +1,8 @@
 """Errors show the offending YAML line with a caret under the column, after the one-line message."""
 from __future__ import annotations
 
-from netcli.errors import Location, Problem
-from netcli.excerpt import excerpt
+from netcli.core.errors import Location, Problem
+from netcli.cli.excerpt import excerpt
 
 
 def test_error_shows_the_line_and_a_caret(run_cli, write_spec):

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from netcli.blocks import FixedHiddenMLP, NestMLP
+from netcli.registry.chapter_blocks import FixedHiddenMLP, NestMLP
 
 onnx = pytest.importorskip("onnx")
 onnxruntime = pytest.importorskip("onnxruntime")

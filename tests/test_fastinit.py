@@ -8,10 +8,11 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from netcli.builder import build_model
-from netcli.errors import NetcliError
-from netcli.fastinit import SkipMetaFills, needs_real_build, path_seed
-from netcli.spec import load_spec, load_spec_text
+from netcli.init.engine import build_model
+from netcli.core.errors import NetcliError
+from netcli.build.meta import SkipMetaFills
+from netcli.init.fastinit import needs_real_build, path_seed
+from netcli.build.validate import load_spec, load_spec_text
 from tests.conftest import CONFIGS
 from tests.handwritten import FixedHiddenMLP
 
@@ -181,11 +182,12 @@ def test_cli_fast_init_writes_what_the_library_builds(run_cli, tmp_path):
 
 @pytest.mark.parametrize("stem", ["shared", "frozen", "chimera", "mlp"])
 def test_a_strict_load_takes_the_files_tensors_into_an_uninitialized_build(stem, tmp_path):
-    from netcli import files
+    from netcli.io import files
+    from netcli.app.restore import restore
     saved = build_model(load_spec(f"configs/{stem}.yaml"), seed=1)
     path = tmp_path / "net.safetensors"
     files.save_checkpoint(saved, path)
-    restored, report = files.restore(path)
+    restored, report = restore(path)
     assert str(restored.net) == str(saved.net)
     ours, theirs = restored.net.state_dict(), saved.net.state_dict()
     assert list(ours) == list(theirs)

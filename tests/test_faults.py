@@ -39,7 +39,7 @@ model:
 KILLER = textwrap.dedent('''
     import json, os, random, signal, sys, time
     import torch  # imported once here; each forked save starts warm
-    from netcli import commands
+    from netcli.cli import commands
 
     spec, folder, suffix, points, seed = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
     dest = os.path.join(folder, "net" + suffix)
@@ -258,5 +258,5 @@ def test_a_read_only_file_in_a_writable_folder_is_replaced_whole(tmp_path, run_c
     dest.chmod(0o444)
     assert run_cli("save", small, "-o", dest, "--seed", "2").code == 0
     assert dest.stat().st_mode & 0o777 == 0o444
-    from netcli import files
+    from netcli.io import files
     assert files.read_checkpoint(dest).infos  # whole, readable

@@ -1,4 +1,4 @@
-"""Tests for netcli.files and the save / load / show commands, against hand-written PyTorch."""
+"""Tests for netcli.io.files and the save / load / show commands, against hand-written PyTorch."""
 from __future__ import annotations
 
 import io
@@ -14,10 +14,11 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from netcli import files
-from netcli.builder import build_model
-from netcli.errors import NetcliError
-from netcli.spec import load_spec
+from netcli.io import files
+from netcli.app.restore import load_checkpoint
+from netcli.init.engine import build_model
+from netcli.core.errors import NetcliError
+from netcli.build.validate import load_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
@@ -100,7 +101,7 @@ def test_chapter_mlp_params_loads_into_named_spec_with_identical_outputs(tmp_pat
     torch.save(net.state_dict(), params)  # exactly the chapter's line
     torch.save(X, tmp_path / "x.pt")
 
-    clone = files.load_checkpoint(params, config("named")).net
+    clone = load_checkpoint(params, config("named")).net
     clone.eval()
     Y_clone = clone(X)
     assert torch.equal(Y_clone, Y)  # the chapter's Y_clone == Y
@@ -136,7 +137,7 @@ def test_torch_format_keeps_tied_tensors_shared(tmp_path):
     files.save_checkpoint(built_of(config("shared")), out)
     state = torch.load(out, weights_only=True)
     assert state["2.weight"].data_ptr() == state["4.weight"].data_ptr()
-    net = files.load_checkpoint(out, config("shared")).net
+    net = load_checkpoint(out, config("shared")).net
     assert net[2].weight is net[4].weight
 
 
@@ -150,7 +151,7 @@ def test_save_load_run_gives_identical_outputs(path, suffix, tmp_path, run_cli):
     r = run_cli("save", path, "-o", out, "--seed", "0")
     assert r.code == 0, r.err
     original = built_of(str(path), seed=0)
-    clone = files.load_checkpoint(out, str(path)).net
+    clone = load_checkpoint(out, str(path)).net
     assert_same_state(clone, original.net)
     spec_input = original.loaded.spec.input
     if spec_input is not None:
@@ -174,7 +175,7 @@ def test_load_without_spec_rebuilds_the_same_network(path, tmp_path, run_cli):
 def test_shared_layers_are_one_tensor_again_after_load(tmp_path, run_cli):
     out = tmp_path / "shared.safetensors"
     assert run_cli("save", config("shared"), "-o", out, "--seed", "1").code == 0
-    net = files.load_checkpoint(out).net
+    net = load_checkpoint(out).net
     assert net[2].weight is net[4].weight
     assert net[2].bias.data_ptr() == net[4].bias.data_ptr()
     # and the saved values are the hand-written net's under the same seed
@@ -353,8 +354,8 @@ def test_truncated_and_flipped_files_exit_2_with_a_clear_message(tmp_path, run_c
         if r.code == 0:
             # a flip in bytes nothing reads (zip version fields) is harmless: the values must be intact
             assert suffix == ".pt", label
-            clone = files.load_checkpoint(bad, config("mlp")).net
-            assert_same_state(clone, files.load_checkpoint(good, config("mlp")).net)
+            clone = load_checkpoint(bad, config("mlp")).net
+            assert_same_state(clone, load_checkpoint(good, config("mlp")).net)
             continue
         seen += 1
         assert r.code == 2, (label, r.err)
@@ -394,10 +395,10 @@ def test_other_safetensors_files_load_with_a_spec(tmp_path):
     net = nn.Sequential(nn.Linear(20, 256), nn.ReLU(), nn.Linear(256, 10))
     path = tmp_path / "other.safetensors"
     save_file(net.state_dict(), str(path))  # no netcli metadata
-    clone = files.load_checkpoint(path, config("mlp")).net
+    clone = load_checkpoint(path, config("mlp")).net
     assert_same_state(clone, net)
     with pytest.raises(NetcliError, match="holds no spec"):
-        files.load_checkpoint(path)
+        load_checkpoint(path)
 
 
 # ---------------------------------------------------------------- show

@@ -43,9 +43,10 @@ SPECS = ["mlp.yaml", "shared.yaml", "named.yaml"]  # plain, tied, named children
 def saved_files() -> dict:
     """Save each spec once in both formats; return {file name: (bytes, state_dict)}."""
     import tempfile
-    from netcli import files
-    from netcli.builder import build_model
-    from netcli.spec import load_spec
+    from netcli.io import files
+    from netcli.app.restore import load_checkpoint
+    from netcli.init.engine import build_model
+    from netcli.build.validate import load_spec
     folder = Path(tempfile.mkdtemp(prefix="netcli-fuzz-"))
     out = {}
     for name in SPECS:
@@ -225,8 +226,8 @@ def damage_and_run(run_cli, tmp_path, originals, name, damage, generator):
         check(result, path, generator, command)
     load = results.get("load")
     if load is not None and load.code == 0 and name.endswith(".safetensors"):
-        from netcli import files
-        state = files.load_checkpoint(path).net.state_dict()
+        from netcli.io import files
+        state = load_checkpoint(path).net.state_dict()
         saved = originals[name][1]
         assert state.keys() == saved.keys() and all(torch.equal(state[k], saved[k]) for k in saved), \
             f"{what}: a damaged file loaded other values without an error"
@@ -266,7 +267,7 @@ def test_every_truncation_point_of_a_small_file(run_cli, tmp_path, originals):
 
 MEMORY_CHILD = textwrap.dedent('''
     import json, os, resource, struct, sys
-    from netcli import commands
+    from netcli.cli import commands
 
     def run(*args):
         try:

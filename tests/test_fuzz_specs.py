@@ -75,7 +75,7 @@ def report():
 @pytest.fixture(autouse=True)
 def small_machine(monkeypatch):
     """Pretend the CPU has 256 MiB free, so a generated huge layer is refused, never allocated."""
-    from netcli import devices
+    from netcli.core import devices
     real = devices.free_memory
     monkeypatch.setattr(devices, "free_memory",
                         lambda d: min(256 << 20, real(d) or 256 << 20) if d.type == "cpu" else real(d))

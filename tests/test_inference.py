@@ -10,10 +10,11 @@ from hypothesis import strategies as st
 from torch import nn
 
 import handwritten
-from netcli import inference, registry
-from netcli.builder import build_model
+from netcli.build import inference
+from netcli import registry
+from netcli.init.engine import build_model
 from netcli.registry import register_block
-from netcli.spec import load_spec, load_spec_text
+from netcli.build.validate import load_spec, load_spec_text
 
 SEEDS = [0, 1, 1234]
 
@@ -242,8 +243,8 @@ model:
 
 
 def test_custom_block_declares_its_inferable_argument(tmp_path):
-    # netcli.blocks.MyLinear is registered with inferable=("in_units",)
-    from netcli.blocks import MyLinear
+    # netcli.registry.chapter_blocks.MyLinear is registered with inferable=("in_units",)
+    from netcli.registry.chapter_blocks import MyLinear
     built = build_model(load_spec_text("input: [2, 64]\nmodel: [{MyLinear: 8}, {MyLinear: {units: 1}}]\n", "x.yaml"),
                         seed=0)
     torch.manual_seed(0)

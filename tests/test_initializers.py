@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from netcli import registry
-from netcli.errors import NetcliError
+from netcli.core.errors import NetcliError
 
 registry.ensure_loaded()
 INITS = registry.initializers
@@ -93,7 +93,7 @@ def test_each_initializer_dry_runs_on_meta_without_drawing(name):
 @pytest.mark.parametrize("name,dims", [("xavier", 1), ("kaiming_normal", 1), ("orthogonal", 1),
                                        ("eye", 3), ("dirac", 2)])
 def test_dimension_requirements_are_declared(name, dims):
-    low, high, why = INITS.get(name).netcli_dims
+    low, high, why = INITS.entry(name).meta["dims"]
     assert not (low <= dims <= (high if high is not None else 99)) and why
 
 

@@ -1,4 +1,4 @@
-"""`netcli inspect` and netcli.params against what the chapter's Python prints."""
+"""`netcli inspect` and netcli.init.params against what the chapter's Python prints."""
 from __future__ import annotations
 
 import io
@@ -11,10 +11,10 @@ from torch import nn
 
 import handwritten as hw
 from conftest import CONFIGS, ROOT
-from netcli import params
-from netcli.builder import build_model
-from netcli.errors import NetcliError
-from netcli.spec import load_spec
+from netcli.init import params
+from netcli.init.engine import build_model
+from netcli.core.errors import NetcliError
+from netcli.build.validate import load_spec
 
 MLP = str(ROOT / "configs" / "mlp.yaml")
 RGNET = str(ROOT / "configs" / "rgnet.yaml")
@@ -142,7 +142,7 @@ def test_inspect_a_checkpoint_written_by_init(run_cli, tmp_path):
     assert run_cli("init", MLP, "--rule", "const42:2", "-o", out).code == 0
     r = run_cli("inspect", out, "--param", "2.weight", "--json")
     if r.code == 2 and "not available" in r.err:
-        pytest.skip("netcli.files has no load_checkpoint yet")
+        pytest.skip("netcli.io.files has no load_checkpoint yet")
     assert r.code == 0, r.err
     assert json.loads(r.out)["value"] == [[42.0] * 256] * 10
 

@@ -11,7 +11,7 @@ import yaml
 
 jsonschema = pytest.importorskip("jsonschema")
 
-from netcli import jsonschema as js  # noqa: E402
+from netcli.spec import jsonschema as js  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
@@ -101,7 +101,7 @@ def test_every_registered_type_has_its_arguments(validator):
 def test_shipped_file_is_current():
     recorded = json.loads(SHIPPED.read_text())["x-netcli"]
     now = js.versions()
-    fix = "regenerate it: python -m netcli.jsonschema"
+    fix = "regenerate it: python -m netcli.spec.jsonschema"
     assert recorded["netcli"] == now["netcli"], fix
     if recorded["torch"] != now["torch"]:
         pytest.skip(f"shipped schema made with torch {recorded['torch']}, this is {now['torch']}")
@@ -115,7 +115,7 @@ def test_generating_twice_gives_the_same_text():
 def test_schema_command_prints_the_shipped_file_without_torch():
     code = ("import atexit, sys\n"
             "atexit.register(lambda: sys.stderr.write('torch imported' if 'torch' in sys.modules else 'no torch'))\n"
-            "from netcli.commands import main\nmain(['schema'])\n")
+            "from netcli.cli.commands import main\nmain(['schema'])\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert proc.returncode == 0, proc.stderr
     if not js.is_current(json.loads(SHIPPED.read_text())) or js.installed_plugins():

@@ -21,7 +21,7 @@ from torch import nn
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "netcli-plugin-example"
 SPEC = EXAMPLE / "example.yaml"
-NETCLI = [sys.executable, "-c", "from netcli.commands import main; main()"]
+NETCLI = [sys.executable, "-c", "from netcli.cli.commands import main; main()"]
 
 
 @pytest.fixture(scope="module")

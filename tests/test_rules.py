@@ -8,10 +8,12 @@ from torch import nn
 
 import handwritten as hw
 from conftest import ROOT
-from netcli import rules
-from netcli.builder import build_model
-from netcli.errors import NetcliError
-from netcli.spec import load_spec, load_spec_text
+from netcli.init import rules
+from netcli.init.apply import apply_rules, explain
+from netcli.init.plan import check_rules
+from netcli.init.engine import build_model
+from netcli.core.errors import NetcliError
+from netcli.build.validate import load_spec, load_spec_text
 
 MLP = str(ROOT / "configs" / "mlp.yaml")
 RGNET = str(ROOT / "configs" / "rgnet.yaml")
@@ -149,10 +151,10 @@ def test_a_later_rule_wins_and_explain_says_which():
     b = built(MLP, ["const42:*", "ones:0", "zeros:*.bias"])
     assert (b.net[0].weight == 1).all() and (b.net[2].weight == 42).all()
     assert (b.net[0].bias == 0).all()
-    explained = {row["parameter"]: row["set_by"] for row in rules.explain(b.net, b.init_report)}
+    explained = {row["parameter"]: row["set_by"] for row in explain(b.net, b.init_report)}
     assert explained == {"0.weight": "ones:0", "0.bias": "zeros:*.bias",
                          "2.weight": "const42:*", "2.bias": "zeros:*.bias"}
-    untouched = rules.explain(built(MLP, ["ones:0"]).net, built(MLP, ["ones:0"]).init_report)
+    untouched = explain(built(MLP, ["ones:0"]).net, built(MLP, ["ones:0"]).init_report)
     assert {r["parameter"]: r["set_by"] for r in untouched}["2.weight"] == "default"
 
 
@@ -219,16 +221,16 @@ def test_a_bad_rule_changes_nothing():
     b = built(MLP)
     before = {k: v.clone() for k, v in b.net.state_dict().items()}
     with pytest.raises(NetcliError, match="target '5' matches nothing; the root's children are 0, 1, 2"):
-        rules.apply_rules(b.net, rules.cli_rules(["ones:0", "xavier:5"]))
+        apply_rules(b.net, rules.cli_rules(["ones:0", "xavier:5"]))
     assert_same(b.net, before)
 
 
 def test_check_rules_reports_every_bad_rule_and_runs_on_meta():
     b = build_model(load_spec(MLP), device="meta")
     with pytest.raises(NetcliError) as info:
-        rules.check_rules(b.net, rules.cli_rules(["xavier:5", "ones:0", "xavier:0.bias"]))
+        check_rules(b.net, rules.cli_rules(["xavier:5", "ones:0", "xavier:0.bias"]))
     assert len(info.value.problems) == 2
-    rules.check_rules(b.net, rules.cli_rules(["xavier:*", "orthogonal:0", "trunc_normal(std=0.02):*"]))
+    check_rules(b.net, rules.cli_rules(["xavier:*", "orthogonal:0", "trunc_normal(std=0.02):*"]))
 
 
 def test_spec_rule_errors_are_located_in_the_file(run_cli, write_spec):

@@ -107,7 +107,8 @@ def test_python_tags_are_refused_in_a_set_value(run_cli, canary, attack):
 ])
 def test_set_cannot_reach_outside_the_spec(run_cli, path, ok):
     """A --set path names keys and indices of the YAML document; Python attributes are not reachable."""
-    from netcli import schema, spec
+    from netcli.spec import schema
+    from netcli.spec import loading as spec
     before = (dict(vars(spec)), dict(vars(schema)), dict(vars(spec.Document)))
     result = run_cli("validate", str(ROOT / "configs" / "mlp.yaml"), "--set", f"{path}=1")
     assert "Traceback" not in result.err and "internal error" not in result.err
@@ -124,9 +125,9 @@ def test_set_cannot_reach_outside_the_spec(run_cli, path, ok):
        value=st.sampled_from(["1", "[1, 2]", "{a: 1}", "null", "ReLU"]))
 def test_set_only_ever_changes_plain_data(parts, value):
     """Whatever the path, --set writes plain YAML data into the document and nowhere else."""
-    from netcli.errors import NetcliError
-    from netcli.spec import apply_sets
-    from netcli.yamldoc import parse_yaml
+    from netcli.core.errors import NetcliError
+    from netcli.spec.loading import apply_sets
+    from netcli.spec.yamldoc import parse_yaml
     text = (ROOT / "configs" / "rgnet.yaml").read_text()
     doc = parse_yaml(text, "rgnet.yaml")
     pristine = yaml.safe_load(text)

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from netcli import commands
+from netcli.cli import commands
 
 COMMANDS = [c.name or c.callback.__name__.rstrip("_") for c in commands.app.registered_commands]
 
@@ -30,7 +30,7 @@ def torch_modules(names: list[str]) -> list[str]:
 
 
 def test_importing_the_commands_module_does_not_import_torch():
-    code = "import sys, netcli.commands; print(sorted(m for m in sys.modules if m.split('.')[0] == 'torch'))"
+    code = "import sys, netcli.cli.commands; print(sorted(m for m in sys.modules if m.split('.')[0] == 'torch'))"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "[]"

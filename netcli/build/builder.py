@@ -1,0 +1,286 @@
+"""Turn a checked spec into plain torch modules.
+
+The result is what the equivalent hand-written code builds: `nn.Sequential`
+of `OrderedDict` children and registered classes, created in declaration
+order on their device, so `print(net)`, state_dict keys and seeded parameters
+match. `ref` definitions are created first, in the order `blocks:` declares
+them, as hand-written code creates `shared = nn.Linear(8, 8)` before the
+network that uses it.
+"""
+from __future__ import annotations
+
+import contextlib
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+
+from netcli.build import inference
+from netcli.build.meta import SkipMetaFills
+from netcli import registry
+from netcli.core.devices import resolve_device
+from netcli.core.errors import Location, NetcliError, Problem
+from netcli.spec.schema import LayerNode, RefNode, SequenceNode, UseNode
+from netcli.spec.loading import LoadedSpec, children_of, type_path, walk_nodes
+
+Path = tuple
+
+
+@dataclass
+class Built:
+    """A built network and where each of its modules came from in the spec."""
+
+    net: nn.Module
+    loaded: LoadedSpec
+    device: torch.device
+    origins: dict[str, Path] = field(default_factory=dict)  # qualified module name -> document path
+    devices: dict[str, torch.device] = field(default_factory=dict)  # module name -> device of a device: node
+    inferred: dict[str, dict[str, Any]] = field(default_factory=dict)  # module name -> arguments shape inference filled in
+    init_report: list = field(default_factory=list)  # rules.Touched: what the init rules set
+
+
+def prepare(loaded: LoadedSpec, *, device: str | None = None, seed: int | None = None,
+            input_shape: list[int] | None = None) -> tuple[torch.device, int | None, dict[str, dict[str, Any]]]:
+    """Resolve the device, seed torch's RNG, infer left-out sizes and check the memory, before building.
+
+    With a seed (`seed` or the spec's `seed:`), `torch.manual_seed` is called,
+    so the parameters equal hand-written code's under the same seed. Input sizes
+    the spec leaves out are inferred from `input_shape` (default: the spec's
+    `input:`), see `infer_sizes`. Return (device, seed, inferred sizes).
+    """
+    spec = loaded.spec
+    dev = resolve_device(device, where="--device") if device is not None else resolve_device(spec.device)
+    seed = seed if seed is not None else spec.seed
+    if seed is not None:
+        torch.manual_seed(seed)
+    inferred = infer_sizes(loaded, input_shape if input_shape is not None else spec.input)
+    if dev.type != "meta":
+        check_memory(loaded, dev, inferred, "--device" if device is not None else None)
+    return dev, seed, inferred
+
+
+def build_network(loaded: LoadedSpec, dev: torch.device, inferred: dict[str, dict[str, Any]],
+                  builder: "Builder | None" = None) -> Built:
+    """Build the spec's modules on `dev` (each constructor draws its default init) and link devices."""
+    builder = builder or Builder(loaded, dev)
+    builder.inferred = inferred
+    builder.create_shared()
+    net = builder.build(loaded.spec.model, ("model",), dev, "")
+    if dev.type != "meta":  # on meta every block is meta: nothing to move
+        link_devices(net, dev, builder.runs_on, dev)
+    return Built(net, loaded, dev, builder.origins, builder.placed, inferred)
+
+
+def infer_sizes(loaded: LoadedSpec, shape: list[int] | None) -> dict[str, dict[str, Any]]:
+    """Find the input sizes the spec leaves out, by a first build on the meta device.
+
+    The blocks are created on meta in declaration order and each runs on the
+    meta tensor flowing in, so every layer knows its input shape when it is
+    created. Nothing is allocated and the CPU RNG is not drawn from, so the
+    real build that follows is what hand-written code with the sizes written
+    out would do. A spec that writes every size skips this.
+    """
+    if not inference.needs_inference(loaded):
+        return {}
+    meta = Builder(loaded, torch.device("meta"), flow=inference.Flow(shape))
+    meta.build(loaded.spec.model, ("model",), meta.device, "")  # `ref` blocks are created at first use
+    if meta.flow.problems:
+        raise NetcliError(meta.flow.problems)
+    return meta.inferred
+
+
+class Builder:
+    """Creates each node's modules in declaration order; subclasses choose how a layer is created (`layer`)."""
+
+    def __init__(self, loaded: LoadedSpec, device: torch.device, flow: inference.Flow | None = None):
+        self.loaded = loaded
+        self.device = device
+        self.flow = flow  # on the inference pass: the tensor flowing in, on meta
+        self.inferred: dict[str, dict[str, Any]] = {}
+        self.shared: dict[str, nn.Module] = {}
+        self.origins: dict[str, Path] = {}
+        self.placed: dict[str, torch.device] = {}
+        self.runs_on: dict[int, torch.device] = {}  # id(module) -> device of a device: node (its intent, on meta)
+
+    def create_shared(self) -> None:
+        """Create each definition that some `ref` names, in declaration order."""
+        referenced = {n.ref for n in _all_nodes(self.loaded) if isinstance(n, RefNode)}
+        for name in self.loaded.spec.blocks:
+            if name in referenced:
+                self._shared(name)
+
+    def _shared(self, name: str) -> nn.Module:
+        if name not in self.shared:
+            node = self.loaded.spec.blocks[name]
+            self.shared[name] = self.build(node, ("blocks", name), self.device, f"<{name}>")
+        return self.shared[name]
+
+    def build(self, node: Any, path: Path, device: torch.device, qualname: str) -> nn.Module:
+        """Build one node (with its repeat, device and frozen options)."""
+        if node.device is not None and self.device.type != "meta":  # on meta, everything is meta
+            device = resolve_device(node.device)
+        if node.repeat is not None:
+            names = [node.names.format(i=i) if node.names else str(i) for i in range(node.repeat)]
+            with torch.device(device):
+                module = nn.Sequential(OrderedDict(
+                    (n, self._one(node, path, device, _join(qualname, n))) for n in names))
+        else:
+            module = self._one(node, path, device, qualname)
+        if node.device is not None:
+            self.runs_on[id(module)] = device if self.device.type != "meta" else resolve_device(node.device)
+            if self.device.type != "meta":
+                self.placed[qualname] = device
+        if node.frozen:
+            module.requires_grad_(False)
+        self.origins.setdefault(qualname, path)
+        return module
+
+    def _one(self, node: Any, path: Path, device: torch.device, qualname: str) -> nn.Module:
+        if isinstance(node, RefNode):
+            fresh = node.ref not in self.shared
+            module = self._shared(node.ref)
+            if self.flow is not None and not fresh:  # a fresh one advanced the flow as it was built
+                self.flow.advance(module, qualname)
+            if self.flow is not None:  # the summary names a shared module by each place it is used
+                own = f"<{node.ref}>"
+                self.inferred.update({qualname + key[len(own):]: values for key, values in list(self.inferred.items())
+                                      if key == own or key.startswith(own + ".")})
+            return module
+        if isinstance(node, UseNode):
+            return self.build(self.loaded.spec.blocks[node.use], ("blocks", node.use), device, qualname)
+        if isinstance(node, SequenceNode):
+            children = OrderedDict()
+            for name, child in children_of(node, path):
+                children[name] = self.build(child.node, child.path, device, _join(qualname, name))
+            with torch.device(device):
+                return nn.Sequential(children)
+        return self.layer(node, path, device, qualname)
+
+    def layer(self, node: LayerNode, path: Path, device: torch.device, qualname: str) -> nn.Module:
+        cls = registry.get_type(node.type)
+        plan = inference.plan_arguments(registry.types.entry(node.type), node.args, node.kwargs)
+        args, kwargs = node.args, node.kwargs
+        if plan.missing:
+            values = self._infer(node, path, qualname, cls, plan)
+            if values is None:  # reported; the inference pass goes on to find every such layer
+                return nn.Identity()
+            args, kwargs = plan.complete(values)
+        args, kwargs, problems = registry.bind_arguments(cls, args, kwargs)
+        if problems:  # validate.check_spec reports these first; kept for direct callers
+            raise NetcliError([self.loaded.problem(type_path(node, path), p.message, p.hint)
+                               for _, p in problems])
+        try:
+            with torch.device(device), _skip_meta_fills(device):
+                module = cls(*args, **kwargs)
+        except NetcliError:
+            raise
+        except Exception as exc:  # the constructor refused its arguments
+            raise NetcliError(self.loaded.problem(
+                type_path(node, path), f"{node.type}(...) failed: {type(exc).__name__}: {exc}",
+                "check the arguments against the constructor")) from exc
+        if self.flow is not None:
+            self.flow.advance(module, qualname)
+        self.origins.setdefault(qualname, path)
+        return module
+
+    def _infer(self, node: LayerNode, path: Path, qualname: str, cls: type,
+               plan: inference.ArgumentPlan) -> dict[str, Any] | None:
+        """Return the left-out arguments' values: from the flowing shape, or the inference pass."""
+        where = type_path(node, path)
+        hint = inference.cannot_infer_hint(node.type, plan)
+        if self.flow is None:  # the real build: the inference pass saw this layer, or no input reached it
+            if qualname in self.inferred:
+                return self.inferred[qualname]
+            raise NetcliError(self.loaded.problem(
+                where, f"cannot infer {' and '.join(plan.missing)}: no input reaches this block", hint))
+        shape = self.flow.shape
+        if shape is None:
+            no_input = not self.flow.shape_given
+            self.flow.problems.append(self.loaded.problem(
+                where, f"cannot infer {' and '.join(plan.missing)}: {self.flow.stopped}",
+                inference.cannot_infer_hint(node.type, plan, no_input=no_input)))
+            return None
+        try:
+            values = {arg: inference.infer_value(cls, arg, shape) for arg in plan.missing}
+        except inference.InferenceError as exc:
+            self.flow.problems.append(self.loaded.problem(
+                where, f"cannot infer {' and '.join(plan.missing)}: {exc}", hint))
+            self.flow.stop(f"the shape after '{qualname or '(root)'}' is unknown (its sizes could not be inferred)")
+            return None
+        self.inferred[qualname] = values
+        return values
+
+
+def _skip_meta_fills(device: torch.device):
+    """On meta, skip the constructor's random fills (no values; normal_ alone costs ~1.7 s once)."""
+    return SkipMetaFills() if device.type == "meta" else contextlib.nullcontext()
+
+
+def _join(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name
+
+
+def _all_nodes(loaded: LoadedSpec):
+    return (at.node for at in walk_nodes(loaded))
+
+
+def link_devices(module: nn.Module, device: torch.device, runs_on: dict, incoming: torch.device) -> torch.device:
+    """Hook each block whose input arrives from another device to move it first; return the output's device.
+
+    A block runs on its own `device:`, else its parent's; in a Sequential each
+    child's input comes from the previous child, so the network's output is on
+    the device of its last block. No hook where nothing moves.
+    """
+    own = runs_on.get(id(module), device)
+    if own != incoming:
+        module.register_forward_pre_hook(_move_inputs(own))
+    if not isinstance(module, nn.Sequential):
+        return own
+    out = own
+    for child in module:
+        out = link_devices(child, own, runs_on, out)
+    return out
+
+
+def check_memory(loaded: LoadedSpec, dev: torch.device, inferred: dict, option: str | None) -> None:
+    """Refuse, before allocating, a network whose parameters and buffers do not fit the free memory.
+
+    The bytes are counted on a build on the meta device (no memory, no RNG
+    draws), each tensor on the device its block is placed on.
+    """
+    from netcli.core.devices import ensure_fits
+    meta = Builder(loaded, torch.device("meta"))
+    meta.inferred = inferred
+    with torch.random.fork_rng(devices=[]):
+        meta.create_shared()
+        net = meta.build(loaded.spec.model, ("model",), meta.device, "")
+    needed: dict[torch.device, int] = {}
+    seen: set[int] = set()
+
+    def count(module: nn.Module, device: torch.device) -> None:
+        device = meta.runs_on.get(id(module), device)
+        for t in list(module.parameters(recurse=False)) + list(module.buffers(recurse=False)):
+            if id(t) not in seen:
+                seen.add(id(t))
+                needed[device] = needed.get(device, 0) + t.numel() * t.element_size()
+        for child in module.children():
+            count(child, device)
+    count(net, dev)
+    try:
+        ensure_fits(needed)
+    except NetcliError as exc:
+        path = ("device",) if option is None and loaded.spec.device is not None else ("model",)
+        raise NetcliError([Problem(p.message, option, Location(), p.hint) if option else
+                           loaded.problem(path, p.message, p.hint) for p in exc.problems]) from None
+
+
+def _move_inputs(device: torch.device):
+    """Return a pre-hook that moves tensor inputs to `device` (D2L's `X.cuda(1)`)."""
+    def hook(module, args):
+        if device.type != "meta" and any(isinstance(a, torch.Tensor) and a.is_meta for a in args):
+            raise NetcliError(f"a {type(module).__name__} on {device} gets its input from a block on meta, "
+                              "which has no values", hint="put the meta blocks last, or run it all with --device meta")
+        return tuple(a.to(device) if isinstance(a, torch.Tensor) else a for a in args)
+    return hook

@@ -1,0 +1,282 @@
+"""Shape inference: which input-size arguments a spec may leave out, and their values.
+
+A spec with `input:` may write `{Linear: 120}` where hand-written code says
+`nn.Linear(16 * 5 * 5, 120)`: the builder runs the blocks built so far on the
+meta device (`Flow`), reads the shape flowing into the layer, and fills in
+the argument (`infer_value`) before it creates the real module, which is then
+the same plain `nn.Linear(400, 120)`. Which arguments are inferable comes from
+the registry (`Entry.inferable`, `register_block(inferable=...)`).
+"""
+from __future__ import annotations
+
+import inspect
+import re
+import typing
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from netcli import registry
+from netcli.core.errors import Problem
+
+# Arguments read from the channel dimension (N, C, ...); every other inferable
+# argument (in_features, in1_features, input_size, normalized_shape, a custom
+# block's in_units) is the size of the last dimension, the features.
+CHANNEL_ARGS = ("in_channels", "num_features")
+INFERRED_MARK = "[inferred]"
+
+
+class InferenceError(ValueError):
+    """The incoming shape does not give a value for the argument."""
+
+
+@lru_cache(maxsize=None)
+def constructor_signature(cls: type) -> inspect.Signature | None:
+    """Return the constructor's signature, looking through `*args, **kwargs` to its overloads.
+
+    `nn.LSTM.__init__(self, *args, **kwargs)` hides its arguments; the typed
+    `@overload` above it (`input_size, hidden_size, ...`) says what they are.
+    """
+    sig = registry.signature(cls)
+    if sig is None or _named(sig):
+        return sig
+    init = getattr(cls, "__init__", None)
+    for overload in typing.get_overloads(init) if init is not None else ():
+        try:
+            candidate = inspect.signature(overload)
+        except (TypeError, ValueError):
+            continue
+        params = list(candidate.parameters.values())
+        if params and params[0].name == "self":
+            candidate = candidate.replace(parameters=params[1:])
+        if _named(candidate):
+            return candidate
+    return sig
+
+
+def _named(sig: inspect.Signature) -> list[inspect.Parameter]:
+    return [p for p in sig.parameters.values() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+
+
+def inferable_args(entry: registry.Entry) -> tuple[str, ...]:
+    """Return the arguments of a registered type that shape inference may fill in."""
+    if entry.inferable:
+        return entry.inferable
+    sig = constructor_signature(entry.obj) if isinstance(entry.obj, type) else None
+    if sig is None:
+        return ()
+    return tuple(a for a in registry.INPUT_SIZE_ARGS if a in sig.parameters)
+
+
+@dataclass(frozen=True)
+class ArgumentPlan:
+    """A layer's written arguments, and the inferable ones it leaves out."""
+
+    args: list
+    kwargs: dict
+    missing: tuple[str, ...] = ()  # to be inferred from the incoming shape
+    # Written positional arguments moved to keywords because an inferred one
+    # precedes them ({Linear: 10} -> out_features=10): name -> index in the list.
+    positions: dict[str, int] = field(default_factory=dict)
+
+    def complete(self, values: dict[str, Any]) -> tuple[list, dict]:
+        """Return the full constructor call, with the inferred `values` filled in."""
+        return list(self.args), {**self.kwargs, **values}
+
+
+def plan_arguments(entry: registry.Entry, args: list, kwargs: dict, *, shift: bool = True) -> ArgumentPlan:
+    """Decide which inferable arguments a layer leaves out.
+
+    Arguments written in full are taken as written. Otherwise (with `shift`,
+    i.e. when an input shape is known) a left-out inferable argument does not
+    take a position: the written positional values fill the other parameters
+    in order, so `{Linear: 10}` is out_features=10 and `{Conv2d: [16, 5]}` is
+    out_channels=16, kernel_size=5.
+    """
+    written = ArgumentPlan(list(args), dict(kwargs))
+    inferable = inferable_args(entry)
+    sig = constructor_signature(entry.obj) if inferable else None
+    if sig is None:
+        return written
+    required = [p.name for p in _named(sig) if p.default is p.empty]
+    try:
+        bound = sig.bind_partial(*args, **kwargs)
+    except TypeError:
+        return written  # bind_arguments reports it
+    missing = [n for n in required if n not in bound.arguments]
+    if not missing:
+        return written
+    if all(n in inferable for n in missing):
+        return ArgumentPlan(list(args), dict(kwargs), tuple(missing))
+    if not shift:
+        return written
+    left_out = {n for n in required if n in inferable and n not in kwargs}
+    order = [p.name for p in _named(sig)
+             if p.kind is not p.KEYWORD_ONLY and p.name not in left_out]
+    if len(args) > len(order) or any(order[i] in kwargs for i in range(len(args))):
+        return written
+    moved = {order[i]: value for i, value in enumerate(args)}
+    missing = [n for n in required if n not in moved and n not in kwargs]
+    if not missing or not all(n in inferable for n in missing):
+        return written
+    return ArgumentPlan([], {**moved, **kwargs}, tuple(missing), {n: i for i, n in enumerate(moved)})
+
+
+def infer_value(cls: type, arg: str, shape: tuple[int, ...]) -> int:
+    """Return the value of input-size argument `arg` of `cls` for an input of `shape`.
+
+    >>> infer_value(nn.Conv2d, "in_channels", (1, 6, 14, 14))
+    6
+    """
+    shape = tuple(shape)
+    name = cls.__name__
+    if not shape:
+        raise InferenceError(f"{name} gets a 0-d input, which has no size to read {arg} from")
+    if arg not in CHANNEL_ARGS:
+        return int(shape[-1])  # (..., features): Linear, LayerNorm, RNN/LSTM/GRU either batch_first
+    return int(shape[_channel_dim(cls, arg, shape)])
+
+
+def _channel_dim(cls: type, arg: str, shape: tuple[int, ...]) -> int:
+    """Return where the channels are in `shape`: 1 in (N, C, ...), 0 in an unbatched (C, ...)."""
+    name = cls.__name__
+    match = re.search(r"([123])d$", name)
+    spatial = int(match.group(1)) if match else None
+    if "BatchNorm" in name:
+        allowed = {1: (2, 3), 2: (4,), 3: (5,)}.get(spatial or 0, tuple(range(2, 6)))
+        if len(shape) not in allowed:
+            raise InferenceError(f"{name} expects a {' or '.join(f'{n}-d' for n in allowed)} input "
+                                 f"(N, C, ...), but its input has shape {list(shape)}")
+        return 1
+    if spatial is not None:  # Conv*, ConvTranspose*, InstanceNorm*: batched or not
+        if len(shape) == spatial + 2:
+            return 1
+        if len(shape) == spatial + 1:
+            return 0
+        raise InferenceError(f"{name} expects a {spatial + 2}-d (N, C, ...) or {spatial + 1}-d (C, ...) "
+                             f"input, but its input has shape {list(shape)}")
+    if len(shape) < 2:
+        raise InferenceError(f"{name} reads {arg} from dimension 1, but its input has shape {list(shape)}")
+    return 1
+
+
+class Flow:
+    """The value flowing through the network as it is built, on the meta device.
+
+    `advance(module)` runs the module just built on it, as the forward pass
+    would. The shape is known while that value is one tensor: after a block
+    that returns a tuple (an LSTM's `(output, (h, c))`) it is unknown until a
+    block turns it back into a tensor; after a block that cannot run on meta,
+    it stays unknown. `stopped` says why it is unknown.
+    """
+
+    def __init__(self, shape: list[int] | tuple[int, ...] | None):
+        import torch
+        self.shape_given = shape is not None
+        self.value: Any = torch.empty(*shape, device="meta") if shape is not None else None
+        self._reason = None if shape is not None else "there is no input shape to infer it from"
+        self._last = ""
+        self.problems: list[Problem] = []
+
+    @property
+    def shape(self) -> tuple[int, ...] | None:
+        import torch
+        return tuple(self.value.shape) if isinstance(self.value, torch.Tensor) else None
+
+    @property
+    def stopped(self) -> str | None:
+        """Why the shape is unknown, or None while it is known."""
+        if self.value is None:
+            return self._reason
+        if self.shape is None:
+            return (f"block {self._last} returns a {type(self.value).__name__}, not one tensor, "
+                    "so the shape after it is unknown")
+        return None
+
+    def advance(self, module, name: str) -> None:
+        """Run `module` (built on meta) on the flowing value; its output flows on."""
+        import torch
+        from torch import nn
+        if self.value is None:
+            return
+        x = self.value
+        if isinstance(module, (nn.Embedding, nn.EmbeddingBag)) and isinstance(x, torch.Tensor):
+            x = x.long()  # indices, as the real input would be
+        label = f"'{name or '(root)'}' ({type(module).__name__})"
+        try:
+            with torch.no_grad():
+                self.value = module(x)
+        except Exception as exc:
+            from netcli.build.shapes import ShapeTrace
+            text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            if ShapeTrace(error=exc).data_dependent:
+                self.stop(f"block {label} needs real values to run, so the shape after it is unknown")
+            else:
+                self.stop(f"the shapes stop fitting at block {label}: {text}")
+        self._last = label
+
+    def stop(self, reason: str) -> None:
+        self.value, self._reason = None, reason
+
+
+def needs_inference(loaded) -> bool:
+    """Return True when some layer of the spec leaves out an inferable argument."""
+    from netcli.spec.schema import LayerNode
+    from netcli.spec.loading import walk_nodes
+    registry.ensure_loaded()
+    for at in walk_nodes(loaded):
+        if isinstance(at.node, LayerNode) and at.node.type in registry.types:
+            entry = registry.types.entry(at.node.type)
+            if plan_arguments(entry, at.node.args, at.node.kwargs).missing:
+                return True
+    return False
+
+
+def cannot_infer_hint(type_name: str, plan: ArgumentPlan, *, no_input: bool = False) -> str:
+    """Say what to write instead: the argument, by name (and `input:` when there is none)."""
+    args = ", ".join(f"{a}: N" for a in plan.missing)
+    written = ", ".join(f"{k}: {v!r}" for k, v in plan.kwargs.items())
+    return (f"write {' and '.join(plan.missing)}, e.g. {{{type_name}: {{{args}"
+            f"{', ' + written if written else ''}}}}}"
+            + (", or give the spec an input: shape such as [2, ...]" if no_input else ""))
+
+
+def describe_inferred(values: dict[str, Any]) -> str:
+    """Return the inferred arguments as a summary shows them inside `Type(...)`.
+
+    >>> describe_inferred({"in_features": 400})
+    'in_features=400 [inferred], ...'
+    """
+    return ", ".join([f"{arg}={value} {INFERRED_MARK}" for arg, value in values.items()] + ["..."])
+
+
+def input_shape_of(text: str | None) -> list[int] | None:
+    """Return the shape `--input TEXT` gives (rand:2,20, or a tensor file), or None without one."""
+    if text is None:
+        return None
+    from pathlib import Path
+
+    from netcli.io.inputs import GENERATORS, load_tensor_file, parse_shape
+    kind, sep, rest = text.partition(":")
+    if sep and kind in GENERATORS:
+        return parse_shape(rest, f"--input {text}")
+    path, key = Path(text), None
+    if not path.exists() and ":" in text:
+        head, _, key = text.rpartition(":")
+        path = Path(head)
+    if not path.exists():
+        return None  # make_input reports it
+    return list(load_tensor_file(path, key).shape)
+
+
+def input_sets(text: str | None) -> list[str]:
+    """Return the `--set input=[...]` that makes `--input TEXT`'s shape the one inference uses."""
+    shape = input_shape_of(text)
+    return [f"input=[{', '.join(map(str, shape))}]"] if shape is not None else []
+
+
+def format_inferred(inferred: dict[str, dict[str, Any]]) -> str:
+    """Return `0.in_channels=1, 7.in_features=400`: every inferred argument, by module name."""
+    return ", ".join(f"{name + '.' if name else ''}{arg}={value}"
+                     for name, values in inferred.items() for arg, value in values.items()
+                     if not name.startswith("<"))  # a shared block's own entry: listed where it is used

@@ -1,0 +1,247 @@
+"""Check a structurally valid spec against the registry, without building anything.
+
+Every type is looked up, every constructor call is bound to its signature,
+every `use`/`ref` is resolved and cycles are found; all problems of a file are
+collected and raised together (torchtune's `validate`).
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Iterable
+
+from netcli.build import inference
+from netcli import registry
+from netcli.core.errors import NetcliError, Problem, did_you_mean
+from netcli.spec.schema import LayerNode, RefNode, SequenceNode, UseNode
+from netcli.spec.loading import LoadedSpec, NodeAt, children_of, render_path, walk_nodes, read_spec_text, resolve_spec_source
+
+
+def load_spec(spec: str | None = None, sets: Iterable[str] = (), plugins: Iterable[str] = (), *,
+              check: bool = True, notes: list[str] | None = None) -> LoadedSpec:
+    """Read, override, validate and check a spec; raise NetcliError listing every problem.
+
+    The one entry point every command uses. `spec` None: NETCLI_SPEC, else
+    ./netcli.yaml, else the built-in default (a note in `notes` says which).
+    """
+    text, source, note = resolve_spec_source(spec)
+    if note and notes is not None:
+        notes.append(note)
+    return load_spec_text(text, source, sets, plugins, check=check)
+
+
+def load_spec_text(text: str, source: str, sets: Iterable[str] = (), plugins: Iterable[str] = (), *,
+                   check: bool = True) -> LoadedSpec:
+    """Like load_spec, from text already read (an embedded spec, the default)."""
+    return read_spec_text(text, source, sets, check=(lambda loaded: check_spec(loaded, plugins)) if check else None)
+
+
+def check_spec(loaded: LoadedSpec, plugins: Iterable[str] = ()) -> None:
+    """Raise NetcliError listing every problem of the spec; return if there are none."""
+    problems: list[Problem] = []
+    registry.ensure_loaded()
+    for i, module in enumerate(loaded.spec.plugins):
+        try:
+            registry.load_plugin(module)
+        except NetcliError as exc:
+            problems += [loaded.problem(("plugins", i), p.message, p.hint) for p in exc.problems]
+    for module in plugins:
+        registry.load_plugin(module)
+    problems += _check_device(loaded, ("device",), loaded.spec.device)
+    for at in walk_nodes(loaded):
+        problems += _check_node(loaded, at)
+    problems += _check_cycles(loaded)
+    if not problems:
+        problems += _check_size(loaded)
+    if problems:
+        raise NetcliError(problems)
+
+
+MAX_MODULES = 100_000  # repeats multiply; past this a build takes minutes even on meta
+
+
+def _check_size(loaded: LoadedSpec) -> list[Problem]:
+    """Refuse a network that expands to more modules than MAX_MODULES (nested repeats multiply).
+
+    Counted on the spec, before anything is built: each layer is one module, a
+    sequence one plus its children, a `use` its definition, a `ref` its one
+    shared instance. The problem points at the first node whose copies cross the limit.
+    """
+    counts: dict[str, int] = {}
+    culprit: list[tuple] = []
+
+    def count(node, path) -> int:
+        if isinstance(node, UseNode):
+            one = counts[node.use] if node.use in counts else define(node.use)
+        elif isinstance(node, RefNode):
+            one = 1
+        elif isinstance(node, SequenceNode):
+            one = 1 + sum(count(child.node, child.path) for _, child in children_of(node, path))
+        else:
+            one = 1
+        total = 1 + node.repeat * one if node.repeat is not None else one
+        if total > MAX_MODULES and not culprit:
+            culprit.append(path + ("repeat",) if node.repeat is not None else path)
+        return min(total, MAX_MODULES + 1)  # no huge integers from deep nesting
+
+    def define(name: str) -> int:
+        counts[name] = 0  # a cycle (reported by _check_cycles) counts as nothing
+        counts[name] = count(loaded.spec.blocks[name], ("blocks", name))
+        return counts[name]
+
+    total = count(loaded.spec.model, ("model",))
+    for name in loaded.spec.blocks:
+        if name not in counts:
+            define(name)
+    if total <= MAX_MODULES and not culprit:
+        return []
+    return [loaded.problem(culprit[0] if culprit else ("model",),
+                           f"the network expands to more than {MAX_MODULES} modules",
+                           "repeats multiply: lower a repeat, or share one block with ref")]
+
+
+def _check_device(loaded: LoadedSpec, path, text) -> list[Problem]:
+    if text is None:
+        return []
+    from netcli.core.devices import resolve_device
+    try:
+        resolve_device(text)
+    except NetcliError as exc:
+        return [loaded.problem(path, p.message, p.hint) for p in exc.problems]
+    return []
+
+
+def _check_node(loaded: LoadedSpec, at: NodeAt) -> list[Problem]:
+    node, path = at.node, at.path
+    problems = _check_device(loaded, path + ("device",), node.device)
+    if node.repeat is not None and node.names is not None:
+        try:
+            names = [node.names.format(i=i) for i in range(node.repeat)]
+        except (KeyError, IndexError, ValueError) as exc:
+            problems.append(loaded.problem(path + ("names",), f"cannot format names: {exc}",
+                                           "write e.g. 'block {i}'"))
+        else:
+            if len(set(names)) != len(names):
+                problems.append(loaded.problem(path + ("names",), f"'{node.names}' gives the same name twice",
+                                               "put {i} in it, e.g. 'block {i}'"))
+            problems += [loaded.problem(path + ("names",), f"a child name cannot contain '.': '{n}'")
+                         for n in names[:1] if "." in n]
+    if isinstance(node, LayerNode):
+        problems += _check_layer(loaded, node, path)
+    elif isinstance(node, (UseNode, RefNode)):
+        target = node.use if isinstance(node, UseNode) else node.ref
+        if target not in loaded.spec.blocks:
+            defined = list(loaded.spec.blocks)
+            hint = did_you_mean(target, defined) or (
+                f"defined blocks: {', '.join(defined)}" if defined else "define it under blocks:")
+            problems.append(loaded.problem(path + (node.kind,), f"'{target}' is not defined", hint))
+    elif isinstance(node, SequenceNode):
+        seen: dict[str, int] = {}
+        for i, (name, child) in enumerate(children_of(node, path)):
+            if name in seen:
+                problems.append(loaded.problem(child.path, f"two children are named '{name}'",
+                                               "give each child its own name"))
+            elif "." in name or name == "":
+                problems.append(loaded.problem(child.path, f"'{name}' cannot be a child's name",
+                                               "names are not empty and contain no '.'"))
+            seen[name] = i
+    return problems
+
+
+def _check_layer(loaded: LoadedSpec, node: LayerNode, path) -> list[Problem]:
+    type_path = path + (node.type,)
+    try:
+        entry = registry.types.entry(node.type)
+    except NetcliError as exc:
+        return [loaded.problem(type_path, p.message, p.hint, key=True, where=render_path(path))
+                for p in exc.problems]
+    # With an input: shape, an inferable input size may be left out and the build
+    # infers it ({Linear: 120} is then out_features=120, SPEC 1.1); without one,
+    # the problem says which argument to write.
+    has_input = loaded.spec.input is not None
+    plan = inference.plan_arguments(entry, node.args, node.kwargs, shift=has_input)
+    placeholders = {arg: 1 for arg in plan.missing}  # stands in for the inferred size while binding
+    _, _, found = registry.bind_arguments(entry.obj, plan.args, {**plan.kwargs, **placeholders})
+    found = [(plan.positions.get(arg, arg), problem) for arg, problem in found if arg not in placeholders]
+    shifted = None if has_input or not found else inference.plan_arguments(entry, node.args, node.kwargs)
+    if shifted is not None and shifted.positions:  # with an input shape it would infer a size
+        meant = ", ".join(f"{name}={shifted.kwargs[name]!r}" for name in shifted.positions)
+        hint = (f"with an input: shape, {' and '.join(shifted.missing)} is inferred and this reads "
+                f"{meant}; without one, {inference.cannot_infer_hint(node.type, shifted)}")
+        found = [(arg, dataclasses.replace(problem, hint=hint)) for arg, problem in found]
+    if plan.missing and not has_input and not found:
+        found = [("", Problem(f"cannot infer {' and '.join(plan.missing)}: the spec has no input: shape",
+                              hint=inference.cannot_infer_hint(node.type, plan, no_input=True)))]
+    out = []
+    for arg, problem in found:
+        arg_path = type_path + (arg,) if arg != "" else type_path
+        out.append(loaded.problem(arg_path, problem.message, problem.hint, key=isinstance(arg, str) and arg != "",
+                                  where=render_path(type_path)))
+    return out
+
+
+def _check_cycles(loaded: LoadedSpec) -> list[Problem]:
+    """Find definitions that use or ref themselves, directly or through others."""
+    blocks = loaded.spec.blocks
+    uses: dict[str, list[tuple[str, tuple]]] = {}
+    for at in walk_nodes(loaded):
+        if at.path[0] == "blocks" and isinstance(at.node, (UseNode, RefNode)):
+            target = at.node.use if isinstance(at.node, UseNode) else at.node.ref
+            uses.setdefault(at.path[1], []).append((target, at.path))
+    problems, reported = [], set()
+
+    def visit(name: str, stack: list[str]) -> None:
+        for target, path in uses.get(name, []):
+            if target in stack:
+                cycle = stack[stack.index(target):] + [target]
+                key = frozenset(cycle)
+                if key not in reported:
+                    reported.add(key)
+                    problems.append(loaded.problem(path, "definitions refer to each other in a cycle: "
+                                                   + " -> ".join(cycle), "a block cannot contain itself"))
+            elif target in blocks:
+                visit(target, stack + [target])
+
+    for name in blocks:
+        visit(name, [name])
+    return problems
+
+
+def check_shapes(loaded: LoadedSpec, input_shape: list[int] | None = None):
+    """Build on the meta device and run the example input through it.
+
+    Return (trace, built, note): raise NetcliError at the block where the
+    shapes stop fitting; `note` says when a block needs real values (a `while`
+    on a tensor) so shapes past it cannot be checked without memory.
+    """
+    import torch
+    from netcli.build.builder import build_network, prepare
+    from netcli.build.shapes import trace_shapes
+    shape = input_shape if input_shape is not None else loaded.spec.input
+    dev, _, inferred = prepare(loaded, device="meta", input_shape=shape)
+    built = build_network(loaded, dev, inferred)
+    if shape is None:
+        return None, built, None
+    trace = trace_shapes(built.net, torch.empty(*shape, device="meta"))
+    if trace.error is None:
+        return trace, built, None
+    name = trace.failed_at or ""
+    if trace.data_dependent:
+        return trace, built, (f"shapes after '{name or '(root)'}' are not checked: it needs real values "
+                              f"({type(built.net.get_submodule(name)).__name__} has data-dependent control flow)")
+    path = origin_of(built.origins, name)
+    got = trace.inputs.get(name)
+    message = str(trace.error).strip().splitlines()[0] if str(trace.error).strip() else type(trace.error).__name__
+    module = built.net.get_submodule(name) if name else built.net
+    raise NetcliError(loaded.problem(
+        path, f"shapes stop fitting at block '{name or '(root)'}' ({module}): {message}",
+        f"its input has shape {list(got)}" if got is not None else None)) from trace.error
+
+
+def origin_of(origins: dict[str, tuple], name: str) -> tuple:
+    """Return the document path of module `name`, or of its nearest ancestor in the spec."""
+    parts = name.split(".") if name else []
+    for n in range(len(parts), -1, -1):
+        key = ".".join(parts[:n])
+        if key in origins:
+            return origins[key]
+    return ("model",)

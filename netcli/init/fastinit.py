@@ -1,0 +1,226 @@
+"""One-pass init (`--fast-init`): build on meta, allocate once, initialize each tensor once, per-path seeds.
+
+The default build is what hand-written code does: every module draws its
+default init as it is created, and the spec's rules then draw again over it.
+Knowing the whole network and its rules in advance, this path
+
+1. creates every module on the meta device (no memory, no random numbers);
+2. allocates each tensor once, directly on its block's device (as `to_empty`);
+3. runs each parameter's initializer once: the last rule that covers it
+   (rules.py's targets and order), else its module's own `reset_parameters()`;
+   a module whose parameters are all covered by rules never draws its default.
+
+Every parameter's values come from the CPU generator seeded by
+`path_seed(seed, name)` (a stable hash of the seed and the parameter's name),
+drawn on the CPU and copied to the device: one spec and one seed give the same
+weights on the CPU, on any GPU, and whatever else the process drew before. The
+values differ from the default path's (which follows torch's one RNG stream,
+as hand-written code does).
+
+A block this cannot initialize from its parts (a module holding tensors
+without `reset_parameters`, a private `_reset_parameters`, buffers other than
+norm statistics, or a non-torch class without its own `reset_parameters`) is
+built normally instead: on the CPU under a generator seeded by its path, then
+moved to its device, so it too is reproducible everywhere.
+"""
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import hashlib
+from typing import Any, Iterator, Sequence
+
+import torch
+from torch import nn
+
+from netcli.build.builder import Builder, Built, build_network
+from netcli.build.meta import CPU, META
+from netcli.core.errors import NetcliError
+from netcli.core.ties import canonical_names
+from netcli.init.plan import InitPlan, plan_rules
+from netcli.init.rules import all_rules
+
+
+
+def path_seed(seed: int, path: str) -> int:
+    """Return a stable 63-bit seed for one tensor or block: a hash of the seed and its dotted path."""
+    digest = hashlib.blake2b(f"{seed}\0{path}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") & ((1 << 63) - 1)
+
+
+_NO_VALUES: contextvars.ContextVar[bool] = contextvars.ContextVar("netcli_fastinit_no_values", default=False)
+
+
+@contextlib.contextmanager
+def uninitialized() -> Iterator[None]:
+    """Within this block, `--fast-init` builds allocate the tensors but draw no values.
+
+    For a load that overwrites every tensor (files.restore, strict): the
+    memory it never touches costs nothing, and nothing is drawn twice.
+
+    >>> with uninitialized():
+    ...     built = build_model(loaded, fast_init=True)  # then load_into(built, ckpt, assign=True)
+    """
+    token = _NO_VALUES.set(True)
+    try:
+        yield
+    finally:
+        _NO_VALUES.reset(token)
+
+
+def build_fast(loaded, dev: torch.device, seed: int | None, inferred: dict, rules: Sequence[str] = ()) -> Built:
+    """Build `loaded` on `dev` in one pass; see the module docstring.
+
+    Called by `engine.build_model(..., fast_init=True)` after `builder.prepare`
+    has resolved the device, inferred the sizes and checked the memory.
+    """
+    seed = int(seed) if seed is not None else torch.initial_seed()
+    fast = _FastBuilder(loaded, dev, seed)
+    built = build_network(loaded, dev, inferred, fast)  # on meta, but for blocks built for real
+    rule_list = all_rules(loaded, rules) if (loaded.spec.init or rules) else []
+    plan = plan_rules(built.net, rule_list)  # checks every rule on the meta network before allocating
+    if dev.type != "meta":
+        _allocate(built.net, dev, fast.runs_on, set())
+    if dev.type != "meta" and not _NO_VALUES.get():
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+            _initialize(built.net, plan, seed, fast.real)
+    built.init_report = plan.report(built.net)
+    return built
+
+
+class _FastBuilder(Builder):
+    """The builder, creating each layer on meta unless it must be built for real (see `needs_real_build`)."""
+
+    def __init__(self, loaded, device: torch.device, seed: int):
+        super().__init__(loaded, device)
+        self.seed = seed
+        self.real: set[int] = set()  # id() of blocks built for real (their tensors hold values)
+
+    def layer(self, node, path, device, qualname):
+        if self.device.type == "meta":
+            return super().layer(node, path, META, qualname)
+        try:
+            module = super().layer(node, path, META, qualname)
+        except NetcliError:
+            module = None  # a constructor that needs values: build it for real, which reports a real error
+        if module is not None and not needs_real_build(module):
+            return module
+        with torch.random.fork_rng(devices=[]):
+            torch.default_generator.manual_seed(path_seed(self.seed, qualname or "(root)"))
+            module = super().layer(node, path, CPU, qualname)
+        if device != CPU:
+            module = module.to(device)
+        self.real.add(id(module))
+        for m in module.modules():
+            self.real.add(id(m))
+        return module
+
+
+def needs_real_build(module: nn.Module) -> bool:
+    """Say whether a freshly built (meta) block cannot be initialized from its modules' reset_parameters."""
+    if not _is_torch(type(module)) and not _defines_reset(type(module)) and _holds_tensors(module):
+        return True  # its __init__ may initialize its children its own way
+    for m in module.modules():
+        if callable(getattr(m, "_reset_parameters", None)):
+            return True  # a parent-level init (MultiheadAttention, Transformer) reset_parameters would miss
+        own_params = any(p is not None for p in m._parameters.values())
+        own_buffers = any(b is not None for b in m._buffers.values())
+        if (own_params or own_buffers) and not callable(getattr(m, "reset_parameters", None)):
+            return True
+        if own_buffers and not callable(getattr(m, "reset_running_stats", None)):
+            return True  # a buffer computed in __init__ (a constant, a table) would be lost
+        if m is not module and not _is_torch(type(m)) and not _defines_reset(type(m)) and _holds_tensors(m):
+            return True
+    return False
+
+
+def _is_torch(cls: type) -> bool:
+    return cls.__module__.startswith("torch.")
+
+
+def _defines_reset(cls: type) -> bool:
+    return any("reset_parameters" in vars(k) for k in cls.__mro__ if k is not nn.Module)
+
+
+def _holds_tensors(module: nn.Module) -> bool:
+    return any(True for _ in module.parameters()) or any(True for _ in module.buffers())
+
+
+def _allocate(module: nn.Module, device: torch.device, runs_on: dict, seen: set[int]) -> None:
+    """Give each meta tensor uninitialized memory on its block's device, once (tied modules once)."""
+    if id(module) in seen:
+        return
+    seen.add(id(module))
+    device = runs_on.get(id(module), device)
+    if any(t.is_meta for t in list(module._parameters.values()) + list(module._buffers.values()) if t is not None):
+        # as module.to_empty(device=..., recurse=False), whose empty_like of a meta tensor imports sympy (~0.3 s)
+        module._apply(lambda t: torch.empty_strided(t.size(), t.stride(), dtype=t.dtype, device=device), recurse=False)
+    for child in module.children():
+        _allocate(child, device, runs_on, seen)
+
+
+def _initialize(net: nn.Module, plan: InitPlan, seed: int, real: set[int]) -> None:
+    """Run each parameter's last covering rule, else its module's reset_parameters, once, per-path seeded."""
+    names, _ = canonical_names(net)
+    last = plan.last_rule()  # a `default` rule means the module's own reset_parameters
+    done: set[int] = set()
+    for mod_name, module in net.named_modules():
+        if id(module) in done:
+            continue
+        done.add(id(module))
+        own = [(attr, p) for attr, p in module._parameters.items() if p is not None]
+        defaults = [(attr, p) for attr, p in own
+                    if id(p) not in last or last[id(p)][0].module_scope]
+        has_buffers = any(b is not None for b in module._buffers.values())
+        if defaults or has_buffers:
+            if id(module) not in real:  # a block built for real holds its values already
+                _reset(module, mod_name, [a for a, _ in defaults], has_buffers, seed)
+        for attr, p in own:
+            if id(p) in last and (attr, p) not in defaults:
+                rule, s = last[id(p)]
+                _fill(p, names[id(p)], seed, lambda t, r=rule: r.fn(t, *r.args, **r.kwargs), rule)
+
+
+def _fill(p: torch.Tensor, name: str, seed: int, fn, rule=None) -> None:
+    """Draw `fn` into a CPU tensor from the generator seeded by (seed, name); copy it into `p`."""
+    torch.default_generator.manual_seed(path_seed(seed, name))
+    target = p if p.device == CPU else torch.empty(p.shape, dtype=p.dtype)
+    try:
+        fn(target)
+    except Exception as exc:
+        if rule is None:
+            raise
+        raise NetcliError(rule.problem(f"{rule.init} failed on '{name}': {type(exc).__name__}: {exc}".splitlines()[0],
+                                       "check the rule's arguments")) from exc
+    if target is not p:
+        p.copy_(target)
+
+
+def _reset(module: nn.Module, mod_name: str, attrs: list[str], buffers: bool, seed: int) -> None:
+    """Run `module.reset_parameters()` once per parameter in `attrs`, the others swapped for meta stand-ins.
+
+    Each call fills one parameter, from its own path's seed; the module's
+    other parameters are meta stand-ins there (nothing drawn, no memory), so
+    each value depends only on the seed and the parameter's name.
+    """
+    real = dict(module._parameters)
+    stand_ins = {a: (nn.Parameter(torch.empty_strided(p.size(), p.stride(), dtype=p.dtype, device=META),
+                                   requires_grad=p.requires_grad)
+                     if p is not None else None) for a, p in real.items()}
+    prefix = f"{mod_name}." if mod_name else ""
+    try:
+        for attr in attrs:
+            p = real[attr]
+            target = p if p.device == CPU else nn.Parameter(torch.empty(p.shape, dtype=p.dtype),
+                                                            requires_grad=p.requires_grad)
+            module._parameters.update(stand_ins)
+            module._parameters[attr] = target
+            torch.default_generator.manual_seed(path_seed(seed, prefix + attr))
+            module.reset_parameters()
+            if target is not p:
+                p.copy_(target)
+        if buffers:  # norm statistics: deterministic, on the device itself
+            module._parameters.update(stand_ins)
+            module.reset_running_stats()
+    finally:
+        module._parameters.update(real)

@@ -1,0 +1,202 @@
+"""Find and list a network's parameters and buffers: paths, tied groups, the data `inspect` shows.
+
+A path is dot-separated, each step a child's name or its position among the
+children, as `net[0][1][0].bias` is written in Python: in rgnet, `0.1.0.bias`
+and `0.block 1.0.bias` reach the same tensor. Tied tensors (one module used
+twice) are one row, listed under every name, and counted once.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from netcli.core.errors import NetcliError
+
+
+@dataclass(frozen=True)
+class Found:
+    """What a path reached: a module, or one of its parameters/buffers (`attr`)."""
+
+    module: nn.Module
+    name: str  # the canonical qualified name, e.g. "0.block 1.0" or "0.block 1.0.bias"
+    attr: str | None = None
+
+    @property
+    def tensor(self) -> torch.Tensor | None:
+        return None if self.attr is None else getattr(self.module, self.attr)
+
+
+class PathError(NetcliError):
+    """A path that leads nowhere; the message lists what exists where it stopped."""
+
+    level: str = ""  # what exists where the path stopped
+    parent: str = ""  # the name of the module where it stopped
+
+
+def children(module: nn.Module) -> list[tuple[str, nn.Module]]:
+    """Return (name, child) in order, keeping a module used twice at both positions."""
+    # named_children() drops repeats, which would shift the positions of a
+    # Sequential that holds one shared layer twice (configs/shared.yaml).
+    return [(n, m) for n, m in module._modules.items() if m is not None]
+
+
+def own_tensors(module: nn.Module) -> list[str]:
+    """Return the names of the module's own parameters, then its buffers."""
+    return ([n for n, p in module._parameters.items() if p is not None]
+            + [n for n, b in module._buffers.items() if b is not None])
+
+
+def _join(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name
+
+
+def describe_level(module: nn.Module, name: str) -> str:
+    """Say what exists under `module`: its children and its own parameters/buffers."""
+    who = f"'{name}'" if name else "the root"
+    kids = [n for n, _ in children(module)]
+    tensors = own_tensors(module)
+    parts = []
+    if kids:
+        parts.append(f"the children of {who} are {', '.join(kids)}" if name
+                     else f"the root's children are {', '.join(kids)}")
+    if tensors:
+        parts.append(f"the tensors of {who} are {', '.join(tensors)}")
+    if not parts:
+        return f"{who} ({type(module).__name__}) has no children and no tensors"
+    return "; ".join(parts)
+
+
+def find(net: nn.Module, path: str, *, tensors: bool = True) -> Found:
+    """Walk `path` from the root: names first, then positions; the last step may be a tensor."""
+    path = path.strip()
+    if path in ("", "."):
+        return Found(net, "")
+    module, name = net, ""
+    steps = path.split(".")
+    for i, step in enumerate(steps):
+        last = i == len(steps) - 1
+        kids = children(module)
+        names = [n for n, _ in kids]
+        if step in module._modules and module._modules[step] is not None:
+            module, name = module._modules[step], _join(name, step)
+            continue
+        if step.lstrip("-").isdigit() and -len(kids) <= int(step) < len(kids):
+            child_name, module = kids[int(step)]
+            name = _join(name, child_name)
+            continue
+        if tensors and last and step in own_tensors(module):
+            return Found(module, _join(name, step), step)
+        if last and step in own_tensors(module):  # where only blocks are wanted
+            raise PathError(f"'{_join(name, step)}' is a tensor, not a block",
+                            hint=f"the block is '{name or '(root)'}'")
+        if step in own_tensors(module):  # a tensor in the middle of the path
+            raise PathError(f"'{_join(name, step)}' is a tensor, so '{'.'.join(steps[i + 1:])}' cannot follow it",
+                            hint=f"end the path at '{_join(name, step)}'")
+        what = "child or parameter" if tensors else "child"
+        level = describe_level(module, name)
+        error = PathError(f"'{path}' matches nothing; {level}",
+                          hint=f"{_where(name)} has no {what} '{step}': write a name or a position "
+                               f"{'0..' + str(len(names) - 1) if names else ''}".rstrip() + " from that list")
+        error.level, error.parent = level, name
+        raise error
+    return Found(module, name)
+
+
+def _where(name: str) -> str:
+    return f"'{name}'" if name else "the root"
+
+
+@dataclass
+class TensorRow:
+    """One tensor of the state_dict: a parameter or persistent buffer, under all its names."""
+
+    names: list[str]
+    kind: str  # "parameter" or "buffer"
+    shape: list[int]
+    dtype: str
+    device: str
+    requires_grad: bool
+    numel: int
+    bytes: int
+
+    @property
+    def name(self) -> str:
+        return self.names[0]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"name": self.name, "tied": self.names[1:], "kind": self.kind, "shape": self.shape,
+                "dtype": self.dtype, "device": self.device, "requires_grad": self.requires_grad,
+                "numel": self.numel, "bytes": self.bytes}
+
+
+@dataclass
+class Inventory:
+    """Every parameter and persistent buffer, tied ones grouped, with totals counted once."""
+
+    rows: list[TensorRow] = field(default_factory=list)
+
+    @property
+    def tied(self) -> list[list[str]]:
+        return [r.names for r in self.rows if len(r.names) > 1]
+
+    def totals(self) -> dict[str, int]:
+        params = [r for r in self.rows if r.kind == "parameter"]
+        return {
+            "parameters": sum(r.numel for r in params),
+            "trainable": sum(r.numel for r in params if r.requires_grad),
+            "buffers": sum(r.numel for r in self.rows if r.kind == "buffer"),
+            "tensors": len(self.rows),
+            "bytes": sum(r.bytes for r in self.rows),
+        }
+
+    def as_json(self) -> dict[str, Any]:
+        return {"tensors": [r.as_json() for r in self.rows], "tied": self.tied, "totals": self.totals()}
+
+
+def inventory(module: nn.Module, prefix: str = "") -> Inventory:
+    """List the module's state_dict tensors (parameters and persistent buffers), tied ones once."""
+    rows: dict[int, TensorRow] = {}
+    for key, t in module.state_dict(keep_vars=True).items():
+        name = _join(prefix, key)
+        if id(t) in rows:  # the same tensor under another name: tied
+            rows[id(t)].names.append(name)
+            continue
+        is_param = isinstance(t, nn.Parameter)
+        rows[id(t)] = TensorRow(
+            names=[name], kind="parameter" if is_param else "buffer", shape=list(t.shape),
+            dtype=str(t.dtype).removeprefix("torch."), device=str(t.device),
+            requires_grad=bool(t.requires_grad) if is_param else False,
+            numel=t.numel(), bytes=t.numel() * t.element_size())
+    return Inventory(list(rows.values()))
+
+
+def tensor_view(found: Found) -> dict[str, Any]:
+    """Describe one tensor as the chapter prints it: class, value, grad."""
+    t = found.tensor
+    assert t is not None
+    on_meta = t.device.type == "meta"
+    grad = t.grad if isinstance(t, nn.Parameter) else None
+    return {
+        "name": found.name,
+        "class": f"{type(t).__module__}.{type(t).__qualname__}",
+        "kind": "parameter" if isinstance(t, nn.Parameter) else "buffer",
+        "shape": list(t.shape), "dtype": str(t.dtype).removeprefix("torch."), "device": str(t.device),
+        "requires_grad": bool(t.requires_grad),
+        "value": None if on_meta else t.detach().cpu().tolist(),
+        "grad": None if grad is None or on_meta else grad.detach().cpu().tolist(),
+    }
+
+
+def run_backward(net: nn.Module, x: torch.Tensor) -> None:
+    """Run one forward pass and backpropagate the sum of the output, so every used parameter has a grad."""
+    out = net(x)
+    first = out
+    while isinstance(first, (tuple, list)) and first:  # e.g. an LSTM's (output, (h, c))
+        first = first[0]
+    if not isinstance(first, torch.Tensor) or not first.requires_grad:
+        raise NetcliError("the network's output does not depend on any trainable parameter",
+                          hint="--grad needs at least one parameter with requires_grad")
+    first.sum().backward()

@@ -1,0 +1,88 @@
+"""The init plan: every rule resolved to its tensors and dry-run, before any value changes.
+
+Both ways of setting values consume this one plan: `apply` (the default path:
+each rule in order over torch's one RNG stream, as hand-written code) and
+`fastinit` (one pass: each tensor set once, by the last rule that covers it).
+So a rule means the same, and is checked the same, on both paths.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from netcli.core.errors import NetcliError
+from netcli.core.ties import canonical_names
+from netcli.init.rules import Rule, Touched
+from netcli.init.targets import Selected, select
+
+
+@dataclass
+class InitPlan:
+    """The rules in order, each with the tensors it sets."""
+
+    steps: list[tuple[Rule, list[Selected]]] = field(default_factory=list)
+
+    def last_rule(self) -> dict[int, tuple[Rule, Selected]]:
+        """id(tensor) -> the last rule that sets it (a later rule overwrites an earlier one)."""
+        return {id(s.tensor): (rule, s) for rule, selected in self.steps for s in selected}
+
+    def report(self, net: Any) -> list[Touched]:
+        """What each rule sets, in order: the rule's text, the tensor's name, shape and tied names."""
+        _, tied = canonical_names(net)
+        return [Touched(rule.text, s.name, tuple(s.tensor.shape), tied.get(id(s.tensor), ()))
+                for rule, selected in self.steps for s in selected]
+
+
+def plan_rules(net: Any, rules: Sequence[Rule]) -> InitPlan:
+    """Resolve every rule and dry-run it on meta tensors; raise listing every problem."""
+    plan, problems = InitPlan(), []
+    for rule in rules:
+        try:
+            selected = select(net, rule)
+            _dry_run(rule, selected)
+            plan.steps.append((rule, selected))
+        except NetcliError as exc:
+            problems += exc.problems
+    if problems:
+        raise NetcliError(problems)
+    return plan
+
+
+def check_rules(net: Any, rules: Sequence[Rule]) -> None:
+    """Raise NetcliError listing every bad rule, without changing any tensor."""
+    plan_rules(net, rules)
+
+
+def _dry_run(rule: Rule, selected: list[Selected]) -> None:
+    import torch
+    if rule.module_scope:
+        for s in selected:
+            if not callable(getattr(s.module, "reset_parameters", None)):
+                raise NetcliError(rule.problem(
+                    f"'default' cannot apply to '{s.name}': {type(s.module).__name__} has no reset_parameters()",
+                    "use an explicit initializer such as normal(std=0.01) for it"))
+        return
+    for s in selected:
+        t = s.tensor
+        shape = list(t.shape)
+        if rule.dims is not None:
+            low, high, why = rule.dims
+            if t.dim() < low or (high is not None and t.dim() > high):
+                raise NetcliError(rule.problem(
+                    f"{rule.init} cannot apply to '{s.name}' ({t.dim()}-D, shape {shape}): {why}",
+                    _dims_hint(rule, s)))
+        try:
+            rule.fn(torch.empty(t.shape, dtype=t.dtype, device="meta"), *rule.args, **rule.kwargs)
+        except Exception as exc:
+            raise NetcliError(rule.problem(
+                f"{rule.init} cannot apply to '{s.name}' (shape {shape}): {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
+                "check the arguments against the initializer (`netcli init --help` lists the rule forms)")) from None
+
+
+def _dims_hint(rule: Rule, s: Selected) -> str:
+    if "bias" in s.attr:
+        return (f"rules on a block set only weights unless params: says otherwise; "
+                f"for biases write e.g. zeros:{s.name}")
+    low = rule.dims[0]
+    return (f"pick a convolution's weights, e.g. {rule.init}:Conv2d" if low >= 3
+            else f"pick matrix weights, e.g. {rule.init}:Linear")

@@ -1,0 +1,88 @@
+"""Make the example input of `run`: from `input:`, `rand:2,20`, or a tensor file."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from netcli.core.errors import NetcliError
+
+GENERATORS = ("rand", "randn", "ones", "zeros")
+
+
+def parse_shape(text: str, label: str) -> list[int]:
+    """Parse `2,20` into [2, 20]."""
+    parts = [p for p in text.replace(" ", "").strip("[]()").split(",") if p]
+    try:
+        shape = [int(p) for p in parts]
+    except ValueError:
+        raise NetcliError(f"{label}: '{text}' is not a shape", hint="write e.g. rand:2,20") from None
+    if not shape or any(s < 0 for s in shape):
+        raise NetcliError(f"{label}: '{text}' is not a shape", hint="write e.g. rand:2,20")
+    return shape
+
+
+def make_input(text: str | None, spec_input: list[int] | None, device):
+    """Return the input tensor: `--input` if given, else a torch.rand of the spec's `input:`.
+
+    torch.rand matches the chapter's `X = torch.rand(2, 20)`.
+    """
+    import torch
+    if text is None:
+        if spec_input is None:
+            raise NetcliError("no input: the spec has no 'input:' and no --input was given",
+                              hint="add input: [2, 20] to the spec, or pass --input rand:2,20")
+        return torch.rand(*spec_input, device=device)
+    kind, sep, rest = text.partition(":")
+    if sep and kind in GENERATORS:
+        shape = parse_shape(rest, f"--input {text}")
+        return getattr(torch, kind)(*shape, device=device)
+    path = Path(text)
+    key = None
+    if not path.exists() and ":" in text:
+        head, _, key = text.rpartition(":")
+        path = Path(head)
+    if not path.exists():
+        raise NetcliError(f"--input {text}: no such file, and not {'/'.join(GENERATORS)}:SHAPE",
+                          hint="e.g. --input rand:2,20 or --input x.npy")
+    return load_tensor_file(path, key).to(device)
+
+
+def load_tensor_file(path: Path, key: str | None = None):
+    """Read one tensor from a .npy, .pt/.pth or .safetensors file (safely)."""
+    import torch
+    suffix = path.suffix.lower()
+    label = str(path)
+    try:
+        if suffix == ".npy":
+            import numpy as np
+            return torch.from_numpy(np.load(path, allow_pickle=False))
+        if suffix == ".safetensors":
+            from safetensors.torch import load_file
+            tensors = load_file(str(path))
+            # clone: safetensors' buffers are not 64-byte aligned, and BLAS results
+            # can differ in the last bit between aligned and unaligned inputs
+            return _pick(tensors, key, label).clone()
+        value = torch.load(path, map_location="cpu", weights_only=True)
+    except NetcliError:
+        raise
+    except Exception as exc:
+        raise NetcliError(f"{label}: cannot read a tensor from it: {exc}".splitlines()[0],
+                          hint="give a .npy, .pt or .safetensors file holding a tensor") from exc
+    if isinstance(value, torch.Tensor):
+        return value
+    if isinstance(value, dict):
+        return _pick(value, key, label)
+    if isinstance(value, (list, tuple)) and key is not None and key.isdigit() and int(key) < len(value):
+        return value[int(key)]
+    raise NetcliError(f"{label}: holds a {type(value).__name__}, not a tensor",
+                      hint="save a single tensor, or name one as FILE:KEY")
+
+
+def _pick(tensors: dict, key: str | None, label: str):
+    if key is not None:
+        if key not in tensors:
+            raise NetcliError(f"{label}: has no tensor '{key}'", hint=f"it holds {', '.join(map(str, tensors))}")
+        return tensors[key]
+    if len(tensors) == 1:
+        return next(iter(tensors.values()))
+    raise NetcliError(f"{label}: holds {len(tensors)} tensors; name one as {label}:KEY",
+                      hint=f"keys: {', '.join(list(map(str, tensors))[:10])}")

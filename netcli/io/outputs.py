@@ -1,0 +1,29 @@
+"""Write a tensor (run's output) to .pt, .npy or .safetensors, atomically."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from netcli.core.atomic import atomic_write
+from netcli.core.errors import NetcliError
+
+FORMATS = (".pt", ".pth", ".npy", ".safetensors")
+
+
+def save_output(tensor, dest: str) -> None:
+    """Save `tensor` to `dest`; the format follows the extension."""
+    import torch
+    suffix = Path(dest).suffix.lower()
+    value = tensor.detach().cpu()
+    if suffix in (".pt", ".pth"):
+        atomic_write(dest, lambda p: torch.save(value, p))
+    elif suffix == ".npy":
+        import numpy as np
+        def write(p: Path) -> None:
+            with open(p, "wb") as f:
+                np.save(f, value.numpy())
+        atomic_write(dest, write)
+    elif suffix == ".safetensors":
+        from safetensors.torch import save_file
+        atomic_write(dest, lambda p: save_file({"output": value.contiguous()}, str(p)))
+    else:
+        raise NetcliError(f"--output {dest}: unknown format '{suffix}'", hint=f"use one of {', '.join(FORMATS)}")

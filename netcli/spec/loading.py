@@ -1,0 +1,371 @@
+"""Read a spec: find the file, parse it, apply --set and ${vars}, validate it.
+
+`read_spec_text` returns a `LoadedSpec` (the pydantic model plus the
+document, for error locations) or raises NetcliError listing every problem in
+the file; `build.validate.load_spec` adds the checks that need the registry.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path as FsPath
+from typing import Callable, Any, Iterable, Iterator
+
+from pydantic import ValidationError
+
+from netcli.core.errors import Location, NetcliError, Problem, did_you_mean
+from netcli.spec.schema import OPTIONS, RULE_KEYS, TOP_LEVEL_KEYS, LayerNode, RefNode, SequenceNode, Spec, UseNode
+from netcli.spec.yamldoc import Document, Path, parse_value, parse_yaml
+
+# The chapter's parameter-management network, used when no spec is named.
+DEFAULT_SPEC = """\
+# netcli's built-in default: the network of D2L's parameter-management section
+input: [2, 4]
+model:
+  - Linear: [4, 8]
+  - ReLU
+  - Linear: [8, 1]
+"""
+DEFAULT_NAME = "<default>"
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_.]*)\}")
+
+
+@dataclass
+class LoadedSpec:
+    """A validated spec and the document it came from."""
+
+    spec: Spec
+    doc: Document
+    name: str
+
+    def where(self, path: Path) -> str:
+        return render_path(path)
+
+    def locate(self, path: Path, *, key: bool = False) -> Location:
+        return self.doc.locate(path, key=key)
+
+    def problem(self, path: Path, message: str, hint: str | None = None, *,
+                key: bool = False, where: str | None = None) -> Problem:
+        return Problem(message, where if where is not None else render_path(path),
+                       self.locate(path, key=key), hint)
+
+    @property
+    def resolved_text(self) -> str:
+        """The spec after --set and ${vars}, as YAML: what a checkpoint embeds."""
+        import yaml
+        return yaml.safe_dump(self.doc.data, sort_keys=False, allow_unicode=True)
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.resolved_text.encode()).hexdigest()
+
+
+def render_path(path: Iterable[Any]) -> str:
+    """Render a document path as `model[1].Linear`."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def resolve_spec_source(spec: str | None) -> tuple[str, str, str | None]:
+    """Return (text, source name, note) for a named file, NETCLI_SPEC, ./netcli.yaml or the default."""
+    note = None
+    if spec is None:
+        env = os.environ.get("NETCLI_SPEC")
+        if env:
+            spec, note = env, f"netcli: using {env} (from NETCLI_SPEC)"
+        elif FsPath("netcli.yaml").is_file():
+            spec, note = "netcli.yaml", "netcli: using ./netcli.yaml"
+        else:
+            return DEFAULT_SPEC, DEFAULT_NAME, (
+                "netcli: no spec given; using the built-in default [Linear(4, 8), ReLU, Linear(8, 1)]")
+    path = FsPath(spec)
+    if not path.exists():
+        raise NetcliError(Problem(f"no such file: {spec}", location=Location(spec),
+                                  hint="give the path of a .yaml spec"))
+    if path.is_dir():
+        raise NetcliError(Problem("is a folder, not a spec file", location=Location(spec)))
+    from netcli.spec.yamldoc import MAX_BYTES
+    if path.stat().st_size > MAX_BYTES:
+        raise NetcliError(Problem(f"the file is larger than {MAX_BYTES // 1024} KiB",
+                                  location=Location(spec), hint="a spec should be a short file"))
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise NetcliError(Problem(f"not UTF-8 text (byte {exc.start})", location=Location(spec),
+                                  hint="a spec is a YAML text file")) from exc
+    except OSError as exc:
+        raise NetcliError(Problem(f"cannot read: {exc.strerror}", location=Location(spec))) from exc
+    return text, spec, note
+
+
+def apply_sets(doc: Document, sets: Iterable[str]) -> None:
+    """Apply `--set PATH=VALUE` overrides to the document, before validation."""
+    for item in sets:
+        label = f"--set {item}"
+        if "=" not in item:
+            raise NetcliError(Problem("expected PATH=VALUE", location=Location(label),
+                                      hint="e.g. --set vars.hidden=64"))
+        dotted, text = item.split("=", 1)
+        value = parse_value(text, label)
+        parts = dotted.strip().split(".")
+        if not dotted.strip() or any(p == "" for p in parts):
+            raise NetcliError(Problem(f"'{dotted}' is not a path", location=Location(label),
+                                      hint="e.g. model.1.Linear.1"))
+        if doc.data is None:
+            doc.data = {}
+        node, path = doc.data, ()
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            if isinstance(node, list):
+                if not part.lstrip("-").isdigit() or not -len(node) <= int(part) <= len(node):
+                    raise NetcliError(Problem(
+                        f"'{render_path(path) or 'the document'}' is a list of {len(node)}; '{part}' is not an index in it",
+                        location=Location(label)))
+                key: Any = int(part) % (len(node) + 1) if int(part) < 0 else int(part)
+                if key == len(node):
+                    node.append(None)
+            elif isinstance(node, dict):
+                key = _existing_key(node, part)
+            else:
+                raise NetcliError(Problem(
+                    f"'{render_path(path)}' is a value ({node!r}), it has no '{part}'",
+                    location=Location(label)))
+            path = path + (key,)
+            if last:
+                node[key] = value
+            else:
+                current = node[key] if isinstance(node, list) else node.get(key)
+                if current is None:
+                    node[key] = {}
+                node = node[key]
+        if len(path) == 1 and path[0] not in TOP_LEVEL_KEYS:
+            hint = did_you_mean(path[0], TOP_LEVEL_KEYS)
+            raise NetcliError(Problem(f"'{path[0]}' is not a top-level key", location=Location(label), hint=hint))
+        doc.overrides[path] = label
+
+
+def _existing_key(node: dict, part: str) -> Any:
+    if part in node:
+        return part
+    for k in node:
+        if str(k) == part:
+            return k
+    return part
+
+
+def substitute_vars(doc: Document) -> list[Problem]:
+    """Replace `${name}` by `vars.name` everywhere but in `vars` itself; return the problems."""
+    data = doc.data
+    if not isinstance(data, dict):
+        return []
+    variables = data.get("vars") or {}
+    if not isinstance(variables, dict):
+        return []  # the schema reports it
+    problems: list[Problem] = []
+
+    def lookup(name: str, path: Path, seen: tuple[str, ...] = ()) -> Any:
+        value: Any = variables
+        for part in name.split("."):
+            if isinstance(value, dict) and part in value:
+                value = value[part]
+            else:
+                raise KeyError(name)
+        if name in seen:
+            raise RecursionError(" -> ".join(seen + (name,)))
+        return resolve(value, path, seen + (name,))
+
+    def resolve(value: Any, path: Path, seen: tuple[str, ...] = ()) -> Any:
+        if isinstance(value, dict):
+            return {k: resolve(v, path + (k,), seen) for k, v in value.items()}
+        if isinstance(value, list):
+            return [resolve(v, path + (i,), seen) for i, v in enumerate(value)]
+        if not isinstance(value, str) or "${" not in value:
+            return value
+        try:
+            whole = _VAR.fullmatch(value)
+            if whole:
+                return lookup(whole.group(1), path, seen)
+            return _VAR.sub(lambda m: str(lookup(m.group(1), path, seen)), value)
+        except KeyError as exc:
+            name = exc.args[0]
+            hint = did_you_mean(name, variables) or (
+                f"define it under vars:, or pass --set vars.{name}=VALUE")
+            problems.append(Problem(f"undefined variable '${{{name}}}'", render_path(path),
+                                    doc.locate(path), hint))
+            return value
+        except RecursionError as exc:
+            problems.append(Problem(f"variables refer to each other in a cycle: {exc}",
+                                    render_path(path), doc.locate(path)))
+            return value
+
+    for key in list(data):
+        if key != "vars":
+            data[key] = resolve(data[key], (key,))
+    return problems
+
+
+def _raw_at(data: Any, loc: tuple) -> tuple[Path, bool]:
+    """Follow a pydantic error location through the raw document.
+
+    Pydantic's locations pass through the tagged node models (`sequence`,
+    `children`, `layer`, ...); this maps them back to the YAML path. Returns
+    the path and whether its last step is a mapping key (so point at the key).
+    """
+    node, path, is_key = data, (), False
+    for part in loc:
+        is_key = False
+        if isinstance(node, dict):
+            if part in node:
+                node, path, is_key = node[part], path + (part,), True
+            elif part == "children" and "Sequential" in node:
+                node, path = node["Sequential"], path + ("Sequential",)
+            elif isinstance(part, int) and all(isinstance(k, str) for k in node) and "Sequential" not in node:
+                keys = list(node)
+                if 0 <= part < len(keys):  # a named child: children[i] is the i-th key
+                    node, path = node[keys[part]], path + (keys[part],)
+            elif part in ("args", "kwargs", "type"):
+                key = next((k for k in node if k not in OPTIONS), None)
+                if key is not None:
+                    node, path = node[key], path + (key,)
+            continue
+        if isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node, path = node[part], path + (part,)
+    return path, is_key
+
+
+def _problem_from_pydantic(doc: Document, err: dict) -> Problem:
+    loc = tuple(err["loc"])
+    path, is_key = _raw_at(doc.data, loc)
+    kind, message, hint = err["type"], err["msg"], None
+    ctx = err.get("ctx") or {}
+    if kind == "extra_forbidden":
+        key = loc[-1]
+        if len(path) == 1:
+            valid = TOP_LEVEL_KEYS
+            message = f"unknown top-level key '{key}'"
+        elif path and path[0] == "init":
+            valid = RULE_KEYS
+            message = f"unknown key '{key}' in an init rule"
+        else:
+            valid = OPTIONS
+            message = f"unknown option '{key}'"
+        hint = did_you_mean(str(key), valid) or f"valid keys: {', '.join(valid)}"
+        return Problem(message, render_path(path[:-1]), doc.locate(path, key=True), hint)
+    if "(did you mean" in message:
+        message, _, rest = message.partition(" (")
+        hint = rest.rstrip(")")
+    if "key" in ctx and isinstance(doc_get(doc.data, path), dict) and ctx["key"] in doc_get(doc.data, path):
+        path, is_key = path + (ctx["key"],), True
+    if kind == "literal_error" and isinstance(err.get("input"), str):
+        choices = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
+        hint = did_you_mean(err["input"], choices)
+    if kind == "missing":
+        message = f"missing required key '{loc[-1]}'"
+        if loc == ("model",):
+            hint = "a spec needs model: the network, e.g. model: [{Linear: [4, 8]}, ReLU]"
+    elif kind.endswith("_type") or kind.endswith("_parsing"):
+        message = f"{message.rstrip('.')}, got {err.get('input')!r}"
+    return Problem(message, render_path(path), doc.locate(path, key=is_key), hint)
+
+
+def doc_get(data: Any, path: Path) -> Any:
+    for part in path:
+        try:
+            data = data[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data
+
+
+def validate_document(doc: Document) -> Spec:
+    """Check the document's structure with the pydantic models; raise with every problem."""
+    if doc.data is None:
+        raise NetcliError(Problem("the spec is empty", location=Location(doc.source),
+                                  hint="a spec needs at least model: [...]"))
+    if not isinstance(doc.data, dict):
+        raise NetcliError(Problem("a spec is a mapping of keys (model:, blocks:, ...)",
+                                  location=doc.locate(()), hint="start with model:"))
+    try:
+        return Spec.model_validate(doc.data)
+    except ValidationError as exc:
+        problems, seen = [], set()
+        for err in exc.errors():
+            problem = _problem_from_pydantic(doc, err)
+            if str(problem) not in seen:
+                seen.add(str(problem))
+                problems.append(problem)
+        raise NetcliError(problems) from None
+
+
+def read_spec_text(text: str, source: str, sets: Iterable[str] = (), *,
+                   check: Callable[[LoadedSpec], None] | None = None) -> LoadedSpec:
+    """Parse text already read (a file, an embedded spec, the default): --set, ${vars}, the schema.
+
+    `check` (build.validate's registry, shape and size checks) runs on the
+    result, and its problems are reported together with this file's.
+    """
+    doc = parse_yaml(text, source)
+    apply_sets(doc, sets)
+    problems = substitute_vars(doc)
+    try:
+        model = validate_document(doc)
+        name = model.name or (FsPath(source).stem if source != DEFAULT_NAME else "default")
+        loaded = LoadedSpec(model, doc, name)
+        if check is not None:
+            check(loaded)
+    except NetcliError as exc:
+        # A value left as "${name}" also fails its type check: report the variable once.
+        bad = {p.location for p in problems}
+        raise NetcliError(problems + [p for p in exc.problems if p.location not in bad]) from exc
+    if problems:
+        raise NetcliError(problems)
+    return loaded
+
+
+@dataclass
+class NodeAt:
+    """A node and its path in the document."""
+
+    node: Any
+    path: Path
+
+
+def children_of(node: SequenceNode, path: Path) -> Iterator[tuple[str, NodeAt]]:
+    """Yield (child name, child) for a sequence node, with each child's document path."""
+    base = path + ("Sequential",) if node.spelled else path
+    for i, child in enumerate(node.children):
+        if node.child_names is not None:
+            key = node.child_names[i]
+            name = key if child.name is None else str(child.name)
+            yield name, NodeAt(child, base + (key,))
+        else:
+            yield (str(i) if child.name is None else str(child.name)), NodeAt(child, base + (i,))
+
+
+def walk_nodes(loaded: LoadedSpec) -> Iterator[NodeAt]:
+    """Yield every node of the spec (definitions, then the model) with its path."""
+    def walk(at: NodeAt) -> Iterator[NodeAt]:
+        yield at
+        if isinstance(at.node, SequenceNode):
+            for _, child in children_of(at.node, at.path):
+                yield from walk(child)
+    for name, node in loaded.spec.blocks.items():
+        yield from walk(NodeAt(node, ("blocks", name)))
+    yield from walk(NodeAt(loaded.spec.model, ("model",)))
+
+
+def type_path(node: Any, path: Path) -> Path:
+    """The document path of a node's type key (`model.1.Linear`), for messages."""
+    if isinstance(node, LayerNode):
+        return path + (node.type,)
+    if isinstance(node, (UseNode, RefNode)):
+        return path + (node.kind,)
+    return path
