@@ -35,7 +35,9 @@ def atomic_path(dest: str | os.PathLike) -> Iterator[Path]:
     folder = dest.parent
     clean_leftovers(dest)
     tmp_path: Path | None = None
+    trap = _SignalTrap()
     try:
+        trap.__enter__()
         # Ctrl-C waits until the temp file's name is held, so the cleanup below always sees it.
         with _sigint_held():
             try:
@@ -50,27 +52,89 @@ def atomic_path(dest: str | os.PathLike) -> Iterator[Path]:
             os.fsync(f.fileno())
         _copy_permissions(dest, tmp_path)
         os.replace(tmp_path, dest)
+        tmp_path = None  # it is the file now
         _fsync_dir(folder)
     except BaseException as exc:
         if tmp_path is not None:
             with contextlib.suppress(OSError):
                 tmp_path.unlink()
+        trap.__exit__(None, None, None)
+        if isinstance(exc, _Signalled):  # the temp file is gone: now die of the signal as we would have
+            _die_of(exc.signum)
         if isinstance(exc, OSError):  # a full disk, a quota, an I/O error: the old file is untouched
             what = "the previous file is unchanged" if dest.exists() else "nothing was written"
             raise NetcliError(Problem(f"cannot write: {exc.strerror or exc}; {what}", location=Location(str(dest)),
                                       hint="free some space or choose another folder")) from exc
         raise
+    trap.__exit__(None, None, None)
+
+
+class _Signalled(BaseException):
+    """A terminating signal arrived during a write: unwind, remove the temp file, then die of it."""
+
+    def __init__(self, signum: int):
+        super().__init__(f"signal {signum}")
+        self.signum = signum
+
+
+# Signals whose default action ends the process; each is trapped only while its handler is the
+# default, so a handler the program installed itself (a test's alarm) is left alone. SIGINT is
+# Python's KeyboardInterrupt already; SIGKILL cannot be caught (the next save removes its leftover).
+_TERMINATING = ("SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGALRM", "SIGVTALRM", "SIGPROF",
+                "SIGXCPU", "SIGXFSZ")
+
+
+class _SignalTrap:
+    """While a write runs, turn terminating signals into `_Signalled` so the temp file is removed."""
+
+    def __init__(self):
+        self.saved: dict[int, object] = {}
+
+    def __enter__(self):
+        import signal
+        import threading
+        if threading.current_thread() is not threading.main_thread():
+            return self
+        for name in _TERMINATING:
+            signum = getattr(signal, name, None)
+            if signum is None:
+                continue
+            try:
+                if signal.getsignal(signum) is signal.SIG_DFL:
+                    self.saved[signum] = signal.signal(signum, _raise_signalled)
+            except (OSError, ValueError):
+                continue
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import signal
+        saved, self.saved = self.saved, {}
+        for signum, handler in saved.items():
+            with contextlib.suppress(OSError, ValueError):
+                signal.signal(signum, handler)
+
+
+def _raise_signalled(signum, frame) -> None:
+    raise _Signalled(signum)
+
+
+def _die_of(signum: int) -> None:
+    """End the process by `signum` with its default action (the exit status a shell expects)."""
+    import signal
+    signal.signal(signum, signal.SIG_DFL)
+    signal.raise_signal(signum)
 
 
 @contextlib.contextmanager
 def _sigint_held() -> Iterator[None]:
-    """Hold SIGINT back (main thread, where possible) until the block is done."""
+    """Hold SIGINT and the trapped signals back (main thread, where possible) until the block is done."""
     import signal
     import threading
     if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
         yield
         return
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    held = {signal.SIGINT} | {getattr(signal, n) for n in _TERMINATING if hasattr(signal, n)}
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
     try:
         yield
     finally:
@@ -111,11 +175,33 @@ def clean_leftovers(dest: str | os.PathLike) -> list[Path]:
 
 
 def _target(dest: Path) -> Path:
-    """Return the file to replace: a symlink's target, so the link stays a link."""
+    """Return the file to replace: a new path, a regular file, or the regular file a symlink points at.
+
+    Anything else is refused: replacing a device node or a FIFO would turn
+    `/dev/null` into a regular file, and a dangling symlink would create a file
+    wherever it points.
+    """
+    import stat
+    shown = str(dest)
     if dest.is_symlink():
-        dest = Path(os.path.realpath(dest))
-    if dest.is_dir():
-        raise NetcliError(Problem("is a folder; give a file name", location=Location(str(dest))))
+        real = Path(os.path.realpath(dest))
+        if not real.exists():
+            raise NetcliError(Problem(f"is a symlink to {real}, which does not exist; refusing to create it",
+                                      location=Location(shown), hint="write to a plain file name"))
+        dest = real  # the link stays a link to the new content
+    try:
+        mode = os.stat(dest).st_mode
+    except FileNotFoundError:
+        mode = None
+    except OSError as exc:
+        raise NetcliError(Problem(f"cannot write here: {exc.strerror}", location=Location(shown))) from exc
+    if mode is not None and stat.S_ISDIR(mode):
+        raise NetcliError(Problem("is a folder; give a file name", location=Location(shown)))
+    if mode is not None and not stat.S_ISREG(mode):
+        kind = ("a character device" if stat.S_ISCHR(mode) else "a block device" if stat.S_ISBLK(mode)
+                else "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "not a regular file")
+        raise NetcliError(Problem(f"is {kind}; netcli writes only to a regular file or a new path",
+                                  location=Location(shown), hint="give a file name"))
     if not str(dest.parent):
         dest = Path(".") / dest
     return dest
@@ -166,3 +252,133 @@ def _fsync_dir(folder: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+# ---------------------------------------------------------------- directories (sharded checkpoints)
+
+
+@contextlib.contextmanager
+def atomic_dir(dest: str | os.PathLike, *, allowed: Callable[[str], bool] | None = None) -> Iterator[Path]:
+    """Yield a fresh temp folder beside `dest`; on success fsync its files and swap it in for `dest`.
+
+    A crash, Ctrl-C or SIGKILL before the swap leaves the previous `dest`
+    whole (and a temp folder the next write removes). Where Linux's
+    renameat2(RENAME_EXCHANGE) is available the swap is one atomic step;
+    elsewhere `dest` is renamed aside, the new folder renamed in, the old one
+    removed (a crash between the two renames leaves the old folder beside,
+    under a `.netcli-old-` name). An existing `dest` holding files `allowed`
+    refuses (someone else's folder) is not replaced.
+    """
+    dest = Path(dest)
+    if not str(dest.parent):
+        dest = Path(".") / dest
+    if dest.exists() and not dest.is_dir():
+        raise NetcliError(Problem("is a file; give a folder for a sharded checkpoint", location=Location(str(dest))))
+    if dest.is_dir() and allowed is not None:
+        foreign = sorted(n for n in os.listdir(dest) if not allowed(n))
+        if foreign:
+            raise NetcliError(Problem(f"the folder holds other files ({', '.join(foreign[:3])}"
+                                      f"{', ...' if len(foreign) > 3 else ''}); refusing to replace it",
+                                      location=Location(str(dest)), hint="give a new or empty folder"))
+    folder = dest.parent
+    clean_leftover_dirs(dest)
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f"{temp_prefix(dest)}{os.getpid()}.", dir=folder))
+    except OSError as exc:
+        raise NetcliError(Problem(f"cannot write here: {exc.strerror}", location=Location(str(dest)),
+                                  hint="check that the folder exists and is writable")) from exc
+    try:
+        yield tmp
+        for name in os.listdir(tmp):
+            with open(tmp / name, "rb") as f:
+                os.fsync(f.fileno())
+        _fsync_dir(tmp)
+        os.chmod(tmp, 0o777 & ~_umask())
+        swap_dirs(tmp, dest)
+        _fsync_dir(folder)
+    except BaseException as exc:
+        import shutil
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OSError):
+            what = "the previous checkpoint is unchanged" if dest.exists() else "nothing was written"
+            raise NetcliError(Problem(f"cannot write: {exc.strerror or exc}; {what}", location=Location(str(dest)),
+                                      hint="free some space or choose another folder")) from exc
+        raise
+
+
+def swap_dirs(new: Path, dest: Path) -> None:
+    """Put the folder `new` at `dest`; remove what was there (atomically where the OS can)."""
+    import shutil
+    if not dest.exists():
+        os.rename(new, dest)
+        return
+    if _exchange(new, dest):
+        shutil.rmtree(new, ignore_errors=True)  # `new` now names the old folder
+        return
+    old = dest.parent / f".netcli-old-{dest.name}.{os.getpid()}"
+    os.rename(dest, old)
+    os.rename(new, dest)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """renameat2(a, b, RENAME_EXCHANGE) on Linux; False where it is not available."""
+    import sys
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    AT_FDCWD, RENAME_EXCHANGE = -100, 2
+    rc = fn(AT_FDCWD, os.fsencode(str(a)), AT_FDCWD, os.fsencode(str(b)), RENAME_EXCHANGE)
+    return rc == 0
+
+
+def clean_leftover_dirs(dest: str | os.PathLike) -> list[Path]:
+    """Remove temp folders of killed sharded saves to `dest` (their writer's pid is gone)."""
+    import shutil
+    dest = Path(dest)
+    pattern = re.compile(re.escape(temp_prefix(dest)) + r"(\d+)\.")
+    removed = []
+    try:
+        names = os.listdir(dest.parent if str(dest.parent) else ".")
+    except OSError:
+        return removed
+    for name in names:
+        match = pattern.match(name)
+        path = dest.parent / name
+        if match is None or not path.is_dir() or _alive(int(match.group(1))):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
+
+
+def refuse_overwriting_inputs(dest: str | os.PathLike | None, *inputs: str | os.PathLike | None,
+                              option: str = "-o") -> None:
+    """Refuse to write `dest` when it is one of the files the command reads.
+
+    `run --checkpoint ck.safetensors -o ck.safetensors` would replace the
+    parameters with the run's output; `export model.pt -o model.pt` a
+    state_dict with a program. The input is kept and the error says so.
+    """
+    if dest is None:
+        return
+    try:
+        out = os.stat(dest)
+    except OSError:
+        return  # a new path cannot be an input
+    for source in inputs:
+        if source is None:
+            continue
+        try:
+            same = os.path.samestat(out, os.stat(source))
+        except OSError:
+            continue
+        if same:
+            raise NetcliError(Problem(f"{option} {dest} is the file this command reads ({source}); "
+                                      "refusing to overwrite it", location=Location(str(dest)),
+                                      hint="write the result to another file"))

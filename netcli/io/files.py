@@ -24,6 +24,7 @@ from typing import Any, Iterable
 from netcli.core.atomic import atomic_write
 from netcli.core.errors import Location, NetcliError, Problem
 from netcli.core.progress import Progress
+from netcli.core.ties import tensor_key, tie_groups
 
 from netcli.io.format import (DAMAGED_HINT, FORMATS, META_ALIASES, META_CRC32, META_NETCLI, META_SHA256, META_SPEC,
                                META_TORCH, SAFETENSORS, SAFETENSORS_DTYPES, ST_CODES, TORCH_SUFFIXES, numel)
@@ -60,6 +61,21 @@ class LoadReport:
         return {"file": self.path, "format": self.format, "loaded": self.loaded, "skipped": self.skipped,
                 "tied": self.tied, "bytes": self.nbytes, "seconds": round(self.seconds, 4),
                 "spec_note": self.spec_note}
+
+
+@dataclass
+class SaveReport:
+    """What a save wrote: the file, its format, the tensors stored and the tied names stored once."""
+
+    path: str
+    format: str
+    tensors: int
+    tied: dict[str, list[str]]  # stored name -> the other names of that tensor
+    nbytes: int = 0
+
+    def written(self) -> "SaveReport":
+        self.nbytes = os.path.getsize(self.path)
+        return self
 
 
 class Checkpoint:
@@ -125,7 +141,7 @@ def format_of(path: str | os.PathLike) -> str:
                               hint=f"end the name with one of {', '.join(FORMATS)} (.safetensors keeps the spec)"))
 
 
-def save_checkpoint(built, path: str | os.PathLike) -> None:
+def save_checkpoint(built, path: str | os.PathLike) -> "SaveReport":
     """Write the network's parameters and persistent buffers to `path`, atomically.
 
     The format follows the extension: `.safetensors` (tied tensors stored once,
@@ -138,14 +154,16 @@ def save_checkpoint(built, path: str | os.PathLike) -> None:
     if built.device.type == "meta" or any(t.device.type == "meta" for t in state.values()):
         raise NetcliError(Problem("a network on meta has no values to save", location=Location(str(path)),
                                   hint="build it on a real device: --device cpu"))
-    groups = tie_groups(state)
+    groups = _tied_names(state)
     total = sum(state[names[0]].numel() * state[names[0]].element_size() for names in groups)
+    report = SaveReport(str(path), "torch" if fmt == "torch" else "safetensors", len(groups),
+                        {names[0]: names[1:] for names in groups if len(names) > 1})
     with Progress(f"saving {path}", total) as bar:
         if fmt == "torch":
             cpu = _to_cpu(state)
             bar.restart(f"writing {path}", total)
             atomic_write(path, lambda p: (bar.watch(p), _writing(p, torch.save, cpu, p)))
-            return
+            return report.written()
         from safetensors.torch import save_file
         from netcli.io import stwriter
         tensors, aliases, sums, seen = {}, {}, {}, set()
@@ -162,7 +180,7 @@ def save_checkpoint(built, path: str | os.PathLike) -> None:
         if sys.byteorder == "little" and all(str(t.dtype).removeprefix("torch.") in ST_CODES for t in tensors.values()):
             bar.restart(f"writing {path}", total)
             atomic_write(path, lambda p: stwriter.write_safetensors(p, tensors, metadata, bar))
-            return
+            return report.written()
         for name, t in tensors.items():
             sums[name] = crc32(t)
             bar.advance(t.numel() * t.element_size())
@@ -171,6 +189,7 @@ def save_checkpoint(built, path: str | os.PathLike) -> None:
         # the bar can only pulse while it runs.
         bar.restart(f"writing {path}", None)
         atomic_write(path, lambda p: _writing(p, save_file, tensors, str(p), metadata=metadata))
+        return report.written()
 
 
 def _writing(path, write, *args, **kwargs) -> None:
@@ -204,22 +223,9 @@ def checkpoint_metadata(loaded) -> dict[str, str]:
             META_NETCLI: VERSION, META_TORCH: torch.__version__}
 
 
-def tie_groups(state: dict) -> list[list[str]]:
-    """Group the names of a state_dict that are one tensor (tied), in state_dict order.
-
-    The first name of each group is the one a .safetensors file stores.
-    """
-    groups: dict[Any, list[str]] = {}
-    for name, t in state.items():
-        groups.setdefault(_storage_key(t), []).append(name)
-    return list(groups.values())
-
-
-def _storage_key(t) -> Any:
-    if t.device.type == "meta" or t.numel() == 0:  # no storage address to compare
-        return ("id", id(t))
-    return (str(t.device), t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape),
-            tuple(t.stride()), t.dtype)
+def _tied_names(state: dict) -> list[list[str]]:
+    """The state_dict's names grouped by tensor, in state_dict order; a file stores each group's first name."""
+    return [names for _, names in tie_groups(state.items())]
 
 
 def _to_cpu(state: dict) -> dict:
@@ -227,7 +233,7 @@ def _to_cpu(state: dict) -> dict:
     from collections import OrderedDict
     out, done = OrderedDict(), {}
     for name, t in state.items():
-        key = _storage_key(t)
+        key = tensor_key(t)
         if key not in done:
             done[key] = t.detach().cpu()
         out[name] = done[key]
@@ -249,14 +255,25 @@ def crc32(t) -> str:
 
 
 def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
-    """Open a .safetensors or torch file (found by its first bytes, not its name) and list what it holds."""
+    """Open a .safetensors or torch file (found by its first bytes, not its name) and list what it holds.
+
+    A folder or index file of the Hugging Face sharded layout, or a DCP
+    folder, opens as one checkpoint too (netcli.io.shards).
+    """
     path = str(path)
     p = Path(path)
     if not p.exists():
         raise NetcliError(Problem("no such file", location=Location(path),
                                   hint="give a .safetensors, .pt, .pth or .params file"))
+    from netcli.io import shards
+    layout = shards.layout_of(p)
+    if layout == "index":  # the Hugging Face sharded layout: model.safetensors.index.json + shards
+        return shards.read_index(p)
+    if layout == "dcp":  # a torch.distributed.checkpoint folder
+        return shards.read_dcp(p)
     if p.is_dir():
-        raise NetcliError(Problem("is a folder, not a tensor file", location=Location(path)))
+        raise NetcliError(Problem("is a folder, not a tensor file", location=Location(path),
+                                  hint="a checkpoint folder holds model.safetensors.index.json or a DCP .metadata"))
     with open(p, "rb") as f:
         head = f.read(16)
     if not head:
@@ -299,6 +316,9 @@ def _read_safetensors(path: str) -> Checkpoint:
         raise _damaged(path, f"its netcli metadata is not valid JSON ({exc.msg})") from exc
     if not isinstance(aliases, dict) or any(not isinstance(v, str) or v not in infos for v in aliases.values()):
         raise _damaged(path, "its tied names point at tensors it does not hold")
+    shadowing = sorted(a for a in aliases if a in infos)
+    if shadowing:  # `show` would list the stored tensor and `load` give the alias's: one name, two values
+        raise _damaged(path, f"its tied name '{shadowing[0]}' is also a stored tensor")
     if sums is not None and (not isinstance(sums, dict) or set(sums) != set(infos)):
         raise _damaged(path, "its checksums do not name the tensors it holds")
     text = metadata.get(META_SPEC)
@@ -314,6 +334,7 @@ def _read_torch(path: str, *, zipped: bool) -> Checkpoint:
     import torch
     if zipped:
         _check_zip(path)
+        _refuse_programs(path)
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True, mmap=zipped)
     except pickle.UnpicklingError as exc:
@@ -333,11 +354,11 @@ def _read_torch(path: str, *, zipped: bool) -> Checkpoint:
         raise _damaged(path, f"not a readable torch file: {_first_line(exc)}") from exc
     except Exception as exc:
         raise _damaged(path, f"not a readable torch file: {_first_line(exc)}") from exc
-    kind, flat, others = _flatten(obj)
+    kind, flat, others = _flatten(obj, path)
     state = {n: t for n, t in flat.items()}
     infos: dict[str, TensorInfo] = {}
     aliases: dict[str, str] = {}
-    for names in tie_groups(state):
+    for names in _tied_names(state):
         t = state[names[0]]
         infos[names[0]] = TensorInfo(names[0], tuple(t.shape), str(t.dtype).removeprefix("torch."),
                                      t.numel() * t.element_size(), list(names[1:]))
@@ -345,11 +366,51 @@ def _read_torch(path: str, *, zipped: bool) -> Checkpoint:
     return Checkpoint(path, "torch", kind, infos, aliases, {}, others, tensors=state)
 
 
+def _refuse_programs(path: str) -> None:
+    """Say what a TorchScript or torch.export archive is, instead of torch's advice to unpickle it with code."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return
+    if any(n.endswith("/constants.pkl") or "/code/__torch__" in n for n in names):
+        what, load = "a TorchScript archive", "torch.jit.load"
+    elif any(n.endswith("archive_format") or "/serialized_exported_program" in n for n in names):
+        what, load = "a torch.export program (.pt2)", "torch.export.load"
+    else:
+        return
+    raise NetcliError(Problem(f"this is {what}, not a state_dict", location=Location(path),
+                              hint=f"netcli reads tensors; open it with {load}, or save the network's "
+                                   "state_dict: torch.save(net.state_dict(), FILE)"))
+
+
+MAX_ZIP_ENTRIES = 1_000_000
+ZIP_SLACK = 1 << 26  # inflated bytes allowed beyond the file's own size (64 MiB)
+
+
 def _check_zip(path: str) -> None:
-    """Check every entry's crc32 in a torch zip file (torch's reader does not), with progress."""
+    """Check every entry's crc32 in a torch zip file (torch's reader does not), with progress.
+
+    torch writes its entries uncompressed, one after another, so the data it
+    declares cannot be much larger than the file, and no two entries share
+    bytes. A zip bomb breaks both (2,000 directory entries pointing at one
+    1 GiB deflated entry), and is refused before anything is inflated.
+    """
     try:
         with zipfile.ZipFile(path) as zf:
             entries = zf.infolist()
+            if len(entries) > MAX_ZIP_ENTRIES:
+                raise _damaged(path, f"its zip directory lists {len(entries):,} entries "
+                                     f"(more than {MAX_ZIP_ENTRIES:,})")
+            size = os.path.getsize(path)
+            declared = sum(i.file_size for i in entries)
+            if declared > size + ZIP_SLACK:
+                raise _damaged(path, f"its zip entries declare {declared:,} bytes of data in a file of {size:,} "
+                                     "bytes (torch stores entries uncompressed); refusing to inflate it")
+            spans = sorted((i.header_offset, i.header_offset + 30 + len(i.filename.encode()) + i.compress_size)
+                           for i in entries)
+            if any(start < previous_end for (_, previous_end), (start, _) in zip(spans, spans[1:])):
+                raise _damaged(path, "two of its zip entries share the same bytes; refusing to inflate it")
             with Progress(f"checking {path}", sum(i.file_size for i in entries)) as bar:
                 for info in entries:
                     with zf.open(info) as f:  # reading to the end checks the entry's crc32
@@ -360,34 +421,60 @@ def _check_zip(path: str) -> None:
         raise _damaged(path, f"not a readable torch file: {_first_line(exc)}") from exc
 
 
-def _flatten(obj) -> tuple[str, dict, dict]:
-    """Return (kind, {name: tensor}, {name: repr of other values}) for what torch.load returned."""
+MAX_ENTRIES = 1_000_000  # names a torch file may hold (tensors and other values)
+MAX_NESTING = 100  # containers inside containers: a state_dict is one level
+
+
+def _flatten(obj, path: str = "") -> tuple[str, dict, dict]:
+    """Return (kind, {name: tensor}, {name: repr of other values}) for what torch.load returned.
+
+    A pickle can share one container many times (`x = [x, x]` sixty times is
+    2 KB and 2**60 paths): each container is walked once, and a later
+    reference to it is listed as `(same as NAME)`. The walk uses its own stack
+    (no recursion limit on a deep file) and stops past MAX_ENTRIES names.
+    """
     import torch
     tensors: dict[str, Any] = {}
     others: dict[str, str] = {}
-
-    def walk(value, name: str) -> None:
+    seen: dict[int, str] = {}
+    stack = [(obj, "", 0)]
+    count = 0
+    while stack:
+        value, name, depth = stack.pop()
+        count += 1
+        if count > MAX_ENTRIES:
+            raise _damaged(path, f"holds more than {MAX_ENTRIES:,} values; refusing to list them")
+        if depth > MAX_NESTING:
+            raise _damaged(path, f"its values nest deeper than {MAX_NESTING} levels; refusing to list them")
         if isinstance(value, torch.Tensor):
             tensors[name] = value
-        elif isinstance(value, dict):
-            for k, v in value.items():
-                walk(v, f"{name}.{k}" if name else str(k))
-        elif isinstance(value, (list, tuple)):
-            for i, v in enumerate(value):
-                walk(v, f"{name}.{i}" if name else str(i))
-        else:
-            others[name] = repr(value)
-
+            continue
+        if isinstance(value, (dict, list, tuple)):
+            if value and id(value) in seen:  # (empty ones may be one shared object: `()`)
+                others[name] = f"(same as {seen[id(value)] or 'the whole'})"
+                continue
+            seen[id(value)] = name
+            items = list(value.items()) if isinstance(value, dict) else list(enumerate(value))
+            for k, v in reversed(items):
+                stack.append((v, f"{name}.{k}" if name else str(k), depth + 1))
+            continue
+        others[name] = _short_repr(value)
     if isinstance(obj, torch.Tensor):
         kind = "tensor"
     elif isinstance(obj, dict):
         kind = "state_dict" if hasattr(obj, "_metadata") else "dict"
-    elif isinstance(obj, (list, tuple)):
-        kind = type(obj).__name__
     else:
         kind = type(obj).__name__
-    walk(obj, "")
     return kind, tensors, others
+
+
+def _short_repr(value, limit: int = 200) -> str:
+    """A value's repr, cut short: a 100 MB string in a pickle should not be printed whole."""
+    try:
+        text = repr(value) if not isinstance(value, (str, bytes)) or len(value) <= limit else repr(value[:limit])
+    except Exception as exc:  # noqa: BLE001 - a repr that fails says what it is instead
+        text = f"<{type(value).__name__}: {type(exc).__name__}>"
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 # ---------------------------------------------------------------- loading
@@ -417,7 +504,7 @@ def load_into(built, path, *, strict: bool = True, assign: bool = False) -> Load
         raise NetcliError(Problem("cannot load values into a network on meta", location=Location(label),
                                   hint="load it on a real device: --device cpu"))
     found = ckpt.names
-    groups = tie_groups(target)
+    groups = _tied_names(target)
     plan: list[tuple[list[str], str]] = []  # (target names, stored name to read)
     problems: list[Problem] = []
     for names in groups:
