@@ -1,0 +1,219 @@
+"""The forward language: what a `forward:` may call, and the checked program as plain data.
+
+forward_parse.py reads text into these objects, forward_graph.py compiles them
+into a module's forward, and `to_python` writes them back as the plain PyTorch
+a person would write (for `netcli code`). No torch here: checking a spec must
+not pay for importing it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from netcli.core.errors import Location
+
+_TORCH = ["abs", "add", "amax", "amin", "argmax", "argmin", "bmm", "cat", "chunk", "clamp", "concat", "cos", "cumsum", "div", "erf", "exp", "flatten", "flip", "log", "log1p", "log_softmax", "logsumexp", "matmul", "max", "maximum", "mean", "min", "minimum", "mm", "mul", "narrow", "neg", "ones_like", "permute", "pow", "prod", "repeat_interleave", "reshape", "roll", "rsqrt", "select", "sigmoid", "sign", "sin", "softmax", "split", "sqrt", "square", "squeeze", "stack", "std", "sub", "sum", "t", "tanh", "tile", "transpose", "unbind", "unsqueeze", "var", "where", "zeros_like"]
+_FUNCTIONAL = ["adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_max_pool2d", "avg_pool1d", "avg_pool2d", "celu", "dropout", "elu", "gelu", "glu", "hardsigmoid", "hardswish", "hardtanh", "interpolate", "layer_norm", "leaky_relu", "logsigmoid", "max_pool1d", "max_pool2d", "mish", "normalize", "one_hot", "pad", "pixel_shuffle", "relu", "relu6", "scaled_dot_product_attention", "selu", "silu", "softmin", "softplus", "softsign", "tanhshrink"]
+
+#: The pure tensor functions a forward may call: bare name -> the callable's dotted path.
+#: `torch.NAME(...)` and `F.NAME(...)` are accepted spellings of the same function.
+FUNCTIONS: dict[str, str] = {**{n: f"torch.{n}" for n in _TORCH},
+                             **{n: f"torch.nn.functional.{n}" for n in _FUNCTIONAL}}
+#: The tensor methods a forward may call on a value: `x.flatten(1)`.
+METHODS = frozenset(["abs", "add", "amax", "amin", "argmax", "argmin", "bmm", "chunk", "clamp", "contiguous", "cos", "cumsum", "detach", "div", "exp", "expand", "expand_as", "flatten", "flip", "float", "log", "log_softmax", "long", "masked_fill", "matmul", "max", "mean", "min", "mm", "mul", "narrow", "neg", "permute", "pow", "prod", "relu", "repeat", "reshape", "reshape_as", "roll", "rsqrt", "select", "sigmoid", "sin", "size", "softmax", "split", "sqrt", "square", "squeeze", "std", "sub", "sum", "t", "tanh", "tile", "transpose", "type_as", "unbind", "unsqueeze", "var", "view", "view_as"])
+#: The tensor attributes a forward may read: `x.shape[0]`.
+ATTRIBUTES = frozenset({"shape", "ndim"})
+#: Names that qualify a listed function: `torch.cat`, `F.gelu`.
+QUALIFIERS = frozenset({"torch", "F"})
+
+@dataclass(frozen=True)
+class Const:
+    value: object  # int, float, bool, None or Ellipsis
+    loc: Location
+
+
+@dataclass(frozen=True)
+class Ref:
+    name: str  # an input or an earlier value
+    loc: Location
+
+
+@dataclass(frozen=True)
+class Seq:
+    items: tuple
+    is_list: bool
+    loc: Location
+
+
+@dataclass(frozen=True)
+class SliceExpr:
+    lower: Expr | None
+    upper: Expr | None
+    step: Expr | None
+    loc: Location
+
+
+@dataclass(frozen=True)
+class ChildCall:
+    path: tuple  # ("net", 0, "hidden"): a child, then its children by position or name
+    args: tuple
+    kwargs: tuple  # ((name, Expr), ...)
+    loc: Location
+
+
+@dataclass(frozen=True)
+class FunctionCall:
+    name: str
+    target: str  # dotted path from FUNCTIONS
+    args: tuple
+    kwargs: tuple
+    loc: Location
+
+
+@dataclass(frozen=True)
+class MethodCall:
+    obj: Expr
+    method: str
+    args: tuple
+    kwargs: tuple
+    loc: Location
+
+
+@dataclass(frozen=True)
+class AttrGet:
+    obj: Expr
+    attr: str
+    loc: Location
+
+
+@dataclass(frozen=True)
+class IndexGet:
+    obj: Expr
+    index: Expr
+    loc: Location
+
+
+@dataclass(frozen=True)
+class BinaryOp:
+    op: str  # one of OPERATORS' values
+    left: Expr
+    right: Expr
+    loc: Location
+
+
+@dataclass(frozen=True)
+class Negate:
+    operand: Expr
+    loc: Location
+
+
+Expr = (Const | Ref | Seq | SliceExpr | ChildCall | FunctionCall | MethodCall | AttrGet | IndexGet
+        | BinaryOp | Negate)
+Target = str | tuple  # a name, or a (nested) tuple of names
+
+
+@dataclass(frozen=True)
+class Assign:
+    target: Target
+    value: Expr
+    loc: Location
+
+
+@dataclass(frozen=True)
+class ForwardProgram:
+    """A forward that passed every check: statements, the returned expression, where it came from."""
+
+    text: str
+    inputs: tuple
+    body: tuple  # Assign, ...
+    result: Expr
+    children: tuple  # every child name the block has, in order
+    used: frozenset  # the children the forward calls
+    location: Location  # the text's first character
+    where: str = ""  # the dotted place in the spec, for problems found when compiling
+
+
+def show_path(path) -> str:
+    """`net[0]['hidden']`: a child path as the forward text writes it."""
+    return str(path[0]) + "".join(f"[{key!r}]" for key in path[1:])
+
+
+def to_python(program: ForwardProgram, *, self_name: str = "self") -> str:
+    """The forward as a method of a hand-written class: `def forward(self, x):` and its body.
+
+    Children become `self.conv1(...)`, functions `torch.cat(...)` / `F.gelu(...)`
+    (the caller imports `torch` and `torch.nn.functional as F`), and `dropout`
+    gets `training=self.training`, as the compiled forward does.
+    """
+    s = self_name
+
+    def args(call, extra=()):
+        parts = [expr(a) for a in call.args] + [f"{k}={expr(v)}" for k, v in call.kwargs] + list(extra)
+        return ", ".join(parts)
+
+    def child(path):
+        text = f"{s}.{path[0]}"
+        for key in path[1:]:
+            if isinstance(key, int):
+                text += f"[{key}]"
+            elif key.isidentifier():
+                text += f".{key}"
+            else:
+                text = f"getattr({text}, {key!r})"
+        return text
+
+    def index(e):
+        if isinstance(e, SliceExpr):
+            lo, hi = ("" if p is None else expr(p) for p in (e.lower, e.upper))
+            return f"{lo}:{hi}" + ("" if e.step is None else f":{expr(e.step)}")
+        if isinstance(e, Seq) and not e.is_list and e.items:
+            return ", ".join(index(i) for i in e.items) + ("," if len(e.items) == 1 else "")
+        return expr(e)
+
+    def expr(e, parent=0, right=False):
+        if isinstance(e, Const):
+            return "..." if e.value is Ellipsis else repr(e.value)
+        if isinstance(e, Ref):
+            return e.name
+        if isinstance(e, Seq):
+            inner = ", ".join(expr(i) for i in e.items)
+            return f"[{inner}]" if e.is_list else f"({inner}{',' if len(e.items) == 1 else ''})"
+        if isinstance(e, ChildCall):
+            return f"{child(e.path)}({args(e)})"
+        if isinstance(e, FunctionCall):
+            qualifier = "F" if e.target.startswith("torch.nn.functional.") else "torch"
+            extra = [f"training={s}.training"] if e.name == "dropout" and len(e.args) < 3 \
+                and all(k != "training" for k, _ in e.kwargs) else []
+            return f"{qualifier}.{e.name}({args(e, extra)})"
+        if isinstance(e, MethodCall):
+            return f"{expr(e.obj, 9)}.{e.method}({args(e)})"
+        if isinstance(e, AttrGet):
+            return f"{expr(e.obj, 9)}.{e.attr}"
+        if isinstance(e, IndexGet):
+            return f"{expr(e.obj, 9)}[{index(e.index)}]"
+        if isinstance(e, Negate):
+            return _paren(f"-{expr(e.operand, 3)}", 3, parent, right)
+        if isinstance(e, BinaryOp):
+            rank = 1 if e.op in "+-" else 2
+            text = f"{expr(e.left, rank)} {e.op} {expr(e.right, rank, True)}"
+            return _paren(text, rank, parent, right)
+        return expr(e) if isinstance(e, SliceExpr) else repr(e)
+
+    def target(t):
+        if isinstance(t, str):
+            return t
+        return ", ".join(target(p) if isinstance(p, str) else f"({target(p)})" for p in t) + \
+            ("," if len(t) == 1 else "")
+
+    lines = [f"def forward({s}, {', '.join(program.inputs)}):"]
+    lines += [f"    {target(a.target)} = {expr(a.value)}" for a in program.body]
+    result = program.result
+    if isinstance(result, Seq) and not result.is_list and result.items:
+        lines.append("    return " + ", ".join(expr(i) for i in result.items) + ("," if len(result.items) == 1 else ""))
+    else:
+        lines.append(f"    return {expr(result)}")
+    return "\n".join(lines) + "\n"
+
+
+def _paren(text, rank, parent, right):
+    needs = rank < parent or (right and rank == parent) or (parent == 9)
+    return f"({text})" if needs else text
