@@ -72,3 +72,9 @@ def did_you_mean(word: str, choices: Iterable[str], *, listing: int = 0) -> str 
         shown = ", ".join(choices[:listing]) + (", ..." if len(choices) > listing else "")
         return f"choose one of {shown}"
     return None
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (torch's run on for pages), or its type's name."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__

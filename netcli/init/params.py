@@ -173,6 +173,24 @@ def inventory(module: nn.Module, prefix: str = "") -> Inventory:
     return Inventory(list(rows.values()))
 
 
+def find_tensor(module: nn.Module, path: str) -> Found:
+    """Like `find`, for a path that must end at a tensor (`--param`); a block is an error that says so."""
+    found = find(module, path)
+    if found.attr is None:
+        raise NetcliError(f"--param {path}: '{found.name or '(root)'}' is a block, not a tensor",
+                          hint=f"use --module {path}, or --param {found.name + '.' if found.name else ''}"
+                               f"{(own_tensors(found.module) or ['weight'])[0]}")
+    return found
+
+
+def state_view(found: Found) -> dict[str, Any]:
+    """Describe one block's state_dict: each tensor's shape, dtype and values (`--module`)."""
+    return {"module": found.name, "type": type(found.module).__name__,
+            "state_dict": {k: {"shape": list(v.shape), "dtype": str(v.dtype).removeprefix("torch."),
+                               "value": None if v.device.type == "meta" else v.cpu().tolist()}
+                           for k, v in found.module.state_dict().items()}}
+
+
 def tensor_view(found: Found) -> dict[str, Any]:
     """Describe one tensor as the chapter prints it: class, value, grad."""
     t = found.tensor

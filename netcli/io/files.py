@@ -355,6 +355,12 @@ def _read_torch(path: str, *, zipped: bool) -> Checkpoint:
     except Exception as exc:
         raise _damaged(path, f"not a readable torch file: {_first_line(exc)}") from exc
     kind, flat, others = _flatten(obj, path)
+    for name, t in flat.items():
+        odd = _unusual(t)
+        if odd is not None:
+            raise NetcliError(Problem(f"tensor '{name or '(the tensor)'}' is {odd}; netcli reads plain dense tensors",
+                                      location=Location(path),
+                                      hint="convert it in Python first (t.to_dense(), t.dequantize()) and save again"))
     state = {n: t for n, t in flat.items()}
     infos: dict[str, TensorInfo] = {}
     aliases: dict[str, str] = {}
@@ -419,6 +425,22 @@ def _check_zip(path: str) -> None:
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, UnicodeDecodeError, ValueError,
             NotImplementedError, RuntimeError, zlib.error) as exc:  # unknown version or method, "encrypted"
         raise _damaged(path, f"not a readable torch file: {_first_line(exc)}") from exc
+
+
+def _unusual(t) -> str | None:
+    """Say what kind of tensor this is when it is not a plain dense one with values, else None."""
+    import torch
+    if getattr(t, "is_nested", False):
+        return "a nested tensor"
+    if t.layout != torch.strided:
+        return f"a {str(t.layout).removeprefix('torch.').removesuffix('_coo')} tensor ({t.layout})"
+    if t.is_quantized:
+        return f"quantized ({str(t.dtype).removeprefix('torch.')})"
+    if t.device.type == "meta":
+        return "on meta (it holds no values)"
+    if t.device.type != "cpu":
+        return f"on {t.device}"
+    return None
 
 
 MAX_ENTRIES = 1_000_000  # names a torch file may hold (tensors and other values)

@@ -16,7 +16,7 @@ from pydantic_core import PydanticCustomError
 OPTIONS = ("name", "repeat", "names", "device", "frozen")
 TOP_LEVEL_KEYS = ("name", "input", "seed", "device", "vars", "plugins", "blocks", "model", "init")
 RULE_KEYS = ("init", "args", "target", "params")
-SEED_MIN, SEED_MAX = -(2**63), 2**64 - 1  # what torch.manual_seed accepts
+from netcli.core.limits import SEED_MAX, SEED_MIN
 MAX_INPUT_NUMEL = 2**59  # a tensor's element count is an int64, and so is its size in bytes (8 per element)
 
 

@@ -1,0 +1,41 @@
+"""Open what a command names: a spec (built and initialized) or a checkpoint (rebuilt and loaded).
+
+`inspect`, `init`, `export` and `run` take either, with the same --set,
+--plugin and --device handling; this is the one place that tells them apart.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from netcli.build.builder import Built
+from netcli.build.validate import load_spec
+from netcli.core.errors import NetcliError
+from netcli.init.engine import build_model
+from netcli.io.format import FORMATS
+
+
+def is_checkpoint(path: str | None) -> bool:
+    """True for a name with a checkpoint's suffix (.safetensors, .pt, .pth, .params; any case)."""
+    return path is not None and Path(path).suffix.lower() in FORMATS
+
+
+def open_spec(spec: str | None, sets: Sequence[str] = (), plugins: Sequence[str] = (),
+              notes: list[str] | None = None):
+    """Load and check a spec; `notes` receives which file was used when none was named."""
+    return load_spec(spec, sets, plugins, notes=notes)
+
+
+def open_network(source: str | None, *, sets: Sequence[str] = (), plugins: Sequence[str] = (),
+                 device: str | None = None, seed: int | None = None, rules: Sequence[str] = (),
+                 fast_init: bool = False, spec: str | None = None,
+                 notes: list[str] | None = None) -> Built:
+    """Build the spec `source`, or rebuild the checkpoint `source` (from `spec` or the spec inside it)."""
+    if is_checkpoint(source):
+        if rules:
+            raise NetcliError(f"{source}: --rule applies to a spec, not to a saved checkpoint",
+                              hint="give the spec, then save the result with -o")
+        from netcli.app.restore import load_checkpoint
+        return load_checkpoint(source, spec, sets=sets, plugins=plugins, device=device)
+    loaded = open_spec(source, sets, plugins, notes)
+    return build_model(loaded, device=device, seed=seed, rules=rules, fast_init=fast_init)

@@ -1,0 +1,33 @@
+"""A forward pass: on values, or on meta (shapes only); a failure names the block it happened in."""
+from __future__ import annotations
+
+from typing import Any
+
+from netcli.build.builder import Built
+from netcli.build.shapes import trace_shapes
+from netcli.build.validate import origin_of
+from netcli.core.errors import NetcliError, first_line
+
+
+def forward(built: Built, x: Any) -> Any:
+    """Run the network; a failure inside a block becomes a located error naming it."""
+    try:
+        return built.net(x)
+    except Exception as exc:
+        trace = trace_shapes(built.net, x)  # run again with hooks, only on failure, to find the block
+        name = trace.failed_at or ""
+        got = trace.inputs.get(name, tuple(x.shape))
+        raise NetcliError(built.loaded.problem(
+            origin_of(built.origins, name), f"the run failed in block '{name or '(root)'}': {first_line(exc)}",
+            f"its input has shape {list(got)}")) from exc
+
+
+def run_network(built: Built, x: Any) -> Any:
+    """Return the output for `x`: values, or on meta a meta tensor of the output's shape."""
+    if built.device.type != "meta":
+        return forward(built, x)
+    trace = trace_shapes(built.net, x)
+    if trace.error is not None:
+        raise NetcliError(f"the run on meta stopped at '{trace.failed_at or '(root)'}': {first_line(trace.error)}",
+                          hint="run it on cpu to see values")
+    return trace.output

@@ -1,0 +1,150 @@
+"""Every rich or plain-text rendering of a command's result, so commands only parse, call and hand over."""
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+
+def stdout():
+    from rich.console import Console
+    # In a pipe rich assumes 80 columns and cuts tree lines; a reader there wants whole lines.
+    width = None if sys.stdout.isatty() else 200
+    return Console(file=sys.stdout, highlight=False, soft_wrap=True, width=width)
+
+
+def stderr():
+    from rich.console import Console
+    return Console(file=sys.stderr, highlight=False, soft_wrap=True)
+
+
+def print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, default=str))
+
+
+def show_problem(console, problem) -> None:
+    """Print `FILE:LINE:COL: where: what (hint)`, then the spec's line with a caret under the column."""
+    from netcli.cli.excerpt import excerpt
+    console.print(str(problem), markup=False)
+    shown = excerpt(problem)
+    if shown is not None:
+        console.print(shown[0], markup=False, style="dim")
+        console.print(shown[1], markup=False, style="bold red")
+
+
+def shape_text(shape) -> str:
+    return "[" + ", ".join(str(s) for s in shape) + "]"
+
+
+def table(*columns: str, title: str, rows: list[tuple[str, ...]]):
+    """Return a rich table of `rows` whose cells wrap rather than being cut short.
+
+    Names and rules get the room they need first, so each stays on one line.
+    """
+    from rich.table import Table
+    out = Table(*columns, title=title)
+    for i, column in enumerate(out.columns):
+        column.overflow = "fold"
+        column.min_width = len(columns[i])
+        if columns[i] in ("name", "parameter", "rule"):
+            column.min_width = min(48, max([len(r[i]) for r in rows] + [len(columns[i])]))
+    for row in rows:
+        out.add_row(*row)
+    return out
+
+
+def dtype_text(dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def validation(results) -> None:
+    """OK lines on stdout (with what was inferred); each problem, with its excerpt, on stderr."""
+    out, err = stdout(), stderr()
+    for r in results:
+        if r.ok:
+            out.print(f"[green]OK[/] {r.file}" + (f"  [dim]({r.note})[/]" if r.note else ""))
+            if r.inferred:
+                from netcli.build.inference import format_inferred
+                out.print(f"  inferred: {format_inferred(r.inferred)}", markup=False)
+        else:
+            for p in r.problems:
+                show_problem(err, p)
+            err.print(f"[red]FAILED[/] {r.file}: {len(r.problems)} problem(s)")
+
+
+def output_tensor(y, as_json: bool) -> None:
+    """A forward pass's output as the chapter prints `net(X)`, or its shape on meta."""
+    if as_json:
+        data = {"shape": list(y.shape), "dtype": dtype_text(y.dtype), "device": str(y.device)}
+        if y.device.type != "meta":
+            data["values"] = y.detach().cpu().tolist()
+        print_json(data)
+    elif y.device.type == "meta":
+        print(f"output shape: {list(y.shape)} ({dtype_text(y.dtype)}, on meta: no values)")
+    else:
+        print(y)
+
+
+def tensor(t, tied: list[str]) -> None:
+    """One tensor as the chapter prints it: its class, its value, its grad."""
+    print(type(t))
+    print(t)
+    g = getattr(t, "grad", None)
+    print("grad: None" if g is None else f"grad:\n{g}")
+    if tied:
+        print(f"tied: {' = '.join(tied)} (one tensor)")
+
+
+def inventory(inv, title: str) -> None:
+    """Every tensor of a network in a table, then totals and tied groups."""
+    from netcli.core.devices import human_bytes
+    out = stdout()
+    out.print(table("name", "kind", "shape", "dtype", "device", "requires_grad", "count", title=title,
+                    rows=[(" = ".join(r.names), r.kind, shape_text(r.shape), r.dtype, r.device,
+                           str(r.requires_grad), f"{r.numel:,}") for r in inv.rows]))
+    totals = inv.totals()
+    out.print(f"[bold]parameters[/]: {totals['parameters']:,} ({totals['trainable']:,} trainable)"
+              + (f"; buffers: {totals['buffers']:,}" if totals["buffers"] else "")
+              + f"; {totals['tensors']} tensors, {human_bytes(totals['bytes'])}")
+    for group in inv.tied:
+        out.print(f"[bold]tied[/]: {' = '.join(group)} (one tensor, counted once)")
+
+
+def init_report(touched, explained, output: str | None) -> None:
+    """What each rule set, in order; with --explain, the rule that last set each parameter."""
+    out = stdout()
+    if touched:
+        out.print(table("rule", "parameter", "shape", title="what the init rules set, in order",
+                        rows=[(t.rule, " = ".join((t.name,) + t.tied), shape_text(t.shape)) for t in touched]))
+    else:
+        print("no init rules: every parameter keeps its module's default initialization "
+              "(add --rule INIT:TARGET, e.g. --rule xavier:0)", file=sys.stderr)
+    if explained is not None:
+        out.print(table("parameter", "shape", "set by", title="the rule that last set each parameter",
+                        rows=[(" = ".join([r["parameter"]] + r["tied"]), shape_text(r["shape"]), r["set_by"])
+                              for r in explained]))
+    if output is not None:
+        out.print(f"wrote {output}")
+
+
+def saved(report, sha256: str) -> None:
+    from netcli.core.devices import human_bytes
+    tied = sum(len(v) for v in report.tied.values())
+    print(f"saved {report.tensors} tensors" + (f" ({tied} tied name(s) stored once)" if tied else "")
+          + f" to {report.path}: {report.format}, {human_bytes(report.nbytes)}"
+          + (f", spec sha256 {sha256[:12]}" if report.format == "safetensors" else ""))
+
+
+def registered_types(entries, signature) -> None:
+    from rich.table import Table
+    out = Table("type", "arguments", "from")
+    for e in entries:
+        out.add_row(e.name, str(signature(e.obj) or "(...)"), e.origin)
+    stdout().print(out)
+
+
+def exported(result, fmt: str) -> None:
+    check = ("" if result.max_difference is None
+             else f"; its output matches torch's (max |difference| {result.max_difference:.3g})")
+    stdout().print(f"wrote {result.path} ({fmt} via {result.method}, {result.nbytes:,} bytes): "
+                   f"input {result.input_shape} -> output {result.output_shape}{check}", markup=False)
