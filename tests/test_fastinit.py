@@ -11,16 +11,36 @@ from torch.overrides import TorchFunctionMode
 from netcli.init.engine import build_model
 from netcli.core.errors import NetcliError
 from netcli.build.meta import SkipMetaFills
-from netcli.init.fastinit import needs_real_build, path_seed
+from netcli.init.fastinit import CHUNK, chunk_seed, needs_real_build, path_seed
 from netcli.build.validate import load_spec, load_spec_text
 from tests.conftest import CONFIGS
 from tests.handwritten import FixedHiddenMLP
 
 
 def drawn(seed: int, name: str, fill) -> torch.Tensor:
-    """What hand-written code draws for one tensor from the generator seeded by (seed, name)."""
+    """A whole-tensor draw: what `fill()` gives from the generator seeded by (seed, name)."""
     torch.manual_seed(path_seed(seed, name))
     return fill()
+
+
+def chunked(seed: int, name: str, shape, draw) -> torch.Tensor:
+    """The chunked definition, recomputed here: the flattened values cut into CHUNK-element pieces,
+    piece c drawn by `draw(n)` (n values) from the generator seeded by (seed, name, c)."""
+    total = math.prod(shape)
+    pieces = []
+    for c in range(-(-total // CHUNK)):
+        torch.manual_seed(path_seed(seed, f"{name}\0{c}"))
+        pieces.append(draw(min(CHUNK, total - c * CHUNK)))
+    return torch.cat(pieces).reshape(shape)
+
+
+def kaiming_bound(fan_in: int, a: float = math.sqrt(5)) -> float:
+    """nn.init.kaiming_uniform_'s bound (leaky_relu gain), as torch's documentation defines it."""
+    return math.sqrt(3.0) * math.sqrt(2.0 / (1 + a ** 2)) / math.sqrt(fan_in)
+
+
+def test_chunk_seeds_are_path_seeds_of_the_name_and_index():
+    assert chunk_seed(3, "0.weight", 2) == path_seed(3, "0.weight\0" "2")
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.stem)
@@ -52,21 +72,36 @@ def test_reproducible_with_its_seed_whatever_was_drawn_before(config):
     assert any(not torch.equal(a[k], c[k]) for k in a if a[k].numel() > 1)
 
 
-def test_default_init_is_the_modules_own_drawn_from_each_parameters_seed():
+def test_default_init_is_the_modules_own_drawn_in_seeded_chunks():
     net = build_model(load_spec("configs/mlp.yaml"), seed=3, fast_init=True).net
-    w = drawn(3, "2.weight", lambda: nn.init.kaiming_uniform_(torch.empty(10, 256), a=math.sqrt(5)))
-    b = drawn(3, "2.bias", lambda: torch.empty(10).uniform_(-1 / math.sqrt(256), 1 / math.sqrt(256)))
+    # Linear.reset_parameters: kaiming_uniform_(a=sqrt(5)) on the weight, U(+-1/sqrt(fan_in)) on the bias;
+    # each an i.i.d. draw whose bound comes from the whole weight's fan_in (256)
+    w = chunked(3, "2.weight", (10, 256), lambda n: torch.empty(n).uniform_(-kaiming_bound(256), kaiming_bound(256)))
+    b = chunked(3, "2.bias", (10,), lambda n: torch.empty(n).uniform_(-1 / math.sqrt(256), 1 / math.sqrt(256)))
     assert torch.equal(net[2].weight, w)
     assert torch.equal(net[2].bias, b)
 
 
-def test_rules_draw_from_each_parameters_seed():
-    text = "model: [{Linear: [20, 256]}, ReLU, {Linear: [256, 10]}]\ninit: ['xavier:*', 'normal(std=0.01):2', 'zeros:*.bias']\n"
+def test_a_tensor_of_several_chunks():
+    text = "model: [{Linear: [1000, 600]}]\ninit: ['normal(std=0.02):0.weight']\n"
+    net = build_model(load_spec_text(text, "x.yaml"), seed=2, fast_init=True).net
+    assert 600 * 1000 > 2 * CHUNK
+    assert torch.equal(net[0].weight, chunked(2, "0.weight", (600, 1000), lambda n: torch.empty(n).normal_(0, 0.02)))
+    assert torch.equal(net[0].bias, chunked(2, "0.bias", (600,), lambda n: torch.empty(n).uniform_(
+        -1 / math.sqrt(1000), 1 / math.sqrt(1000))))
+
+
+def test_rules_draw_in_seeded_chunks_whole_tensor_rules_whole():
+    text = ("model: [{Linear: [20, 256]}, ReLU, {Linear: [256, 10]}, {Linear: [10, 10]}]\n"
+            "init: ['xavier:*', 'normal(std=0.01):2', 'orthogonal:3', 'zeros:*.bias']\n")
     built = build_model(load_spec_text(text, "x.yaml"), seed=4, fast_init=True)
     net = built.net
-    assert torch.equal(net[0].weight, drawn(4, "0.weight", lambda: nn.init.xavier_uniform_(torch.empty(256, 20))))
+    bound = math.sqrt(6.0 / (20 + 256))  # xavier_uniform's bound from the whole weight's fans
+    assert torch.equal(net[0].weight, chunked(4, "0.weight", (256, 20), lambda n: torch.empty(n).uniform_(-bound, bound)))
     # the last rule that covers a parameter wins: normal, not xavier, on 2.weight
-    assert torch.equal(net[2].weight, drawn(4, "2.weight", lambda: torch.empty(10, 256).normal_(0, 0.01)))
+    assert torch.equal(net[2].weight, chunked(4, "2.weight", (10, 256), lambda n: torch.empty(n).normal_(0, 0.01)))
+    # orthogonal needs the whole matrix: drawn whole from the name's seed
+    assert torch.equal(net[3].weight, drawn(4, "3.weight", lambda: nn.init.orthogonal_(torch.empty(10, 10))))
     assert torch.equal(net[0].bias, torch.zeros(256)) and torch.equal(net[2].bias, torch.zeros(10))
     # the report lists what every rule set, in order, as the default path's does
     default = build_model(load_spec_text(text, "x.yaml"), seed=4)
