@@ -13,7 +13,7 @@ from typing import Any, Iterable
 
 def tensor_key(t: Any) -> Any:
     """A key equal for two tensors exactly when they are the same values in memory."""
-    if t.device.type == "meta" or t.numel() == 0:  # no storage address to compare
+    if t.device.type == "meta" or t.numel() == 0 or hasattr(t, "_local_tensor"):  # no storage address (DTensor: by object)
         return ("id", id(t))
     return (str(t.device), t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape),
             tuple(t.stride()), t.dtype)

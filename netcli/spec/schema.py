@@ -14,7 +14,7 @@ from pydantic import (BaseModel, BeforeValidator, ConfigDict, Discriminator, Fie
 from pydantic_core import PydanticCustomError
 
 OPTIONS = ("name", "repeat", "names", "device", "frozen")
-TOP_LEVEL_KEYS = ("name", "input", "seed", "device", "vars", "plugins", "blocks", "model", "init")
+TOP_LEVEL_KEYS = ("name", "input", "seed", "device", "vars", "plugins", "blocks", "model", "init", "shard")
 RULE_KEYS = ("init", "args", "target", "params")
 from netcli.core.limits import SEED_MAX, SEED_MIN
 MAX_INPUT_NUMEL = 2**59  # a tensor's element count is an int64, and so is its size in bytes (8 per element)
@@ -216,6 +216,9 @@ class Spec(BaseModel):
     model: NodeField = Field(description="the network")
     init: list[InitRuleField] = Field(
         default_factory=list, description="rules INIT:TARGET applied in order after building")
+    shard: list[str] = Field(
+        default_factory=list, description="with --shard fsdp: the blocks FSDP2 shards as units, by type (Linear) "
+                                          "or path (0, encoder.*); default: each direct child of the model")
 
     @field_validator("input")
     @classmethod

@@ -1,0 +1,212 @@
+"""The process group of a torchrun job: join it, print on rank 0, agree on one exit code.
+
+With `WORLD_SIZE` > 1 (torchrun sets it, with RANK, LOCAL_RANK, MASTER_ADDR
+and MASTER_PORT) netcli joins the default process group: nccl for CUDA
+tensors and gloo for CPU ones where CUDA is available, else gloo. Every
+collective has a bounded timeout (`NETCLI_DIST_TIMEOUT` seconds, default 300).
+
+`distributed_main` runs one command on every rank:
+- only rank 0 writes stdout; the other ranks' stdout is dropped and their
+  stderr kept back;
+- a rank that fails records its exit code in the job's store (the first one
+  wins and is the one reported, once, as `rank R: ...`); a watcher thread on
+  every other rank sees it within a fraction of a second and exits with that
+  same code, so no rank waits in a collective for a peer that is gone;
+- a rank killed outright (SIGKILL) leaves no record: torchrun then stops the
+  others, and a collective waiting on it ends at the timeout at the latest.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import sys
+import threading
+import time
+from datetime import timedelta
+from typing import Callable
+
+_KEY_CODE = "netcli/exit_code"
+_KEY_FAILED = "netcli/failed"
+_KEY_DONE = "netcli/done"
+_KEY_ACK = "netcli/ack"
+
+
+def world_size() -> int:
+    try:
+        return int(os.environ.get("WORLD_SIZE", "1"))
+    except ValueError:
+        return 1
+
+
+def rank() -> int:
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank()
+    try:
+        return int(os.environ.get("RANK", "0"))
+    except ValueError:
+        return 0
+
+
+def timeout_s() -> float:
+    try:
+        return float(os.environ.get("NETCLI_DIST_TIMEOUT", "300"))
+    except ValueError:
+        return 300.0
+
+
+def joined() -> bool:
+    import torch.distributed as dist
+    return dist.is_available() and dist.is_initialized()
+
+
+def join() -> None:
+    """Join the default process group (torchrun's environment), or a group of one when run alone."""
+    import torch
+    import torch.distributed as dist
+    if joined():
+        return
+    timeout = timedelta(seconds=timeout_s())
+    if world_size() <= 1 or "MASTER_ADDR" not in os.environ:
+        # one process (`netcli save --shard fsdp` without torchrun): a group of one, nothing to rendezvous
+        dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1, timeout=timeout)
+        return
+    if torch.cuda.is_available():
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local % torch.cuda.device_count())
+        backend = "cpu:gloo,cuda:nccl"
+    else:
+        backend = "gloo"
+    dist.init_process_group(backend, timeout=timeout)
+
+
+def leave() -> None:
+    import torch.distributed as dist
+    if joined():
+        with contextlib.suppress(Exception):
+            dist.destroy_process_group()
+
+
+def barrier() -> None:
+    import torch.distributed as dist
+    if joined() and dist.get_world_size() > 1:
+        dist.barrier()
+
+
+def broadcast_object(value):
+    """Rank 0's `value` on every rank."""
+    import torch.distributed as dist
+    if not joined() or dist.get_world_size() == 1:
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def local_device(device: str | None) -> str:
+    """This rank's device: `cuda` means the GPU torchrun's LOCAL_RANK names; default cpu."""
+    if device in (None, "cpu"):
+        return "cpu"
+    if device in ("cuda", "auto"):
+        import torch
+        if torch.cuda.is_available():
+            return f"cuda:{int(os.environ.get('LOCAL_RANK', '0')) % torch.cuda.device_count()}"
+        return "cuda" if device == "cuda" else "cpu"
+    return device
+
+
+class _Tee(io.TextIOBase):
+    def __init__(self, live, keep: bool):
+        self.live, self.keep, self.buffer_ = live, keep, io.StringIO()
+
+    def write(self, text):
+        if self.live is not None:
+            self.live.write(text)
+        if self.keep:
+            self.buffer_.write(text)
+        return len(text)
+
+    def flush(self):
+        if self.live is not None:
+            self.live.flush()
+
+    def isatty(self):
+        return False
+
+
+def distributed_main(invoke: Callable[[], int]) -> int:
+    """Run `invoke()` (the command; returns its exit code) on every rank of a torchrun job; return the job's code.
+
+    `invoke` must print a user error itself (to sys.stderr) and return its code.
+    """
+    try:
+        join()
+    except Exception as exc:
+        print(f"netcli: rank {os.environ.get('RANK', '?')}: cannot join the job's process group: "
+              f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", file=sys.stderr)
+        return 1
+    import torch.distributed as dist
+    me, n = dist.get_rank(), dist.get_world_size()
+    store = dist.distributed_c10d._get_default_store()
+    real_out, real_err = sys.stdout, sys.stderr
+    out = real_out if me == 0 else open(os.devnull, "w")
+    err = _Tee(real_err if me == 0 else None, keep=me != 0)
+    finished = threading.Event()
+
+    def watch() -> None:  # another rank failed: leave now, with its code
+        while not finished.wait(0.2):
+            try:
+                if store.check([_KEY_CODE]):
+                    code = int(store.get(_KEY_CODE))
+                    store.add(_KEY_ACK, 1)
+                    real_err.flush()
+                    os._exit(code)
+            except Exception:
+                return  # the store is gone (the job is ending)
+
+    watcher = threading.Thread(target=watch, name="netcli-rank-watch", daemon=True)
+    code = 1
+    try:
+        sys.stdout, sys.stderr = out, err
+        watcher.start()
+        try:
+            code = invoke()
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        sys.stdout, sys.stderr = real_out, real_err
+    finished.set()
+    if code != 0:
+        first = store.add(_KEY_FAILED, 1) == 1
+        if first:
+            if me != 0:
+                for line in err.buffer_.getvalue().splitlines():
+                    print(f"netcli: rank {me}: {line.removeprefix('netcli: ')}", file=real_err)
+            store.set(_KEY_CODE, str(code))
+            deadline = time.monotonic() + 5  # let the others see it before torchrun stops them
+            while time.monotonic() < deadline and int(store.add(_KEY_ACK, 0)) < n - 1 - (int(store.add(_KEY_FAILED, 0)) - 1):
+                time.sleep(0.05)
+        else:
+            with contextlib.suppress(Exception):
+                store.wait([_KEY_CODE], timedelta(seconds=10))
+                code = int(store.get(_KEY_CODE))
+        real_err.flush()
+        os._exit(code)  # no collective teardown: a peer may be gone
+    # success here: wait for every rank to finish (or one to fail), bounded
+    store.add(_KEY_DONE, 1)
+    deadline = time.monotonic() + timeout_s()
+    while time.monotonic() < deadline:
+        if store.check([_KEY_CODE]):
+            code = int(store.get(_KEY_CODE))
+            store.add(_KEY_ACK, 1)
+            real_out.flush()
+            os._exit(code)
+        if int(store.add(_KEY_DONE, 0)) >= n:
+            break
+        time.sleep(0.02)
+    else:
+        print(f"netcli: rank {me}: the other ranks did not finish within {timeout_s():.0f} s", file=real_err)
+        os._exit(1)
+    leave()
+    return 0
