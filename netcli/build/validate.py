@@ -7,6 +7,7 @@ collected and raised together (torchtune's `validate`).
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Iterable
 
 from netcli.build import inference
@@ -30,23 +31,42 @@ def load_spec(spec: str | None = None, sets: Iterable[str] = (), plugins: Iterab
 
 
 def load_spec_text(text: str, source: str, sets: Iterable[str] = (), plugins: Iterable[str] = (), *,
-                   check: bool = True) -> LoadedSpec:
-    """Like load_spec, from text already read (an embedded spec, the default)."""
-    return read_spec_text(text, source, sets, check=(lambda loaded: check_spec(loaded, plugins)) if check else None)
+                   check: bool = True, embedded: bool = False) -> LoadedSpec:
+    """Like load_spec, from text already read (an embedded spec, the default).
+
+    `embedded`: the text came out of a checkpoint, which anyone may have written;
+    its `plugins:` are then never imported (see check_spec).
+    """
+    return read_spec_text(text, source, sets,
+                          check=(lambda loaded: check_spec(loaded, plugins, embedded=embedded)) if check else None)
 
 
-def check_spec(loaded: LoadedSpec, plugins: Iterable[str] = ()) -> None:
-    """Raise NetcliError listing every problem of the spec; return if there are none."""
+def check_spec(loaded: LoadedSpec, plugins: Iterable[str] = (), *, embedded: bool = False) -> None:
+    """Raise NetcliError listing every problem of the spec; return if there are none.
+
+    A spec embedded in a checkpoint is data from whoever made the file: importing
+    its `plugins:` would run any installed module (`venv.__main__`). Such a
+    spec's plugins must each be named with `--plugin` by the person running netcli.
+    """
     problems: list[Problem] = []
     registry.ensure_loaded()
+    plugins = list(plugins)
+    for module in plugins:
+        registry.load_plugin(module)
     for i, module in enumerate(loaded.spec.plugins):
+        if embedded:
+            if module not in plugins:
+                problems.append(loaded.problem(
+                    ("plugins", i), f"the checkpoint's spec asks for plugin '{module}'; plugins named inside a "
+                                    "file are never imported",
+                    f"if you trust this file, name it yourself: --plugin {module}"))
+            continue
         try:
             registry.load_plugin(module)
         except NetcliError as exc:
             problems += [loaded.problem(("plugins", i), p.message, p.hint) for p in exc.problems]
-    for module in plugins:
-        registry.load_plugin(module)
     problems += _check_device(loaded, ("device",), loaded.spec.device)
+    problems += check_spec_name(loaded)
     for at in walk_nodes(loaded):
         problems += _check_node(loaded, at)
     problems += _check_cycles(loaded)
@@ -114,17 +134,23 @@ def _check_node(loaded: LoadedSpec, at: NodeAt) -> list[Problem]:
     node, path = at.node, at.path
     problems = _check_device(loaded, path + ("device",), node.device)
     if node.repeat is not None and node.names is not None:
+        fault = _names_format_fault(node.names)
         try:
+            if fault is not None:
+                raise ValueError(fault)
             names = [node.names.format(i=i) for i in range(node.repeat)]
-        except (KeyError, IndexError, ValueError) as exc:
+        except (KeyError, IndexError, ValueError, AttributeError, TypeError) as exc:
             problems.append(loaded.problem(path + ("names",), f"cannot format names: {exc}",
                                            "write e.g. 'block {i}'"))
         else:
             if len(set(names)) != len(names):
                 problems.append(loaded.problem(path + ("names",), f"'{node.names}' gives the same name twice",
                                                "put {i} in it, e.g. 'block {i}'"))
-            problems += [loaded.problem(path + ("names",), f"a child name cannot contain '.': '{n}'")
-                         for n in names[:1] if "." in n]
+            bad = next(((n, why) for n in names if (why := child_name_fault(n)) is not None), None)
+            if bad is not None:
+                problems.append(loaded.problem(path + ("names",), f"'{bad[0]}' cannot be a child's name: {bad[1]}",
+                                               "names are not empty, contain no '.' and no control characters, "
+                                               "and are not attributes of nn.Module"))
     if isinstance(node, LayerNode):
         problems += _check_layer(loaded, node, path)
     elif isinstance(node, (UseNode, RefNode)):
@@ -140,11 +166,83 @@ def _check_node(loaded: LoadedSpec, at: NodeAt) -> list[Problem]:
             if name in seen:
                 problems.append(loaded.problem(child.path, f"two children are named '{name}'",
                                                "give each child its own name"))
-            elif "." in name or name == "":
-                problems.append(loaded.problem(child.path, f"'{name}' cannot be a child's name",
-                                               "names are not empty and contain no '.'"))
+            elif (why := child_name_fault(name)) is not None:
+                problems.append(loaded.problem(child.path, f"'{name}' cannot be a child's name: {why}",
+                                               "names are not empty, contain no '.' and no control characters, "
+                                               "and are not attributes of nn.Module"))
             seen[name] = i
     return problems
+
+
+MAX_NAME = 256  # a child's name; also bounds what a `names:` format may produce
+
+
+def _names_format_fault(fmt: str) -> str | None:
+    """Say what is wrong with a `names:` format before formatting it, or None.
+
+    Only `{i}` with a short format spec is allowed: `{i:>400000000}` would
+    build a 400 MB string per name, `{i:>{i}}` nests a width, `{i.__class__}`
+    reaches attributes.
+    """
+    import string
+    try:
+        fields = list(string.Formatter().parse(fmt))
+    except ValueError as exc:
+        return str(exc)
+    for _, field, spec, _ in fields:
+        if field is None:
+            continue
+        if field != "i":
+            return f"only {{i}} may be used, not {{{field}}}"
+        if spec and ("{" in spec or any(int(d) > 64 for d in re.findall(r"\d+", spec))):
+            return f"the format '{spec}' is too wide (64 characters at most, no nested fields)"
+    return None
+
+
+def child_name_fault(name: str) -> str | None:
+    """Say why `name` cannot name a child module, or None: torch's add_module rules, checked before building."""
+    if name == "":
+        return "it is empty"
+    if "." in name:
+        return "it contains '.'"
+    if len(name) > MAX_NAME:
+        return f"it is longer than {MAX_NAME} characters"
+    if re.search("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]", name):
+        return "it contains a control character"
+    if name in _module_attributes():
+        return "it is an attribute of nn.Module"
+    return None
+
+
+_MODULE_ATTRIBUTES: set[str] = set()
+
+
+def _module_attributes() -> set[str]:
+    """The names an nn.Sequential already has: add_module refuses them (KeyError)."""
+    if not _MODULE_ATTRIBUTES:
+        import torch.nn as nn
+        _MODULE_ATTRIBUTES.update(n for n in dir(nn.Sequential()) if not n.isdigit())
+    return _MODULE_ATTRIBUTES
+
+
+def check_spec_name(loaded: LoadedSpec) -> list[Problem]:
+    """The spec's `name:` is the default output file's stem: a plain name, no folder in it."""
+    name = loaded.spec.name
+    if name is None:
+        return []
+    why = None
+    if name in ("", ".", "..") or "/" in name or "\\" in name or "\x00" in name:
+        why = "it must be a plain name, not a path"
+    elif name.startswith(("-", ".")):
+        why = "it cannot start with '-' or '.'"
+    elif len(name) > MAX_NAME:
+        why = f"it is longer than {MAX_NAME} characters"
+    elif re.search("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]", name):
+        why = "it contains a control character"
+    if why is None:
+        return []
+    return [loaded.problem(("name",), f"'{name}' cannot be the network's name: {why}",
+                           "write a plain name such as my_net (save writes NAME.safetensors)")]
 
 
 def _check_layer(loaded: LoadedSpec, node: LayerNode, path) -> list[Problem]:
@@ -221,7 +319,7 @@ def check_shapes(loaded: LoadedSpec, input_shape: list[int] | None = None):
     built = build_network(loaded, dev, inferred)
     if shape is None:
         return None, built, None
-    trace = trace_shapes(built.net, torch.empty(*shape, device="meta"))
+    trace = _trace(loaded, built.net, shape)
     if trace.error is None:
         return trace, built, None
     name = trace.failed_at or ""
@@ -235,6 +333,36 @@ def check_shapes(loaded: LoadedSpec, input_shape: list[int] | None = None):
     raise NetcliError(loaded.problem(
         path, f"shapes stop fitting at block '{name or '(root)'}' ({module}): {message}",
         f"its input has shape {list(got)}" if got is not None else None)) from trace.error
+
+
+# Networks up to this many bytes of tensors are checked with the CPU's kernels on zeros: torch's meta
+# kernels for most ops are Python references whose first call imports torch._dynamo (~1 s per process).
+CPU_CHECK_BYTES = 16 << 20
+
+
+def _trace(loaded: LoadedSpec, net, shape: list[int]):
+    """Run the example input through `net` (built on meta) and trace each block's output shape.
+
+    A small network of torch.nn modules only (no `while` on values, no device
+    placement) runs on the CPU, on a copy whose tensors are zeros: no memory
+    to speak of, no random draws, the same shapes and shape errors as on meta.
+    Anything else runs on meta, where nothing is allocated whatever its size.
+    """
+    import copy
+    import torch
+    from netcli.build.shapes import trace_shapes
+    if _cpu_checkable(loaded, net):
+        zeros = copy.deepcopy(net)._apply(lambda t: torch.zeros(t.shape, dtype=t.dtype))
+        with torch.random.fork_rng(devices=[]):  # dropout's draws must not move the caller's RNG
+            return trace_shapes(zeros, torch.zeros(*shape))
+    return trace_shapes(net, torch.empty(*shape, device="meta"))
+
+
+def _cpu_checkable(loaded: LoadedSpec, net) -> bool:
+    tensors = list(net.parameters()) + list(net.buffers())
+    return (sum(t.numel() * t.element_size() for t in tensors) <= CPU_CHECK_BYTES
+            and all(type(m).__module__.startswith("torch.nn.") for m in net.modules())
+            and not any(at.node.device is not None for at in walk_nodes(loaded)))
 
 
 def origin_of(origins: dict[str, tuple], name: str) -> tuple:
