@@ -15,6 +15,7 @@ import typer
 
 from netcli.cli import render
 from netcli.cli.completion import complete_type
+from netcli.cli.dist_options import MaxShardSizeOpt, ShardOpt
 from netcli.cli.options import (DeviceOpt, FastInitOpt, InputOpt, InputSeedOpt, JsonOpt, PluginOpt, RuleOpt, SeedOpt,
                                 SetOpt, SpecArg, SpecOrCheckpointArg)
 
@@ -70,12 +71,12 @@ def validate(
 def build(
     spec: SpecArg = None, print_: Annotated[bool, typer.Option("--print", help="print exactly what print(net) prints")] = False,
     set_: SetOpt = None, seed: SeedOpt = None, device: DeviceOpt = None, plugin: PluginOpt = None,
-    json_: JsonOpt = False, fast_init: FastInitOpt = False,
+    json_: JsonOpt = False, fast_init: FastInitOpt = False, shard: ShardOpt = None,
 ):
     """Build the network; show its blocks, parameter counts, output shapes and totals."""
-    from netcli.init.engine import build_model
+    from netcli.app import sharded
     loaded = _open_spec(spec, set_, plugin)
-    built = build_model(loaded, device=device, seed=seed, fast_init=fast_init)
+    built = sharded.build(loaded, shard=shard, device=device, seed=seed, fast_init=fast_init)
     if print_:
         print(built.net)
         return
@@ -99,7 +100,7 @@ def run(
     output: Annotated[Optional[str], typer.Option("--output", "-o", help="write the output to FILE (.pt, .npy, .safetensors)", show_default=False)] = None,
     checkpoint: Annotated[Optional[str], typer.Option(help="load parameters from FILE first", show_default=False)] = None,
     set_: SetOpt = None, seed: SeedOpt = None, device: DeviceOpt = None, plugin: PluginOpt = None,
-    json_: JsonOpt = False, fast_init: FastInitOpt = False,
+    json_: JsonOpt = False, fast_init: FastInitOpt = False, shard: ShardOpt = None,
 ):
     """Run a forward pass on the example input and print the output, like net(X)."""
     from netcli.app.running import run_network
@@ -108,10 +109,10 @@ def run(
     from netcli.io.inputs import make_input
     # --input's shape is the one shape inference uses (as --set input=[...] would)
     loaded = _open_spec(spec, [*input_sets(input_), *(set_ or ())], plugin)
-    built = build_model(loaded, device=device, seed=seed, fast_init=fast_init)
+    from netcli.app import sharded
+    built = sharded.build(loaded, shard=shard, device=device, seed=seed, fast_init=fast_init)
     if checkpoint is not None:
-        from netcli.io.files import load_into
-        load_into(built, checkpoint)
+        sharded.run_checkpoint(built, checkpoint)
     y = run_network(built, make_input(input_, loaded.spec.input, built.device))
     if output is not None:
         from netcli.io.outputs import save_output
@@ -169,16 +170,24 @@ def init_(
     output: Annotated[Optional[str], typer.Option("--output", "-o", help="write the initialized parameters (.safetensors)",
                                                   show_default=False)] = None,
     set_: SetOpt = None, seed: SeedOpt = None, device: DeviceOpt = None, plugin: PluginOpt = None,
-    json_: JsonOpt = False, fast_init: FastInitOpt = False,
+    json_: JsonOpt = False, fast_init: FastInitOpt = False, shard: ShardOpt = None,
 ):
     """Build, apply the spec's init rules and then --rule ones, and show what each rule set."""
     from netcli.app.network import open_network
     from netcli.init.apply import explain as explain_rules
-    built = open_network(spec, sets=set_ or (), plugins=plugin or (), device=device, seed=seed,
-                         rules=tuple(rule or ()), fast_init=fast_init, notes=_notes())
+    if shard is not None:
+        from netcli.app import sharded
+        built = sharded.build(_open_spec(spec, set_, plugin), shard=shard, device=device, seed=seed,
+                              rules=tuple(rule or ()))
+    else:
+        built = open_network(spec, sets=set_ or (), plugins=plugin or (), device=device, seed=seed,
+                             rules=tuple(rule or ()), fast_init=fast_init, notes=_notes())
     touched = built.init_report
     explained = explain_rules(built.net, touched) if explain else None
-    if output is not None:
+    if output is not None and shard is not None:
+        from netcli.app import sharded
+        sharded.save(built, output)
+    elif output is not None:
         from netcli.io.files import save_checkpoint
         save_checkpoint(built, output)
     if json_:
@@ -199,16 +208,39 @@ def save(
         show_default=False)] = None,
     rule: RuleOpt = None,
     set_: SetOpt = None, seed: SeedOpt = None, device: DeviceOpt = None, plugin: PluginOpt = None,
-    json_: JsonOpt = False, fast_init: FastInitOpt = False,
+    json_: JsonOpt = False, fast_init: FastInitOpt = False, shard: ShardOpt = None,
+    max_shard_size: MaxShardSizeOpt = None,
 ):
-    """Build, initialize (the spec's init:, then --rule) and write the parameters to FILE, atomically."""
+    """Build, initialize (the spec's init:, then --rule) and write the parameters to FILE, atomically.
+
+    With --shard fsdp, -o DIR/ is a torch.distributed.checkpoint folder written by every rank;
+    with --max-shard-size, -o DIR/ is the Hugging Face sharded layout.
+    """
     import time
-    from netcli.init.engine import build_model
+    from netcli.app import sharded
     from netcli.io.files import format_of, save_checkpoint
     loaded = _open_spec(spec, set_, plugin)
+    if shard is not None or max_shard_size is not None:
+        output = output or f"{loaded.name}/"
+        if max_shard_size is not None and shard is None:
+            from netcli.io.shards import parse_size, target_of
+            target_of(output, "hf", max_shard_size)
+            parse_size(max_shard_size)
+        built = sharded.build(loaded, shard=shard, device=device, seed=seed, rules=tuple(rule or ()),
+                              fast_init=fast_init)
+        start = time.perf_counter()
+        data = sharded.save(built, output, max_shard_size=max_shard_size)
+        data.update(spec_sha256=loaded.sha256, seconds=round(time.perf_counter() - start, 4))
+        if json_:
+            render.print_json(data)
+        else:
+            from netcli.core.devices import human_bytes
+            print(f"saved to {output}: {data['format']}, {len(data['files'])} file(s), {human_bytes(data['bytes'])}, "
+                  f"spec sha256 {loaded.sha256[:12]}")
+        return
     output = output or f"{loaded.name}.safetensors"
     format_of(output)  # refuse an unknown extension before building anything
-    built = build_model(loaded, device=device, seed=seed, rules=tuple(rule or ()), fast_init=fast_init)
+    built = sharded.build(loaded, shard=None, device=device, seed=seed, rules=tuple(rule or ()), fast_init=fast_init)
     start = time.perf_counter()
     report = save_checkpoint(built, output)
     seconds = time.perf_counter() - start
@@ -229,11 +261,15 @@ def load(
     strict: Annotated[bool, typer.Option(
         "--strict/--no-strict", help="--no-strict loads the keys that fit and lists the ones it skipped")] = True,
     set_: SetOpt = None, seed: InputSeedOpt = None,
-    device: DeviceOpt = None, plugin: PluginOpt = None, json_: JsonOpt = False,
+    device: DeviceOpt = None, plugin: PluginOpt = None, json_: JsonOpt = False, shard: ShardOpt = None,
 ):
-    """Rebuild the network (from SPEC or the spec inside FILE), load the tensors, print it in eval mode."""
-    from netcli.app.restore import restore
-    built, report = restore(file, spec, sets=set_ or (), plugins=plugin or (), device=device, strict=strict)
+    """Rebuild the network (from SPEC or the spec inside FILE), load the tensors, print it in eval mode.
+
+    FILE may be a folder: the Hugging Face sharded layout or a DCP checkpoint (at any world size).
+    """
+    from netcli.app import sharded
+    built, report = sharded.restore(file, spec, shard=shard, sets=set_ or (), plugins=plugin or (), device=device,
+                                    strict=strict)
     net = built.net
     net.eval()  # as net_clone.eval() after loading
     err = render.stderr()
@@ -363,9 +399,40 @@ def schema(
         atomic_write(output, lambda p: p.write_text(text))
 
 
+@app.command()
+def convert(
+    source: Annotated[str, typer.Argument(help="a .safetensors, an index layout (its folder or .index.json), a DCP folder, or a torch file")],
+    output: Annotated[str, typer.Option("--output", "-o", help="FILE.safetensors | DIR/ (DCP, or the HF layout with --max-shard-size) | DIR/NAME.safetensors.index.json | FILE.pt")],
+    to: Annotated[Optional[str], typer.Option("--to", help="safetensors | hf | dcp | torch (default: from -o)", show_default=False)] = None,
+    max_shard_size: MaxShardSizeOpt = None, json_: JsonOpt = False,
+):
+    """Convert a checkpoint between one .safetensors, the Hugging Face sharded layout, a DCP folder and .pt."""
+    from netcli.io.shards import convert as convert_files
+    report = convert_files(source, output, to=to, max_shard_size=max_shard_size)
+    if json_:
+        render.print_json(report)
+    else:
+        from netcli.core.devices import human_bytes
+        shards = f" in {len(report['shards'])} shard(s)" if "shards" in report else ""
+        print(f"wrote {output}: {report['format']}, {report['tensors']} tensors, {human_bytes(report['bytes'])}{shards}")
+
+
+def _exit_code(argv) -> int:
+    try:
+        main(argv)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return 0
+
+
 def main(argv: Optional[list[str]] = None) -> None:
     """Run the app; print user errors as located one-liners and exit 2."""
     from netcli.core.errors import NetcliError
+    if os.environ.get("WORLD_SIZE", "1").strip() not in ("", "0", "1") and not os.environ.get("NETCLI_IN_JOB"):
+        # a rank of a torchrun job: join it, print on rank 0, one reported error, one exit code (SPEC §6)
+        from netcli.dist.group import distributed_main
+        os.environ["NETCLI_IN_JOB"] = "1"
+        sys.exit(distributed_main(lambda: _exit_code(argv)))
     args = list(sys.argv[1:] if argv is None else argv)
     if "--debug" in args[:1]:
         _state["debug"] = True

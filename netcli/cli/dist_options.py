@@ -1,0 +1,14 @@
+"""The options of SPEC §6 (sharding and sharded files), declared once for the commands that take them."""
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+ShardOpt = Annotated[Optional[str], typer.Option(
+    "--shard", help="fsdp: build on meta, shard over the torchrun job's ranks with FSDP2, allocate and initialize "
+                    "only this rank's part (values equal one process's --fast-init)", show_default=False)]
+MaxShardSizeOpt = Annotated[Optional[str], typer.Option(
+    "--max-shard-size", help="write the Hugging Face sharded layout (DIR/ with model-0000i-of-0000n.safetensors "
+                             "and model.safetensors.index.json), shards up to SIZE: 5GB, 500MB, 2GiB",
+    show_default=False)]
