@@ -345,6 +345,26 @@ def figure7(reps: int, folder: Path) -> Figure:
 # ---------------------------------------------------------------- report
 
 
+def figure8(reps: int, folder: Path) -> Figure:
+    """Whole-process start-up of the everyday commands: each is a process, so this is the user's wait."""
+    fig = Figure(8, "Start-up: `netcli build --print` against a hand-written script; `validate` against `build --print`")
+    rgnet, mlp = str(ROOT / "configs" / "rgnet.yaml"), str(ROOT / "configs" / "mlp.yaml")
+    r = alternate({"print": lambda: run_quiet([NETCLI, "build", rgnet, "--print"]),
+                   "hand": lambda: run_quiet([PY, str(ROOT / "bench" / "handwritten" / "rgnet_print.py")]),
+                   "validate": lambda: run_quiet([NETCLI, "validate", mlp]),
+                   "print_mlp": lambda: run_quiet([NETCLI, "build", mlp, "--print"])}, reps)
+    ratio = med(r["print"]) / med(r["hand"])
+    fig.rows.append(Row("`netcli build configs/rgnet.yaml --print` wall", med(r["print"]), med(r["hand"]), "s",
+                        "<= 1.10x", ratio <= 1.10,
+                        f"netcli {spread(r['print'])}, hand-written {spread(r['hand'])}"))
+    ratio = med(r["validate"]) / med(r["print_mlp"])
+    fig.rows.append(Row("`netcli validate configs/mlp.yaml` wall (baseline: `build --print`)", med(r["validate"]),
+                        med(r["print_mlp"]), "s", "<= 1.15x", ratio <= 1.15,
+                        f"validate {spread(r['validate'])}, build --print {spread(r['print_mlp'])}"))
+    fig.notes.append("the hand-written script is bench/handwritten/rgnet_print.py (imports torch, builds, prints)")
+    return fig
+
+
 def machine() -> list[str]:
     import torch
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
@@ -386,7 +406,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3 repetitions, n=8 builds only")
     parser.add_argument("--reps", type=int, default=None, help="repetitions per case (default 5, --quick 3)")
-    parser.add_argument("--only", default="1,2,3,4,5,6,7", help="figures to run, e.g. 1,4,7")
+    parser.add_argument("--only", default="1,2,3,4,5,6,7,8", help="figures to run, e.g. 1,4,7")
     parser.add_argument("--out", default=str(ROOT / "bench" / "RESULTS.md"))
     args = parser.parse_args()
     args.reps = args.reps or (3 if args.quick else 5)
@@ -398,6 +418,7 @@ def main() -> None:
         sys.exit(f"bench: {folder} has {free / GB:.1f} GB free; figures 5 and 6 need 6 GB")
     plan: list[tuple[set[int], Callable[[], list[Figure] | Figure]]] = [
         ({1}, lambda: figure1(args.reps * 2, folder)),
+        ({8}, lambda: figure8(args.reps * 2, folder)),
         ({4}, lambda: figure4(args.reps, folder)),
         ({7}, lambda: figure7(args.reps, folder)),
         ({2, 3}, lambda: figure2_3(args.reps, folder, [8] if args.quick else [8, 16])),

@@ -11,8 +11,6 @@ from __future__ import annotations
 from typing import Sequence
 
 from netcli.build.builder import Built, build_network, prepare
-from netcli.init import fastinit
-from netcli.init.apply import initialize
 from netcli.spec.loading import LoadedSpec
 
 
@@ -28,11 +26,13 @@ def build_model(loaded: LoadedSpec, *, device: str | None = None, seed: int | No
     per-path seeds instead (other values than hand-written code).
     """
     dev, seed, inferred = prepare(loaded, device=device, seed=seed, input_shape=input_shape)
-    if fast_init:
+    if fast_init:  # imported here: a plain build (every `build --print`) need not pay for it
+        from netcli.init import fastinit
         return fastinit.build_fast(loaded, dev, seed, inferred, rules)
     built = build_network(loaded, dev, inferred)
     if loaded.spec.init or rules:
         # After every module exists, on the same RNG stream: as `net[0].apply(init_xavier)`
         # written after building.
+        from netcli.init.apply import initialize
         built.init_report = initialize(built, rules)
     return built
