@@ -52,3 +52,12 @@ def write_spec(tmp_path):
 @pytest.fixture
 def root() -> Path:
     return ROOT
+
+
+@pytest.fixture
+def scoped_registry():
+    """The registries, to which a test may add types and initializers; they are removed when it ends."""
+    from netcli import registry
+    registry.ensure_loaded()
+    with registry.types.scoped(), registry.initializers.scoped():
+        yield registry

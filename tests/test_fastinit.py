@@ -13,8 +13,8 @@ from netcli.core.errors import NetcliError
 from netcli.build.meta import SkipMetaFills
 from netcli.init.fastinit import CHUNK, chunk_seed, needs_real_build, path_seed
 from netcli.build.validate import load_spec, load_spec_text
-from tests.conftest import CONFIGS
-from tests.handwritten import FixedHiddenMLP
+from conftest import CONFIGS
+from handwritten import FixedHiddenMLP
 
 
 def drawn(seed: int, name: str, fill) -> torch.Tensor:

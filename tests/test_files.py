@@ -20,8 +20,7 @@ from netcli.init.engine import build_model
 from netcli.core.errors import NetcliError
 from netcli.build.validate import load_spec
 
-ROOT = Path(__file__).resolve().parent.parent
-CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
+from conftest import CONFIGS, ROOT
 CPU_CONFIGS = [c for c in CONFIGS if "cuda" not in c.read_text()]
 
 

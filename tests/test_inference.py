@@ -19,7 +19,6 @@ from netcli.build.validate import load_spec, load_spec_text
 SEEDS = [0, 1, 1234]
 
 
-@register_block
 class LSTMOutput(nn.Module):
     """Keep the output sequence of an LSTM/GRU/RNN ((output, state) -> output), for stacks."""
 
@@ -38,7 +37,11 @@ class MyCell(nn.Module):
         return X @ self.weight
 
 
-registry.types.add("MyCell", MyCell)
+@pytest.fixture(autouse=True)
+def test_types(scoped_registry):
+    """This file's own types, registered for each test and removed after it."""
+    register_block(LSTMOutput)
+    scoped_registry.types.add("MyCell", MyCell)
 
 
 # name -> (spec without any input size, hand-written torch with the sizes written out,

@@ -141,10 +141,21 @@ def test_inspect_a_checkpoint_written_by_init(run_cli, tmp_path):
     out = tmp_path / "mlp.safetensors"
     assert run_cli("init", MLP, "--rule", "const42:2", "-o", out).code == 0
     r = run_cli("inspect", out, "--param", "2.weight", "--json")
-    if r.code == 2 and "not available" in r.err:
-        pytest.skip("netcli.io.files has no load_checkpoint yet")
     assert r.code == 0, r.err
     assert json.loads(r.out)["value"] == [[42.0] * 256] * 10
+
+
+def test_inspect_a_checkpoint_takes_the_spec_options(run_cli, tmp_path):
+    """A checkpoint's suffix in any case is a checkpoint, and --device applies to it as to a spec (meta cannot hold values)."""
+    out = tmp_path / "MLP.SAFETENSORS"
+    assert run_cli("save", MLP, "-o", tmp_path / "mlp.safetensors").code == 0
+    (tmp_path / "mlp.safetensors").rename(out)
+    r = run_cli("inspect", out, "--device", "cpu", "--json")
+    assert r.code == 0, r.err
+    data = json.loads(r.out)
+    assert data["device"] == "cpu" and {t["device"] for t in data["tensors"]} == {"cpu"}
+    refused = run_cli("inspect", out, "--device", "meta")
+    assert refused.code == 2 and "on meta" in refused.err
 
 
 def test_inspect_on_meta_needs_no_memory(run_cli):

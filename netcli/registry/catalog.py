@@ -8,6 +8,7 @@ and `register_init` from a plugin module.
 """
 from __future__ import annotations
 
+import contextlib
 import inspect
 import typing
 from dataclasses import dataclass, field
@@ -69,6 +70,15 @@ class Registry(Generic[T]):
 
     def names(self) -> list[str]:
         return sorted(self._entries)
+
+    @contextlib.contextmanager
+    def scoped(self) -> Iterator["Registry[T]"]:
+        """Within this block, entries may be added; on exit the table is as it was (tests' throwaway types)."""
+        before = dict(self._entries)
+        try:
+            yield self
+        finally:
+            self._entries = before
 
 
 types: Registry[type] = Registry("type")
