@@ -254,19 +254,9 @@ def input_shape_of(text: str | None) -> list[int] | None:
     """Return the shape `--input TEXT` gives (rand:2,20, or a tensor file), or None without one."""
     if text is None:
         return None
-    from pathlib import Path
-
-    from netcli.io.inputs import GENERATORS, load_tensor_file, parse_shape
-    kind, sep, rest = text.partition(":")
-    if sep and kind in GENERATORS:
-        return parse_shape(rest, f"--input {text}")
-    path, key = Path(text), None
-    if not path.exists() and ":" in text:
-        head, _, key = text.rpartition(":")
-        path = Path(head)
-    if not path.exists():
-        return None  # make_input reports it
-    return list(load_tensor_file(path, key).shape)
+    from netcli.io.inputs import load_tensor_file, parse_input
+    source = parse_input(text)
+    return source.shape if source.generator is not None else list(load_tensor_file(source.path, source.key).shape)
 
 
 def input_sets(text: str | None) -> list[str]:

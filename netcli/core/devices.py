@@ -132,7 +132,7 @@ def human_bytes(n: float) -> str:
     return f"{n} B"
 
 
-def ensure_fits(needed: dict, *, where: str = "", location: Location | None = None) -> None:
+def ensure_fits(needed: dict) -> None:
     """Raise NetcliError if any device's needed bytes exceed its free memory.
 
     `needed` maps torch.device -> bytes of parameters and buffers to place there.
@@ -145,8 +145,7 @@ def ensure_fits(needed: dict, *, where: str = "", location: Location | None = No
         if free is not None and nbytes > free:
             problems.append(Problem(
                 f"the parameters need {human_bytes(nbytes)} on {device} but only {human_bytes(free)} is free there",
-                where, location or Location(),
-                "use --device meta (or device: meta) to build the structure without memory for values"))
+                hint="use --device meta (or device: meta) to build the structure without memory for values"))
     if problems:
         raise NetcliError(problems)
 

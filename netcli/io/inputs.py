@@ -1,6 +1,7 @@
 """Make the example input of `run`: from `input:`, `rand:2,20`, or a tensor file."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from netcli.core.errors import NetcliError
@@ -20,10 +21,36 @@ def parse_shape(text: str, label: str) -> list[int]:
     return shape
 
 
+@dataclass(frozen=True)
+class InputText:
+    """What `--input TEXT` names: a generator and its shape (`rand:2,20`), or a tensor file (and a key in it)."""
+
+    text: str
+    generator: str | None = None
+    shape: list[int] | None = None
+    path: Path | None = None
+    key: str | None = None
+
+
+def parse_input(text: str) -> InputText:
+    """Read `--input TEXT`: rand|randn|ones|zeros:SHAPE, or FILE, or FILE:KEY; raise if it is neither."""
+    kind, sep, rest = text.partition(":")
+    if sep and kind in GENERATORS:
+        return InputText(text, kind, parse_shape(rest, f"--input {text}"))
+    path, key = Path(text), None
+    if not path.exists() and ":" in text:
+        head, _, key = text.rpartition(":")
+        path = Path(head)
+    if not path.exists():
+        raise NetcliError(f"--input {text}: no such file, and not {'/'.join(GENERATORS)}:SHAPE",
+                          hint="e.g. --input rand:2,20 or --input x.npy")
+    return InputText(text, path=path, key=key)
+
+
 def make_input(text: str | None, spec_input: list[int] | None, device):
     """Return the input tensor: `--input` if given, else a torch.rand of the spec's `input:`.
 
-    torch.rand matches the chapter's `X = torch.rand(2, 20)`.
+    torch.rand matches the hand-written `X = torch.rand(2, 20)`.
     """
     import torch
     if text is None:
@@ -31,19 +58,10 @@ def make_input(text: str | None, spec_input: list[int] | None, device):
             raise NetcliError("no input: the spec has no 'input:' and no --input was given",
                               hint="add input: [2, 20] to the spec, or pass --input rand:2,20")
         return torch.rand(*spec_input, device=device)
-    kind, sep, rest = text.partition(":")
-    if sep and kind in GENERATORS:
-        shape = parse_shape(rest, f"--input {text}")
-        return getattr(torch, kind)(*shape, device=device)
-    path = Path(text)
-    key = None
-    if not path.exists() and ":" in text:
-        head, _, key = text.rpartition(":")
-        path = Path(head)
-    if not path.exists():
-        raise NetcliError(f"--input {text}: no such file, and not {'/'.join(GENERATORS)}:SHAPE",
-                          hint="e.g. --input rand:2,20 or --input x.npy")
-    return load_tensor_file(path, key).to(device)
+    source = parse_input(text)
+    if source.generator is not None:
+        return getattr(torch, source.generator)(*source.shape, device=device)
+    return load_tensor_file(source.path, source.key).to(device)
 
 
 def load_tensor_file(path: Path, key: str | None = None):
