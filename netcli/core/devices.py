@@ -13,7 +13,7 @@ import platform
 import re
 from dataclasses import asdict, dataclass, field
 
-from netcli.core.errors import Location, NetcliError, Problem
+from netcli.core.errors import NetcliError, Problem, relocated
 
 DEVICE_FORMS = "cpu, cuda, cuda:N, auto, auto:N, mps, meta"
 _FORM = re.compile(r"^(cpu|cuda|auto|meta|mps)(?::(\d+))?$")
@@ -55,7 +55,7 @@ def resolve_device(text: str | None, *, where: str = ""):
     except NetcliError as exc:
         if not where:
             raise
-        raise NetcliError([Problem(p.message, where, Location(), p.hint) for p in exc.problems]) from None
+        raise NetcliError(relocated(exc.problems, where)) from None
 
 
 def _resolve(text: str):

@@ -78,3 +78,12 @@ def first_line(exc: BaseException) -> str:
     """The first line of an exception's message (torch's run on for pages), or its type's name."""
     lines = str(exc).strip().splitlines()
     return lines[0] if lines else type(exc).__name__
+
+
+def relocated(problems: Iterable[Problem], where: str, location: Location | None = None) -> list[Problem]:
+    """The same problems said of another place (an option, a spec path), each keeping its message and hint.
+
+    A lower layer finds what is wrong (an unknown device, a type that is not
+    registered); the caller knows where the user wrote it.
+    """
+    return [Problem(p.message, where, location or Location(), p.hint) for p in problems]
