@@ -1,4 +1,8 @@
 """Run netcli as `python -m netcli`."""
-from netcli.cli.commands import main
+from netcli.core.safepath import drop_implicit_cwd
+
+drop_implicit_cwd(module_run=True)  # before anything else is imported from the current folder
+
+from netcli.cli.commands import main  # noqa: E402
 
 main()

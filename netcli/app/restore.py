@@ -22,7 +22,7 @@ def restore(path, spec: str | None = None, *, sets: Iterable[str] = (), plugins:
             what = "a plain torch state_dict" if ckpt.format == "torch" else "a safetensors file netcli did not write"
             raise NetcliError(Problem(f"holds no spec to rebuild the network from ({what})",
                                       location=Location(str(path)), hint=f"name the spec: netcli load {path} SPEC"))
-        loaded = load_spec_text(text, f"{path}:spec", sets, plugins)
+        loaded = load_spec_text(text, f"{path}:spec", sets, plugins, embedded=True)
     else:
         loaded = load_spec(spec, sets, plugins)
         embedded = ckpt.metadata.get(META_SHA256)

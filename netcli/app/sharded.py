@@ -97,7 +97,7 @@ def restore(path: str, spec: str | None = None, *, shard: str | None, sets: Iter
         if ckpt.spec_text is None:
             raise NetcliError(Problem("holds no spec to rebuild the network from", location=Location(path),
                                       hint=f"name the spec: netcli load {path} SPEC --shard fsdp"))
-        loaded = load_spec_text(ckpt.spec_text, f"{path}:spec", sets, plugins)
+        loaded = load_spec_text(ckpt.spec_text, f"{path}:spec", sets, plugins, embedded=True)
     else:
         loaded = load_spec(spec, sets, plugins)
     built = build_sharded(loaded, device=device, values=False)

@@ -64,7 +64,7 @@ def check_spec(loaded: LoadedSpec, plugins: Iterable[str] = (), *, embedded: boo
         try:
             registry.load_plugin(module)
         except NetcliError as exc:
-            problems += [loaded.problem(("plugins", i), p.message, p.hint) for p in exc.problems]
+            problems += loaded.relocate(("plugins", i), exc.problems)
     problems += _check_device(loaded, ("device",), loaded.spec.device)
     problems += check_spec_name(loaded)
     for at in walk_nodes(loaded):
@@ -126,7 +126,7 @@ def _check_device(loaded: LoadedSpec, path, text) -> list[Problem]:
     try:
         resolve_device(text)
     except NetcliError as exc:
-        return [loaded.problem(path, p.message, p.hint) for p in exc.problems]
+        return loaded.relocate(path, exc.problems)
     return []
 
 
@@ -250,8 +250,7 @@ def _check_layer(loaded: LoadedSpec, node: LayerNode, path) -> list[Problem]:
     try:
         entry = registry.types.entry(node.type)
     except NetcliError as exc:
-        return [loaded.problem(type_path, p.message, p.hint, key=True, where=render_path(path))
-                for p in exc.problems]
+        return loaded.relocate(type_path, exc.problems, key=True, where=render_path(path))
     # With an input: shape, an inferable input size may be left out and the build
     # infers it ({Linear: 120} is then out_features=120, SPEC 1.1); without one,
     # the problem says which argument to write.
@@ -311,9 +310,7 @@ def check_shapes(loaded: LoadedSpec, input_shape: list[int] | None = None):
     shapes stop fitting; `note` says when a block needs real values (a `while`
     on a tensor) so shapes past it cannot be checked without memory.
     """
-    import torch
     from netcli.build.builder import build_network, prepare
-    from netcli.build.shapes import trace_shapes
     shape = input_shape if input_shape is not None else loaded.spec.input
     dev, _, inferred = prepare(loaded, device="meta", input_shape=shape)
     built = build_network(loaded, dev, inferred)

@@ -82,7 +82,10 @@ def export_model(built, x, fmt: str, output: str) -> Exported:
         program, method = _script(built, x)
         with warnings.catch_warnings():  # torch 2.10+ marks torch.jit deprecated; it is what reads .pt programs
             warnings.simplefilter("ignore", DeprecationWarning)
-            atomic_write(output, lambda p: torch.jit.save(program, str(p)))
+            buffer = io.BytesIO()  # torch's C++ writer aborts the process on a full disk: Python writes the file
+            torch.jit.save(program, buffer)
+            atomic_write(output, lambda p: p.write_bytes(buffer.getvalue()))
+            del buffer
             with torch.no_grad():
                 got = torch.jit.load(output)(x)
     elif fmt == "exported":
@@ -103,9 +106,12 @@ def export_model(built, x, fmt: str, output: str) -> Exported:
 
 
 def _save_program(program, path: Path) -> None:
+    """Write a torch.export program; serialized in memory first, since torch's zip writer
+    aborts the process (a C++ exception, exit 134) when the disk fills up under it."""
     import torch
-    with open(path, "wb") as fh:
-        torch.export.save(program, fh)
+    buffer = io.BytesIO()
+    torch.export.save(program, buffer)
+    path.write_bytes(buffer.getvalue())
 
 
 @contextlib.contextmanager

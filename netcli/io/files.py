@@ -199,19 +199,22 @@ def _writing(path, write, *args, **kwargs) -> None:
     torch a RuntimeError from its zip writer; atomic_path reports an OSError
     as a clear error and removes the temp file.
     """
+    import errno
+    import shutil
     try:
         write(*args, **kwargs)
-    except OSError:
+    except OSError as exc:
+        # numpy's "262144 requested and 65504 written" carries no errno: a short write on a full disk
+        if exc.errno is None and shutil.disk_usage(Path(path).parent).free < (1 << 16):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)) from exc
         raise
     except Exception as exc:
         text = _first_line(exc)
         code = re.search(r"os error (\d+)", text)
         if code:
             raise OSError(int(code.group(1)), os.strerror(int(code.group(1)))) from exc
-        import errno
-        import shutil
         if shutil.disk_usage(Path(path).parent).free < (1 << 16):  # torch's writer hides the errno
-            raise OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)} ({text})") from exc
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)) from exc
         raise OSError(f"the write failed ({text})") from exc
 
 

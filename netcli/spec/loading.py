@@ -15,8 +15,10 @@ from typing import Callable, Any, Iterable, Iterator
 
 from pydantic import ValidationError
 
-from netcli.core.errors import Location, NetcliError, Problem, did_you_mean
-from netcli.spec.schema import OPTIONS, RULE_KEYS, TOP_LEVEL_KEYS, LayerNode, RefNode, SequenceNode, Spec, UseNode
+from netcli.core.errors import Location, NetcliError, Problem, did_you_mean, relocated
+from netcli.spec.params import param_names
+from netcli.spec.schema import (OPTIONS, RULE_KEYS, TOP_LEVEL_KEYS, BlockNode, LayerNode, RefNode, SequenceNode,
+                                Spec, UseNode, is_block)
 from netcli.spec.yamldoc import Document, Path, parse_value, parse_yaml
 
 # The chapter's parameter-management network, used when no spec is named.
@@ -30,6 +32,8 @@ model:
 """
 DEFAULT_NAME = "<default>"
 
+MAX_EXPANDED = 4 << 20  # after ${} substitution: 4 Mi characters and values (a spec is at most 1 MiB)
+
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_.]*)\}")
 
 
@@ -41,9 +45,6 @@ class LoadedSpec:
     doc: Document
     name: str
 
-    def where(self, path: Path) -> str:
-        return render_path(path)
-
     def locate(self, path: Path, *, key: bool = False) -> Location:
         return self.doc.locate(path, key=key)
 
@@ -51,6 +52,11 @@ class LoadedSpec:
                 key: bool = False, where: str | None = None) -> Problem:
         return Problem(message, where if where is not None else render_path(path),
                        self.locate(path, key=key), hint)
+
+    def relocate(self, path: Path, problems: Iterable[Problem], *, key: bool = False,
+                 where: str | None = None) -> list[Problem]:
+        """Say `problems` (found by a lower layer) of the place `path` in this spec."""
+        return relocated(problems, where if where is not None else render_path(path), self.locate(path, key=key))
 
     @property
     def resolved_text(self) -> str:
@@ -93,11 +99,17 @@ def resolve_spec_source(spec: str | None) -> tuple[str, str, str | None]:
     if path.is_dir():
         raise NetcliError(Problem("is a folder, not a spec file", location=Location(spec)))
     from netcli.spec.yamldoc import MAX_BYTES
-    if path.stat().st_size > MAX_BYTES:
+    try:
+        # Read at most the limit: a device or a FIFO (/dev/zero, /dev/urandom) has size 0 and no end.
+        with open(path, "rb") as f:
+            data = f.read(MAX_BYTES + 1)
+    except OSError as exc:
+        raise NetcliError(Problem(f"cannot read: {exc.strerror}", location=Location(spec))) from exc
+    if len(data) > MAX_BYTES:
         raise NetcliError(Problem(f"the file is larger than {MAX_BYTES // 1024} KiB",
                                   location=Location(spec), hint="a spec should be a short file"))
     try:
-        text = path.read_bytes().decode("utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise NetcliError(Problem(f"not UTF-8 text (byte {exc.start})", location=Location(spec),
                                   hint="a spec is a YAML text file")) from exc
@@ -170,8 +182,22 @@ def substitute_vars(doc: Document) -> list[Problem]:
     if not isinstance(variables, dict):
         return []  # the schema reports it
     problems: list[Problem] = []
+    spent = [0]  # characters and values made so far: ${} references multiply text like aliases do
 
-    def lookup(name: str, path: Path, seen: tuple[str, ...] = ()) -> Any:
+    class _TooBig(Exception):
+        pass
+
+    def spend(amount: int, path: Path) -> None:
+        spent[0] += amount
+        if spent[0] > MAX_EXPANDED:
+            raise _TooBig(path)
+
+    class _Shadowed(Exception):
+        pass
+
+    def lookup(name: str, path: Path, seen: tuple[str, ...] = (), shadow: frozenset = frozenset()) -> Any:
+        if name.partition(".")[0] in shadow:
+            raise _Shadowed(name)  # a param of the block around it: filled in per use (spec/params.py)
         value: Any = variables
         for part in name.split("."):
             if isinstance(value, dict) and part in value:
@@ -182,18 +208,35 @@ def substitute_vars(doc: Document) -> list[Problem]:
             raise RecursionError(" -> ".join(seen + (name,)))
         return resolve(value, path, seen + (name,))
 
-    def resolve(value: Any, path: Path, seen: tuple[str, ...] = ()) -> Any:
+    def resolve(value: Any, path: Path, seen: tuple[str, ...] = (), shadow: frozenset = frozenset()) -> Any:
         if isinstance(value, dict):
-            return {k: resolve(v, path + (k,), seen) for k, v in value.items()}
+            spend(len(value), path)
+            inner = shadow
+            if path[:1] in (("blocks",), ("model",)) and is_block(value) and "params" in value:
+                inner = shadow | frozenset(param_names(value))  # a block's params shadow the vars
+            return {k: resolve(v, path + (k,), seen, shadow if k == "params" else inner) for k, v in value.items()}
         if isinstance(value, list):
-            return [resolve(v, path + (i,), seen) for i, v in enumerate(value)]
+            spend(len(value), path)
+            return [resolve(v, path + (i,), seen, shadow) for i, v in enumerate(value)]
         if not isinstance(value, str) or "${" not in value:
+            spend(len(value) if isinstance(value, str) else 1, path)
             return value
         try:
             whole = _VAR.fullmatch(value)
             if whole:
-                return lookup(whole.group(1), path, seen)
-            return _VAR.sub(lambda m: str(lookup(m.group(1), path, seen)), value)
+                try:
+                    return lookup(whole.group(1), path, seen, shadow)
+                except _Shadowed:
+                    return value
+
+            def one(m):
+                try:
+                    return _text_of(lookup(m.group(1), path, seen, shadow), path)
+                except _Shadowed:
+                    return m.group(0)
+            text = _VAR.sub(one, value)
+            spend(len(text), path)
+            return text
         except KeyError as exc:
             name = exc.args[0]
             hint = did_you_mean(name, variables) or (
@@ -206,9 +249,22 @@ def substitute_vars(doc: Document) -> list[Problem]:
                                     render_path(path), doc.locate(path)))
             return value
 
+    def _text_of(value: Any, path: Path) -> str:
+        if isinstance(value, (dict, list)):  # str() of a big structure is big text too
+            spend(len(value), path)
+        return str(value)
+
     for key in list(data):
         if key != "vars":
-            data[key] = resolve(data[key], (key,))
+            try:
+                data[key] = resolve(data[key], (key,))
+            except _TooBig as exc:
+                at = exc.args[0]
+                problems.append(Problem(f"${{...}} variables expand the spec to more than {MAX_EXPANDED:,} "
+                                        "characters and values", render_path(at), doc.locate(at),
+                                        "variables that use each other several times multiply; write it out, "
+                                        "or use blocks and use"))
+                break
     return problems
 
 

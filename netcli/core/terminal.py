@@ -1,0 +1,42 @@
+"""Make text from files and specs safe to print on a terminal.
+
+Names, metadata and spec text come from files anyone may have written. An
+escape sequence in them (`\\x1b[8m` hides what follows, OSC sequences set the
+window title or clear the screen, a bidi override reorders a line) would reach
+the terminal and could hide or fake what `show` is meant to reveal. Every
+command's output goes through `escape` (plain prints) or `console` (rich), so
+such characters are shown as `\\x1b`, `\\u202e`, ... wherever they came from.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+# C0 controls but tab and newline, DEL, C1 controls, line/paragraph separators, bidi controls.
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]")
+
+
+def escape(text: Any) -> str:
+    """Return `text` with every terminal control character written as a Python escape."""
+    text = str(text)
+    if not _UNSAFE.search(text):
+        return text
+    return _UNSAFE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
+def console(file, **kwargs):
+    """Return a rich Console that escapes control characters in everything it is given to print.
+
+    rich's own styling (colors, when writing to a terminal) is added after the
+    escaping, so tables stay colored while a name from a file cannot drive the terminal.
+    """
+    from rich.console import Console
+    from rich.segment import Segment
+
+    class SafeConsole(Console):
+        def _render_buffer(self, buffer):  # the last step before text becomes terminal output
+            return super()._render_buffer(
+                segment if segment.control else Segment(escape(segment.text), segment.style, segment.control)
+                for segment in buffer)
+
+    return SafeConsole(file=file, **kwargs)

@@ -1,0 +1,480 @@
+"""Issue 16: what a red team and a new user found. One test per numbered defect.
+
+Anything that could run code writes a canary file if it succeeds; anything
+that could lose data checks the old bytes are still there. Each test runs the
+real netcli (in-process through main(), or as a subprocess where the import
+path or a signal is the point).
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import struct
+import subprocess
+import sys
+import textwrap
+import time
+import zipfile
+import zlib
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+
+NETCLI = str(Path(sys.executable).parent / "netcli")
+SMALL = "input: [2, 4]\nmodel:\n  - Linear: [4, 2]\n"
+ENV = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "NETCLI_SPEC")}
+
+
+def _canary_module(folder: Path, name: str) -> Path:
+    marker = folder / f"PWNED-{name}"
+    (folder / f"{name}.py").write_text(f"open({str(marker)!r}, 'w').write('imported')\n")
+    return marker
+
+
+def _rewrite_spec(ckpt: Path, transform) -> None:
+    """Rewrite the spec inside a netcli .safetensors file consistently (sha256 too): a made file, not a damaged one."""
+    import hashlib
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+    with safe_open(str(ckpt), framework="pt") as f:
+        metadata = dict(f.metadata())
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    text = transform(metadata["netcli.spec"])
+    metadata["netcli.spec"] = text
+    metadata["netcli.spec_sha256"] = hashlib.sha256(text.encode()).hexdigest()
+    save_file(tensors, str(ckpt), metadata=metadata)
+
+
+# --- 1. an embedded spec's plugins are never imported ---------------------------------
+
+def test_1_a_checkpoints_plugins_are_never_imported(tmp_path, run_cli, monkeypatch):
+    marker = _canary_module(tmp_path, "netcli_canary16")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    sys.modules.pop("netcli_canary16", None)
+    spec = tmp_path / "net.yaml"
+    spec.write_text(SMALL)
+    ckpt = tmp_path / "net.safetensors"
+    assert run_cli("save", spec, "-o", ckpt).code == 0
+    _rewrite_spec(ckpt, lambda text: "plugins: [netcli_canary16]\n" + text)
+    for args in (("load", ckpt), ("inspect", ckpt), ("init", ckpt), ("export", ckpt, "-o", tmp_path / "x.onnx"),
+                 ("load", ckpt, "--input", "rand:2,4")):
+        result = run_cli(*args)
+        assert result.code == 2, (args, result.err)
+        assert "plugin 'netcli_canary16'" in result.err and "--plugin netcli_canary16" in result.err, result.err
+        assert "Traceback" not in result.err
+    assert not marker.exists()
+    assert "netcli_canary16" not in sys.modules
+    # naming it is consent: then it is imported
+    result = run_cli("load", ckpt, "--plugin", "netcli_canary16")
+    assert result.code == 0, result.err
+    assert marker.exists()
+    sys.modules.pop("netcli_canary16", None)
+
+
+# --- 2. python -m netcli does not import from the current folder -----------------------
+
+def test_2_python_m_netcli_does_not_import_from_the_current_folder(tmp_path):
+    """A `helpers.py` (or a `rich.py`) beside a downloaded file is not imported by `python -m netcli`."""
+    markers = [_canary_module(tmp_path, name) for name in ("helpers", "rich", "yaml")]
+    (tmp_path / "spec.yaml").write_text("plugins: [helpers]\nmodel: [ReLU]\n")
+    for env in (ENV, {**ENV, "PYTHONPATH": os.pathsep}):  # an empty PYTHONPATH entry is the current folder too
+        out = subprocess.run([sys.executable, "-m", "netcli", "validate", "spec.yaml"], cwd=tmp_path, env=env,
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode == 2, out.stderr
+        assert "plugin 'helpers' cannot be imported" in out.stderr
+        assert not any(m.exists() for m in markers)
+    out = subprocess.run([NETCLI, "validate", "spec.yaml"], cwd=tmp_path, env={**ENV, "PYTHONPATH": os.pathsep},
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and not any(m.exists() for m in markers), out.stderr
+
+
+def test_2_a_folder_named_in_pythonpath_stays(tmp_path):
+    """The contrast: PYTHONPATH=. is a deliberate choice, and --plugin then finds the module."""
+    marker = _canary_module(tmp_path, "myblocks")
+    (tmp_path / "spec.yaml").write_text("model: [ReLU]\n")
+    out = subprocess.run([sys.executable, "-m", "netcli", "validate", "spec.yaml", "--plugin", "myblocks"],
+                         cwd=tmp_path, env={**ENV, "PYTHONPATH": "."}, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert marker.exists()
+
+
+# --- 3. escape sequences never reach the terminal --------------------------------------
+
+ESCAPES = ("\x1b[8m", "\x1b]0;owned\x07", "\x1b[2J", "\u202e", "\x9b")
+
+
+def test_3_show_escapes_names_metadata_and_the_spec(tmp_path, run_cli):
+    import torch
+    from safetensors.torch import save_file
+    path = tmp_path / "evil.safetensors"
+    save_file({f"w{e}": torch.ones(2) for e in ESCAPES}, str(path),
+              metadata={f"k{e}": f"v{e}" for e in ESCAPES})
+    result = run_cli("show", path)
+    assert result.code == 0, result.err
+    for e in ESCAPES:
+        assert e not in result.out
+    assert "\\x1b[8m" in result.out and "\\u202e" in result.out
+    pt = tmp_path / "evil.pt"
+    torch.save({"a\x1b]0;t\x07": torch.ones(1), "note": "\x1b[2Jhidden"}, pt)
+    result = run_cli("show", pt)
+    assert result.code == 0 and "\x1b" not in result.out and "\\x1b" in result.out
+
+
+def test_3_an_embedded_spec_is_shown_escaped(tmp_path, run_cli):
+    spec = tmp_path / "net.yaml"
+    spec.write_text(SMALL)
+    ckpt = tmp_path / "net.safetensors"
+    assert run_cli("save", spec, "-o", ckpt).code == 0
+    _rewrite_spec(ckpt, lambda text: text + "# \x1b[8m hidden \x1b]2;title\x07\n")
+    result = run_cli("show", ckpt)
+    assert result.code == 0, result.err
+    assert "\x1b" not in result.out and "\\x1b[8m hidden" in result.out
+
+
+def test_3_terminal_escape_keeps_lines_and_escapes_controls():
+    from netcli.core.terminal import escape
+    assert escape("a\nb\tc") == "a\nb\tc"
+    assert escape("\x1b[8mx\r\x07\u202e") == "\\x1b[8mx\\r\\x07\\u202e"
+
+
+def test_3_names_with_control_characters_are_refused_in_a_spec(write_spec, run_cli):
+    path = write_spec('model:\n  - {ReLU: [], name: "\\e]0;owned\\a"}\n  - {ReLU: [], repeat: 2, names: "\\e[8m{i}"}\n')
+    for command in ("validate", "build"):
+        result = run_cli(command, path)
+        assert result.code == 2
+        assert f"{path}:2:" in result.err and f"{path}:3:" in result.err and "control character" in result.err
+        assert "\x1b" not in result.err + result.out
+
+
+# --- 4. the atomic writer writes only regular files and new paths ----------------------
+
+def test_4_a_fifo_a_device_and_a_dangling_link_are_refused(tmp_path, run_cli):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    result = run_cli("schema", "-o", fifo)
+    assert result.code == 2 and result.err.startswith(f"{fifo}: is a FIFO"), result.err
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    dangling = tmp_path / "link"
+    dangling.symlink_to(tmp_path / "elsewhere" / "victim")
+    (tmp_path / "elsewhere").mkdir()
+    result = run_cli("schema", "-o", dangling)
+    assert result.code == 2 and "does not exist; refusing to create it" in result.err
+    assert not (tmp_path / "elsewhere" / "victim").exists()
+    node = tmp_path / "null"
+    try:
+        os.mknod(node, 0o666 | stat.S_IFCHR, os.makedev(1, 3))  # a /dev/null of our own
+    except (PermissionError, OSError):
+        pytest.skip("cannot make a device node here (not root)")
+    for args in (("schema", "-o", node), ("save", "-o", node), ("run", "-o", node)):
+        result = run_cli(*args[:1], *((ROOT / "configs" / "mlp.yaml",) if args[0] != "schema" else ()), *args[1:])
+        assert result.code == 2, (args, result.err)
+        assert "is a character device" in result.err or "unknown" in result.err, result.err
+        assert stat.S_ISCHR(os.stat(node).st_mode)
+
+
+def test_4_a_symlink_to_a_regular_file_still_works(tmp_path, run_cli):
+    real, link = tmp_path / "real.json", tmp_path / "link.json"
+    real.write_text("old")
+    link.symlink_to(real)
+    assert run_cli("schema", "-o", link).code == 0
+    assert link.is_symlink() and real.read_text().startswith("{")
+
+
+# --- 5. a spec's name is a plain file stem ---------------------------------------------
+
+@pytest.mark.parametrize("name", ["../elsewhere/victim", "/tmp/victim16", "..", "a\\\\b", "-rf"])
+def test_5_a_name_that_is_a_path_is_refused(tmp_path, run_cli, monkeypatch, name):
+    work = tmp_path / "work"
+    work.mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(work)
+    spec = work / "s.yaml"
+    spec.write_text(f"name: {json.dumps(name)}\nmodel: [{{Linear: [2, 2]}}]\n")
+    result = run_cli("save", spec)
+    assert result.code == 2, result.err
+    assert f"{spec}:1:7: name:" in result.err and "cannot be the network's name" in result.err
+    assert sorted(p.name for p in work.iterdir()) == ["s.yaml"]
+    assert list((tmp_path / "elsewhere").iterdir()) == []
+    assert not Path("/tmp/victim16.safetensors").exists()
+
+
+# --- 7. SIGTERM / SIGHUP during a write leave no temp file ----------------------------
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT])
+def test_7_a_terminating_signal_removes_the_temp_file(tmp_path, signum):
+    dest = tmp_path / "net.safetensors"
+    dest.write_bytes(b"old")
+    code = textwrap.dedent(f"""
+        import time
+        from netcli.core.atomic import atomic_path
+        with atomic_path({str(dest)!r}) as tmp:
+            tmp.write_bytes(b"x" * (1 << 20))
+            print("writing", flush=True)
+            time.sleep(60)
+        """)
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "writing"
+    proc.send_signal(signum)
+    assert proc.wait(30) == -signum  # it dies of the signal, as it would have
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["net.safetensors"]
+    assert dest.read_bytes() == b"old"
+
+
+def test_7_a_save_killed_by_sigterm_mid_write(tmp_path):
+    """The real command: SIGTERM as soon as the temp file appears."""
+    spec = tmp_path / "big.yaml"
+    spec.write_text("model:\n" + "  - Linear: [1024, 1024]\n" * 24)  # ~100 MB
+    dest = tmp_path / "net.pt"
+    dest.write_bytes(b"old")
+    proc = subprocess.Popen([NETCLI, "save", str(spec), "-o", str(dest)], env=ENV,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and not any(p.name.startswith(".netcli-tmp-") for p in tmp_path.iterdir()):
+        if proc.poll() is not None:
+            break
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGTERM)
+    rc = proc.wait(60)
+    assert rc in (-signal.SIGTERM, 0), rc
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".netcli-tmp-")]
+    if rc != 0:
+        assert dest.read_bytes() == b"old"
+
+
+# --- 8. a full disk during an export or a run's output ---------------------------------
+
+@pytest.mark.parametrize("fmt", ["torchscript", "exported"])
+def test_8_a_full_disk_during_export_is_a_clear_error(tmp_path, run_cli, fmt):
+    from test_faults import mounted
+    spec = tmp_path / "big.yaml"
+    spec.write_text("input: [2, 512]\nmodel:\n  - Linear: [512, 512]\n  - Linear: [512, 512]\n")
+    with mounted(tmp_path / "disk", "256k") as disk:
+        dest = disk / ("net.pt" if fmt == "torchscript" else "net.pt2")
+        dest.write_bytes(b"old")
+        out = subprocess.run([NETCLI, "export", str(spec), "-f", fmt, "-o", str(dest)], env=ENV,
+                             capture_output=True, text=True, timeout=300)
+        assert out.returncode == 2, out.stderr
+        assert f"{dest}: cannot write: No space left on device; the previous file is unchanged" in out.stderr
+        assert "Traceback" not in out.stderr
+        assert dest.read_bytes() == b"old"
+        assert [p.name for p in disk.iterdir()] == [dest.name]
+
+
+@pytest.mark.parametrize("suffix", [".pt", ".safetensors", ".npy"])
+def test_8_a_full_disk_during_run_output_is_a_clear_error(tmp_path, run_cli, suffix):
+    from test_faults import mounted
+    spec = tmp_path / "wide.yaml"
+    spec.write_text("input: [512, 512]\nmodel:\n  - Linear: [512, 512]\n")  # a 1 MiB output
+    with mounted(tmp_path / "disk", "256k") as disk:
+        dest = disk / f"y{suffix}"
+        result = run_cli("run", spec, "-o", dest, "--json")
+        assert result.code == 2, result.err
+        assert f"{dest}: cannot write: No space left on device; nothing was written" in result.err
+        assert list(disk.iterdir()) == []
+
+
+# --- 9, 10, 18: files that would hang show or crash it ---------------------------------
+
+def test_9_a_shared_reference_dag_is_walked_once(tmp_path, run_cli):
+    import torch
+    x: list = [torch.ones(1)]
+    for _ in range(60):
+        x = [x, x]
+    path = tmp_path / "dag.pt"
+    torch.save(x, path)
+    assert path.stat().st_size < 4096
+    start = time.perf_counter()
+    result = run_cli("show", path)
+    assert result.code == 0, result.err
+    assert time.perf_counter() - start < 20
+    assert "(same as 0)" in result.out
+
+
+def _zip_bomb(path: Path, copies: int, size: int) -> None:
+    """One deflated entry of `size` zero bytes, listed `copies` times in the central directory."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        with zf.open("bomb/data/0000", "w") as f:
+            chunk = bytes(1 << 20)
+            for _ in range(size >> 20):
+                f.write(chunk)
+    data = path.read_bytes()
+    eocd = data.rindex(b"PK\x05\x06")
+    cd_size, cd_offset = struct.unpack("<II", data[eocd + 12:eocd + 20])
+    record = data[cd_offset:cd_offset + cd_size]
+    name = b"bomb/data/0000"
+    records = b"".join(record.replace(name, b"bomb/data/%04d" % i) for i in range(copies))
+    end = bytearray(data[eocd:eocd + 22])
+    end[8:10] = end[10:12] = struct.pack("<H", copies)
+    end[12:16] = struct.pack("<I", len(records))
+    path.write_bytes(data[:cd_offset] + records + bytes(end))
+
+
+def test_10_a_zip_bomb_is_refused_before_inflating(tmp_path, run_cli):
+    path = tmp_path / "bomb.pt"
+    _zip_bomb(path, copies=2000, size=64 << 20)
+    assert path.stat().st_size < 1 << 20
+    start = time.perf_counter()
+    for command in ("show", "load"):
+        result = run_cli(command, path, *(() if command == "show" else (ROOT / "configs" / "mlp.yaml",)))
+        assert result.code == 2, result.err
+        assert result.err.startswith(f"{path}: ") and "refusing to inflate it" in result.err
+    assert time.perf_counter() - start < 20
+
+
+def test_10_overlapping_entries_are_refused(tmp_path, run_cli):
+    path = tmp_path / "overlap.pt"
+    _zip_bomb(path, copies=3, size=1 << 20)  # small: only the overlap gives it away
+    result = run_cli("show", path)
+    assert result.code == 2 and "share the same bytes" in result.err, result.err
+
+
+@pytest.mark.parametrize("kind", ["sparse", "nested", "meta", "quantized", "deep"])
+def test_18_unusual_tensors_are_clear_errors(tmp_path, run_cli, kind):
+    import warnings
+    import torch
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if kind == "sparse":
+            obj, says = {"w": torch.ones(2).to_sparse()}, "is a sparse tensor"
+        elif kind == "nested":
+            obj, says = {"w": torch.nested.nested_tensor([torch.ones(2), torch.ones(3)])}, "is a nested tensor"
+        elif kind == "meta":
+            obj, says = {"w": torch.ones(2, device="meta")}, "on meta"
+        elif kind == "quantized":
+            obj, says = {"w": torch.quantize_per_tensor(torch.ones(2), 0.1, 0, torch.qint8)}, "quantized"
+        else:
+            obj = deep = []
+            for _ in range(5000):
+                deep.append([])
+                deep = deep[0]
+            deep.append(torch.ones(1))
+            says = "nest deeper than"
+        path = tmp_path / f"{kind}.pt"
+        limit = sys.getrecursionlimit()
+        sys.setrecursionlimit(100_000)  # torch.save itself recurses
+        try:
+            torch.save(obj, path)
+        finally:
+            sys.setrecursionlimit(limit)
+    for args in (("show", path), ("load", path, ROOT / "configs" / "mlp.yaml")):
+        result = run_cli(*args)
+        assert result.code == 2, (args, result.err)
+        assert result.err.startswith(f"{path}: ") and says in result.err, result.err
+
+
+# --- 11, 12, 13: specs that would exhaust memory ---------------------------------------
+
+def test_11_variables_that_multiply_are_bounded(write_spec, run_cli):
+    lines = ["vars:", "  v0: xxxxxxxxxxxxxxxx"]
+    lines += [f'  v{i}: "${{v{i - 1}}}${{v{i - 1}}}"' for i in range(1, 40)]
+    path = write_spec("\n".join(lines + ["model:", '  - {Dropout: "${v39}"}']) + "\n")
+    assert path.stat().st_size < 1024
+    start = time.perf_counter()
+    result = run_cli("validate", path)
+    assert result.code == 2
+    assert f"{path}:43:15: model[0].Dropout: ${{...}} variables expand the spec" in result.err
+    assert time.perf_counter() - start < 20
+
+
+def test_11_an_embedded_spec_is_bounded_too(tmp_path, run_cli):
+    spec = tmp_path / "net.yaml"
+    spec.write_text(SMALL)
+    ckpt = tmp_path / "net.safetensors"
+    assert run_cli("save", spec, "-o", ckpt).code == 0
+    lines = ["vars:", "  v0: xxxxxxxxxxxxxxxx"] + [f'  v{i}: "${{v{i - 1}}}${{v{i - 1}}}"' for i in range(1, 40)]
+    _rewrite_spec(ckpt, lambda text: "\n".join(lines) + '\nname: "${v39}"\n' + text)
+    result = run_cli("load", ckpt)
+    assert result.code == 2 and "variables expand the spec" in result.err, result.err
+
+
+@pytest.mark.parametrize("names", ["{i:>400000000}", "{i:>{i}}", "{i.__class__}", "{0}", "{j}"])
+def test_12_a_names_format_is_bounded(write_spec, run_cli, names):
+    path = write_spec(f"model:\n  - {{Linear: [4, 4], repeat: 3, names: {json.dumps(names)}}}\n")
+    result = run_cli("validate", path)
+    assert result.code == 2
+    assert f"{path}:2:" in result.err and "model[0].names: cannot format names" in result.err, result.err
+
+
+@pytest.mark.parametrize("device", ["/dev/zero", "/dev/urandom"])
+def test_13_a_device_as_the_spec_reads_at_most_the_limit(run_cli, monkeypatch, device):
+    result = run_cli("validate", device)
+    assert result.code == 2 and f"{device}: the file is larger than 1024 KiB" in result.err
+    monkeypatch.setenv("NETCLI_SPEC", device)
+    result = run_cli("validate")
+    assert result.code == 2 and f"{device}: the file is larger than 1024 KiB" in result.err
+
+
+def test_13_a_fifo_as_the_spec(tmp_path, run_cli):
+    fifo = tmp_path / "spec.fifo"
+    os.mkfifo(fifo)
+    writer = subprocess.Popen(["sh", "-c", f"yes 'model: [ReLU]' > {fifo}"], stderr=subprocess.DEVNULL)
+    try:
+        result = run_cli("validate", fifo)
+    finally:
+        writer.kill()
+        writer.wait()
+    assert result.code == 2 and "larger than 1024 KiB" in result.err
+
+
+# --- 17. child names that torch refuses ------------------------------------------------
+
+@pytest.mark.parametrize("name", ["forward", "training", "parameters", "_modules", "state_dict"])
+def test_17_module_attribute_names_are_located_errors(write_spec, run_cli, name):
+    path = write_spec(f"model:\n  - Linear: [4, 4]\n  - {{ReLU: [], name: {name}}}\n"
+                      f"blocks:\n  b: {{Sequential: {{{name}: ReLU}}}}\n")
+    for command in ("validate", "build"):
+        result = run_cli(command, path)
+        assert result.code == 2, result.err
+        assert f"'{name}' cannot be a child's name: it is an attribute of nn.Module" in result.err
+        assert f"{path}:3:" in result.err and f"{path}:5:" in result.err
+
+
+def test_17_every_repeated_name_is_checked(write_spec, run_cli):
+    path = write_spec('model:\n  - {Linear: [4, 4], repeat: 12, names: "{i:.1f}"}\n')
+    result = run_cli("validate", path)
+    assert result.code == 2 and "'0.0' cannot be a child's name: it contains '.'" in result.err
+    path = write_spec('model:\n  - {Linear: [4, 4], repeat: 12, names: "b{i:x}"}\n')  # b0..b9, ba, bb: fine
+    assert run_cli("validate", path).code == 0
+
+
+# --- 20, 21: files that say something else than they are -------------------------------
+
+def test_20_a_tied_name_that_shadows_a_stored_tensor_is_damage(tmp_path, run_cli):
+    import torch
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+    spec = tmp_path / "shared.yaml"
+    spec.write_text((ROOT / "configs" / "shared.yaml").read_text())
+    ckpt = tmp_path / "shared.safetensors"
+    assert run_cli("save", spec, "-o", ckpt).code == 0
+    with safe_open(str(ckpt), framework="pt") as f:
+        metadata = dict(f.metadata())
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    aliases = json.loads(metadata["netcli.aliases"])
+    assert aliases
+    alias, stored = next(iter(aliases.items()))
+    other = next(k for k in tensors if k != stored and tensors[k].shape == tensors[stored].shape)
+    aliases[other] = stored  # `other` is stored, and also claims to be `stored`
+    metadata["netcli.aliases"] = json.dumps(aliases)
+    save_file(tensors, str(ckpt), metadata=metadata)
+    for args in (("show", ckpt), ("load", ckpt)):
+        result = run_cli(*args)
+        assert result.code == 2, result.err
+        assert f"its tied name '{other}' is also a stored tensor" in result.err
+    del torch
+
+
+def test_21_a_torchscript_archive_is_named(tmp_path, run_cli):
+    import torch
+    net = torch.nn.Sequential(torch.nn.Linear(4, 2))
+    path = tmp_path / "model.pt"
+    torch.jit.save(torch.jit.script(net), str(path))
+    for args in (("show", path), ("load", path, ROOT / "configs" / "mlp.yaml")):
+        result = run_cli(*args)
+        assert result.code == 2
+        assert result.err.startswith(f"{path}: this is a TorchScript archive, not a state_dict")
+        assert "weights_only=False" not in result.err
