@@ -17,7 +17,7 @@ from functools import lru_cache
 from typing import Any
 
 from netcli import registry
-from netcli.core.errors import Problem
+from netcli.core.errors import Problem, first_line
 
 # Arguments read from the channel dimension (N, C, ...); every other inferable
 # argument (in_features, in1_features, input_size, normalized_shape, a custom
@@ -208,7 +208,7 @@ class Flow:
                 self.value = module(x)
         except Exception as exc:
             from netcli.build.shapes import ShapeTrace
-            text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            text = first_line(exc)
             if ShapeTrace(error=exc).data_dependent:
                 self.stop(f"block {label} needs real values to run, so the shape after it is unknown")
             else:

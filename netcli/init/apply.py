@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from netcli.core.errors import NetcliError
+from netcli.core.errors import NetcliError, first_line
 from netcli.core.ties import canonical_names
 from netcli.init.plan import plan_rules
 from netcli.init.rules import Rule, Touched, all_rules
@@ -29,7 +29,7 @@ def apply_rules(net: Any, rules: Sequence[Rule]) -> list[Touched]:
                     rule.fn(s.tensor, *rule.args, **rule.kwargs)
                 except Exception as exc:  # what the meta dry run could not foresee
                     raise NetcliError(rule.problem(
-                        f"{rule.init} failed on '{s.name}': {type(exc).__name__}: {exc}".splitlines()[0],
+                        f"{rule.init} failed on '{s.name}': {type(exc).__name__}: {first_line(exc)}",
                         "check the rule's arguments")) from exc
     return plan.report(net)
 

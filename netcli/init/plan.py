@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from netcli.core.errors import NetcliError
+from netcli.core.errors import NetcliError, first_line
 from netcli.core.ties import canonical_names
 from netcli.init.rules import Rule, Touched
 from netcli.init.targets import Selected, select
@@ -75,7 +75,7 @@ def _dry_run(rule: Rule, selected: list[Selected]) -> None:
             rule.fn(torch.empty(t.shape, dtype=t.dtype, device="meta"), *rule.args, **rule.kwargs)
         except Exception as exc:
             raise NetcliError(rule.problem(
-                f"{rule.init} cannot apply to '{s.name}' (shape {shape}): {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
+                f"{rule.init} cannot apply to '{s.name}' (shape {shape}): {first_line(exc)}",
                 "check the arguments against the initializer (`netcli init --help` lists the rule forms)")) from None
 
 

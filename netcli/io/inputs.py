@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from netcli.core.errors import NetcliError
+from netcli.core.errors import NetcliError, first_line
 
 GENERATORS = ("rand", "randn", "ones", "zeros")
 
@@ -83,7 +83,7 @@ def load_tensor_file(path: Path, key: str | None = None):
     except NetcliError:
         raise
     except Exception as exc:
-        raise NetcliError(f"{label}: cannot read a tensor from it: {exc}".splitlines()[0],
+        raise NetcliError(f"{label}: cannot read a tensor from it: {first_line(exc)}",
                           hint="give a .npy, .pt or .safetensors file holding a tensor") from exc
     if isinstance(value, torch.Tensor):
         return value
