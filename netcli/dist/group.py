@@ -178,19 +178,25 @@ def distributed_main(invoke: Callable[[], int]) -> int:
         sys.stdout, sys.stderr = real_out, real_err
     finished.set()
     if code != 0:
-        first = store.add(_KEY_FAILED, 1) == 1
+        if me != 0:  # rank 0 has printed its own error already, live: give it the first word
+            deadline = time.monotonic() + 1.0
+            while time.monotonic() < deadline and not store.check([_KEY_CODE]):
+                time.sleep(0.02)
+        first = store.add(_KEY_FAILED, 1) == 1 and not (me != 0 and store.check([_KEY_CODE]))
         if first:
             if me != 0:
                 for line in err.buffer_.getvalue().splitlines():
                     print(f"netcli: rank {me}: {line.removeprefix('netcli: ')}", file=real_err)
             store.set(_KEY_CODE, str(code))
             deadline = time.monotonic() + 5  # let the others see it before torchrun stops them
-            while time.monotonic() < deadline and int(store.add(_KEY_ACK, 0)) < n - 1 - (int(store.add(_KEY_FAILED, 0)) - 1):
-                time.sleep(0.05)
+            while time.monotonic() < deadline and int(store.add(_KEY_ACK, 0)) < n - 1:
+                time.sleep(0.02)
         else:
             with contextlib.suppress(Exception):
                 store.wait([_KEY_CODE], timedelta(seconds=10))
                 code = int(store.get(_KEY_CODE))
+            with contextlib.suppress(Exception):
+                store.add(_KEY_ACK, 1)
         real_err.flush()
         os._exit(code)  # no collective teardown: a peer may be gone
     # success here: wait for every rank to finish (or one to fail), bounded
