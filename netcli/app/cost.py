@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import sys
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 from torch import nn
@@ -211,7 +212,7 @@ def measure(net: nn.Module, inputs: tuple, *, backward: bool = False) -> Cost:
                 cost.backward_flops = back.get_total_flops()
                 for name, flops in _block_flops(back).items():
                     tracker.blocks[name].backward_flops = flops
-    except Exception as exc:  # a block that cannot run here: report what was counted before it
+    except Exception as exc:  # noqa: BLE001 - a block that cannot run here: report what was counted before it
         cost.error = exc
     finally:
         tracker.unhook()
@@ -314,6 +315,7 @@ def count_network(loaded, built, *, backward: bool = False):
     if loaded.spec.input is None:
         return {}, None, None
     import copy
+
     from netcli.build.validate import check_shapes
     trace, meta, note = check_shapes(loaded)
     shapes = dict(trace.shapes) if trace else {}
