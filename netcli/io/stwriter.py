@@ -77,92 +77,125 @@ def _bytes_of(t) -> memoryview:
 def _stream_direct(path, pieces: list, sums: dict, bar) -> bool:
     """Write the pieces in order through O_DIRECT; return False where the file system refuses it.
 
-    The main thread copies the bytes into one of three page-aligned buffers, a
-    writer thread writes full buffers at aligned offsets, a third checksums
+    The main thread copies the bytes into page-aligned buffers (`_DirectStream`),
+    a writer thread writes full buffers at aligned offsets, a third checksums
     each tensor from its own memory. The last buffer is padded to the block
     size and the file cut back to its length.
     """
     import concurrent.futures
     import errno
-    import mmap
-    import queue
-    flag = getattr(os, "O_DIRECT", 0)
-    if not flag:
+    fd = _open_direct(path)
+    if fd is None:
         return False
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_TRUNC | flag)
-    except OSError as exc:
-        if exc.errno == errno.EINVAL:
-            return False
-        raise
     total = sum(len(p) for _, p in pieces)
-    size = min(_DIRECT_BUF, -(-total // _BLOCK) * _BLOCK)
-    free: queue.Queue = queue.Queue()
-    full: queue.Queue = queue.Queue()
-    for _ in range(3):
-        free.put(mmap.mmap(-1, size))
-    state: dict = {"error": None, "written": 0}
-
-    def writer() -> None:
-        while (item := full.get()) is not None:
-            buf, n, at = item
-            if state["error"] is None:
-                try:
-                    with memoryview(buf) as whole, whole[:n] as view:
-                        done = 0
-                        while done < n:
-                            k = os.pwrite(fd, view[done:], at + done)
-                            if k <= 0:
-                                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-                            done += k
-                    state["written"] += n
-                except OSError as exc:
-                    state["error"] = exc
-            free.put(buf)
-
-    thread = threading.Thread(target=writer, name="netcli-direct-writer", daemon=True)
-    thread.start()
-    pending: list[concurrent.futures.Future] = []
+    stream = _DirectStream(fd, min(_DIRECT_BUF, -(-total // _BLOCK) * _BLOCK))
     try:
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
-            buf, fill, at = free.get(), 0, 0
+            pending = []
             for name, piece in pieces:
                 if name is not None:
                     pending.append(pool.submit(_crc_into, sums, name, piece))
-                pos = 0
-                while pos < len(piece):
-                    k = min(size - fill, len(piece) - pos)
-                    buf[fill:fill + k] = piece[pos:pos + k]
-                    fill, pos = fill + k, pos + k
-                    if fill == size:
-                        full.put((buf, size, at))
-                        bar.advance(size)
-                        buf, fill, at = free.get(), 0, at + size
-                        if state["error"] is not None:
-                            break
-                if state["error"] is not None:
+                if not stream.put(piece, bar):
                     break
-            if state["error"] is None and fill:
-                pad = -fill % _BLOCK
-                buf[fill:fill + pad] = bytes(pad)
-                full.put((buf, fill + pad, at))
-                bar.advance(fill)
-            full.put(None)
-            thread.join()
+            stream.close(bar)
             for f in pending:
                 f.result()
-        error = state["error"]
-        if error is not None:
-            if error.errno == errno.EINVAL and state["written"] == 0:
+        if stream.error is not None:
+            if stream.error.errno == errno.EINVAL and stream.written == 0:
                 return False  # O_DIRECT opened but not honoured for these writes: go through the page cache
-            raise error
+            raise stream.error
         os.ftruncate(fd, total)
         return True
     finally:
-        if thread.is_alive():
-            full.put(None)
-            thread.join()
+        stream.stop()
         os.close(fd)
+
+
+def _open_direct(path) -> int | None:
+    """Open `path` for O_DIRECT writes; None where the system or the file system has no O_DIRECT."""
+    import errno
+    flag = getattr(os, "O_DIRECT", 0)
+    if not flag:
+        return None
+    try:
+        return os.open(path, os.O_WRONLY | os.O_TRUNC | flag)
+    except OSError as exc:
+        if exc.errno == errno.EINVAL:
+            return None
+        raise
+
+
+class _DirectStream:
+    """Three page-aligned buffers in flight: the caller fills one while a thread writes the full ones.
+
+    O_DIRECT needs aligned buffers, lengths and offsets; after the first
+    failed write the stream stops taking data and keeps the error for the caller.
+    """
+
+    def __init__(self, fd: int, size: int):
+        import mmap
+        import queue
+        self.fd, self.size = fd, size
+        self.free: queue.Queue = queue.Queue()
+        self.full: queue.Queue = queue.Queue()
+        for _ in range(3):
+            self.free.put(mmap.mmap(-1, size))
+        self.error: OSError | None = None
+        self.written = 0
+        self.buf, self.fill, self.at = self.free.get(), 0, 0
+        self.thread = threading.Thread(target=self._write_full_buffers, name="netcli-direct-writer", daemon=True)
+        self.thread.start()
+
+    def put(self, piece, bar) -> bool:
+        """Copy `piece` into the buffers, handing each full one to the writer; False once a write failed."""
+        pos = 0
+        while pos < len(piece):
+            k = min(self.size - self.fill, len(piece) - pos)
+            self.buf[self.fill:self.fill + k] = piece[pos:pos + k]
+            self.fill, pos = self.fill + k, pos + k
+            if self.fill == self.size:
+                self.full.put((self.buf, self.size, self.at))
+                bar.advance(self.size)
+                self.buf, self.fill, self.at = self.free.get(), 0, self.at + self.size
+                if self.error is not None:
+                    return False
+        return self.error is None
+
+    def close(self, bar) -> None:
+        """Write the last buffer, padded to the block size, and wait for the writer."""
+        if self.error is None and self.fill:
+            pad = -self.fill % _BLOCK
+            self.buf[self.fill:self.fill + pad] = bytes(pad)
+            self.full.put((self.buf, self.fill + pad, self.at))
+            bar.advance(self.fill)
+        self.stop()
+
+    def stop(self) -> None:
+        if self.thread.is_alive():
+            self.full.put(None)
+            self.thread.join()
+
+    def _write_full_buffers(self) -> None:
+        while (item := self.full.get()) is not None:
+            buf, n, at = item
+            if self.error is None:
+                try:
+                    _pwrite_all(self.fd, buf, n, at)
+                    self.written += n
+                except OSError as exc:
+                    self.error = exc
+            self.free.put(buf)
+
+
+def _pwrite_all(fd: int, buf, n: int, at: int) -> None:
+    import errno
+    with memoryview(buf) as whole, whole[:n] as view:
+        done = 0
+        while done < n:
+            k = os.pwrite(fd, view[done:], at + done)
+            if k <= 0:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            done += k
 
 
 def _stream_buffered(path, pieces: list, sums: dict, bar) -> None:
