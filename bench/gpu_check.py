@@ -26,7 +26,8 @@ from torch import nn
 from netcli.init.engine import build_model
 from netcli.core.devices import gpu_count, human_bytes, list_devices
 from netcli.core.errors import NetcliError
-from netcli.io.files import load_checkpoint, save_checkpoint
+from netcli.app.restore import load_checkpoint
+from netcli.io.files import save_checkpoint
 from netcli.build.validate import load_spec_text
 
 START = time.perf_counter()
@@ -187,6 +188,35 @@ def check_meta() -> None:
     check(n == 10_000_100_000 and took < 5, f"{n:,} parameters in {took:.2f} s")
 
 
+def check_nccl_sharded() -> None:
+    """SPEC §6 on GPUs: torchrun ranks on nccl, FSDP2-sharded init equal to one CPU process's --fast-init."""
+    n = max(1, min(2, gpu_count()))
+    step(f"--shard fsdp on {n} GPU rank(s) over nccl (torchrun)")
+    text = ("input: [2, 300]\nseed: 3\nmodel: [{Linear: [300, 1000]}, ReLU, {Linear: [1000, 7]}]\n"
+            "init: ['xavier:0', 'orthogonal:2']\n")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "big.yaml"
+        path.write_text(text)
+        run = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(n), "-m", "netcli"]
+        out = subprocess.run(run + ["save", str(path), "--shard", "fsdp", "--device", "cuda", "-o", f"{tmp}/ck/"],
+                             capture_output=True, text=True, timeout=300)
+        check(out.returncode == 0, f"save --shard fsdp --device cuda on {n} rank(s)" + ("" if out.returncode == 0 else
+                                                                                       f": {out.stderr[-2000:]}"))
+        from netcli.io.files import read_checkpoint
+        ckpt = read_checkpoint(f"{tmp}/ck")
+        ref = build_model(spec(text, "big"), device="cpu", fast_init=True).net.state_dict()
+        check(all(torch.equal(ckpt.tensor(k), v) for k, v in ref.items()),
+              "the sharded GPU init equals one CPU process's --fast-init, bit for bit")
+        out = subprocess.run(run + ["run", str(path), "--shard", "fsdp", "--device", "cuda", "--checkpoint",
+                                    f"{tmp}/ck/", "--input", "ones:1,300", "--json"],
+                             capture_output=True, text=True, timeout=300)
+        check(out.returncode == 0, "run --shard fsdp --checkpoint DIR/ on cuda" + ("" if out.returncode == 0 else
+                                                                                   f": {out.stderr[-2000:]}"))
+        got = torch.tensor(json.loads(out.stdout)["values"])
+        want = build_model(spec(text, "big"), device="cpu", fast_init=True).net(torch.ones(1, 300)).detach()
+        check(torch.allclose(got, want, atol=1e-4), f"its output matches the CPU's (max |diff| {(got - want).abs().max():.2e})")
+
+
 def main() -> None:
     report = list_devices()
     print(f"torch {torch.__version__} (CUDA {torch.version.cuda}); {len(report.gpus)} GPU(s): "
@@ -202,6 +232,7 @@ def main() -> None:
         check_split("cuda:1")
     check_save_gpu_load_cpu()
     check_too_big_for_the_gpu()
+    check_nccl_sharded()
     step(f"all CUDA checks passed in {time.perf_counter() - START:.1f} s")
 
 
