@@ -68,7 +68,7 @@ def join() -> None:
     if joined():
         return
     timeout = timedelta(seconds=timeout_s())
-    if world_size() <= 1 or "MASTER_ADDR" not in os.environ:
+    if "MASTER_ADDR" not in os.environ:
         # one process (`netcli save --shard fsdp` without torchrun): a group of one, nothing to rendezvous
         dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1, timeout=timeout)
         return
