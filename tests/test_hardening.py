@@ -478,3 +478,62 @@ def test_21_a_torchscript_archive_is_named(tmp_path, run_cli):
         assert result.code == 2
         assert result.err.startswith(f"{path}: this is a TorchScript archive, not a state_dict")
         assert "weights_only=False" not in result.err
+
+
+# --- 3 (commands), 6, 19: the command line -------------------------------------------
+
+def test_3_build_and_load_print_names_escaped(tmp_path, run_cli):
+    """A string argument reaches print(net): it is escaped on the way out, as names are refused on the way in."""
+    spec = tmp_path / "up.yaml"
+    spec.write_text('input: [1, 1, 2, 2]\nmodel:\n  - {Upsample: {scale_factor: 2, mode: "nearest\\e]0;owned\\a"}}\n')
+    result = run_cli("build", spec, "--print")
+    assert "\x1b" not in result.out + result.err
+    result = run_cli("build", spec)
+    assert "\x1b" not in result.out + result.err
+
+
+def test_6_an_output_onto_an_input_is_refused(tmp_path, run_cli):
+    spec = tmp_path / "net.yaml"
+    spec.write_text(SMALL)
+    ckpt = tmp_path / "ck.safetensors"
+    assert run_cli("save", spec, "-o", ckpt).code == 0
+    before = ckpt.read_bytes()
+    state = tmp_path / "model.pt"
+    assert run_cli("save", spec, "-o", state).code == 0
+    state_before = state.read_bytes()
+    for args, target in ((("run", spec, "--checkpoint", ckpt, "-o", ckpt), ckpt),
+                         (("run", spec, "--input", state, "-o", state), state),
+                         (("export", ckpt, "-o", ckpt, "-f", "torchscript"), ckpt),
+                         (("export", state, "--spec", spec, "-o", state), state),
+                         (("init", ckpt, "-o", ckpt), ckpt),
+                         (("convert", ckpt, "-o", ckpt), ckpt)):
+        result = run_cli(*args)
+        assert result.code == 2, (args, result.err)
+        assert f"{target}: the -o file is also this command's input; refusing to overwrite it" in result.err
+    assert ckpt.read_bytes() == before and state.read_bytes() == state_before
+
+
+@pytest.mark.parametrize("how", ["full", "closed", "pipe", "ascii"])
+def test_19_a_stdout_that_cannot_take_the_output(tmp_path, how):
+    spec = tmp_path / "net.yaml"
+    spec.write_text('model:\n  - {Linear: [4, 4], name: "lin\u00e9aire"}\n')
+    args = [NETCLI, "build", str(spec), "--print"]
+    env = dict(ENV)
+    if how == "full":
+        out = subprocess.run(args, stdout=open("/dev/full", "w"), stderr=subprocess.PIPE, text=True, env=env)
+        assert out.returncode == 2 and out.stderr == "netcli: cannot write the output: No space left on device\n"
+        return
+    if how == "closed":
+        out = subprocess.run(" ".join(args) + " >&-", shell=True, stderr=subprocess.PIPE, text=True, env=env)
+    elif how == "pipe":
+        proc = subprocess.Popen([NETCLI, "schema", "--regenerate"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                env=env)
+        proc.stdout.read(10)
+        proc.stdout.close()
+        err = proc.stderr.read().decode()
+        assert proc.wait(120) in (0, 141) and "Traceback" not in err, err
+        return
+    else:
+        out = subprocess.run(args, capture_output=True, text=True, env={**env, "PYTHONIOENCODING": "ascii"})
+        assert "lin\\xe9aire" in out.stdout
+    assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr

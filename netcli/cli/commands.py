@@ -6,6 +6,7 @@ that turns NetcliError into `FILE:LINE:COL: where: what (hint)` and exit 2.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from enum import Enum
@@ -107,6 +108,8 @@ def run(
     from netcli.build.inference import input_sets
     from netcli.init.engine import build_model
     from netcli.io.inputs import make_input
+    from netcli.core.atomic import refuse_overwriting_inputs
+    refuse_overwriting_inputs(output, spec, checkpoint, input_)  # -o onto what this run reads
     # --input's shape is the one shape inference uses (as --set input=[...] would)
     loaded = _open_spec(spec, [*input_sets(input_), *(set_ or ())], plugin)
     from netcli.app import sharded
@@ -174,7 +177,9 @@ def init_(
 ):
     """Build, apply the spec's init rules and then --rule ones, and show what each rule set."""
     from netcli.app.network import open_network
+    from netcli.core.atomic import refuse_overwriting_inputs
     from netcli.init.apply import explain as explain_rules
+    refuse_overwriting_inputs(output, spec)
     if shard is not None:
         from netcli.app import sharded
         built = sharded.build(_open_spec(spec, set_, plugin), shard=shard, device=device, seed=seed,
@@ -240,6 +245,8 @@ def save(
         return
     output = output or f"{loaded.name}.safetensors"
     format_of(output)  # refuse an unknown extension before building anything
+    from netcli.core.atomic import refuse_overwriting_inputs
+    refuse_overwriting_inputs(output, spec)
     built = sharded.build(loaded, shard=None, device=device, seed=seed, rules=tuple(rule or ()), fast_init=fast_init)
     start = time.perf_counter()
     report = save_checkpoint(built, output)
@@ -350,6 +357,8 @@ def export(
     from netcli.io.export import export_model, format_for
     from netcli.io.inputs import make_input
     fmt = format_for(format_.value if format_ is not None else None, output)
+    from netcli.core.atomic import refuse_overwriting_inputs
+    refuse_overwriting_inputs(output, source, spec, input_)  # `export model.pt -o model.pt` would replace the state_dict
     built = open_network(source, sets=set_ or (), plugins=plugin or (), device=device, seed=seed, spec=spec,
                          notes=_notes())
     result = export_model(built, make_input(input_, built.loaded.spec.input, built.device), fmt, output)
@@ -357,6 +366,25 @@ def export(
         render.print_json(result.as_json())
     else:
         render.exported(result, fmt)
+
+
+@app.command()
+def code(
+    spec: SpecArg = None,
+    output: Annotated[Optional[str], typer.Option("--output", "-o", help="write the code to FILE (default: print it)",
+                                                  show_default=False)] = None,
+    rule: RuleOpt = None,
+    set_: SetOpt = None, seed: SeedOpt = None, device: DeviceOpt = None, plugin: PluginOpt = None,
+):
+    """Write the network as plain PyTorch source: classes, nn.Sequential, and build(seed) with the init rules."""
+    from netcli.app.eject import command_args, write_code
+    loaded = _open_spec(spec, set_, plugin)
+    args = command_args(spec, set_ or (), plugin or (), rule or (), seed, device)
+    text = write_code(loaded, output, seed=seed, device=device, rules=tuple(rule or ()), spec_args=args)
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        print(f"wrote {output}: {text.count(chr(10))} lines of PyTorch; build() returns the network", file=sys.stderr)
 
 
 @app.command("types")
@@ -408,6 +436,8 @@ def convert(
 ):
     """Convert a checkpoint between one .safetensors, the Hugging Face sharded layout, a DCP folder and .pt."""
     from netcli.io.shards import convert as convert_files
+    from netcli.core.atomic import refuse_overwriting_inputs
+    refuse_overwriting_inputs(output, source)
     report = convert_files(source, output, to=to, max_shard_size=max_shard_size)
     if json_:
         render.print_json(report)
@@ -436,8 +466,19 @@ def main(argv: Optional[list[str]] = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     if "--debug" in args[:1]:
         _state["debug"] = True
+    from netcli.core.safepath import drop_implicit_cwd
+    from netcli.core.terminal import EscapingStream
+    drop_implicit_cwd(module_run=False)  # plugins never come from the current folder by accident
+    # Every plain print goes through the escaping stream: a name or value from a file cannot drive the terminal.
+    real_stdout, sys.stdout = sys.stdout, EscapingStream(sys.stdout)
     try:
-        app(args=args, prog_name="netcli")
+        try:
+            app(args=args, prog_name="netcli")
+        finally:
+            sys.stdout = real_stdout
+        _flush_stdout()
+    except _StdoutGone as exc:
+        sys.exit(exc.code)
     except NetcliError as exc:
         if _state["debug"]:
             raise
@@ -451,6 +492,39 @@ def main(argv: Optional[list[str]] = None) -> None:
     except Exception as exc:
         if _state["debug"]:
             raise
+        code = _stdout_error(exc)
+        if code:
+            sys.exit(code)
         print(f"netcli: internal error: {type(exc).__name__}: {exc}\n"
               "(run with --debug or NETCLI_DEBUG=1 to see the traceback; please report it)", file=sys.stderr)
         sys.exit(1)
+
+
+class _StdoutGone(Exception):
+    def __init__(self, code: int):
+        super().__init__(code)
+        self.code = code
+
+
+def _stdout_error(exc: BaseException) -> int:
+    """The exit code for a failed write to stdout (a closed pipe, /dev/full), else 0: no traceback for those."""
+    import errno
+    if isinstance(exc, BrokenPipeError):
+        with contextlib.suppress(OSError):  # the reader left (`| head`): say nothing more, as other tools do
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EIO, errno.EBADF):
+        print(f"netcli: cannot write the output: {exc.strerror}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _flush_stdout() -> None:
+    """Flush now, where a failure can still be reported, not at interpreter exit."""
+    try:
+        if sys.stdout is not None:
+            sys.stdout.flush()
+    except (OSError, ValueError) as exc:
+        code = _stdout_error(exc) if isinstance(exc, OSError) else 0
+        if code:
+            raise _StdoutGone(code) from exc

@@ -7,15 +7,16 @@ from typing import Any
 
 
 def stdout():
-    from rich.console import Console
+    from netcli.core.terminal import console, unescaped
     # In a pipe rich assumes 80 columns and cuts tree lines; a reader there wants whole lines.
     width = None if sys.stdout.isatty() else 200
-    return Console(file=sys.stdout, highlight=False, soft_wrap=True, width=width)
+    # names and values from files are escaped by the console; rich's own colors are not
+    return console(unescaped(sys.stdout), highlight=False, soft_wrap=True, width=width)
 
 
 def stderr():
-    from rich.console import Console
-    return Console(file=sys.stderr, highlight=False, soft_wrap=True)
+    from netcli.core.terminal import console, unescaped
+    return console(unescaped(sys.stderr), highlight=False, soft_wrap=True)
 
 
 def print_json(data: Any) -> None:

@@ -379,6 +379,6 @@ def refuse_overwriting_inputs(dest: str | os.PathLike | None, *inputs: str | os.
         except OSError:
             continue
         if same:
-            raise NetcliError(Problem(f"{option} {dest} is the file this command reads ({source}); "
-                                      "refusing to overwrite it", location=Location(str(dest)),
-                                      hint="write the result to another file"))
+            raise NetcliError(Problem(f"the {option} file is also this command's input; refusing to overwrite it",
+                                      location=Location(str(dest)),
+                                      hint="the input is kept; write the result to another file"))

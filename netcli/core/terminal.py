@@ -40,3 +40,41 @@ def console(file, **kwargs):
                 for segment in buffer)
 
     return SafeConsole(file=file, **kwargs)
+
+
+class EscapingStream:
+    """A text stream that escapes terminal controls in what is written to it (plain `print`s).
+
+    It also survives a stdout that cannot take the text: a character the
+    stream's encoding lacks is written as `\\uXXXX` rather than raising
+    UnicodeEncodeError, and a closed stdout (`>&-`, sys.stdout None) swallows the text.
+    """
+
+    def __init__(self, stream):
+        self.unescaped = stream
+
+    def write(self, text: str) -> int:
+        if self.unescaped is None:
+            return len(text)
+        safe = escape(text)
+        try:
+            self.unescaped.write(safe)
+        except UnicodeEncodeError:
+            encoding = getattr(self.unescaped, "encoding", None) or "ascii"
+            self.unescaped.write(safe.encode(encoding, "backslashreplace").decode(encoding))
+        return len(text)
+
+    def flush(self) -> None:
+        if self.unescaped is not None:
+            self.unescaped.flush()
+
+    def isatty(self) -> bool:
+        return self.unescaped is not None and self.unescaped.isatty()
+
+    def __getattr__(self, name: str):
+        return getattr(self.unescaped, name)
+
+
+def unescaped(stream):
+    """The stream under an EscapingStream (for rich, which escapes in `console`), else the stream itself."""
+    return getattr(stream, "unescaped", stream) if isinstance(stream, EscapingStream) else stream
