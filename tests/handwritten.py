@@ -112,10 +112,16 @@ def devices():
     return nn.Sequential(nn.Sequential(nn.Linear(20, 256), nn.ReLU()), nn.Linear(256, 10))
 
 
+def mlp_wide():
+    # configs/mlp_wide.yaml: extends mlp.yaml, with 1024 hidden units
+    return nn.Sequential(nn.Linear(20, 1024), nn.ReLU(), nn.Linear(1024, 10))
+
+
 # config stem -> hand-written builder; every shipped config must appear here
 HANDWRITTEN = {
     "mlp": mlp, "rgnet": rgnet, "shared": shared, "chimera": chimera, "mlp_block": mlp_block,
     "named": named, "centered": centered, "mylinear": mylinear, "frozen": frozen, "devices": devices,
+    "mlp_wide": mlp_wide,
 }
 
 

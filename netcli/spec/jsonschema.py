@@ -67,6 +67,9 @@ def generate(*, plugins: Iterable[str] = (), builtin_only: bool = False) -> dict
     props = schema["properties"]
     props["model"] = {**NODE_REF, "description": "the network"}
     props["blocks"]["additionalProperties"] = NODE_REF
+    # In a spec that extends another, KEY+=: [...] appends to the base's list (spec/compose.py).
+    schema["patternProperties"] = {r"^[A-Za-z_]+\+=$": {
+        "type": "array", "description": "with extends: appended to the base's list under the same key"}}
     init_names = [e.name for e in inits]
     items = props["init"]["items"]
     items[next(k for k in ("oneOf", "anyOf") if k in items)][0] = {

@@ -368,7 +368,8 @@ def read_spec_text(text: str, source: str, sets: Iterable[str] = (), *,
     `check` (build.validate's registry, shape and size checks) runs on the
     result, and its problems are reported together with this file's.
     """
-    doc = parse_yaml(text, source)
+    from netcli.spec.compose import compose
+    doc = compose(parse_yaml(text, source))  # extends: merged first, so --set and ${vars} apply to the result
     apply_sets(doc, sets)
     problems = substitute_vars(doc)
     try:

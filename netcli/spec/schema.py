@@ -14,7 +14,7 @@ from pydantic import (BaseModel, BeforeValidator, ConfigDict, Discriminator, Fie
 from pydantic_core import PydanticCustomError
 
 OPTIONS = ("name", "repeat", "names", "device", "frozen")
-TOP_LEVEL_KEYS = ("name", "input", "seed", "device", "vars", "plugins", "blocks", "model", "init", "shard")
+TOP_LEVEL_KEYS = ("name", "input", "seed", "device", "vars", "plugins", "blocks", "model", "init", "shard", "extends")
 RULE_KEYS = ("init", "args", "target", "params")
 from netcli.core.limits import SEED_MAX, SEED_MIN
 MAX_INPUT_NUMEL = 2**59  # a tensor's element count is an int64, and so is its size in bytes (8 per element)
@@ -219,6 +219,19 @@ class Spec(BaseModel):
     shard: list[str] = Field(
         default_factory=list, description="with --shard fsdp: the blocks FSDP2 shards as units, by type (Linear) "
                                           "or path (0, encoder.*); default: each direct child of the model")
+    # Resolved when the file is read (spec/compose.py), so a validated document no longer has it.
+    extends: Union[str, list[str], None] = Field(
+        None, description="base spec file(s), relative to this file, merged in order with this file on top: "
+                          "mappings merge, lists and values replace, KEY+=: [...] appends to a base's list, "
+                          "KEY: ~ deletes a base's key")
+
+    @field_validator("extends")
+    @classmethod
+    def _extends_is_resolved_first(cls, value):
+        if value is not None:  # only --set can write it after the file was read
+            raise PydanticCustomError("extends_late", "'extends' is resolved when the file is read, before --set "
+                                      "applies (name the base in the spec file)")
+        return value
 
     @field_validator("input")
     @classmethod

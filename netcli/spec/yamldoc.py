@@ -35,6 +35,9 @@ class Document:
     key_positions: dict[Path, tuple[int, int]] = field(default_factory=dict)
     overrides: dict[Path, str] = field(default_factory=dict)  # path -> the --set that wrote it
     text: str = ""
+    # path -> the file that wrote the value / the key, where it is not `source` (a base named by extends:)
+    sources: dict[Path, str] = field(default_factory=dict)
+    key_sources: dict[Path, str] = field(default_factory=dict)
 
     def locate(self, path: Path, *, key: bool = False) -> Location:
         """Return the location of `path`, or of its nearest located parent."""
@@ -45,9 +48,9 @@ class Document:
         for n in range(len(path), -1, -1):
             prefix = path[:n]
             if key and n == len(path) and prefix in self.key_positions:
-                return Location(self.source, *self.key_positions[prefix])
+                return Location(self.key_sources.get(prefix, self.source), *self.key_positions[prefix])
             if prefix in self.positions:
-                return Location(self.source, *self.positions[prefix])
+                return Location(self.sources.get(prefix, self.source), *self.positions[prefix])
         return Location(self.source)
 
 

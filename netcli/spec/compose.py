@@ -1,0 +1,274 @@
+"""Specs that extend specs: `extends:`, resolved when a file is read, before --set and ${vars}.
+
+    # configs/mlp_wide.yaml
+    extends: mlp.yaml          # a path relative to this file, or a list of them
+    vars: {width: 1024}
+    model: [...]               # a list replaces the base's list whole
+    init+=: ["zeros:*.bias"]   # `KEY+=:` appends to the base's list instead
+    seed: ~                    # `~` (null) deletes a key a base wrote
+
+The bases are read (each may extend others) and merged in the order named,
+then the file itself on top: mappings merge key by key, recursively, the later
+file winning on every value; lists and scalars replace whole, and so does a
+node of another type (`{GELU: ...}` over `{ReLU: ...}`). `name:` is not
+inherited: a spec's name is its own `name:` or its file's stem. The result is
+one plain document, with no `extends` left in it: what `--set` and `${vars}`
+then apply to, and what a checkpoint embeds.
+
+Every value keeps the file, line and column where it was written, so an error
+in the merged spec points into the base or the extension, whichever wrote it.
+The limits of one file hold across all of them: together the files are at most
+`MAX_BYTES`, the merged document at most `MAX_NODES` values, and at most
+`MAX_FILES` files are read for one spec; a cycle or a missing base is an error
+at the `extends:` entry that names it.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from netcli.core.errors import Location, NetcliError, Problem
+from netcli.spec.yamldoc import MAX_BYTES, MAX_NODES, Document, Path, parse_yaml
+
+KEY = "extends"
+APPEND = "+="
+MAX_FILES = 32  # files read to resolve one spec (a chain, or each path of a diamond)
+
+
+@dataclass
+class _Budget:
+    """What reading one spec's files has spent: files, bytes, values."""
+
+    files: int = 0
+    bytes: int = 0
+    values: int = 0
+
+
+@dataclass
+class _Layer:
+    """A document being merged: its data, and the file/line/column of each value and key."""
+
+    data: Any
+    at: dict[Path, tuple[str, int, int]] = field(default_factory=dict)
+    key_at: dict[Path, tuple[str, int, int]] = field(default_factory=dict)
+
+
+def _layer_of(doc: Document) -> _Layer:
+    return _Layer(doc.data, {p: (doc.sources.get(p, doc.source), *pos) for p, pos in doc.positions.items()},
+                  {p: (doc.key_sources.get(p, doc.source), *pos) for p, pos in doc.key_positions.items()})
+
+
+def _location(entry: tuple[str, int, int] | None, fallback: str) -> Location:
+    return Location(*entry) if entry is not None else Location(fallback)
+
+
+def compose(doc: Document) -> Document:
+    """Resolve `extends:` in `doc` (its source is the file's path); return the merged document.
+
+    A document without `extends` is returned as it is.
+    """
+    if not isinstance(doc.data, dict) or KEY not in doc.data:
+        return doc
+    budget = _Budget(files=1, bytes=len(doc.text.encode("utf-8", "surrogatepass")))
+    layer = _resolve(doc, budget, (_real(doc.source),))
+    out = Document(layer.data, doc.source, text=doc.text)
+    for path, (source, line, column) in layer.at.items():
+        out.positions[path] = (line, column)
+        if source != doc.source:
+            out.sources[path] = source
+    for path, (source, line, column) in layer.key_at.items():
+        out.key_positions[path] = (line, column)
+        if source != doc.source:
+            out.key_sources[path] = source
+    return out
+
+
+def _real(source: str) -> str:
+    return os.path.realpath(source)
+
+
+def _bases(doc: Document) -> list[tuple[str, Path]]:
+    """The base paths `doc` names, each with its document path (for errors)."""
+    value = doc.data[KEY]
+    entries = [(value, (KEY,))] if isinstance(value, str) else (
+        [(v, (KEY, i)) for i, v in enumerate(value)] if isinstance(value, list) else None)
+    if not entries or any(not isinstance(v, str) or not v.strip() for v, _ in entries):
+        raise NetcliError(Problem("extends names a base spec file, or a list of them", KEY,
+                                  doc.locate((KEY,)), "e.g. extends: base.yaml (a path relative to this file)"))
+    return entries
+
+
+def _resolve(doc: Document, budget: _Budget, stack: tuple[str, ...]) -> _Layer:
+    """Merge `doc`'s bases in order, then `doc` on top; `stack` holds the files being resolved (cycles)."""
+    merged: _Layer | None = None
+    for value, path in _bases(doc):
+        base = _read_base(doc, value, path, budget, stack)
+        merged = base if merged is None else _merge(merged, base, budget)
+    own = _layer_of(doc)
+    own.data = {k: v for k, v in doc.data.items() if k != KEY}
+    return _merge(merged, own, budget)
+
+
+def _read_base(doc: Document, value: str, path: Path, budget: _Budget, stack: tuple[str, ...]) -> _Layer:
+    here = doc.locate(path)
+    directory = os.path.dirname(doc.source) if os.path.isfile(doc.source) else ""
+    source = os.path.normpath(os.path.join(directory, os.path.expanduser(value)))
+    real = _real(source)
+    if real in stack:
+        chain = " -> ".join(os.path.relpath(s) for s in stack[stack.index(real):] + (real,))
+        raise NetcliError(Problem(f"extends forms a cycle: {chain}", render(path), here,
+                                  "a spec cannot extend itself, directly or through its bases"))
+    budget.files += 1
+    if budget.files > MAX_FILES:
+        raise NetcliError(Problem(f"extends reads more than {MAX_FILES} files for one spec", render(path), here,
+                                  "bases that extend bases multiply; flatten the chain"))
+    if not os.path.exists(source):
+        raise NetcliError(Problem(f"no such file: {source}", render(path), here,
+                                  "a base is named by a path relative to the file that extends it"))
+    if os.path.isdir(source):
+        raise NetcliError(Problem(f"{source} is a folder, not a spec file", render(path), here))
+    try:
+        with open(source, "rb") as f:  # read at most the limit: a FIFO or a device has no end
+            data = f.read(MAX_BYTES - budget.bytes + 1)
+    except OSError as exc:
+        raise NetcliError(Problem(f"cannot read {source}: {exc.strerror}", render(path), here)) from exc
+    budget.bytes += len(data)
+    if budget.bytes > MAX_BYTES:
+        raise NetcliError(Problem(f"this spec and its bases are larger than {MAX_BYTES // 1024} KiB together",
+                                  render(path), here, "a spec should be a short file"))
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise NetcliError(Problem(f"not UTF-8 text (byte {exc.start})", location=Location(source),
+                                  hint="a spec is a YAML text file")) from exc
+    base = parse_yaml(text, source)
+    if base.data is None:
+        return _Layer({})
+    if not isinstance(base.data, dict):
+        raise NetcliError(Problem("a base spec is a mapping of keys (model:, blocks:, ...)",
+                                  location=base.locate(())))
+    layer = _resolve(base, budget, stack + (real,)) if KEY in base.data else _layer_of(base)
+    layer.data = {k: v for k, v in layer.data.items() if k != "name"}  # a name is not inherited
+    return layer
+
+
+def render(path: Path) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else ("." if out else "") + str(part)
+    return out
+
+
+def _merge(base: _Layer | None, over: _Layer, budget: _Budget) -> _Layer:
+    """Merge `over` onto `base` (None: nothing), keeping every value's position."""
+    out = _Layer(None)
+
+    def spend(path: Path, src: _Layer) -> None:
+        budget.values += 1
+        if budget.values > MAX_NODES:
+            raise NetcliError(Problem(f"the spec and its bases merge to more than {MAX_NODES} values",
+                                      render(path), _location(src.at.get(path), "")))
+
+    def copy(src: _Layer, sp: Path, dp: Path, value: Any, normalize: bool) -> Any:
+        """Copy a value written in `src` at `sp` to `dp`; in the top file, `KEY+=` keys become `KEY`."""
+        spend(dp, src)
+        if sp in src.at:
+            out.at[dp] = src.at[sp]
+        if isinstance(value, dict):
+            result = {}
+            for k, v in value.items():
+                key = k
+                if normalize and _is_append(k):
+                    key = k[:-len(APPEND)]
+                    _check_append(src, sp, k, v, value)
+                if sp + (k,) in src.key_at:
+                    out.key_at[dp + (key,)] = src.key_at[sp + (k,)]
+                result[key] = copy(src, sp + (k,), dp + (key,), v, normalize)
+            return result
+        if isinstance(value, list):
+            return [copy(src, sp + (i,), dp + (i,), v, normalize) for i, v in enumerate(value)]
+        return value
+
+    def key_from(src: _Layer, path: Path, k: Any, key: Any) -> None:
+        if path + (k,) in src.key_at:
+            out.key_at[path + (key,)] = src.key_at[path + (k,)]
+
+    def merge(b: Any, o: Any, path: Path) -> Any:
+        if not (isinstance(b, dict) and isinstance(o, dict)) or _other_type(b, o, path):
+            return copy(over, path, path, o, True)  # lists, values and a node of another type replace whole
+        spend(path, over)
+        out.at[path] = over.at.get(path) or base.at.get(path)
+        result: dict = {}
+        appends = {k[:-len(APPEND)]: k for k in o if _is_append(k)}
+        for k, v in o.items():
+            if _is_append(k):
+                _check_append(over, path, k, v, o)
+        for k, v in b.items():  # the base's keys keep their order; the later file's values win
+            if k in o:
+                if o[k] is None:  # `key: ~` deletes what a base wrote
+                    continue
+                result[k] = merge(v, o[k], path + (k,))
+                key_from(over, path, k, k)
+            elif k in appends:
+                added = appends[k]
+                if not isinstance(v, list):
+                    raise NetcliError(Problem(f"'{added}' appends to a list, but the base's '{k}' is not one",
+                                              render(path + (added,)), _location(over.key_at.get(path + (added,)), ""),
+                                              f"write '{k}:' to replace it"))
+                result[k] = [copy(base, path + (k, i), path + (k, i), item, False) for i, item in enumerate(v)]
+                result[k] += [copy(over, path + (added, j), path + (k, len(v) + j), item, True)
+                              for j, item in enumerate(o[added])]
+                out.at[path + (k,)] = base.at.get(path + (k,)) or over.at.get(path + (added,))
+                key_from(over, path, added, k)
+            else:
+                result[k] = copy(base, path + (k,), path + (k,), v, False)
+                key_from(base, path, k, k)
+        for k, v in o.items():  # keys only the later file writes (a null there has nothing to delete)
+            key = k[:-len(APPEND)] if _is_append(k) else k
+            if key not in b:
+                result[key] = copy(over, path + (k,), path + (key,), v, True)
+                key_from(over, path, k, key)
+        return result
+
+    if base is None:
+        out.data = copy(over, (), (), over.data, True)
+    else:
+        out.data = merge(base.data, over.data, ())
+    return out
+
+
+# Mappings whose keys are names the user chose (definitions, children, variables, params), not types.
+_NAMED = ("blocks", "children", "Sequential", "vars", "with", "params")
+
+
+def _type_keys(mapping: dict) -> set:
+    return {k for k in mapping if isinstance(k, str) and (k[:1].isupper() or k in ("use", "ref"))}
+
+
+def _other_type(base: dict, over: dict, path: Path) -> bool:
+    """Tell whether `over` is a node of another type than `base` ({GELU: ...} over {ReLU: ...}).
+
+    Merging them would give one node two types; the later file means the new
+    node, so it replaces the base's whole, options included.
+    """
+    if not path or (isinstance(path[-1], str) and path[-1] in _NAMED):
+        return False
+    types, base_types = _type_keys(over), _type_keys(base)
+    return len(types) == 1 and len(base_types) == 1 and types != base_types
+
+
+def _is_append(key: Any) -> bool:
+    return isinstance(key, str) and key.endswith(APPEND) and len(key) > len(APPEND)
+
+
+def _check_append(src: _Layer, path: Path, key: str, value: Any, mapping: dict) -> None:
+    where = _location(src.key_at.get(path + (key,)), "")
+    target = key[:-len(APPEND)]
+    if target in mapping:
+        raise NetcliError(Problem(f"'{target}' and '{key}' are both written here", render(path + (key,)), where,
+                                  f"keep one: '{target}:' replaces the base's list, '{key}:' appends to it"))
+    if not isinstance(value, list):
+        raise NetcliError(Problem(f"'{key}' appends a list to the base's '{target}', not a "
+                                  f"{type(value).__name__}", render(path + (key,)), where,
+                                  f"write a list, e.g. {key}: [...], or '{target}:' to replace the value"))
