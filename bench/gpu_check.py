@@ -27,7 +27,7 @@ from netcli.init.engine import build_model
 from netcli.core.devices import gpu_count, human_bytes, list_devices
 from netcli.core.errors import NetcliError
 from netcli.app.restore import load_checkpoint
-from netcli.io.files import save_checkpoint
+from netcli.io.checkpoint_save import save_checkpoint
 from netcli.build.validate import load_spec_text
 
 START = time.perf_counter()
@@ -202,7 +202,7 @@ def check_nccl_sharded() -> None:
                              capture_output=True, text=True, timeout=300)
         check(out.returncode == 0, f"save --shard fsdp --device cuda on {n} rank(s)" + ("" if out.returncode == 0 else
                                                                                        f": {out.stderr[-2000:]}"))
-        from netcli.io.files import read_checkpoint
+        from netcli.io.checkpoint import read_checkpoint
         ckpt = read_checkpoint(f"{tmp}/ck")
         ref = build_model(spec(text, "big"), device="cpu", fast_init=True).net.state_dict()
         check(all(torch.equal(ckpt.tensor(k), v) for k, v in ref.items()),

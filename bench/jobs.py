@@ -69,7 +69,6 @@ def build_hand(n: str, seed: str) -> None:
 
 def load_netcli(path: str) -> None:
     import torch  # noqa: F401
-    from netcli.io import files
     from netcli.app.restore import load_checkpoint
     import netcli.build.builder  # noqa: F401
     base = rss_bytes()
@@ -96,13 +95,13 @@ def load_hand(path: str, n: str) -> None:
 
 
 def save_netcli(spec: str, path: str) -> None:
-    from netcli.io import files
+    from netcli.io.checkpoint_save import save_checkpoint
     from netcli.init.engine import build_model
     from netcli.build.validate import load_spec
     built = build_model(load_spec(spec), fast_init=True)
     base = rss_bytes()
     start = time.perf_counter()
-    files.save_checkpoint(built, path)
+    save_checkpoint(built, path)
     seconds = time.perf_counter() - start
     report(seconds, base, bytes=os.path.getsize(path))
 
@@ -123,11 +122,11 @@ def save_hand(spec: str, path: str) -> None:
 def make_checkpoints(spec: str, st_path: str, pt_path: str) -> None:
     """Write the figure-5 files: netcli's .safetensors and the chapter's torch.save state_dict."""
     import torch
-    from netcli.io import files
+    from netcli.io.checkpoint_save import save_checkpoint
     from netcli.init.engine import build_model
     from netcli.build.validate import load_spec
     built = build_model(load_spec(spec), fast_init=True)
-    files.save_checkpoint(built, st_path)
+    save_checkpoint(built, st_path)
     torch.save(built.net.state_dict(), pt_path)
     report(0.0, 0, bytes=os.path.getsize(st_path))
 

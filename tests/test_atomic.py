@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from netcli.core import atomic
-from netcli.io import files
+from netcli.io.checkpoint_save import save_checkpoint
 from netcli.app.restore import load_checkpoint
 from netcli.init.engine import build_model
 from netcli.core.errors import NetcliError
@@ -104,7 +104,7 @@ CHILD = textwrap.dedent('''
     import itertools, os, sys, time
     point, spec, path, value = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
     import torch
-    from netcli.io import files
+    from netcli.io.checkpoint_save import save_checkpoint
     from netcli.init.engine import build_model
     from netcli.build.validate import load_spec
 
@@ -145,7 +145,7 @@ CHILD = textwrap.dedent('''
         with torch.no_grad():
             for p in built.net.parameters():
                 p.fill_(value + i)
-        files.save_checkpoint(built, path)
+        save_checkpoint(built, path)
         print("SAVED", value + i, flush=True)
 ''')
 
@@ -191,7 +191,7 @@ def _save_old(tmp_path: Path, dest: Path, value: float) -> None:
     with torch.no_grad():
         for p in built.net.parameters():
             p.fill_(value)
-    files.save_checkpoint(built, dest)
+    save_checkpoint(built, dest)
 
 
 @pytest.mark.slow

@@ -296,7 +296,7 @@ def test_no_hooks_where_nothing_moves(root):
 def test_spec_naming_two_devices_builds_runs_saves_and_loads(root, tmp_path):
     """configs/devices.yaml (auto:0, auto:1) on a CPU machine: both resolve to cpu; save and load round-trip."""
     from netcli.app.restore import load_checkpoint
-    from netcli.io.files import save_checkpoint
+    from netcli.io.checkpoint_save import save_checkpoint
     built = build_model(load_spec(str(root / "configs/devices.yaml")), seed=0)
     assert built.devices == {"0": torch.device("cpu"), "1": torch.device("cpu")}
     torch.manual_seed(0)

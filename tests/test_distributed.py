@@ -15,7 +15,7 @@ import torch
 
 from netcli.build.validate import load_spec
 from netcli.init.engine import build_model
-from netcli.io.files import read_checkpoint
+from netcli.io.checkpoint import read_checkpoint
 
 SPEC = """\
 input: [2, 300]

@@ -217,11 +217,11 @@ def test_cli_fast_init_writes_what_the_library_builds(run_cli, tmp_path):
 
 @pytest.mark.parametrize("stem", ["shared", "frozen", "chimera", "mlp"])
 def test_a_strict_load_takes_the_files_tensors_into_an_uninitialized_build(stem, tmp_path):
-    from netcli.io import files
+    from netcli.io.checkpoint_save import save_checkpoint
     from netcli.app.restore import restore
     saved = build_model(load_spec(f"configs/{stem}.yaml"), seed=1)
     path = tmp_path / "net.safetensors"
-    files.save_checkpoint(saved, path)
+    save_checkpoint(saved, path)
     restored, report = restore(path)
     assert str(restored.net) == str(saved.net)
     ours, theirs = restored.net.state_dict(), saved.net.state_dict()

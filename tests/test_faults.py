@@ -258,5 +258,5 @@ def test_a_read_only_file_in_a_writable_folder_is_replaced_whole(tmp_path, run_c
     dest.chmod(0o444)
     assert run_cli("save", small, "-o", dest, "--seed", "2").code == 0
     assert dest.stat().st_mode & 0o777 == 0o444
-    from netcli.io import files
-    assert files.read_checkpoint(dest).infos  # whole, readable
+    from netcli.io.checkpoint import read_checkpoint
+    assert read_checkpoint(dest).infos  # whole, readable

@@ -1,4 +1,4 @@
-"""Tests for netcli.io.files and the save / load / show commands, against hand-written PyTorch."""
+"""Tests for netcli.io.checkpoint and the save / load / show commands, against hand-written PyTorch."""
 from __future__ import annotations
 
 import io
@@ -14,7 +14,9 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from netcli.io import files
+from netcli.core.progress import Progress
+from netcli.io.checkpoint_load import load_into
+from netcli.io.checkpoint_save import save_checkpoint
 from netcli.app.restore import load_checkpoint
 from netcli.init.engine import build_model
 from netcli.core.errors import NetcliError
@@ -57,7 +59,7 @@ def assert_same_state(a: nn.Module, b: nn.Module) -> None:
 def test_safetensors_file_loads_with_the_library_alone_into_handwritten_module(tmp_path):
     path = tmp_path / "mlp.safetensors"
     built = built_of(config("mlp"))
-    files.save_checkpoint(built, path)
+    save_checkpoint(built, path)
     tensors = load_file(str(path))  # the safetensors library alone, no netcli
     net = nn.Sequential(nn.Linear(20, 256), nn.ReLU(), nn.Linear(256, 10))  # the chapter's 5.1 net
     net.load_state_dict(tensors, strict=True)
@@ -78,7 +80,7 @@ def test_safetensors_file_loads_with_the_library_alone_into_handwritten_module(t
 def test_tied_tensors_are_stored_once_and_their_other_names_recorded(tmp_path):
     path = tmp_path / "shared.safetensors"
     built = built_of(config("shared"))
-    files.save_checkpoint(built, path)
+    save_checkpoint(built, path)
     tensors = load_file(str(path))
     assert "2.weight" in tensors and "4.weight" not in tensors and "4.bias" not in tensors
     with safe_open(str(path), framework="pt") as f:
@@ -133,7 +135,7 @@ def test_torch_format_is_a_plain_state_dict_the_chapter_can_read(tmp_path, run_c
 
 def test_torch_format_keeps_tied_tensors_shared(tmp_path):
     out = tmp_path / "shared.pt"
-    files.save_checkpoint(built_of(config("shared")), out)
+    save_checkpoint(built_of(config("shared")), out)
     state = torch.load(out, weights_only=True)
     assert state["2.weight"].data_ptr() == state["4.weight"].data_ptr()
     net = load_checkpoint(out, config("shared")).net
@@ -239,12 +241,12 @@ def test_save_refuses_meta(tmp_path, run_cli):
 
 def test_mismatched_load_changes_nothing_and_lists_every_key(tmp_path):
     out = tmp_path / "mlp.safetensors"
-    files.save_checkpoint(built_of(config("mlp")), out)
+    save_checkpoint(built_of(config("mlp")), out)
     other = built_of(write(tmp_path, "model:\n  - Linear: [20, 256]\n  - ReLU\n  - Linear: [256, 5]\n"
                                      "  - Linear: [5, 2]\n"), seed=9)
     before = {k: v.clone() for k, v in other.net.state_dict().items()}
     with pytest.raises(NetcliError) as info:
-        files.load_into(other, out)
+        load_into(other, out)
     text = str(info.value)
     assert "key '2.weight' has shape [10, 256], expected [5, 256]" in text
     assert "key '2.bias' has shape [10], expected [5]" in text
@@ -254,7 +256,7 @@ def test_mismatched_load_changes_nothing_and_lists_every_key(tmp_path):
     for k, v in other.net.state_dict().items():
         assert torch.equal(v, before[k]), f"{k} changed by a failed load"
 
-    report = files.load_into(other, out, strict=False)
+    report = load_into(other, out, strict=False)
     assert sorted(report.loaded) == ["0.bias", "0.weight"]
     assert len(report.skipped) == 4
     assert torch.equal(other.net[0].weight, load_file(str(out))["0.weight"])
@@ -342,7 +344,7 @@ def _damage_cases(data: bytes, header_end: int):
 @pytest.mark.parametrize("suffix", [".safetensors", ".pt"])
 def test_truncated_and_flipped_files_exit_2_with_a_clear_message(tmp_path, run_cli, suffix):
     good = tmp_path / f"good{suffix}"
-    files.save_checkpoint(built_of(config("mlp")), good)
+    save_checkpoint(built_of(config("mlp")), good)
     data = good.read_bytes()
     header_end = 8 + int.from_bytes(data[:8], "little") if suffix == ".safetensors" else 200
     seen = 0
@@ -367,7 +369,7 @@ def test_truncated_and_flipped_files_exit_2_with_a_clear_message(tmp_path, run_c
 
 def test_a_flipped_value_is_caught_by_its_checksum(tmp_path, run_cli):
     path = tmp_path / "mlp.safetensors"
-    files.save_checkpoint(built_of(config("mlp")), path)
+    save_checkpoint(built_of(config("mlp")), path)
     data = bytearray(path.read_bytes())
     data[-5] ^= 0x01  # one bit of the last tensor's data; the header still parses
     path.write_bytes(bytes(data))
@@ -378,14 +380,14 @@ def test_a_flipped_value_is_caught_by_its_checksum(tmp_path, run_cli):
 
 def test_a_damaged_file_changes_nothing(tmp_path):
     path = tmp_path / "mlp.safetensors"
-    files.save_checkpoint(built_of(config("mlp"), seed=1), path)
+    save_checkpoint(built_of(config("mlp"), seed=1), path)
     data = bytearray(path.read_bytes())
     data[-5] ^= 0x01
     path.write_bytes(bytes(data))
     target = built_of(config("mlp"), seed=2)
     before = {k: v.clone() for k, v in target.net.state_dict().items()}
     with pytest.raises(NetcliError, match="checksum"):
-        files.load_into(target, path)
+        load_into(target, path)
     for k, v in target.net.state_dict().items():
         assert torch.equal(v, before[k]), k
 
@@ -467,14 +469,14 @@ def test_show_missing_and_unknown_files(tmp_path, run_cli):
 def test_progress_bar_only_on_a_terminal_and_only_after_a_second():
     from rich.console import Console
     quick, slow, piped = io.StringIO(), io.StringIO(), io.StringIO()
-    with files.Progress("saving quick", 100, console=Console(file=quick, force_terminal=True)) as bar:
+    with Progress("saving quick", 100, console=Console(file=quick, force_terminal=True)) as bar:
         bar.advance(100)
-    with files.Progress("saving slow", 100, console=Console(file=slow, force_terminal=True)) as bar:
+    with Progress("saving slow", 100, console=Console(file=slow, force_terminal=True)) as bar:
         bar.advance(40)
-        time.sleep(files.Progress.DELAY + 0.4)
+        time.sleep(Progress.DELAY + 0.4)
         bar.advance(60)
-    with files.Progress("saving piped", 100, console=Console(file=piped)) as bar:
-        time.sleep(files.Progress.DELAY + 0.2)
+    with Progress("saving piped", 100, console=Console(file=piped)) as bar:
+        time.sleep(Progress.DELAY + 0.2)
     assert quick.getvalue() == ""
     assert "saving slow" in slow.getvalue()
     assert piped.getvalue() == ""

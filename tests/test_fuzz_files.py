@@ -43,8 +43,7 @@ SPECS = ["mlp.yaml", "shared.yaml", "named.yaml"]  # plain, tied, named children
 def saved_files() -> dict:
     """Save each spec once in both formats; return {file name: (bytes, state_dict)}."""
     import tempfile
-    from netcli.io import files
-    from netcli.app.restore import load_checkpoint
+    from netcli.io.checkpoint_save import save_checkpoint
     from netcli.init.engine import build_model
     from netcli.build.validate import load_spec
     folder = Path(tempfile.mkdtemp(prefix="netcli-fuzz-"))
@@ -54,7 +53,7 @@ def saved_files() -> dict:
         state = {k: v.clone() for k, v in built.net.state_dict().items()}
         for suffix in (".safetensors", ".pt"):
             path = folder / (Path(name).stem + suffix)
-            files.save_checkpoint(built, path)
+            save_checkpoint(built, path)
             out[path.name] = (path.read_bytes(), state)
     torch.save([torch.arange(6.0), {"w": torch.ones(2, 3)}], folder / "list.pt")
     out["list.pt"] = ((folder / "list.pt").read_bytes(), None)
@@ -226,7 +225,7 @@ def damage_and_run(run_cli, tmp_path, originals, name, damage, generator):
         check(result, path, generator, command)
     load = results.get("load")
     if load is not None and load.code == 0 and name.endswith(".safetensors"):
-        from netcli.io import files
+        from netcli.app.restore import load_checkpoint
         state = load_checkpoint(path).net.state_dict()
         saved = originals[name][1]
         assert state.keys() == saved.keys() and all(torch.equal(state[k], saved[k]) for k in saved), \

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from netcli.core.errors import NetcliError
-from netcli.io import files, shards
-from tests.conftest import ROOT
+from netcli.io import checkpoint, shards
+from conftest import ROOT
 
 
 @pytest.fixture
@@ -20,7 +20,7 @@ def saved(tmp_path, run_cli):
 
 
 def _same(a, b):
-    a, b = files.read_checkpoint(a), files.read_checkpoint(b)
+    a, b = checkpoint.read_checkpoint(a), checkpoint.read_checkpoint(b)
     assert a.names == b.names
     for name in a.infos:
         assert torch.equal(a.tensor(name), b.tensor(name)), name
@@ -38,7 +38,7 @@ def test_parse_size():
 
 
 def test_greedy_in_key_order_and_a_big_tensor_alone():
-    info = lambda n: files.TensorInfo("x", (n,), "uint8", n)  # noqa: E731
+    info = lambda n: checkpoint.TensorInfo("x", (n,), "uint8", n)  # noqa: E731
     infos = {"a": info(40), "b": info(50), "c": info(300), "d": info(10), "e": info(100)}
     assert shards.plan_shards(list(infos), infos, 100) == [["a", "b"], ["c"], ["d"], ["e"]]
 
@@ -56,7 +56,7 @@ def test_index_layout_round_trip_with_ties_stored_once(saved, tmp_path):
     # the index file itself reads too; each shard is a netcli file of its own
     _same(saved, out / shards.INDEX_NAME)
     for shard in report["shards"]:
-        files.read_checkpoint(out / shard)
+        checkpoint.read_checkpoint(out / shard)
 
 
 def test_dcp_round_trip_and_back(saved, tmp_path):
@@ -76,11 +76,11 @@ def test_damaged_dcp_folders_name_the_file(saved, tmp_path):
     data = d / "__0_0.distcp"
     data.write_bytes(data.read_bytes()[:100])
     with pytest.raises(NetcliError, match="cut short") as exc:
-        files.read_checkpoint(d)
+        checkpoint.read_checkpoint(d)
     assert "__0_0.distcp" in str(exc.value)
     data.unlink()
     with pytest.raises(NetcliError, match="missing") as exc:
-        files.read_checkpoint(d)
+        checkpoint.read_checkpoint(d)
     assert "__0_0.distcp" in str(exc.value)
 
 
@@ -89,7 +89,7 @@ def test_damaged_index(saved, tmp_path):
     report = shards.convert(str(saved), str(out), to="hf", max_shard_size="200B")
     (out / report["shards"][-1]).unlink()
     with pytest.raises(NetcliError, match="missing"):
-        files.read_checkpoint(out)
+        checkpoint.read_checkpoint(out)
 
 
 def test_a_folder_of_other_files_is_not_replaced(saved, tmp_path):

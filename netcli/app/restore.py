@@ -7,7 +7,8 @@ from netcli.build.validate import load_spec, load_spec_text
 from netcli.core.errors import Location, NetcliError, Problem
 from netcli.init.engine import build_model
 from netcli.init.fastinit import uninitialized
-from netcli.io.files import load_into, read_checkpoint
+from netcli.io.checkpoint_load import load_into
+from netcli.io.checkpoint import read_checkpoint
 from netcli.io.format import META_SHA256
 
 

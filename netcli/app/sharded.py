@@ -63,7 +63,8 @@ def save(built, output: str, *, max_shard_size: str | None = None) -> dict:
 def in_memory(built):
     """The network's tensors as a Checkpoint (each tied tensor once), for the sharded writers."""
     from netcli.core.ties import tie_groups
-    from netcli.io.files import Checkpoint, TensorInfo, checkpoint_metadata
+    from netcli.io.checkpoint import Checkpoint, TensorInfo
+    from netcli.io.checkpoint_save import checkpoint_metadata
     state = built.net.state_dict()
     if any(t.is_meta for t in state.values()):
         raise NetcliError("a network on meta has no values to save", hint="build it on a real device: --device cpu")
@@ -88,7 +89,8 @@ def restore(path: str, spec: str | None = None, *, shard: str | None, sets: Iter
     from netcli.build.validate import load_spec, load_spec_text
     from netcli.dist.fsdp import build_sharded, load_dcp
     from netcli.io import shards
-    from netcli.io.files import LoadReport, read_checkpoint
+    from netcli.io.checkpoint_load import LoadReport
+    from netcli.io.checkpoint import read_checkpoint
     if not strict:
         raise NetcliError(Problem("--no-strict is not available with --shard", location=Location("--no-strict")))
     start = time.perf_counter()
@@ -136,11 +138,11 @@ def run_checkpoint(built, path: str) -> None:
     from netcli.io import shards
     if is_sharded(built):
         from netcli.dist.fsdp import load_dcp
-        from netcli.io.files import read_checkpoint
+        from netcli.io.checkpoint import read_checkpoint
         if shards.layout_of(path) == "dcp":
             load_dcp(built, path)
         else:
             load_full_into_shards(built, read_checkpoint(path))
         return
-    from netcli.io.files import load_into
+    from netcli.io.checkpoint_load import load_into
     load_into(built, path)

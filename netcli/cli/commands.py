@@ -193,7 +193,7 @@ def init_(
         from netcli.app import sharded
         sharded.save(built, output)
     elif output is not None:
-        from netcli.io.files import save_checkpoint
+        from netcli.io.checkpoint_save import save_checkpoint
         save_checkpoint(built, output)
     if json_:
         data = {"name": built.loaded.name, "device": str(built.device),
@@ -223,7 +223,7 @@ def save(
     """
     import time
     from netcli.app import sharded
-    from netcli.io.files import format_of, save_checkpoint
+    from netcli.io.checkpoint_save import format_of, save_checkpoint
     loaded = _open_spec(spec, set_, plugin)
     if shard is not None or max_shard_size is not None:
         output = output or f"{loaded.name}/"

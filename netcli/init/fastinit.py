@@ -59,7 +59,7 @@ _NO_VALUES: contextvars.ContextVar[bool] = contextvars.ContextVar("netcli_fastin
 def uninitialized() -> Iterator[None]:
     """Within this block, `--fast-init` builds allocate the tensors but draw no values.
 
-    For a load that overwrites every tensor (files.restore, strict): the
+    For a load that overwrites every tensor (app.restore, strict): the
     memory it never touches costs nothing, and nothing is drawn twice.
 
     >>> with uninitialized():

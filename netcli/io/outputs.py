@@ -5,7 +5,7 @@ from pathlib import Path
 
 from netcli.core.atomic import atomic_write
 from netcli.core.errors import NetcliError
-from netcli.io.files import _writing  # the libraries' write errors (a full disk) as OSError
+from netcli.io.checkpoint_save import call_writer  # the libraries' write errors (a full disk) as OSError
 
 FORMATS = (".pt", ".pth", ".npy", ".safetensors")
 
@@ -16,15 +16,15 @@ def save_output(tensor, dest: str) -> None:
     suffix = Path(dest).suffix.lower()
     value = tensor.detach().cpu()
     if suffix in (".pt", ".pth"):
-        atomic_write(dest, lambda p: _writing(p, torch.save, value, p))
+        atomic_write(dest, lambda p: call_writer(p, torch.save, value, p))
     elif suffix == ".npy":
         import numpy as np
         def write(p: Path) -> None:
             with open(p, "wb") as f:
                 np.save(f, value.numpy())
-        atomic_write(dest, lambda p: _writing(p, write, p))
+        atomic_write(dest, lambda p: call_writer(p, write, p))
     elif suffix == ".safetensors":
         from safetensors.torch import save_file
-        atomic_write(dest, lambda p: _writing(p, save_file, {"output": value.contiguous()}, str(p)))
+        atomic_write(dest, lambda p: call_writer(p, save_file, {"output": value.contiguous()}, str(p)))
     else:
         raise NetcliError(f"--output {dest}: unknown format '{suffix}'", hint=f"use one of {', '.join(FORMATS)}")

@@ -96,28 +96,28 @@ def owned_name(name: str) -> bool:
 
 def read_index(path: str | os.PathLike):
     """Open an HF index layout as one Checkpoint: every shard's tensors, read on demand."""
-    from netcli.io.files import Checkpoint, TensorInfo, _damaged, _read_safetensors
+    from netcli.io.checkpoint import Checkpoint, TensorInfo, damaged, read_safetensors
     index = index_file(path)
     label = str(index)
     try:
         doc = json.loads(index.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise _damaged(label, f"not a readable index file: {exc}") from exc
+        raise damaged(label, f"not a readable index file: {exc}") from exc
     if not isinstance(doc, dict) or not isinstance(doc.get("weight_map"), dict):
-        raise _damaged(label, "an index file needs a \"weight_map\" object")
+        raise damaged(label, "an index file needs a \"weight_map\" object")
     meta = doc.get("metadata") or {}
     if not isinstance(meta, dict):
-        raise _damaged(label, "its \"metadata\" is not an object")
+        raise damaged(label, "its \"metadata\" is not an object")
     infos, where, shard_meta = {}, {}, {}
     shards = sorted(set(doc["weight_map"].values()))
     for shard in shards:
         if not isinstance(shard, str) or "/" in shard or shard.startswith("."):
-            raise _damaged(label, f"its weight_map names a file outside the folder: {shard!r}")
+            raise damaged(label, f"its weight_map names a file outside the folder: {shard!r}")
         file = index.parent / shard
         if not file.exists():
             raise NetcliError(Problem(f"the shard '{shard}' it names is missing", location=Location(label),
                                       hint=DAMAGED_HINT))
-        ck = _read_safetensors(str(file))
+        ck = read_safetensors(str(file))
         shard_meta[shard] = ck
         for name, info in ck.infos.items():
             if doc["weight_map"].get(name) == shard:
@@ -125,17 +125,17 @@ def read_index(path: str | os.PathLike):
                 where[name] = ck
     lost = sorted(n for n in doc["weight_map"] if n not in infos)
     if lost:
-        raise _damaged(label, f"tensor '{lost[0]}' is in its weight_map but not in {doc['weight_map'][lost[0]]}")
+        raise damaged(label, f"tensor '{lost[0]}' is in its weight_map but not in {doc['weight_map'][lost[0]]}")
     aliases = meta.get(META_ALIASES, {})
     if isinstance(aliases, str):
         aliases = json.loads(aliases)
     if not isinstance(aliases, dict) or any(v not in infos for v in aliases.values()):
-        raise _damaged(label, "its tied names point at tensors it does not hold")
+        raise damaged(label, "its tied names point at tensors it does not hold")
     for alias, stored in aliases.items():
         infos[stored].tied.append(alias)
     total = meta.get("total_size")
     if total is not None and total != sum(i.nbytes for i in infos.values()):
-        raise _damaged(label, f"its total_size ({total}) is not the sum of its tensors' bytes")
+        raise damaged(label, f"its total_size ({total}) is not the sum of its tensors' bytes")
     metadata = {k: v for k, v in meta.items() if isinstance(v, str)}
     if META_SPEC not in metadata and shards:  # an index written by other tools: a shard may carry the spec
         first = shard_meta[shards[0]].metadata
@@ -181,7 +181,7 @@ def read_dcp(path: str | os.PathLike):
     """Open a DCP folder as one Checkpoint: its tensors (global shapes), each read alone on demand."""
     import torch
     from torch.distributed.checkpoint.metadata import TensorStorageMetadata
-    from netcli.io.files import Checkpoint, TensorInfo
+    from netcli.io.checkpoint import Checkpoint, TensorInfo
     p = Path(path)
     meta = check_dcp(p)
     infos, dtypes = {}, {}
@@ -414,7 +414,7 @@ def target_of(dst: str, to: str | None, max_shard_size) -> str:
 
 def open_any(src: str):
     """Open any checkpoint netcli reads: a file, an HF index (file or folder), a DCP folder."""
-    from netcli.io.files import read_checkpoint
+    from netcli.io.checkpoint import read_checkpoint
     return read_checkpoint(src)
 
 
@@ -439,11 +439,11 @@ def convert(src: str, dst: str, *, to: str | None = None, max_shard_size: str | 
             save_dcp_single(dst, ckpt)
         else:
             import torch
-            from netcli.io.files import _writing
+            from netcli.io.checkpoint_save import call_writer
             state = {name: ckpt.tensor(name) for name in ckpt.infos}
             for alias, stored in ckpt.aliases.items():
                 state[alias] = state[stored]
-            atomic_write(dst, lambda p: _writing(p, torch.save, state, p))
+            atomic_write(dst, lambda p: call_writer(p, torch.save, state, p))
     return report
 
 

@@ -1,7 +1,7 @@
 """Say what a tensor file holds: the data `netcli show` prints and its table (a .safetensors needs no torch)."""
 from __future__ import annotations
 
-from netcli.io.files import read_checkpoint
+from netcli.io.checkpoint import read_checkpoint
 from netcli.io.format import META_ALIASES, META_CRC32, META_NETCLI, META_SHA256, META_SPEC, META_TORCH, numel
 
 
