@@ -387,25 +387,6 @@ def code(
         print(f"wrote {output}: {text.count(chr(10))} lines of PyTorch; build() returns the network", file=sys.stderr)
 
 
-@app.command()
-def code(
-    spec: SpecArg = None,
-    output: Annotated[Optional[str], typer.Option("--output", "-o", help="write the code to FILE (default: print it)",
-                                                  show_default=False)] = None,
-    rule: RuleOpt = None,
-    set_: SetOpt = None, seed: SeedOpt = None, device: DeviceOpt = None, plugin: PluginOpt = None,
-):
-    """Write the network as plain PyTorch source: classes, nn.Sequential, and build(seed) with the init rules."""
-    from netcli.app.eject import command_args, write_code
-    loaded = _open_spec(spec, set_, plugin)
-    args = command_args(spec, set_ or (), plugin or (), rule or (), seed, device)
-    text = write_code(loaded, output, seed=seed, device=device, rules=tuple(rule or ()), spec_args=args)
-    if output is None:
-        sys.stdout.write(text)
-    else:
-        print(f"wrote {output}: {text.count(chr(10))} lines of PyTorch; build() returns the network", file=sys.stderr)
-
-
 @app.command("types")
 def types_(
     pattern: Annotated[Optional[str], typer.Argument(help="only names containing this text", autocompletion=complete_type)] = None,
