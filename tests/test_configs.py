@@ -4,30 +4,33 @@ from __future__ import annotations
 import pytest
 import torch
 
+import handwritten_nets
 from conftest import CONFIGS
 from handwritten import HANDWRITTEN
 from netcli.init.engine import build_model
 from netcli.build.validate import load_spec
+from netcli.io.inputs import call, make_input
 
 SEEDS = [0, 1, 1234]
+# The chapter's nets and the everyday ones (tests/handwritten_nets.py); configs/vgg11.yaml ships at the
+# reduced size D2L trains, its full size is test_full_size_vgg11 below.
+TWINS = {**HANDWRITTEN, **handwritten_nets.EXTRA_TWINS, "vgg11": handwritten_nets.vgg11_small}
 
 
 def _handwritten(stem, seed):
     torch.manual_seed(seed)
-    return HANDWRITTEN[stem]()
+    return TWINS[stem]()
 
 
-@pytest.fixture(params=[c for c in CONFIGS if c.stem in HANDWRITTEN], ids=lambda p: p.stem)
+@pytest.fixture(params=[c for c in CONFIGS if c.stem in TWINS], ids=lambda p: p.stem)
 def config(request):
     return request.param
 
 
 def test_every_shipped_config_has_a_handwritten_twin(root):
-    # the parametrized tests below only cover configs listed in HANDWRITTEN or in EXTRA_TWINS
-    import handwritten
-    missing = [c.stem for c in CONFIGS if c.stem not in HANDWRITTEN
-               and c.stem not in getattr(handwritten, "EXTRA_TWINS", {})]
-    assert not missing, f"configs without a hand-written twin in tests/handwritten.py: {missing}"
+    # the parametrized tests below only cover configs listed in TWINS
+    missing = [c.stem for c in CONFIGS if c.stem not in TWINS]
+    assert not missing, f"configs without a hand-written twin in tests/handwritten*.py: {missing}"
 
 
 def test_print_matches_handwritten(config, run_cli):
@@ -48,10 +51,41 @@ def test_parameters_bit_identical_under_seed(config, seed):
 
 
 def test_outputs_identical(config):
-    built = build_model(load_spec(str(config)), seed=7)
+    # in eval mode: batch norm's running statistics and dropout's masks make train-mode runs differ
+    loaded = load_spec(str(config))
+    built = build_model(loaded, seed=7)
     hand = _handwritten(config.stem, 7)
-    x = torch.rand(*load_spec(str(config)).spec.input)
-    assert torch.equal(built.net(x), hand(x))
+    built.net.eval(), hand.eval()
+    x = make_input(None, loaded.spec.input, "cpu")
+    with torch.no_grad():
+        assert torch.equal(call(built.net, x), call(hand, x))
+
+
+def test_everyday_configs_take_their_twins_example_input(config):
+    if config.stem not in handwritten_nets.EXAMPLE_OUTPUTS:
+        pytest.skip("a chapter config")
+    loaded = load_spec(str(config))
+    stem = "vgg11_small" if config.stem == "vgg11" else config.stem
+    shape, dtype, high = handwritten_nets.EXAMPLE_INPUTS[stem]
+    entry = loaded.spec.inputs[0]
+    assert (tuple(entry.shape), entry.dtype, entry.high) == (shape, str(dtype).removeprefix("torch."), high)
+    built = build_model(loaded, seed=0)
+    built.net.eval()
+    with torch.no_grad():
+        assert tuple(built.net(handwritten_nets.example_input(stem)).shape) == handwritten_nets.EXAMPLE_OUTPUTS[stem]
+
+
+def test_full_size_vgg11_is_the_books(run_cli, root):
+    """configs/vgg11.yaml at the book's size (128.8M parameters): the same print, keys and shapes as vgg11(),
+    on meta (the values follow from the same spec, checked at the shipped size above)."""
+    sets = ["vars.c1=64", "vars.c2=128", "vars.c3=256", "vars.c4=512", "vars.hidden=4096", "input=[1,1,224,224]"]
+    loaded = load_spec(str(root / "configs/vgg11.yaml"), [f"{s}" for s in sets])
+    net = build_model(loaded, device="meta").net
+    with torch.device("meta"):
+        hand = handwritten_nets.vgg11()
+    assert str(net) == str(hand)
+    assert {k: v.shape for k, v in net.state_dict().items()} == {k: v.shape for k, v in hand.state_dict().items()}
+    assert sum(p.numel() for p in net.parameters()) == 128_806_154
 
 
 def test_rgnet_prints_the_chapters_block_names(run_cli, root):

@@ -56,8 +56,9 @@ def test_same_network_as_the_default_path(config):
         assert torch.isfinite(ours[key].float()).all(), key
     assert [p.requires_grad for p in fast.net.parameters()] == [p.requires_grad for p in default.net.parameters()]
     if loaded.spec.input:
-        x = torch.rand(*loaded.spec.input)
-        assert fast.net(x).shape == default.net(x).shape
+        from netcli.io.inputs import call, make_input
+        x = make_input(None, loaded.spec.input, "cpu")
+        assert call(fast.net, x).shape == call(default.net, x).shape
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.stem)

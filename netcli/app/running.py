@@ -6,20 +6,32 @@ from typing import Any
 from netcli.build.builder import Built
 from netcli.build.shapes import trace_shapes
 from netcli.build.validate import origin_of
-from netcli.core.errors import NetcliError, first_line
+from netcli.core.errors import NetcliError, Problem, first_line
+from netcli.io.inputs import call
 
 
 def forward(built: Built, x: Any) -> Any:
     """Run the network; a failure inside a block becomes a located error naming it."""
     try:
-        return built.net(x)
+        return call(built.net, x)
     except Exception as exc:
         trace = trace_shapes(built.net, x)  # run again with hooks, only on failure, to find the block
         name = trace.failed_at or ""
-        got = trace.inputs.get(name, tuple(x.shape))
+        got = trace.inputs.get(name, tuple(x.shape) if hasattr(x, "shape") else None)
+        hint = f"its input has shape {list(got)}" if got is not None else None
+        from netcli.build.forward import failure_location
+        at = failure_location(exc)  # a statement of a custom block's forward
+        module = built.net.get_submodule(name) if name else built.net
+        if at is not None and type(module).__module__.startswith("netcli.build."):
+            from netcli.spec.loading import render_path
+            raise NetcliError(Problem(f"the run failed in the forward of block '{name or '(root)'}' "
+                                      f"({type(module).__name__}): {first_line(exc)}",
+                                      render_path(origin_of(built.origins, name) + ("forward",)), at, hint)) from exc
+        if at is not None:
+            hint = f"{hint + '; ' if hint else ''}called from the forward at {at}"
         raise NetcliError(built.loaded.problem(
             origin_of(built.origins, name), f"the run failed in block '{name or '(root)'}': {first_line(exc)}",
-            f"its input has shape {list(got)}")) from exc
+            hint)) from exc
 
 
 def run_network(built: Built, x: Any) -> Any:

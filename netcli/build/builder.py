@@ -12,18 +12,18 @@ from __future__ import annotations
 import contextlib
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
-from netcli.build import inference
+from netcli.build import blocks, inference
 from netcli.build.meta import SkipMetaFills
 from netcli import registry
 from netcli.core.devices import resolve_device
-from netcli.core.errors import Location, NetcliError, Problem
-from netcli.spec.schema import LayerNode, RefNode, SequenceNode, UseNode
-from netcli.spec.loading import LoadedSpec, children_of, type_path, walk_nodes
+from netcli.core.errors import NetcliError, relocated
+from netcli.spec.schema import BlockNode, LayerNode, RefNode, SequenceNode, UseNode
+from netcli.spec.loading import LoadedSpec, NodeAt, block_children, children_of, has_params, type_path, walk_nodes
 
 Path = tuple
 
@@ -55,7 +55,7 @@ def prepare(loaded: LoadedSpec, *, device: str | None = None, seed: int | None =
     seed = seed if seed is not None else spec.seed
     if seed is not None:
         torch.manual_seed(seed)
-    inferred = infer_sizes(loaded, input_shape if input_shape is not None else spec.input)
+    inferred = infer_sizes(loaded, input_shape if input_shape is not None else spec.inputs)
     if dev.type != "meta":
         check_memory(loaded, dev, inferred, "--device" if device is not None else None)
     return dev, seed, inferred
@@ -73,14 +73,17 @@ def build_network(loaded: LoadedSpec, dev: torch.device, inferred: dict[str, dic
     return Built(net, loaded, dev, builder.origins, builder.placed, inferred)
 
 
-def infer_sizes(loaded: LoadedSpec, shape: list[int] | None) -> dict[str, dict[str, Any]]:
+def infer_sizes(loaded: LoadedSpec, shape) -> dict[str, dict[str, Any]]:
     """Find the input sizes the spec leaves out, by a first build on the meta device.
 
     The blocks are created on meta in declaration order and each runs on the
     meta tensor flowing in, so every layer knows its input shape when it is
     created. Nothing is allocated and the CPU RNG is not drawn from, so the
     real build that follows is what hand-written code with the sizes written
-    out would do. A spec that writes every size skips this.
+    out would do. Inside a custom block the forward decides what flows where:
+    the block runs on the flowing tensor and each layer whose size is left out
+    is created when the forward first calls it (blocks.Deferred). A spec that
+    writes every size skips this. `shape`: a shape, or the spec's input entries.
     """
     if not inference.needs_inference(loaded):
         return {}
@@ -98,6 +101,7 @@ class Builder:
         self.loaded = loaded
         self.device = device
         self.flow = flow  # on the inference pass: the tensor flowing in, on meta
+        self.quiet = 0  # > 0 while building what the flow does not run in order (a custom block's children)
         self.inferred: dict[str, dict[str, Any]] = {}
         self.shared: dict[str, nn.Module] = {}
         self.origins: dict[str, Path] = {}
@@ -113,9 +117,24 @@ class Builder:
 
     def _shared(self, name: str) -> nn.Module:
         if name not in self.shared:
-            node = self.loaded.spec.blocks[name]
-            self.shared[name] = self.build(node, ("blocks", name), self.device, f"<{name}>")
+            at = NodeAt(self.loaded.spec.blocks[name], ("blocks", name))
+            if has_params(at.node):  # the one shared instance takes the defaults
+                at = self._bound(at, self.loaded.bind(at))
+            self.shared[name] = self.build(at.node, at.path, self.device, f"<{name}>")
         return self.shared[name]
+
+    def _bound(self, at: NodeAt, bound: NodeAt | None) -> NodeAt:
+        """`bound`, or the problems that kept the block from being bound (check_spec reports them first)."""
+        if bound is None:
+            problems = list(self.loaded.instance_problems.values()) or [self.loaded.problem(
+                at.path, "this block's params cannot be bound")]
+            raise NetcliError(problems)
+        return bound
+
+    @property
+    def advancing(self) -> bool:
+        """Whether each block built runs on the flowing tensor now (the inference pass, in order)."""
+        return self.flow is not None and not self.quiet
 
     def build(self, node: Any, path: Path, device: torch.device, qualname: str) -> nn.Module:
         """Build one node (with its repeat, device and frozen options)."""
@@ -141,7 +160,7 @@ class Builder:
         if isinstance(node, RefNode):
             fresh = node.ref not in self.shared
             module = self._shared(node.ref)
-            if self.flow is not None and not fresh:  # a fresh one advanced the flow as it was built
+            if self.advancing and not fresh:  # a fresh one advanced the flow as it was built
                 self.flow.advance(module, qualname)
             if self.flow is not None:  # the summary names a shared module by each place it is used
                 own = f"<{node.ref}>"
@@ -149,7 +168,12 @@ class Builder:
                                       if key == own or key.startswith(own + ".")})
             return module
         if isinstance(node, UseNode):
-            return self.build(self.loaded.spec.blocks[node.use], ("blocks", node.use), device, qualname)
+            at = self._bound(NodeAt(node, path), self.loaded.instance(node, path))
+            return self.build(at.node, at.path, device, qualname)
+        if isinstance(node, BlockNode):
+            if has_params(node):  # an inline block with params: its defaults
+                node = self._bound(NodeAt(node, path), self.loaded.bind(NodeAt(node, path))).node
+            return self.block(node, path, device, qualname)
         if isinstance(node, SequenceNode):
             children = OrderedDict()
             for name, child in children_of(node, path):
@@ -158,19 +182,101 @@ class Builder:
                 return nn.Sequential(children)
         return self.layer(node, path, device, qualname)
 
+    def block(self, node: BlockNode, path: Path, device: torch.device, qualname: str) -> nn.Module:
+        """A custom block: its class, its children created in order, its forward compiled (SPEC 1.6).
+
+        Without a forward it is a Sequential of its class, and the flow runs
+        through its children in order. With one, the children are built first
+        (quietly: the forward, not their order, says what flows into each) and
+        then the whole block runs on the flowing tensor.
+        """
+        cls = blocks.block_class_for(self.loaded.cache, node, path)
+        if node.forward is None:
+            children = OrderedDict((name, self.build(child.node, child.path, device, _join(qualname, name)))
+                                   for name, child in block_children(node, path))
+            with torch.device(device):
+                return cls(children)
+        program = blocks.program_for(self.loaded, node, path)
+        with torch.device(device):
+            module = cls()
+        self.quiet += 1
+        try:
+            for name, child in block_children(node, path):
+                module.add_module(name, self.build(child.node, child.path, device, _join(qualname, name)))
+        finally:
+            self.quiet -= 1
+        from netcli.build.forward import compile_forward
+        compile_forward(program, module)
+        if self.advancing:
+            self.flow.advance(module, qualname)
+        return module
+
     def layer(self, node: LayerNode, path: Path, device: torch.device, qualname: str) -> nn.Module:
         cls = registry.get_type(node.type)
         plan = inference.plan_arguments(registry.types.entry(node.type), node.args, node.kwargs)
         args, kwargs = node.args, node.kwargs
         if plan.missing:
+            if self.flow is not None and self.quiet:  # inside a custom block: made when the forward calls it
+                return blocks.Deferred(lambda x: self._deferred(node, path, device, qualname, cls, plan, x),
+                                       f"{node.type}, to be created")
             values = self._infer(node, path, qualname, cls, plan)
             if values is None:  # reported; the inference pass goes on to find every such layer
                 return nn.Identity()
             args, kwargs = plan.complete(values)
+        elif plan.alternative is not None and self.advancing and self.flow.shape is not None:
+            self._check_meaning(node, path, cls, plan, self.flow.shape)
+        return self.create(node, path, device, qualname, cls, args, kwargs)
+
+    def _deferred(self, node, path, device, qualname, cls, plan, x) -> nn.Module:
+        """Create a layer of a custom block on the inference pass, for the input `x` the forward gives it."""
+        where = type_path(node, path)
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else None
+        if shape is None:
+            self.flow.problems.append(self.loaded.problem(
+                where, f"cannot infer {' and '.join(plan.missing)}: its input is a {type(x).__name__}, not a tensor",
+                inference.cannot_infer_hint(node.type, plan)))
+            raise inference.Reported()
+        try:
+            values = {arg: inference.infer_value(cls, arg, shape) for arg in plan.missing}
+        except inference.InferenceError as exc:
+            self.flow.problems.append(self.loaded.problem(
+                where, f"cannot infer {' and '.join(plan.missing)}: {exc}", inference.cannot_infer_hint(node.type, plan)))
+            raise inference.Reported() from None
+        self.inferred[qualname] = values
+        args, kwargs = plan.complete(values)
+        self.quiet += 1
+        try:
+            return self.create(node, path, device, qualname, cls, args, kwargs)
+        finally:
+            self.quiet -= 1
+
+    def _check_meaning(self, node, path, cls, plan, shape) -> None:
+        """A positional reading that the incoming shape contradicts is a problem, never a silent guess."""
+        message = inference.meaning_problem(node.type, plan, cls, shape)
+        if message is not None:
+            self.flow.problems.append(self.loaded.problem(type_path(node, path), message))
+
+    def create(self, node: LayerNode, path: Path, device: torch.device, qualname: str, cls: type,
+               args: list, kwargs: dict) -> nn.Module:
+        """Create one layer from its full constructor call (arguments that are nodes are built first)."""
+        nodes = blocks.module_arguments(cls, args, kwargs)
+        if nodes:
+            args, kwargs = list(args), dict(kwargs)
+            self.quiet += 1  # built as arguments: the flow does not run through them
+            try:
+                for key, value in nodes.items():
+                    at = type_path(node, path) + (key,)
+                    built = self.build(blocks.parse_node(self.loaded, value, at), at, device, f"{qualname}.{key}")
+                    if isinstance(key, int):
+                        args[key] = built
+                    else:
+                        kwargs[key] = built
+            finally:
+                self.quiet -= 1
         args, kwargs, problems = registry.bind_arguments(cls, args, kwargs)
         if problems:  # validate.check_spec reports these first; kept for direct callers
-            raise NetcliError([self.loaded.problem(type_path(node, path), p.message, p.hint)
-                               for _, p in problems])
+            raise NetcliError(self.loaded.relocate(type_path(node, path), [p for _, p in problems]))
+        args, kwargs = blocks.as_tuples(cls, args, kwargs)
         try:
             with torch.device(device), _skip_meta_fills(device):
                 module = cls(*args, **kwargs)
@@ -180,7 +286,7 @@ class Builder:
             raise NetcliError(self.loaded.problem(
                 type_path(node, path), f"{node.type}(...) failed: {type(exc).__name__}: {exc}",
                 "check the arguments against the constructor")) from exc
-        if self.flow is not None:
+        if self.advancing:
             self.flow.advance(module, qualname)
         self.origins.setdefault(qualname, path)
         return module
@@ -234,8 +340,17 @@ def link_devices(module: nn.Module, device: torch.device, runs_on: dict, incomin
     the device of its last block. No hook where nothing moves.
     """
     own = runs_on.get(id(module), device)
-    if own != incoming:
+    if own != incoming:  # incoming None: not known (after a custom block with placed children)
         module.register_forward_pre_hook(_move_inputs(own))
+    if isinstance(module, blocks.CustomBlock):
+        # its forward decides what each child gets: a child placed elsewhere moves its inputs, and
+        # the others move theirs back; the output is then where the last child that ran put it
+        placed = [m for m in module.modules() if id(m) in runs_on and m is not module]
+        if not placed:
+            return own
+        for child in module.children():
+            link_devices(child, own, runs_on, None)
+        return None
     if not isinstance(module, nn.Sequential):
         return own
     out = own
@@ -272,8 +387,7 @@ def check_memory(loaded: LoadedSpec, dev: torch.device, inferred: dict, option: 
         ensure_fits(needed)
     except NetcliError as exc:
         path = ("device",) if option is None and loaded.spec.device is not None else ("model",)
-        raise NetcliError([Problem(p.message, option, Location(), p.hint) if option else
-                           loaded.problem(path, p.message, p.hint) for p in exc.problems]) from None
+        raise NetcliError(relocated(exc.problems, option) if option else loaded.relocate(path, exc.problems)) from None
 
 
 def _move_inputs(device: torch.device):

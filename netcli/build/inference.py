@@ -30,6 +30,10 @@ class InferenceError(ValueError):
     """The incoming shape does not give a value for the argument."""
 
 
+class Reported(Exception):
+    """Raised inside a forward on the inference pass after the problem was recorded: stop, say nothing more."""
+
+
 @lru_cache(maxsize=None)
 def constructor_signature(cls: type) -> inspect.Signature | None:
     """Return the constructor's signature, looking through `*args, **kwargs` to its overloads.
@@ -78,6 +82,11 @@ class ArgumentPlan:
     # Written positional arguments moved to keywords because an inferred one
     # precedes them ({Linear: 10} -> out_features=10): name -> index in the list.
     positions: dict[str, int] = field(default_factory=dict)
+    # Positional arguments that fill every required one in torch's order, but
+    # would also read as the shorter form with the input size inferred
+    # ({Conv2d: [96, 11, 4]}: in_channels=96, or out_channels=96 ... stride=4):
+    # that other reading, checked against the incoming shape (see `meaning_problem`).
+    alternative: ArgumentPlan | None = None
 
     def complete(self, values: dict[str, Any]) -> tuple[list, dict]:
         """Return the full constructor call, with the inferred `values` filled in."""
@@ -105,6 +114,10 @@ def plan_arguments(entry: registry.Entry, args: list, kwargs: dict, *, shift: bo
         return written  # bind_arguments reports it
     missing = [n for n in required if n not in bound.arguments]
     if not missing:
+        if shift and args and any(n in inferable and n not in kwargs for n in list(bound.arguments)[:len(args)]):
+            other = _shifted(sig, args, kwargs, inferable, required)
+            if other is not None:
+                return ArgumentPlan(list(args), dict(kwargs), alternative=other)
         return written
     if all(n in inferable for n in missing):
         return ArgumentPlan(list(args), dict(kwargs), tuple(missing))
@@ -120,6 +133,58 @@ def plan_arguments(entry: registry.Entry, args: list, kwargs: dict, *, shift: bo
     if not missing or not all(n in inferable for n in missing):
         return written
     return ArgumentPlan([], {**moved, **kwargs}, tuple(missing), {n: i for i, n in enumerate(moved)})
+
+
+def _shifted(sig: inspect.Signature, args: list, kwargs: dict, inferable, required) -> ArgumentPlan | None:
+    """The shorter reading of `args` (inferable input sizes left out), if its values fit their parameters."""
+    params = {p.name: p for p in _named(sig)}
+    order = [n for n, p in params.items() if p.kind is not p.KEYWORD_ONLY and not (n in inferable and n in required)]
+    if len(args) > len(order) or any(order[i] in kwargs for i in range(len(args))):
+        return None
+    moved = {order[i]: value for i, value in enumerate(args)}
+    missing = [n for n in required if n not in moved and n not in kwargs]
+    if not missing or not all(n in inferable for n in missing):
+        return None
+    for name, value in moved.items():  # strict: 1 is not a bool, 3 is not a string, 2.5 is not an int
+        default = params[name].default
+        if isinstance(default, bool) and not isinstance(value, bool):
+            return None
+        if isinstance(default, str) and not isinstance(value, str):
+            return None
+        if isinstance(default, int) and not isinstance(default, bool) and not isinstance(value, (int, list)):
+            return None
+        if params[name].default is params[name].empty and isinstance(value, bool):
+            return None
+    return ArgumentPlan([], {**moved, **kwargs}, tuple(missing), {n: i for i, n in enumerate(moved)})
+
+
+def meaning_problem(type_name: str, plan: ArgumentPlan, cls: type, shape: tuple[int, ...]) -> str | None:
+    """Say why a positional reading contradicts the incoming shape, or None when it fits.
+
+    `{Conv2d: [96, 11, 4]}` is in_channels=96, out_channels=11, kernel_size=4
+    in torch's order; `{Conv2d: [96, 11]}` would be out_channels=96,
+    kernel_size=11 with in_channels inferred. When the input then does not
+    have 96 channels, the user meant the other reading: neither is guessed.
+    """
+    other = plan.alternative
+    if other is None:
+        return None
+    sig = constructor_signature(cls)
+    bound = sig.bind_partial(*plan.args, **plan.kwargs).arguments if sig is not None else {}
+    for arg in other.missing:
+        if arg not in bound:
+            continue
+        try:
+            actual = infer_value(cls, arg, shape)
+        except InferenceError:
+            return None
+        if bound[arg] != actual:
+            torch_reading = ", ".join(f"{k}={v!r}" for k, v in bound.items())
+            named = ", ".join(f"{k}: {v!r}" for k, v in other.kwargs.items())
+            return (f"{list(plan.args)} reads {torch_reading} in torch's order, but its input has "
+                    f"{arg}={actual} (shape {list(shape)}); name the arguments: {{{type_name}: {{{named}}}}} "
+                    f"infers {arg}, or write {arg}: {bound[arg]!r} by name to keep torch's reading")
+    return None
 
 
 def infer_value(cls: type, arg: str, shape: tuple[int, ...]) -> int:
@@ -170,11 +235,20 @@ class Flow:
     it stays unknown. `stopped` says why it is unknown.
     """
 
-    def __init__(self, shape: list[int] | tuple[int, ...] | None):
+    def __init__(self, example):
+        """`example`: a shape, or the spec's input entries (several for a forward with several inputs)."""
         import torch
-        self.shape_given = shape is not None
-        self.value: Any = torch.empty(*shape, device="meta") if shape is not None else None
-        self._reason = None if shape is not None else "there is no input shape to infer it from"
+        self.shape_given = example is not None
+        self.value: Any = None
+        self.spread = False  # the value is the network's several inputs: the first block takes them as arguments
+        if example is not None:
+            if all(isinstance(s, int) for s in example):
+                self.value = torch.empty(*example, device="meta")
+            else:
+                values = tuple(torch.empty(*e.shape, dtype=getattr(torch, e.dtype), device="meta") for e in example)
+                self.value = values[0] if len(values) == 1 else values
+                self.spread = len(values) > 1
+        self._reason = None if example is not None else "there is no input shape to infer it from"
         self._last = ""
         self.problems: list[Problem] = []
 
@@ -205,14 +279,20 @@ class Flow:
         label = f"'{name or '(root)'}' ({type(module).__name__})"
         try:
             with torch.no_grad():
-                self.value = module(x)
+                self.value = module(*x) if self.spread else module(x)
+        except Reported:
+            self.stop(f"the shape after block {label} is unknown")
         except Exception as exc:
+            from netcli.build.forward import failure_location
             from netcli.build.shapes import ShapeTrace
             text = first_line(exc)
+            at = failure_location(exc)
+            where = f" (in its forward at {at})" if at is not None else ""
             if ShapeTrace(error=exc).data_dependent:
                 self.stop(f"block {label} needs real values to run, so the shape after it is unknown")
             else:
-                self.stop(f"the shapes stop fitting at block {label}: {text}")
+                self.stop(f"the shapes stop fitting at block {label}{where}: {text}")
+        self.spread = False
         self._last = label
 
     def stop(self, reason: str) -> None:
@@ -227,7 +307,8 @@ def needs_inference(loaded) -> bool:
     for at in walk_nodes(loaded):
         if isinstance(at.node, LayerNode) and at.node.type in registry.types:
             entry = registry.types.entry(at.node.type)
-            if plan_arguments(entry, at.node.args, at.node.kwargs).missing:
+            plan = plan_arguments(entry, at.node.args, at.node.kwargs)
+            if plan.missing or (plan.alternative is not None and loaded.spec.input is not None):
                 return True
     return False
 

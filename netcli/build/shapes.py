@@ -38,8 +38,11 @@ def _shape(value) -> tuple | None:
     return None
 
 
-def trace_shapes(net: nn.Module, x: torch.Tensor) -> ShapeTrace:
-    """Run `net(x)` under no_grad and record every module's output shape."""
+def trace_shapes(net: nn.Module, x) -> ShapeTrace:
+    """Run `net(x)` under no_grad and record every module's output shape.
+
+    `x` may be a tuple: the inputs of a forward that takes several (`net(*x)`).
+    """
     trace = ShapeTrace()
     stack: list[str] = []
     handles = []
@@ -65,7 +68,7 @@ def trace_shapes(net: nn.Module, x: torch.Tensor) -> ShapeTrace:
         handles.append(module.register_forward_hook(post))
     try:
         with torch.no_grad():
-            trace.output = net(x)
+            trace.output = net(*x) if isinstance(x, tuple) else net(x)
     except Exception as exc:  # any failure inside a block is reported as that block's
         trace.error = exc
         trace.failed_at = stack[-1] if stack else ""

@@ -14,7 +14,9 @@ from netcli.build import inference
 from netcli import registry
 from netcli.core.errors import NetcliError, Problem, did_you_mean
 from netcli.spec.schema import LayerNode, RefNode, SequenceNode, UseNode
-from netcli.spec.loading import LoadedSpec, NodeAt, children_of, render_path, walk_nodes, read_spec_text, resolve_spec_source
+from netcli.spec.loading import (LoadedSpec, NodeAt, block_children, children_of, has_params, render_path, walk_nodes,
+                                 walk_tree, read_spec_text, resolve_spec_source)
+from netcli.spec.schema import REQUIRED, BlockNode, InputEntry, param_defaults
 
 
 def load_spec(spec: str | None = None, sets: Iterable[str] = (), plugins: Iterable[str] = (), *,
@@ -67,9 +69,12 @@ def check_spec(loaded: LoadedSpec, plugins: Iterable[str] = (), *, embedded: boo
             problems += loaded.relocate(("plugins", i), exc.problems)
     problems += _check_device(loaded, ("device",), loaded.spec.device)
     problems += check_spec_name(loaded)
+    cycles = _check_cycles(loaded)  # on the definitions as written: binding params must not recurse forever
+    if cycles:
+        raise NetcliError(problems + cycles)
     for at in walk_nodes(loaded):
         problems += _check_node(loaded, at)
-    problems += _check_cycles(loaded)
+    problems += [p for p in loaded.instance_problems.values() if str(p) not in {str(q) for q in problems}]
     if not problems:
         problems += _check_size(loaded)
     if problems:
@@ -86,32 +91,44 @@ def _check_size(loaded: LoadedSpec) -> list[Problem]:
     sequence one plus its children, a `use` its definition, a `ref` its one
     shared instance. The problem points at the first node whose copies cross the limit.
     """
-    counts: dict[str, int] = {}
+    counts: dict[int, int] = {}  # id of a (bound) definition -> its count
     culprit: list[tuple] = []
 
     def count(node, path) -> int:
         if isinstance(node, UseNode):
-            one = counts[node.use] if node.use in counts else define(node.use)
+            at = loaded.instance(node, path)
+            one = 1 if at is None else counts[id(at.node)] if id(at.node) in counts else define(at)
         elif isinstance(node, RefNode):
             one = 1
         elif isinstance(node, SequenceNode):
             one = 1 + sum(count(child.node, child.path) for _, child in children_of(node, path))
+        elif isinstance(node, BlockNode):
+            if has_params(node):
+                bound = loaded.bind(NodeAt(node, path))
+                node = bound.node if bound is not None else node
+            one = 1 + sum(count(child.node, child.path) for _, child in block_children(node, path))
         else:
             one = 1
-        total = 1 + node.repeat * one if node.repeat is not None else one
+        repeat = node.repeat if isinstance(node.repeat, int) else None
+        total = 1 + repeat * one if repeat is not None else one
         if total > MAX_MODULES and not culprit:
-            culprit.append(path + ("repeat",) if node.repeat is not None else path)
+            culprit.append(path + ("repeat",) if repeat is not None else path)
         return min(total, MAX_MODULES + 1)  # no huge integers from deep nesting
 
-    def define(name: str) -> int:
-        counts[name] = 0  # a cycle (reported by _check_cycles) counts as nothing
-        counts[name] = count(loaded.spec.blocks[name], ("blocks", name))
-        return counts[name]
+    def define(at: NodeAt) -> int:
+        counts[id(at.node)] = 0  # a cycle (reported by _check_cycles) counts as nothing
+        counts[id(at.node)] = count(at.node, at.path)
+        return counts[id(at.node)]
 
     total = count(loaded.spec.model, ("model",))
-    for name in loaded.spec.blocks:
-        if name not in counts:
-            define(name)
+    for name, node in loaded.spec.blocks.items():
+        at = NodeAt(node, ("blocks", name))
+        if has_params(node):
+            if any(v is REQUIRED for v in param_defaults(node.params).values()):
+                continue
+            at = loaded.bind(at)
+        if at is not None and id(at.node) not in counts:
+            define(at)
     if total <= MAX_MODULES and not culprit:
         return []
     return [loaded.problem(culprit[0] if culprit else ("model",),
@@ -133,7 +150,7 @@ def _check_device(loaded: LoadedSpec, path, text) -> list[Problem]:
 def _check_node(loaded: LoadedSpec, at: NodeAt) -> list[Problem]:
     node, path = at.node, at.path
     problems = _check_device(loaded, path + ("device",), node.device)
-    if node.repeat is not None and node.names is not None:
+    if isinstance(node.repeat, int) and node.names is not None:
         fault = _names_format_fault(node.names)
         try:
             if fault is not None:
@@ -160,6 +177,15 @@ def _check_node(loaded: LoadedSpec, at: NodeAt) -> list[Problem]:
             hint = did_you_mean(target, defined) or (
                 f"defined blocks: {', '.join(defined)}" if defined else "define it under blocks:")
             problems.append(loaded.problem(path + (node.kind,), f"'{target}' is not defined", hint))
+        elif isinstance(node, RefNode) and has_params(loaded.spec.blocks[target]):
+            required = [k for k, v in param_defaults(loaded.spec.blocks[target].params).items() if v is REQUIRED]
+            if required:
+                problems.append(loaded.problem(
+                    path + ("ref",), f"a ref is the one shared {target}: it is built with its params' defaults, "
+                    f"and {', '.join(repr(r) for r in required)} has none",
+                    f"give {target}'s params defaults, or use {{use: {target}, with: {{...}}}} for a fresh copy"))
+    elif isinstance(node, BlockNode):
+        problems += _check_block(loaded, node, path, bound=at.params is not None or not has_params(node))
     elif isinstance(node, SequenceNode):
         seen: dict[str, int] = {}
         for i, (name, child) in enumerate(children_of(node, path)):
@@ -172,6 +198,41 @@ def _check_node(loaded: LoadedSpec, at: NodeAt) -> list[Problem]:
                                                "and are not attributes of nn.Module"))
             seen[name] = i
     return problems
+
+
+def _check_block(loaded: LoadedSpec, node: BlockNode, path, *, bound: bool) -> list[Problem]:
+    """A custom block's own faults: its class name, its children's names, its inputs, its forward text.
+
+    The children themselves are walked as nodes; the forward is parsed (never
+    run), so a wrong name in it is located at its FILE:LINE:COL.
+    """
+    problems = []
+    if node.class_ is not None and not (node.class_.isidentifier() and not node.class_.startswith("__")):
+        problems.append(loaded.problem(path + ("class",), f"'{node.class_}' cannot be a class name",
+                                       "write a Python class name, e.g. BasicBlock"))
+    for name, child in block_children(node, path):
+        if (why := child_name_fault(name)) is not None:
+            problems.append(loaded.problem(child.path, f"'{name}' cannot be a child's name: {why}",
+                                           "names are not empty, contain no '.' and no control characters, "
+                                           "and are not attributes of nn.Module", key=True))
+        elif child.node.name is not None:
+            problems.append(loaded.problem(child.path + ("name",), f"the child '{name}' is named by its key",
+                                           "remove name: (the key under children: is the name)", key=True))
+    if node.forward is None:
+        if node.inputs is not None and len(node.inputs) > 1:
+            problems.append(loaded.problem(path + ("inputs",), "without forward: the children run in order on "
+                                           "one input", "write a forward: that uses each input"))
+        return problems
+    return problems + _check_forward(loaded, node, path)
+
+
+def _check_forward(loaded: LoadedSpec, node: BlockNode, path) -> list[Problem]:
+    from netcli.build.blocks import program_for
+    try:
+        program_for(loaded, node, path)
+    except NetcliError as exc:
+        return list(exc.problems)
+    return []
 
 
 MAX_NAME = 256  # a child's name; also bounds what a `names:` format may produce
@@ -259,6 +320,19 @@ def _check_layer(loaded: LoadedSpec, node: LayerNode, path) -> list[Problem]:
     placeholders = {arg: 1 for arg in plan.missing}  # stands in for the inferred size while binding
     _, _, found = registry.bind_arguments(entry.obj, plan.args, {**plan.kwargs, **placeholders})
     found = [(plan.positions.get(arg, arg), problem) for arg, problem in found if arg not in placeholders]
+    inner: list[Problem] = []
+    nodes = _module_arguments(entry.obj, node.args, node.kwargs)
+    if nodes:  # arguments written as nodes (encoder_layer): checked as nodes, built before the layer
+        from netcli.build.blocks import parse_node
+        found = [(arg, problem) for arg, problem in found if arg not in nodes]
+        for key, value in nodes.items():
+            try:
+                sub = parse_node(loaded, value, type_path + (key,))
+            except NetcliError as exc:
+                inner += exc.problems
+                continue
+            for at in walk_tree(loaded, NodeAt(sub, type_path + (key,))):
+                inner += _check_node(loaded, at)
     shifted = None if has_input or not found else inference.plan_arguments(entry, node.args, node.kwargs)
     if shifted is not None and shifted.positions:  # with an input shape it would infer a size
         meant = ", ".join(f"{name}={shifted.kwargs[name]!r}" for name in shifted.positions)
@@ -273,14 +347,21 @@ def _check_layer(loaded: LoadedSpec, node: LayerNode, path) -> list[Problem]:
         arg_path = type_path + (arg,) if arg != "" else type_path
         out.append(loaded.problem(arg_path, problem.message, problem.hint, key=isinstance(arg, str) and arg != "",
                                   where=render_path(type_path)))
-    return out
+    return out + inner
+
+
+def _module_arguments(cls, args, kwargs) -> dict:
+    if not isinstance(cls, type):
+        return {}
+    from netcli.build.blocks import module_arguments
+    return module_arguments(cls, args, kwargs)
 
 
 def _check_cycles(loaded: LoadedSpec) -> list[Problem]:
     """Find definitions that use or ref themselves, directly or through others."""
     blocks = loaded.spec.blocks
     uses: dict[str, list[tuple[str, tuple]]] = {}
-    for at in walk_nodes(loaded):
+    for at in walk_nodes(loaded, templates=True):
         if at.path[0] == "blocks" and isinstance(at.node, (UseNode, RefNode)):
             target = at.node.use if isinstance(at.node, UseNode) else at.node.ref
             uses.setdefault(at.path[1], []).append((target, at.path))
@@ -311,12 +392,12 @@ def check_shapes(loaded: LoadedSpec, input_shape: list[int] | None = None):
     on a tensor) so shapes past it cannot be checked without memory.
     """
     from netcli.build.builder import build_network, prepare
-    shape = input_shape if input_shape is not None else loaded.spec.input
-    dev, _, inferred = prepare(loaded, device="meta", input_shape=shape)
+    entries = [InputEntry(shape=input_shape)] if input_shape is not None else loaded.spec.inputs
+    dev, _, inferred = prepare(loaded, device="meta", input_shape=input_shape)
     built = build_network(loaded, dev, inferred)
-    if shape is None:
+    if entries is None:
         return None, built, None
-    trace = _trace(loaded, built.net, shape)
+    trace = _trace(loaded, built.net, entries)
     if trace.error is None:
         return trace, built, None
     name = trace.failed_at or ""
@@ -327,9 +408,17 @@ def check_shapes(loaded: LoadedSpec, input_shape: list[int] | None = None):
     got = trace.inputs.get(name)
     message = str(trace.error).strip().splitlines()[0] if str(trace.error).strip() else type(trace.error).__name__
     module = built.net.get_submodule(name) if name else built.net
+    hint = f"its input has shape {list(got)}" if got is not None else None
+    from netcli.build.forward import failure_location
+    at = failure_location(trace.error)  # the statement of a custom block's forward that failed
+    if at is not None and type(module).__module__.startswith("netcli.build."):
+        raise NetcliError(Problem(f"shapes stop fitting in the forward of block '{name or '(root)'}' "
+                                  f"({type(module).__name__}): {message}", render_path(path + ("forward",)), at,
+                                  hint)) from trace.error
+    if at is not None:
+        hint = f"{hint + '; ' if hint else ''}called from the forward at {at}"
     raise NetcliError(loaded.problem(
-        path, f"shapes stop fitting at block '{name or '(root)'}' ({module}): {message}",
-        f"its input has shape {list(got)}" if got is not None else None)) from trace.error
+        path, f"shapes stop fitting at block '{name or '(root)'}' ({module}): {message}", hint)) from trace.error
 
 
 # Networks up to this many bytes of tensors are checked with the CPU's kernels on zeros: torch's meta
@@ -337,7 +426,7 @@ def check_shapes(loaded: LoadedSpec, input_shape: list[int] | None = None):
 CPU_CHECK_BYTES = 16 << 20
 
 
-def _trace(loaded: LoadedSpec, net, shape: list[int]):
+def _trace(loaded: LoadedSpec, net, entries: list[InputEntry]):
     """Run the example input through `net` (built on meta) and trace each block's output shape.
 
     A small network of torch.nn modules only (no `while` on values, no device
@@ -348,17 +437,21 @@ def _trace(loaded: LoadedSpec, net, shape: list[int]):
     import copy
     import torch
     from netcli.build.shapes import trace_shapes
+    def example(device):
+        xs = tuple(torch.zeros(*e.shape, dtype=getattr(torch, e.dtype), device=device) for e in entries)
+        return xs[0] if len(xs) == 1 else xs
     if _cpu_checkable(loaded, net):
         zeros = copy.deepcopy(net)._apply(lambda t: torch.zeros(t.shape, dtype=t.dtype))
         with torch.random.fork_rng(devices=[]):  # dropout's draws must not move the caller's RNG
-            return trace_shapes(zeros, torch.zeros(*shape))
-    return trace_shapes(net, torch.empty(*shape, device="meta"))
+            return trace_shapes(zeros, example("cpu"))
+    return trace_shapes(net, example("meta"))
 
 
 def _cpu_checkable(loaded: LoadedSpec, net) -> bool:
     tensors = list(net.parameters()) + list(net.buffers())
     return (sum(t.numel() * t.element_size() for t in tensors) <= CPU_CHECK_BYTES
-            and all(type(m).__module__.startswith("torch.nn.") for m in net.modules())
+            and all(type(m).__module__.startswith(("torch.nn.", "netcli.build.forward_graph", "netcli.build.blocks"))
+                    for m in net.modules())
             and not any(at.node.device is not None for at in walk_nodes(loaded)))
 
 

@@ -47,21 +47,57 @@ def parse_input(text: str) -> InputText:
     return InputText(text, path=path, key=key)
 
 
-def make_input(text: str | None, spec_input: list[int] | None, device):
-    """Return the input tensor: `--input` if given, else a torch.rand of the spec's `input:`.
+def make_input(text: str | None, spec_input, device):
+    """Return the input: `--input` if given, else one drawn as the spec's `input:` describes.
 
-    torch.rand matches the hand-written `X = torch.rand(2, 20)`.
+    A shape is `torch.rand` of it, as the hand-written `X = torch.rand(2, 20)`;
+    an entry with a dtype and range is drawn in it (`example_tensor`); several
+    entries give a tuple, the inputs of a forward that takes several.
     """
     import torch
     if text is None:
         if spec_input is None:
             raise NetcliError("no input: the spec has no 'input:' and no --input was given",
                               hint="add input: [2, 20] to the spec, or pass --input rand:2,20")
-        return torch.rand(*spec_input, device=device)
+        if isinstance(spec_input, list) and all(isinstance(s, int) for s in spec_input):
+            return torch.rand(*spec_input, device=device)
+        entries = spec_input if isinstance(spec_input, list) else [spec_input]
+        xs = tuple(torch.rand(*e, device=device) if isinstance(e, list) else example_tensor(e, device)
+                   for e in entries)
+        return xs[0] if len(xs) == 1 else xs
     source = parse_input(text)
     if source.generator is not None:
         return getattr(torch, source.generator)(*source.shape, device=device)
     return load_tensor_file(source.path, source.key).to(device)
+
+
+FLOAT_DTYPES = ("float32", "float64", "float16", "bfloat16")
+
+
+def example_tensor(entry, device):
+    """Draw one example input as an `input:` entry (shape, dtype, low, high) describes it.
+
+    Floats: `torch.rand` (uniform in [0, 1), the chapter's X), scaled to
+    [low, high) when a range is given. Integers (token ids): uniform in
+    [low, high). bool: fair coin flips.
+    """
+    import torch
+    dtype = getattr(torch, entry.dtype)
+    if entry.dtype in FLOAT_DTYPES:
+        x = torch.rand(*entry.shape, dtype=dtype, device=device)
+        if entry.low is None and entry.high is None:
+            return x
+        low = 0.0 if entry.low is None else float(entry.low)
+        high = 1.0 if entry.high is None else float(entry.high)
+        return x * (high - low) + low
+    if entry.dtype == "bool":
+        return torch.randint(0, 2, tuple(entry.shape), device=device).bool()
+    return torch.randint(int(entry.low or 0), int(entry.high), tuple(entry.shape), dtype=dtype, device=device)
+
+
+def call(net, x):
+    """Run `net` on one input, or on several (a tuple: a forward that takes several inputs)."""
+    return net(*x) if isinstance(x, tuple) else net(x)
 
 
 def load_tensor_file(path: Path, key: str | None = None):

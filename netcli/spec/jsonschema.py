@@ -50,7 +50,7 @@ def generate(*, plugins: Iterable[str] = (), builtin_only: bool = False) -> dict
     holds only what every netcli install has.
     """
     from netcli import registry
-    from netcli.spec.schema import OPTIONS, NodeOptions, json_schema
+    from netcli.spec.schema import BLOCK_KEYS, OPTIONS, NodeOptions, json_schema
 
     registry.ensure_loaded()
     for module in plugins:
@@ -89,7 +89,31 @@ def generate(*, plugins: Iterable[str] = (), builtin_only: bool = False) -> dict
     defs["Sequence"] = {"type": "array", "items": NODE_REF,
                         "description": "children in order, named 0, 1, ... (nn.Sequential)"}
     defs["UseNode"] = _node_object("use", {"type": "string", "description": "a definition under blocks:"},
-                                   options, "a fresh copy of a definition under blocks:")
+                                   {**options, "with": {"type": "object", "description": "the definition's params "
+                                                        "for this copy, e.g. {planes: 128, stride: 2}"}},
+                                   "a fresh copy of a definition under blocks:")
+    defs["BlockNode"] = {
+        "type": "object",
+        "description": "a custom block (a hand-written nn.Module): the children __init__ creates, in order, "
+                       "and its forward; params are its arguments, ${name} inside it",
+        "properties": {
+            "children": {"type": "object", "additionalProperties": NODE_REF,
+                         "description": "name -> node, created and registered in this order"},
+            "forward": {"type": "string", "description": "the forward in netcli's subset of Python: assignments, "
+                                                         "one return, calls of children and listed functions"},
+            "params": {"anyOf": [
+                {"type": "object", "description": "name -> default"},
+                {"type": "array", "items": {"anyOf": [{"type": "string"}, {"type": "object", "minProperties": 1,
+                                                                            "maxProperties": 1}]},
+                 "description": "names (required) or {name: default}"}]},
+            "inputs": {"type": "array", "items": {"type": "string"}, "minItems": 1,
+                       "description": "the forward's inputs (default [x])"},
+            "class": {"type": "string", "description": "the class name it prints as (default: the definition's name)"},
+            **options},
+        "anyOf": [{"required": ["children"]}, {"required": ["forward"]}],
+        "additionalProperties": False,
+    }
+    assert set(defs["BlockNode"]["properties"]) >= set(BLOCK_KEYS)
     defs["RefNode"] = _node_object("ref", {"type": "string", "description": "a definition under blocks:"},
                                    options, "the one shared instance of a definition (tied parameters)")
     defs["SequentialNode"] = _node_object("Sequential", {"anyOf": [
@@ -107,9 +131,10 @@ def generate(*, plugins: Iterable[str] = (), builtin_only: bool = False) -> dict
     defs["Node"] = {
         "title": "Node",
         "description": "A type name (ReLU), {Type: args} ({Linear: [4, 8]}), a list of nodes "
-                       "(a Sequential), {use: NAME} or {ref: NAME}, with options " + ", ".join(OPTIONS) + ".",
+                       "(a Sequential), {use: NAME, with: {...}} or {ref: NAME}, a custom block "
+                       "{children: {...}, forward: ...}, with options " + ", ".join(OPTIONS) + ".",
         "anyOf": [{"$ref": "#/$defs/TypeName"}, VAR_REF, {"$ref": "#/$defs/Sequence"},
-                  {"$ref": "#/$defs/UseNode"}, {"$ref": "#/$defs/RefNode"},
+                  {"$ref": "#/$defs/UseNode"}, {"$ref": "#/$defs/RefNode"}, {"$ref": "#/$defs/BlockNode"},
                   {"$ref": "#/$defs/SequentialNode"}, *layer_refs],
     }
     schema = allow_vars(schema)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path as FsPath
 from typing import Callable, Any, Iterable, Iterator
 
@@ -44,6 +44,73 @@ class LoadedSpec:
     spec: Spec
     doc: Document
     name: str
+    # (definition, params) -> its bound copy (see `instance`); problems found binding them
+    instances: dict = field(default_factory=dict, repr=False)
+    instance_problems: dict = field(default_factory=dict, repr=False)
+    # what builders share across builds of this spec (block classes, parsed forwards)
+    cache: dict = field(default_factory=dict, repr=False)
+
+    def instance(self, node: Any, path: Path) -> "NodeAt | None":
+        """The node a `use` builds, its definition's params filled in from `with:`; None if it cannot be bound.
+
+        A definition without params is its own node. Problems (an unknown or
+        missing param, a value the definition cannot take) are recorded in
+        `instance_problems`, located where they were written.
+        """
+        target = self.spec.blocks.get(node.use)
+        if target is None:
+            return None
+        at = NodeAt(target, ("blocks", node.use))
+        if not (isinstance(target, BlockNode) and target.params) and not node.with_:
+            return at
+        return self.bind(at, node.with_, path)
+
+    def bind(self, at: "NodeAt", given: dict | None = None, use_path: Path | None = None) -> "NodeAt | None":
+        """Return the block at `at` with its params bound to their defaults and `given`; None on problems."""
+        from netcli.spec.params import MAX_INSTANCES, instance_key, resolve_values, substitute
+        from netcli.spec.schema import param_defaults
+        block = at.node
+        label = (block.class_ if isinstance(block, BlockNode) and block.class_ else
+                 at.path[1] if at.path[:1] == ("blocks",) and len(at.path) == 2 else "this block")
+        defaults = param_defaults(block.params) if isinstance(block, BlockNode) else {}
+        given = dict(given or {})
+        via = f" (from {render_path(use_path)})" if use_path is not None and given else ""
+
+        def at_given(name, message, hint):
+            return self.problem(use_path + ("with", name), message, hint, key=True)
+
+        def at_use(message, hint):
+            return self.problem((use_path + ("use",)) if use_path is not None else at.path, message, hint)
+        values, problems = resolve_values(defaults, given, block=label, at_given=at_given, at_use=at_use)
+        if problems:
+            self._record(problems)
+            return None
+        key = instance_key(render_path(at.path), values)
+        if key in self.instances:
+            return self.instances[key]
+        if len(self.instances) >= MAX_INSTANCES:
+            self._record([self.problem(use_path or at.path, f"more than {MAX_INSTANCES} differently "
+                                       "parameterized copies of blocks", "fewer distinct with: values")])
+            return None
+        raw = doc_get(self.doc.data, at.path)
+        bound = substitute(raw, values)
+        try:
+            from pydantic import TypeAdapter
+            from netcli.spec.schema import NodeField
+            node = TypeAdapter(NodeField).validate_python(bound)
+        except ValidationError as exc:
+            found = [_problem_from_pydantic(self.doc, err, data=bound, prefix=at.path) for err in pydantic_errors(exc)]
+            for p in found:
+                p.where += via
+            self._record(found)
+            self.instances[key] = None
+            return None
+        self.instances[key] = NodeAt(node, at.path, values)
+        return self.instances[key]
+
+    def _record(self, problems: list[Problem]) -> None:
+        for p in problems:
+            self.instance_problems.setdefault(str(p), p)
 
     def locate(self, path: Path, *, key: bool = False) -> Location:
         return self.doc.locate(path, key=key)
@@ -276,30 +343,31 @@ def _raw_at(data: Any, loc: tuple) -> tuple[Path, bool]:
     the path and whether its last step is a mapping key (so point at the key).
     """
     node, path, is_key = data, (), False
-    for part in loc:
-        is_key = False
+    for part in loc:  # a part that names no step (a tag, a union member) keeps the place found so far
         if isinstance(node, dict):
             if part in node:
                 node, path, is_key = node[part], path + (part,), True
             elif part == "children" and "Sequential" in node:
-                node, path = node["Sequential"], path + ("Sequential",)
+                node, path, is_key = node["Sequential"], path + ("Sequential",), False
             elif isinstance(part, int) and all(isinstance(k, str) for k in node) and "Sequential" not in node:
                 keys = list(node)
                 if 0 <= part < len(keys):  # a named child: children[i] is the i-th key
-                    node, path = node[keys[part]], path + (keys[part],)
+                    node, path, is_key = node[keys[part]], path + (keys[part],), False
             elif part in ("args", "kwargs", "type"):
                 key = next((k for k in node if k not in OPTIONS), None)
                 if key is not None:
-                    node, path = node[key], path + (key,)
+                    node, path, is_key = node[key], path + (key,), False
             continue
         if isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
-            node, path = node[part], path + (part,)
+            node, path, is_key = node[part], path + (part,), False
     return path, is_key
 
 
-def _problem_from_pydantic(doc: Document, err: dict) -> Problem:
+def _problem_from_pydantic(doc: Document, err: dict, *, data: Any = None, prefix: Path = ()) -> Problem:
+    """A pydantic error as a located problem; `data` at `prefix` is the part of the document validated."""
     loc = tuple(err["loc"])
-    path, is_key = _raw_at(doc.data, loc)
+    path, is_key = _raw_at(doc.data if data is None else data, loc)
+    path = tuple(prefix) + path
     kind, message, hint = err["type"], err["msg"], None
     ctx = err.get("ctx") or {}
     if kind == "extra_forbidden":
@@ -332,6 +400,15 @@ def _problem_from_pydantic(doc: Document, err: dict) -> Problem:
     return Problem(message, render_path(path), doc.locate(path, key=is_key), hint)
 
 
+def pydantic_errors(exc: ValidationError) -> list[dict]:
+    """The errors to report: without the `${param}` alternative an option also accepts (it is never the fix)."""
+    from netcli.spec.schema import PARAM_TEXT
+    errors = exc.errors()
+    kept = [e for e in errors if not (e["type"] == "string_pattern_mismatch"
+                                       and (e.get("ctx") or {}).get("pattern") == PARAM_TEXT)]
+    return kept or errors
+
+
 def doc_get(data: Any, path: Path) -> Any:
     for part in path:
         try:
@@ -353,7 +430,7 @@ def validate_document(doc: Document) -> Spec:
         return Spec.model_validate(doc.data)
     except ValidationError as exc:
         problems, seen = [], set()
-        for err in exc.errors():
+        for err in pydantic_errors(exc):
             problem = _problem_from_pydantic(doc, err)
             if str(problem) not in seen:
                 seen.add(str(problem))
@@ -389,10 +466,11 @@ def read_spec_text(text: str, source: str, sets: Iterable[str] = (), *,
 
 @dataclass
 class NodeAt:
-    """A node and its path in the document."""
+    """A node and its path in the document (and, for a bound block, its params' values)."""
 
     node: Any
     path: Path
+    params: dict | None = None
 
 
 def children_of(node: SequenceNode, path: Path) -> Iterator[tuple[str, NodeAt]]:
@@ -407,15 +485,70 @@ def children_of(node: SequenceNode, path: Path) -> Iterator[tuple[str, NodeAt]]:
             yield (str(i) if child.name is None else str(child.name)), NodeAt(child, base + (i,))
 
 
-def walk_nodes(loaded: LoadedSpec) -> Iterator[NodeAt]:
-    """Yield every node of the spec (definitions, then the model) with its path."""
+def block_children(node: BlockNode, path: Path) -> Iterator[tuple[str, NodeAt]]:
+    """Yield (child name, child) for a custom block, in the order `children:` writes them."""
+    for name, child in node.children.items():
+        yield name, NodeAt(child, path + ("children", name))
+
+
+def node_children(at: NodeAt) -> Iterator[tuple[str, NodeAt]]:
+    """The children a node writes: a sequence's or a custom block's (nothing for other nodes)."""
+    if isinstance(at.node, SequenceNode):
+        return children_of(at.node, at.path)
+    if isinstance(at.node, BlockNode):
+        return block_children(at.node, at.path)
+    return iter(())
+
+
+def has_params(node: Any) -> bool:
+    return isinstance(node, BlockNode) and bool(node.params)
+
+
+def walk_tree(loaded: LoadedSpec, at: NodeAt, *, templates: bool = False,
+              done: set[int] | None = None) -> Iterator[NodeAt]:
+    """Yield `at` and every node under it; a `use` of a definition with params goes on into its bound copy
+    (each copy once per `done`), an inline block with params is bound to its defaults (see walk_nodes)."""
+    done = set() if done is None else done
+    if not templates and has_params(at.node) and at.params is None:
+        at = loaded.bind(at)  # an inline block with params: its defaults
+        if at is None:
+            return
+    yield at
+    for _, child in node_children(at):
+        yield from walk_tree(loaded, child, templates=templates, done=done)
+    if not templates and isinstance(at.node, UseNode):
+        bound = loaded.instance(at.node, at.path)
+        if bound is not None and bound.params is not None and id(bound) not in done:
+            done.add(id(bound))
+            yield from walk_tree(loaded, bound, templates=templates, done=done)
+
+
+def walk_nodes(loaded: LoadedSpec, *, templates: bool = False) -> Iterator[NodeAt]:
+    """Yield every node of the spec (definitions, then the model) with its path.
+
+    A definition with params is walked once per distinct set of values it is
+    used with (each bound copy, see LoadedSpec.instance), and once with its
+    defaults when it has a default for each; `templates=True` walks each
+    definition once as written instead (for checks that must not expand, such
+    as finding cycles). Problems binding a copy go to `loaded.instance_problems`.
+    """
+    done: set[int] = set()
+
     def walk(at: NodeAt) -> Iterator[NodeAt]:
-        yield at
-        if isinstance(at.node, SequenceNode):
-            for _, child in children_of(at.node, at.path):
-                yield from walk(child)
+        return walk_tree(loaded, at, templates=templates, done=done)
+
     for name, node in loaded.spec.blocks.items():
-        yield from walk(NodeAt(node, ("blocks", name)))
+        at = NodeAt(node, ("blocks", name))
+        if not templates and has_params(node):
+            from netcli.spec.schema import REQUIRED, param_defaults
+            if any(v is REQUIRED for v in param_defaults(node.params).values()):
+                yield at  # checked through each use, which gives its values
+                continue
+            at = loaded.bind(at)
+            if at is None or id(at) in done:
+                continue
+            done.add(id(at))
+        yield from walk(at)
     yield from walk(NodeAt(loaded.spec.model, ("model",)))
 
 

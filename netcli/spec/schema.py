@@ -7,6 +7,7 @@ types exist is the registry's business, checked in validate.py.
 """
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag,
@@ -14,10 +15,17 @@ from pydantic import (BaseModel, BeforeValidator, ConfigDict, Discriminator, Fie
 from pydantic_core import PydanticCustomError
 
 OPTIONS = ("name", "repeat", "names", "device", "frozen")
+# The keys of a custom block (SPEC 1.6), beside the options: `{class: X, children: {...}, forward: "..."}`.
+BLOCK_KEYS = ("children", "forward", "params", "inputs", "class")
+# `${name}` left in a definition for one of its params, filled in per use (see loading.instantiate).
+PARAM_TEXT = r"^\$\{[A-Za-z_][A-Za-z0-9_.]*\}$"
 TOP_LEVEL_KEYS = ("name", "input", "seed", "device", "vars", "plugins", "blocks", "model", "init", "shard", "extends")
 RULE_KEYS = ("init", "args", "target", "params")
 from netcli.core.limits import SEED_MAX, SEED_MIN
 MAX_INPUT_NUMEL = 2**59  # a tensor's element count is an int64, and so is its size in bytes (8 per element)
+
+
+ParamText = Annotated[str, Field(pattern=PARAM_TEXT)]
 
 
 class NodeOptions(BaseModel):
@@ -26,11 +34,12 @@ class NodeOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: Union[str, int, None] = Field(None, description="this child's name inside its parent")
-    repeat: Union[Annotated[int, Field(ge=1, le=100_000)], None] = Field(
+    # In a definition with params, an option may be `${param}`: its value comes with each use.
+    repeat: Union[Annotated[int, Field(ge=1, le=100_000)], ParamText, None] = Field(
         None, description="build this many fresh copies (of a ref: references) in a Sequential")
     names: Union[str, None] = Field(None, description="with repeat: child names, '{i}' counts from 0")
     device: Union[str, None] = Field(None, description="cpu | cuda | cuda:N | auto | auto:N | meta")
-    frozen: bool = Field(False, description="its parameters take no gradients")
+    frozen: Union[bool, ParamText] = Field(False, description="its parameters take no gradients")
 
     @model_validator(mode="after")
     def _names_need_repeat(self):
@@ -67,10 +76,17 @@ class SequenceNode(NodeOptions):
 
 
 class UseNode(NodeOptions):
-    """A fresh copy of a named definition: `{use: block1}`."""
+    """A fresh copy of a named definition: `{use: block1}`, `{use: BasicBlock, with: {planes: 128}}`.
+
+    `with` gives the definition's params (its `__init__` arguments) for this copy.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     kind: Literal["use"] = "use"
     use: str
+    with_: dict[str, Any] = Field(default_factory=dict, alias="with",
+                                  description="the definition's params for this copy")
 
 
 class RefNode(NodeOptions):
@@ -78,6 +94,80 @@ class RefNode(NodeOptions):
 
     kind: Literal["ref"] = "ref"
     ref: str
+
+
+class BlockNode(NodeOptions):
+    """A custom block (SPEC 1.6): children created in order, and a forward that uses them.
+
+    Written as the hand-written class is: `children:` is what `__init__`
+    creates (name -> node, registered and created in that order), `forward:`
+    is its forward in a small subset of Python (build/forward_parse.py),
+    `params:` its arguments with their defaults (`${name}` inside the block),
+    `inputs:` the forward's arguments (default `[x]`), `class:` the name it
+    prints under (default: the definition's name). Without `forward:` the
+    children run in order, as a Sequential of that class.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    kind: Literal["block"] = "block"
+    children: dict[str, NodeField] = Field(default_factory=dict,
+                                           description="name -> node, created and registered in this order")
+    forward: Union[str, None] = Field(None, description="the forward, in netcli's subset of Python")
+    params: Union[dict[str, Any], list[Union[str, dict[str, Any]]]] = Field(
+        default_factory=dict, description="the block's arguments: {name: default}, or a list (a bare name "
+                                          "is required)")
+    inputs: Union[Annotated[list[str], Field(min_length=1)], None] = Field(
+        None, description="the forward's inputs (default [x])")
+    class_: Union[str, None] = Field(None, alias="class", description="the class name it prints as")
+
+    @field_validator("params")
+    @classmethod
+    def _params_are_names(cls, params):
+        param_defaults(params)  # raises on a bad name or one written twice
+        return params
+
+    @model_validator(mode="after")
+    def _has_a_body(self):
+        if not self.children and self.forward is None:
+            raise PydanticCustomError("empty_block", "a custom block needs children: or forward: (or both)")
+        return self
+
+
+REQUIRED = object()  # a param without a default: each use must give it in `with:`
+
+
+def param_defaults(params: Any) -> dict[str, Any]:
+    """Return a block's params as name -> default (REQUIRED for a bare name in the list form)."""
+    if params is None:
+        return {}
+    items: list[tuple[Any, Any]] = []
+    if isinstance(params, dict):
+        items = list(params.items())
+    elif isinstance(params, list):
+        for entry in params:
+            if isinstance(entry, dict) and len(entry) == 1:
+                items.append(next(iter(entry.items())))
+            elif isinstance(entry, str):
+                items.append((entry, REQUIRED))
+            else:
+                raise PydanticCustomError("param_entry", "a params entry is a name, or {{name: default}}")
+    else:
+        raise PydanticCustomError("params", "params is a mapping {{name: default}} or a list of names")
+    out: dict[str, Any] = {}
+    for name, default in items:
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise PydanticCustomError("param_name", "param '{name}' is not a name (letters, digits and _, "
+                                      "not starting with a digit)", {"name": str(name)})
+        if name in out:
+            raise PydanticCustomError("param_twice", "param '{name}' is declared twice", {"name": name})
+        out[name] = default
+    return out
+
+
+def is_block(raw: Any) -> bool:
+    """Whether a written node is a custom block: a mapping with children: or forward:."""
+    return isinstance(raw, dict) and ("children" in raw or "forward" in raw)
 
 
 def _split_type_key(raw: dict) -> tuple[str, Any]:
@@ -113,12 +203,20 @@ def to_tagged(raw: Any) -> Any:
     options = {k: v for k, v in raw.items() if k in OPTIONS}
     for special in ("use", "ref"):
         if special in raw:
-            others = [k for k in raw if k not in OPTIONS and k != special]
+            extra = ("with",) if special == "use" else ()
+            others = [k for k in raw if k not in OPTIONS and k != special and k not in extra]
             if others:
+                hint = (" (with passes params to a fresh copy: {use: NAME, with: {...}})"
+                        if others[0] == "with" else "")
                 raise PydanticCustomError(
-                    "use_and_type", "'{special}' cannot be combined with '{other}' in one node",
-                    {"special": special, "other": others[0]})
-            return {"kind": special, special: raw[special], **options}
+                    "use_combined", "'{special}' cannot be combined with '{other}' in one node" + hint,
+                    {"special": special, "other": others[0], "key": others[0]})
+            tagged = {"kind": special, special: raw[special], **options}
+            if "with" in raw:
+                tagged["with"] = {} if raw["with"] is None else raw["with"]
+            return tagged
+    if any(k in raw for k in BLOCK_KEYS):
+        return _tag_block(raw, options)
     key, value = _split_type_key(raw)
     if not isinstance(key, str):
         raise PydanticCustomError("type_name", "a type name must be text, not {key!r}", {"key": key})
@@ -142,6 +240,33 @@ def to_tagged(raw: Any) -> Any:
     return {"kind": "layer", "type": key, "args": [value], **options}
 
 
+def _tag_block(raw: dict, options: dict) -> dict:
+    import difflib
+    others = [k for k in raw if k not in OPTIONS and k not in BLOCK_KEYS]
+    if others:
+        close = difflib.get_close_matches(str(others[0]), BLOCK_KEYS + OPTIONS, n=1, cutoff=0.6)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise PydanticCustomError(
+            "block_key", "a custom block has the keys {keys} and the options; '{other}' is neither" + hint,
+            {"keys": ", ".join(BLOCK_KEYS), "other": others[0], "key": others[0]})
+    children = raw.get("children")
+    if children is None:
+        children = {}
+    if isinstance(children, dict):
+        named: dict[str, Any] = {}
+        for k, v in children.items():
+            if str(k) in named:
+                raise PydanticCustomError("child_twice", "two children are named '{name}'",
+                                          {"name": str(k), "key": k})
+            named[str(k)] = v
+        children = named
+    tagged = {"kind": "block", "children": children, **options}
+    for key in ("forward", "params", "inputs", "class"):
+        if key in raw:
+            tagged[key] = raw[key]
+    return tagged
+
+
 def _tag(value: Any) -> str:
     return value.get("kind", "layer") if isinstance(value, dict) else getattr(value, "kind", "layer")
 
@@ -150,7 +275,8 @@ def _tag(value: Any) -> str:
 NODE_JSON_SCHEMA: dict[str, Any] = {
     "title": "Node",
     "description": "A type name (ReLU), {Type: args} ({Linear: [4, 8]}), a list of nodes "
-                   "(a Sequential), {use: NAME} or {ref: NAME}, with options "
+                   "(a Sequential), {use: NAME, with: {...}}, {ref: NAME}, or a custom block "
+                   "{children: {...}, forward: ..., params: {...}, inputs: [...], class: NAME}, with options "
                    + ", ".join(OPTIONS) + ".",
     "anyOf": [
         {"type": "string"},
@@ -165,6 +291,7 @@ Node = Annotated[
         Annotated[SequenceNode, Tag("sequence")],
         Annotated[UseNode, Tag("use")],
         Annotated[RefNode, Tag("ref")],
+        Annotated[BlockNode, Tag("block")],
     ],
     Discriminator(_tag),
     WithJsonSchema(NODE_JSON_SCHEMA),
@@ -178,6 +305,7 @@ def _tagged(value: Any) -> Any:
 # Every field that holds a node runs to_tagged first, through this type.
 NodeField = Annotated[Node, BeforeValidator(_tagged)]
 SequenceNode.model_rebuild()
+BlockNode.model_rebuild()
 
 
 class InitRuleSpec(BaseModel):
@@ -199,14 +327,100 @@ InitRuleField = Annotated[
 ]
 
 
+INPUT_DTYPES = ("float32", "float64", "float16", "bfloat16", "int64", "int32", "int16", "int8", "uint8", "bool")
+INPUT_DTYPE_ALIASES = {"float": "float32", "double": "float64", "half": "float16", "long": "int64", "int": "int32"}
+ShapeList = Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
+
+
+class InputEntry(BaseModel):
+    """One example input: its shape, dtype and value range (`{shape: [2, 16], dtype: int64, high: 100}`).
+
+    A float input is drawn like D2L's `torch.rand` (uniform in [low, high),
+    default [0, 1)); an integer input (token ids for an Embedding) uniformly
+    from the integers in [low, high), low defaulting to 0, high required.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    shape: ShapeList = Field(description="the input's shape, e.g. [2, 16]")
+    dtype: str = Field("float32", description="float32 (default), float64, float16, bfloat16, int64, int32, "
+                                              "int16, int8, uint8, bool")
+    low: Union[int, float, None] = Field(None, description="the smallest value (default 0)")
+    high: Union[int, float, None] = Field(None, description="values stay below it (float default 1; "
+                                                            "required for integers)")
+
+    @field_validator("dtype")
+    @classmethod
+    def _known_dtype(cls, dtype):
+        name = INPUT_DTYPE_ALIASES.get(dtype.removeprefix("torch."), dtype.removeprefix("torch."))
+        if name not in INPUT_DTYPES:
+            import difflib
+            close = difflib.get_close_matches(name, INPUT_DTYPES, n=1)
+            raise PydanticCustomError("input_dtype", "unknown input dtype '{dtype}'{hint}",
+                                      {"dtype": dtype, "hint": f" (did you mean '{close[0]}'?)" if close
+                                       else f" (one of {', '.join(INPUT_DTYPES)})"})
+        return name
+
+    @model_validator(mode="after")
+    def _range(self):
+        integer = self.dtype not in ("float32", "float64", "float16", "bfloat16")
+        if integer and self.dtype != "bool" and self.high is None:
+            raise PydanticCustomError("input_high", "an integer input needs high: its values are drawn from "
+                                      "[low, high) (e.g. high: the Embedding's num_embeddings)")
+        if self.low is not None and self.high is not None and not self.low < self.high:
+            raise PydanticCustomError("input_range", "low must be below high")
+        return self
+
+    @property
+    def is_float(self) -> bool:
+        return self.dtype in ("float32", "float64", "float16", "bfloat16")
+
+
+def _input_tag(value: Any) -> str:
+    if isinstance(value, (dict, InputEntry)):
+        return "entry"
+    if isinstance(value, list) and any(isinstance(v, (list, dict, InputEntry)) for v in value):
+        return "entries"
+    return "shape"
+
+
+InputField = Annotated[
+    Union[Annotated[ShapeList, Tag("shape")], Annotated[InputEntry, Tag("entry")],
+          Annotated[Annotated[list[Union[ShapeList, InputEntry]], Field(min_length=1)], Tag("entries")]],
+    Discriminator(_input_tag),
+]
+
+
+def input_entries(value: Any) -> list[InputEntry] | None:
+    """The spec's `input:` as a list of entries, one per forward input (None without one).
+
+    `[2, 4]` is one float input of that shape; `{shape: ..., dtype: ...}` one
+    entry; a list of shapes or entries is a forward with several inputs.
+    """
+    if value is None:
+        return None
+    if isinstance(value, InputEntry):
+        return [value]
+    if isinstance(value, list) and value and all(isinstance(v, int) for v in value):
+        return [InputEntry(shape=value)]
+    return [v if isinstance(v, InputEntry) else InputEntry(shape=v) for v in value]
+
+
+def first_shape(value: Any) -> list[int] | None:
+    """The shape of the first example input, or None without one."""
+    entries = input_entries(value)
+    return list(entries[0].shape) if entries else None
+
+
 class Spec(BaseModel):
     """A whole spec file (SPEC 1)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, title="netcli spec")
 
     name: Union[str, None] = Field(None, description="default: the file's stem")
-    input: Union[Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)], None] = Field(
-        None, description="an example input shape, e.g. [2, 4]")
+    input: Union[InputField, None] = Field(
+        None, description="an example input: a shape ([2, 4]), {shape, dtype, low, high}, or a list of "
+                          "those for a forward with several inputs")
     seed: Union[Annotated[int, Field(ge=SEED_MIN, le=SEED_MAX)], None] = Field(
         None, description="build and init are then bit-reproducible")
     device: Union[str, None] = Field(None, description="cpu | cuda | cuda:N | auto | auto:N | meta")
@@ -235,14 +449,26 @@ class Spec(BaseModel):
 
     @field_validator("input")
     @classmethod
-    def _input_fits_a_tensor(cls, shape):
-        numel = 1
-        for size in shape or ():
-            numel *= size
-        if numel > MAX_INPUT_NUMEL or any(size > MAX_INPUT_NUMEL for size in shape or ()):
-            raise PydanticCustomError("input_too_large", "an input of shape {shape} has more elements than "
-                                      "a tensor can hold", {"shape": shape})
-        return shape
+    def _input_fits_a_tensor(cls, value):
+        for entry in input_entries(value) or ():
+            shape = entry.shape
+            numel = 1
+            for size in shape:
+                numel *= size
+            if numel > MAX_INPUT_NUMEL or any(size > MAX_INPUT_NUMEL for size in shape):
+                raise PydanticCustomError("input_too_large", "an input of shape {shape} has more elements than "
+                                          "a tensor can hold", {"shape": shape})
+        return value
+
+    @property
+    def inputs(self) -> list[InputEntry] | None:
+        """The example inputs, one entry per forward input (None without `input:`)."""
+        return input_entries(self.input)
+
+    @property
+    def input_shape(self) -> list[int] | None:
+        """The first example input's shape (None without `input:`)."""
+        return first_shape(self.input)
 
 
 def json_schema() -> dict[str, Any]:

@@ -53,6 +53,28 @@ class Document:
                 return Location(self.sources.get(prefix, self.source), *self.positions[prefix])
         return Location(self.source)
 
+    def text_start(self, path: Path) -> Location:
+        """Where the text of the string at `path` begins: after a `|`/`>` header or an opening quote.
+
+        A `forward:` written as a `|` block keeps its lines, so a position in
+        the string plus this location is a position in the file.
+        """
+        at = self.locate(path)
+        if at.line is None or path not in self.positions:
+            return at
+        lines = self.text.splitlines()
+        row, col = at.line - 1, at.column - 1
+        head = lines[row][col:] if row < len(lines) else ""
+        if head[:1] in ("|", ">"):
+            for n in range(row + 1, len(lines)):
+                if lines[n].strip():
+                    indent = len(lines[n]) - len(lines[n].lstrip(" "))
+                    return Location(self.source, n + 1, indent + 1)
+            return at
+        if head[:1] in ("'", '"'):
+            return Location(self.source, at.line, at.column + 1)
+        return at
+
 
 def _mark(node: yaml.Node) -> tuple[int, int]:
     return node.start_mark.line + 1, node.start_mark.column + 1

@@ -1,0 +1,113 @@
+"""A custom block's params (SPEC 1.6): `${name}` inside a definition, filled in per use.
+
+`params: {planes: 64, stride: 1}` declares a definition's arguments and their
+defaults; `{use: BasicBlock, with: {planes: 128}}` passes others. Loading
+leaves a param's `${planes}` in the document (a param shadows a global var of
+the same name); `bind` writes one use's values into a copy of the block's
+YAML and validates that copy as a node, so every value is checked where it is
+written, and the builder sees plain nodes.
+"""
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Callable, Iterable
+
+from netcli.core.errors import Problem, did_you_mean
+from netcli.spec.schema import REQUIRED, is_block, param_defaults
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_.]*)\}")
+MAX_INSTANCES = 10_000  # distinct (definition, params) copies in one spec
+
+
+def declared(raw: Any) -> dict[str, Any]:
+    """The params a written block declares (name -> default or REQUIRED); {} when none or unreadable."""
+    if not is_block(raw) or "params" not in raw:
+        return {}
+    try:
+        return param_defaults(raw["params"])
+    except Exception:  # the schema reports a bad params: entry
+        names = raw["params"] if isinstance(raw["params"], list) else list(raw["params"] or ())
+        return {n: REQUIRED for n in names if isinstance(n, str)}
+
+
+def substitute(raw: Any, values: dict[str, Any], on_missing: Callable[[str], None] | None = None) -> Any:
+    """Return a copy of `raw` (the block's YAML) with `${name}` of each param in `values` filled in.
+
+    A whole `${planes}` keeps the value's type; inside a longer string it is
+    text. A nested block that declares a param of the same name shadows it. The
+    block's own `params:` entry is dropped: the copy is bound.
+    """
+    def fill(value: Any, scope: dict[str, Any]) -> Any:
+        if isinstance(value, dict):
+            inner = scope
+            own = declared(value)
+            if own and value is not raw:
+                inner = {k: v for k, v in scope.items() if k not in own}
+            return {k: (fill(v, scope) if k == "params" else fill(v, inner))
+                    for k, v in value.items() if not (value is raw and k == "params")}
+        if isinstance(value, list):
+            return [fill(v, scope) for v in value]
+        if not isinstance(value, str) or "${" not in value:
+            return value
+        whole = _VAR.fullmatch(value)
+        if whole and _known(whole.group(1), scope):
+            return _lookup(whole.group(1), scope)
+        return _VAR.sub(lambda m: str(_lookup(m.group(1), scope)) if _known(m.group(1), scope) else m.group(0),
+                        value)
+
+    return fill(raw, dict(values))
+
+
+def _known(name: str, scope: dict[str, Any]) -> bool:
+    head, _, rest = name.partition(".")
+    if head not in scope:
+        return False
+    value = scope[head]
+    for part in rest.split(".") if rest else ():
+        if not isinstance(value, dict) or part not in value:
+            return False
+        value = value[part]
+    return True
+
+
+def _lookup(name: str, scope: dict[str, Any]) -> Any:
+    head, _, rest = name.partition(".")
+    value = scope[head]
+    for part in rest.split(".") if rest else ():
+        value = value[part]
+    return value
+
+
+def resolve_values(defaults: dict[str, Any], given: dict[str, Any], *, block: str,
+                   at_given: Callable[[str, str, str | None], Problem],
+                   at_use: Callable[[str, str | None], Problem]) -> tuple[dict[str, Any], list[Problem]]:
+    """Return the values of one use: the defaults, overridden by `with:`; and its problems.
+
+    An argument the block does not declare (`at_given(name, message, hint)`)
+    or a required one left out (`at_use(message, hint)`) is a located problem
+    with a suggestion.
+    """
+    problems: list[Problem] = []
+    for name in given:
+        if name not in defaults:
+            hint = did_you_mean(str(name), defaults) or (
+                f"{block} takes {', '.join(defaults)}" if defaults else f"{block} declares no params")
+            problems.append(at_given(str(name), f"unknown param '{name}' of {block}", hint))
+    values = {k: v for k, v in defaults.items() if v is not REQUIRED}
+    values.update({k: v for k, v in given.items() if k in defaults})
+    missing = [k for k, v in defaults.items() if v is REQUIRED and k not in given]
+    if missing:
+        shown = ", ".join(f"{k}: ..." for k in missing)
+        problems.append(at_use(f"{block} needs the param{'s' if len(missing) > 1 else ''} "
+                               f"{', '.join(repr(k) for k in missing)}", f"pass it: with: {{{shown}}}"))
+    return values, problems
+
+
+def instance_key(name: str, values: dict[str, Any]) -> str:
+    """A stable key for one (definition, values) pair: equal values share one checked copy."""
+    return name + "\0" + json.dumps(values, sort_keys=True, default=repr)
+
+
+def param_names(raw: Any) -> Iterable[str]:
+    return declared(raw).keys()
