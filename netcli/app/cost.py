@@ -299,7 +299,8 @@ def _cpu_countable(net: nn.Module, inputs: tuple) -> bool:
     tensors = list(net.parameters()) + list(net.buffers())
     return (sum(t.numel() * t.element_size() for t in tensors) <= CPU_COUNT_BYTES
             and sum(t.numel() for t in inputs) <= CPU_COUNT_INPUT
-            and all(type(m).__module__.startswith("torch.nn.") for m in net.modules()))
+            # torch.nn's layers and netcli's compiled custom blocks (no loops or conditionals on values)
+            and all(type(m).__module__.startswith(("torch.nn.", "netcli.build.")) for m in net.modules()))
 
 
 def count_network(loaded, built, *, backward: bool = False):
@@ -320,18 +321,19 @@ def count_network(loaded, built, *, backward: bool = False):
     trace, meta, note = check_shapes(loaded)
     shapes = dict(trace.shapes) if trace else {}
     _skip_dynamo_import()
-    inputs = example_inputs(loaded.spec.input, "meta")
+    spec_input = getattr(loaded.spec, "inputs", None) or loaded.spec.input  # one entry per forward input
+    inputs = example_inputs(spec_input, "meta")
     if _cpu_countable(meta.net, inputs):
         zeros = copy.deepcopy(meta.net)._apply(lambda t: torch.zeros(t.shape, dtype=t.dtype))
         with torch.random.fork_rng(devices=[]):  # dropout's draws must not move the caller's RNG
-            cost = measure(zeros, example_inputs(loaded.spec.input, "cpu"), backward=backward)
+            cost = measure(zeros, example_inputs(spec_input, "cpu"), backward=backward)
         cost.device = "meta"  # the same counts; nothing of the network's values was used
     else:
         cost = measure(meta.net, inputs, backward=backward)
     materialized = not any(t.is_meta for t in list(built.net.parameters()) + list(built.net.buffers()))
     if cost.error is not None and materialized and built.device.type != "meta":
         with torch.random.fork_rng(devices=[]):  # the example input's draws must not move the caller's RNG
-            real = measure(built.net, example_inputs(loaded.spec.input, built.device, random=True),
+            real = measure(built.net, example_inputs(spec_input, built.device, random=True),
                            backward=backward)
         if real.error is None:
             blocker = (trace.failed_at or "(root)") if trace else "(root)"

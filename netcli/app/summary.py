@@ -159,6 +159,15 @@ def summarize(net: nn.Module, shapes: dict[str, tuple] | None = None, note: str 
         counted_on=cost.device if cost is not None else None)
 
 
+def describe(loaded, built, *, backward: bool = False, depth: int | None = None) -> Summary:
+    """The summary `netcli build` shows: rows, shapes and costs (counted on meta, see cost.py), folded to `depth`."""
+    from netcli.app.cost import count_network
+    shapes, note, cost = count_network(loaded, built, backward=backward)
+    summary = summarize(built.net, shapes, note, shapes.get(""), built.inferred, cost=cost,
+                        input_shape=loaded.spec.input)
+    return fold(summary, depth)
+
+
 def fold(summary: Summary, depth: int | None) -> Summary:
     """Keep the rows down to `depth` (0: the root only); a kept row already includes its children's counts."""
     if depth is None:
@@ -324,8 +333,16 @@ def render(summary: Summary, title: str, console, *, columns: list[str] | None =
 
 
 def _input_text(spec_input) -> str:
+    """`[2, 20]`, `[2, 16] int64`, or several of those for a forward with several inputs."""
     if spec_input is None:
         return ""
     if isinstance(spec_input, (list, tuple)) and all(isinstance(s, int) for s in spec_input):
         return "[" + ", ".join(map(str, spec_input)) + "]"
-    return str(spec_input)
+    if isinstance(spec_input, (list, tuple)):
+        return ", ".join(_input_text(entry) for entry in spec_input)
+    shape = spec_input.get("shape") if isinstance(spec_input, dict) else getattr(spec_input, "shape", None)
+    dtype = spec_input.get("dtype") if isinstance(spec_input, dict) else getattr(spec_input, "dtype", None)
+    if shape is None:
+        return str(spec_input)
+    text = _input_text(list(shape))
+    return text + (f" {dtype}" if dtype not in (None, "float32") else "")

@@ -73,26 +73,31 @@ def build(
     spec: SpecArg = None, print_: Annotated[bool, typer.Option("--print", help="print exactly what print(net) prints")] = False,
     set_: SetOpt = None, seed: SeedOpt = None, device: DeviceOpt = None, plugin: PluginOpt = None,
     json_: JsonOpt = False, fast_init: FastInitOpt = False, shard: ShardOpt = None,
+    depth: Annotated[Optional[int], typer.Option(
+        "--depth", min=0, help="show blocks down to this depth (0: the network alone); deeper ones are folded "
+                               "into their parents' counts", show_default=False)] = None,
+    columns: Annotated[Optional[str], typer.Option(
+        "--columns", help="the table's columns, comma-separated: shape, params, param_mem, trainable, macs, flops, "
+                          "act_mem, device, or all", show_default=False)] = None,
+    backward: Annotated[bool, typer.Option(
+        "--backward", help="count forward+backward FLOPs (the backward of the output's sum)")] = False,
 ):
-    """Build the network; show its blocks, parameter counts, output shapes and totals."""
+    """Build the network; show per block its output shape, parameters, MACs/FLOPs and memory, and the totals."""
     from netcli.app import sharded
+    from netcli.app.summary import describe, parse_columns
+    chosen = parse_columns(columns)  # a bad name fails before anything is built
     loaded = _open_spec(spec, set_, plugin)
     built = sharded.build(loaded, shard=shard, device=device, seed=seed, fast_init=fast_init)
     if print_:
         print(built.net)
         return
-    from netcli.app.summary import render as render_summary, summarize
-    shapes, note, out_shape = {}, None, None
-    if loaded.spec.input is not None:
-        from netcli.build.validate import check_shapes
-        trace, _, note = check_shapes(loaded)
-        shapes = trace.shapes if trace else {}
-        out_shape = shapes.get("")
-    summary = summarize(built.net, shapes, note, out_shape, inferred=built.inferred)
+    summary = describe(loaded, built, backward=backward, depth=depth)
     if json_:
         render.print_json({"name": loaded.name, "device": str(built.device), **summary.as_json()})
     else:
-        render_summary(summary, f"{loaded.name} on {built.device}", render.stdout())
+        from netcli.app.summary import render as render_summary
+        render_summary(summary, f"{loaded.name} on {built.device}", render.stdout(), columns=chosen,
+                       backward=backward)
 
 
 @app.command()
