@@ -54,6 +54,8 @@ class EscapingStream:
         self.unescaped = stream
 
     def write(self, text: str) -> int:
+        if not isinstance(text, str):  # as a text stream does: click probes for a binary stream this way
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
         if self.unescaped is None:
             return len(text)
         safe = escape(text)
