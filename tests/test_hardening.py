@@ -537,3 +537,33 @@ def test_19_a_stdout_that_cannot_take_the_output(tmp_path, how):
         out = subprocess.run(args, capture_output=True, text=True, env={**env, "PYTHONIOENCODING": "ascii"})
         assert "lin\\xe9aire" in out.stdout
     assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
+
+
+# --- 22. non-finite initializer arguments ----------------------------------------------
+
+@pytest.mark.parametrize("rule, says", [
+    ("normal(std=1e400):*", "argument 'std' of normal is inf"),
+    ("const1e400:*", "argument 1 of constant is inf"),
+    ("constant(-1e999):0", "argument 1 of constant is -inf"),
+    ("uniform(-1e400, 0):*", "argument 1 of uniform is -inf"),
+    ("trunc_normal(a=-1e400):*", "argument 'a' of trunc_normal is -inf"),
+])
+def test_22_non_finite_rule_arguments_are_refused(write_spec, run_cli, rule, says):
+    path = write_spec(SMALL)
+    result = run_cli("init", path, "--rule", rule)
+    assert result.code == 2, result.err
+    assert f"--rule {rule}: {says}: an initializer's arguments must be finite numbers" in result.err, result.err
+    path = write_spec(SMALL + f"init: [{json.dumps(rule)}]\n")  # the same text in the spec: validate sees it
+    result = run_cli("validate", path)
+    assert result.code == 2 and f"{path}:4:8: init[0]: {says}" in result.err, result.err
+
+
+@pytest.mark.parametrize("value", [".nan", ".inf", "-.inf", "1.0e+400", "-1.0e+999"])
+def test_22_non_finite_arguments_in_the_long_form(write_spec, run_cli, value):
+    path = write_spec(SMALL + f"init:\n  - {{init: normal, args: {{std: {value}}}, target: '*'}}\n")
+    result = run_cli("init", path)
+    assert result.code == 2, result.err
+    assert f"{path}:5:5: init[0]: argument 'std' of normal is " in result.err, result.err
+    assert "must be finite numbers" in result.err
+    out = write_spec(SMALL + "init: ['normal(std=1e-400):*']\n", "tiny.yaml")  # 0.0: finite, allowed
+    assert run_cli("init", out).code == 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import math
 import re
 import typing
 from dataclasses import dataclass, field
@@ -88,8 +89,40 @@ def parse_rule(text_or_mapping: Any, label: str, *, location: Location | None = 
         rule = Rule(text_or_mapping.strip(), name, args, kwargs, target, None, loc, where)
     else:
         rule = _parse_long(text_or_mapping, loc, where)
+    _check_finite(rule)
     _check_call(rule)
     return rule
+
+
+def _non_finite(value: Any) -> float | None:
+    """The first infinite or NaN number in an argument (lists and mappings searched), else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else value
+    if isinstance(value, complex):
+        return None if math.isfinite(value.real) and math.isfinite(value.imag) else value
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            bad = _non_finite(item)
+            if bad is not None:
+                return bad
+    return None
+
+
+def _check_finite(rule: Rule) -> None:
+    """Refuse an infinite or NaN argument (`normal(std=1e400)` reads as inf): it would fill tensors with inf/nan."""
+    named = [(f"argument {i + 1}", a) for i, a in enumerate(rule.args)] + [
+        (f"argument '{k}'", v) for k, v in rule.kwargs.items()]
+    for label, value in named:
+        bad = _non_finite(value)
+        if bad is not None:
+            raise NetcliError(rule.problem(
+                f"{label} of {rule.init} is {bad!r}: an initializer's arguments must be finite numbers",
+                ("a number beyond ±1.8e308 reads as inf; " if bad == bad else "") +
+                "write a finite value, e.g. normal(std=0.01)"))
 
 
 def _fail(loc: Location, where: str, message: str, hint: str | None) -> NetcliError:
