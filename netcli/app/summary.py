@@ -262,7 +262,7 @@ def _cell(row: BlockRow, column: str, backward: bool) -> str:
 
 
 _HEADERS = {"shape": "output", "params": "params", "param_mem": "param mem", "trainable": "trainable",
-            "macs": "MACs", "flops": "FLOPs", "act_mem": "activations", "device": "device"}
+            "macs": "MACs", "flops": "FLOPs", "act_mem": "out mem", "device": "device"}
 
 
 def _tree_prefixes(rows: list[BlockRow]) -> list[str]:
