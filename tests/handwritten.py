@@ -117,11 +117,17 @@ def mlp_wide():
     return nn.Sequential(nn.Linear(20, 1024), nn.ReLU(), nn.Linear(1024, 10))
 
 
+def resnet34():
+    # configs/resnet34.yaml extends resnet18.yaml: torchvision's resnet34(), 21,797,672 parameters
+    from handwritten_nets import BasicBlock, ResNet
+    return ResNet(BasicBlock, [3, 4, 6, 3])
+
+
 # config stem -> hand-written builder; every shipped config must appear here
 HANDWRITTEN = {
     "mlp": mlp, "rgnet": rgnet, "shared": shared, "chimera": chimera, "mlp_block": mlp_block,
     "named": named, "centered": centered, "mylinear": mylinear, "frozen": frozen, "devices": devices,
-    "mlp_wide": mlp_wide,
+    "mlp_wide": mlp_wide, "resnet34": resnet34,
 }
 
 
