@@ -43,6 +43,7 @@ class _Budget:
     files: int = 0
     bytes: int = 0
     values: int = 0
+    texts: dict[str, str] = field(default_factory=dict)  # each base's text, for locations inside strings
 
 
 @dataclass
@@ -72,7 +73,7 @@ def compose(doc: Document) -> Document:
         return doc
     budget = _Budget(files=1, bytes=len(doc.text.encode("utf-8", "surrogatepass")))
     layer = _resolve(doc, budget, (_real(doc.source),))
-    out = Document(layer.data, doc.source, text=doc.text)
+    out = Document(layer.data, doc.source, text=doc.text, texts=budget.texts)
     for path, (source, line, column) in layer.at.items():
         out.positions[path] = (line, column)
         if source != doc.source:
@@ -143,6 +144,7 @@ def _read_base(doc: Document, value: str, path: Path, budget: _Budget, stack: tu
         raise NetcliError(Problem(f"not UTF-8 text (byte {exc.start})", location=Location(source),
                                   hint="a spec is a YAML text file")) from exc
     base = parse_yaml(text, source)
+    budget.texts[source] = text
     if base.data is None:
         return _Layer({})
     if not isinstance(base.data, dict):

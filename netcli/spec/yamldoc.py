@@ -38,6 +38,7 @@ class Document:
     # path -> the file that wrote the value / the key, where it is not `source` (a base named by extends:)
     sources: dict[Path, str] = field(default_factory=dict)
     key_sources: dict[Path, str] = field(default_factory=dict)
+    texts: dict[str, str] = field(default_factory=dict)  # a base's file -> its text (text is `source`'s)
 
     def locate(self, path: Path, *, key: bool = False) -> Location:
         """Return the location of `path`, or of its nearest located parent."""
@@ -62,17 +63,17 @@ class Document:
         at = self.locate(path)
         if at.line is None or path not in self.positions:
             return at
-        lines = self.text.splitlines()
+        lines = self.texts.get(at.source, self.text).splitlines()  # the file that wrote it (extends:)
         row, col = at.line - 1, at.column - 1
         head = lines[row][col:] if row < len(lines) else ""
         if head[:1] in ("|", ">"):
             for n in range(row + 1, len(lines)):
                 if lines[n].strip():
                     indent = len(lines[n]) - len(lines[n].lstrip(" "))
-                    return Location(self.source, n + 1, indent + 1)
+                    return Location(at.source, n + 1, indent + 1)
             return at
         if head[:1] in ("'", '"'):
-            return Location(self.source, at.line, at.column + 1)
+            return Location(at.source, at.line, at.column + 1)
         return at
 
 
