@@ -354,10 +354,14 @@ def export(
         show_default=False)] = None,
     spec: Annotated[Optional[str], typer.Option("--spec", help="with a checkpoint: the spec to rebuild it from", show_default=False)] = None,
     input_: Annotated[Optional[str], typer.Option("--input", help="the example input: rand:2,20 | FILE (default: the spec's input:)", show_default=False)] = None,
+    static: Annotated[bool, typer.Option("--static", help="fix the batch size to the example's (default: any batch size)")] = False,
     set_: SetOpt = None, seed: SeedOpt = None, device: DeviceOpt = None, plugin: PluginOpt = None,
     json_: JsonOpt = False,
 ):
-    """Export the network for other software: ONNX, TorchScript or a torch.export program, run on the example input."""
+    """Export the network for other software: ONNX, TorchScript or a torch.export program, run on the example input.
+
+    The batch dimension stays dynamic (a program made on a batch of 2 runs a batch of 5) unless --static.
+    """
     from netcli.app.network import open_network
     from netcli.io.export import export_model, format_for
     from netcli.io.inputs import make_input
@@ -366,7 +370,8 @@ def export(
     refuse_overwriting_inputs(output, source, spec, input_)  # `export model.pt -o model.pt` would replace the state_dict
     built = open_network(source, sets=set_ or (), plugins=plugin or (), device=device, seed=seed, spec=spec,
                          notes=_notes())
-    result = export_model(built, make_input(input_, built.loaded.spec.input, built.device), fmt, output)
+    result = export_model(built, make_input(input_, built.loaded.spec.input, built.device), fmt, output,
+                          static=static)
     if json_:
         render.print_json(result.as_json())
     else:

@@ -147,5 +147,6 @@ def registered_types(entries, signature) -> None:
 def exported(result, fmt: str) -> None:
     check = ("" if result.max_difference is None
              else f"; its output matches torch's (max |difference| {result.max_difference:.3g})")
+    batch = "; any batch size" if result.dynamic_batch else "; batch size fixed"
     stdout().print(f"wrote {result.path} ({fmt} via {result.method}, {result.nbytes:,} bytes): "
-                   f"input {result.input_shape} -> output {result.output_shape}{check}", markup=False)
+                   f"input {result.input_shape} -> output {result.output_shape}{check}{batch}", markup=False)

@@ -138,7 +138,12 @@ def _from_glob(net, rule: Rule, names: dict[int, str]) -> list[Selected]:
 
 
 def _modules_of_type(net, name: str) -> list:
-    return [m for m in apply_order(net) if type(m).__name__ == name]
+    """The modules of type `name`; a custom block's type (SPEC 1.6) selects each such block whole, its
+    layers included, as a path to it does (`ones:BasicBlock` is `block.apply(...)` on every BasicBlock)."""
+    found = [m for m in apply_order(net) if type(m).__name__ == name]
+    if found and all(type(m).__module__.startswith("netcli.build.") for m in found):
+        return [inner for m in found for inner in apply_order(m)]
+    return found
 
 
 def _explain_miss(net, rule: Rule, exc: NetcliError) -> tuple[str, str | None]:

@@ -39,6 +39,7 @@ class Exported:
     seconds: float
     max_difference: float | None  # max |program(x) - net(x)|, None where it was not checked
     method: str = ""  # e.g. torch.jit.script
+    dynamic_batch: bool = False  # the program takes any batch size (dimension 0 of each input)
 
     def as_json(self) -> dict:
         return dict(self.__dict__)
@@ -58,28 +59,35 @@ def format_for(fmt: str | None, output: str) -> str:
                               hint="pass --format onnx|torchscript|exported, or name the file .onnx, .pt or .pt2"))
 
 
-def export_model(built, x, fmt: str, output: str) -> Exported:
-    """Export `built.net` run on `x` to `output` in format `fmt`; return what was written."""
+def export_model(built, x, fmt: str, output: str, *, static: bool = False) -> Exported:
+    """Export `built.net` run on `x` to `output` in format `fmt`; return what was written.
+
+    The batch dimension (dimension 0 of each input) stays dynamic: a program
+    made on a batch of 2 runs a batch of 5. `static` fixes every size to the
+    example's. `x` may be a tuple: the inputs of a forward that takes several.
+    """
     import torch
     from netcli.core.atomic import atomic_write
     net = built.net
-    if x.device.type == "meta" or any(p.device.type == "meta" for p in net.parameters()):
+    args = x if isinstance(x, tuple) else (x,)
+    if any(a.device.type == "meta" for a in args) or any(p.device.type == "meta" for p in net.parameters()):
         raise NetcliError("a network on the meta device has no values to export",
                           hint="export on a real device: --device cpu")
     net.eval()  # dropout off, batch norm on running statistics: what other software runs
     start = time.perf_counter()
     with torch.no_grad():
-        expected = net(x)
+        expected = net(*args)
+    dynamic = None if static or fmt == "torchscript" else _batch_dims(args)
     if fmt == "onnx":
-        program, method = _export_onnx(built, x), "torch.onnx.export(dynamo=True)"
+        program, method = _export_onnx(built, args, dynamic), "torch.onnx.export(dynamo=True)"
         big = sum(p.numel() * p.element_size() for p in net.state_dict().values()) > ONNX_INLINE_LIMIT
         if big:
             program.save(output, external_data=True)
         else:
             atomic_write(output, lambda p: program.save(str(p), external_data=False))
-        got = _run_onnx(output, x)
+        got = _run_onnx(output, args)
     elif fmt == "torchscript":
-        program, method = _script(built, x)
+        program, method = _script(built, args)
         with warnings.catch_warnings():  # torch 2.10+ marks torch.jit deprecated; it is what reads .pt programs
             warnings.simplefilter("ignore", DeprecationWarning)
             buffer = io.BytesIO()  # torch's C++ writer aborts the process on a full disk: Python writes the file
@@ -87,12 +95,12 @@ def export_model(built, x, fmt: str, output: str) -> Exported:
             atomic_write(output, lambda p: p.write_bytes(buffer.getvalue()))
             del buffer
             with torch.no_grad():
-                got = torch.jit.load(output)(x)
+                got = torch.jit.load(output)(*args)
     elif fmt == "exported":
-        program, method = _export(built, x), "torch.export.export"
+        program, method = _export(built, args, dynamic), "torch.export.export"
         atomic_write(output, lambda p: _save_program(program, p))
         with open(output, "rb") as fh, quiet():  # a buffer: torch.export wants a .pt2 name otherwise
-            got = torch.export.load(fh).module()(x)
+            got = torch.export.load(fh).module()(*args)
     else:
         raise NetcliError(f"unknown export format '{fmt}'", hint=f"use one of {', '.join(FORMATS)}")
     seconds = time.perf_counter() - start
@@ -101,8 +109,33 @@ def export_model(built, x, fmt: str, output: str) -> Exported:
         got = torch.as_tensor(got).detach()
         difference = float((got.to(expected.device).float() - expected.float()).abs().max()) if got.numel() else 0.0
     out_shape = list(expected.shape) if isinstance(expected, torch.Tensor) else None
-    return Exported(str(output), fmt, list(x.shape), out_shape, Path(output).stat().st_size,
-                    seconds, difference, method)
+    return Exported(str(output), fmt, list(args[0].shape), out_shape, Path(output).stat().st_size,
+                    seconds, difference, method, dynamic_batch=dynamic is not None or fmt == "torchscript")
+
+
+def _batch_dims(args) -> tuple:
+    """torch.export's dynamic_shapes: dimension 0 of every input (that has one) is the batch."""
+    from torch.export import Dim
+    return tuple({0: Dim.DYNAMIC} if a.dim() > 0 else None for a in args)
+
+
+def _traced_on(args, dynamic) -> tuple:
+    """The inputs to trace on: a batch of 1 becomes 2 (torch would treat a size of 1 as fixed)."""
+    import torch
+    if dynamic is None:
+        return args
+    return tuple(torch.cat([a, a]) if a.dim() > 0 and a.shape[0] == 1 else a for a in args)
+
+
+def _fixes_batch(error: BaseException) -> NetcliError | None:
+    """The error for a network whose forward fixes its batch size, or None when `error` is another."""
+    text = str(error)
+    if "specializ" not in text and "Constraints violated" not in text:
+        return None
+    first = next((line.strip(" -") for line in text.splitlines() if "specializ" in line or "Constraints" in line),
+                 text[:200])
+    return NetcliError(f"the network fixes its batch size, so it cannot be exported with a dynamic batch: {first[:300]}",
+                       hint="--static exports it for the example's batch size only")
 
 
 def _save_program(program, path: Path) -> None:
@@ -132,27 +165,31 @@ def quiet():
             lg.setLevel(level)
 
 
-def _export_onnx(built, x):
+def _export_onnx(built, args, dynamic=None):
     import torch
 
-    def attempt(module, args):
-        return torch.onnx.export(module, args, None, dynamo=True, verbose=False, optimize=True)
+    def attempt(module, inputs):
+        return torch.onnx.export(module, inputs, None, dynamo=True, verbose=False, optimize=True,
+                                 dynamic_shapes=dynamic)
     try:
         with quiet():
-            return attempt(built.net, (x,))
+            return attempt(built.net, _traced_on(args, dynamic))
     except ImportError as exc:
         raise NetcliError(f"ONNX export needs the onnx and onnxscript packages: {exc}",
                           hint="pip install onnx onnxscript") from exc
     except Exception as exc:
-        raise unexportable(built, x, "onnx", exc, _probe_export) from exc
+        raise (_fixes_batch(exc) if dynamic is not None else None) or \
+            unexportable(built, args, "onnx", exc, _probe_export) from exc
 
 
-def _export(built, x):
+def _export(built, args, dynamic=None):
+    import torch
     try:
         with quiet():
-            return _probe_export(built.net, (x,))
+            return torch.export.export(built.net, _traced_on(args, dynamic), dynamic_shapes=dynamic, strict=False)
     except Exception as exc:
-        raise unexportable(built, x, "exported", exc, _probe_export) from exc
+        raise (_fixes_batch(exc) if dynamic is not None else None) or \
+            unexportable(built, args, "exported", exc, _probe_export) from exc
 
 
 def _probe_export(module, args):
@@ -160,7 +197,7 @@ def _probe_export(module, args):
     return torch.export.export(module, args, strict=False)
 
 
-def _script(built, x):
+def _script(built, args):
     """Return (TorchScript module, method): script it, else trace it where tracing is exact."""
     import torch
     try:
@@ -169,9 +206,9 @@ def _script(built, x):
     except Exception as script_error:
         try:
             with quiet():
-                return _exact_trace(built.net, (x,)), "torch.jit.trace"
+                return _exact_trace(built.net, args), "torch.jit.trace"
         except Exception:
-            raise unexportable(built, x, "torchscript", script_error, _probe_script) from script_error
+            raise unexportable(built, args, "torchscript", script_error, _probe_script) from script_error
 
 
 def _exact_trace(module, args):
@@ -194,20 +231,20 @@ def _probe_script(module, args):
         return _exact_trace(module, args)
 
 
-def _run_onnx(path: str, x):
+def _run_onnx(path: str, args):
     """Run the ONNX file in onnxruntime when it is installed; return its first output, or None."""
     try:
         import onnxruntime
     except ImportError:
         return None
     session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
-    feed = {session.get_inputs()[0].name: x.detach().cpu().numpy()}
+    feed = {i.name: a.detach().cpu().numpy() for i, a in zip(session.get_inputs(), args)}
     return session.run(None, feed)[0]
 
 
 def unexportable(built, x, fmt: str, error: BaseException, probe: Callable) -> NetcliError:
     """Return an error naming the innermost block that `probe` cannot export, and why."""
-    inputs = _inputs_seen(built.net, x)
+    inputs = _inputs_seen(built.net, x if isinstance(x, tuple) else (x,))
     name, cause = "", error
     module = built.net
     while True:  # walk down to the child that fails while its own children all pass
@@ -234,7 +271,7 @@ def unexportable(built, x, fmt: str, error: BaseException, probe: Callable) -> N
     return NetcliError(Problem(message, hint=hint))
 
 
-def _inputs_seen(net, x) -> dict[str, tuple]:
+def _inputs_seen(net, args: tuple) -> dict[str, tuple]:
     """Run `net` once and return the positional inputs each submodule got first."""
     import torch
     seen: dict[str, tuple] = {}
@@ -247,7 +284,7 @@ def _inputs_seen(net, x) -> dict[str, tuple]:
         handles.append(module.register_forward_pre_hook(hook))
     try:
         with torch.no_grad():
-            net(x)
+            net(*args)
     finally:
         for h in handles:
             h.remove()
