@@ -23,8 +23,8 @@ from netcli.app.eject import eject
 from netcli.build.validate import load_spec
 from netcli.init.engine import build_model
 
-CUSTOM_BLOCK_CONFIGS = {"resnet18", "inception", "residual", "densenet_block", "transformer_encoder", "unet",
-                        "vgg11"}
+CUSTOM_BLOCK_CONFIGS = {"resnet18", "resnet34", "inception", "residual", "densenet_block", "transformer_encoder",
+                        "unet", "vgg11"}
 ALLOWED_IMPORTS = {"torch", "torch.nn", "torch.nn.functional", "collections", "math"}
 RUFF = [sys.executable, "-m", "ruff"]
 SEEDS = [0, 1234]

@@ -73,6 +73,7 @@ class Deferred:
 
     func: str
     args: list = field(default_factory=list)
+    kwargs: list = field(default_factory=list)  # [(name, expr), ...]
     body: Any = None  # what the factory builds at this call, to tell calls apart before the arguments are known
 
 
@@ -108,7 +109,7 @@ def _parts(e: Any) -> list[tuple[str, Any]]:
     if isinstance(e, Items):
         return [("", i) for i in e.items]
     if isinstance(e, Deferred):
-        return [("", a) for a in e.args]
+        return [("", a) for a in e.args] + [(f"{k}=", v) for k, v in e.kwargs]
     return [("", a) for a in e.args] + [(f"{k}=", v) for k, v in e.kwargs]
 
 
@@ -244,9 +245,10 @@ class Text:
 class Def:
     """A function or a class: `def name(params):` / `class Name(Base):`, a docstring, a body."""
 
-    head: str  # "def block1()" or "class MLP(nn.Module)"
+    head: str  # "def block1()" or "class MLP(nn.Module)"; with `params`, just "def block1"
     doc: str | None
     body: list
+    params: list | None = None  # the parameters' texts, laid out as a call's arguments when long
 
 
 def docstring(doc: str, indent: str) -> list[str]:
@@ -269,10 +271,12 @@ def docstring(doc: str, indent: str) -> list[str]:
 
 
 def statements(body: list, indent: str) -> list[str]:
-    """Render statements; a nested function or class is set off by one blank line."""
+    """Render statements; a nested function or class (and the comment above it) is set off by a blank line."""
     out: list[str] = []
     for i, stmt in enumerate(body):
-        if isinstance(stmt, Def) and i > 0:
+        starts = isinstance(stmt, (Def, Text)) or (
+            isinstance(stmt, Comment) and i + 1 < len(body) and isinstance(body[i + 1], Def))
+        if starts and i > 0 and not isinstance(body[i - 1], Comment):
             out.append("")
         out += statement(stmt, indent)
     return out
@@ -292,7 +296,10 @@ def statement(stmt: Any, indent: str) -> list[str]:
     if isinstance(stmt, Block):
         return lay_out(stmt.keyword_prefix, stmt.head, ":", indent) + statements(stmt.body, indent + INDENT)
     if isinstance(stmt, Def):
-        lines = [f"{indent}{stmt.head}:"]
+        if stmt.params is None:
+            lines = [f"{indent}{stmt.head}:"]
+        else:
+            lines = lay_out("", Call(stmt.head, tuple(Code(p) for p in stmt.params)), ":", indent)
         if stmt.doc:
             lines += docstring(stmt.doc, indent + INDENT)
             if stmt.head.startswith("class ") and stmt.body:

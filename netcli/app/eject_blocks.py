@@ -1,0 +1,97 @@
+"""A custom block (SPEC 1.6) written as the class a person would write.
+
+`params:` become `__init__` arguments with their defaults (a `${param}` inside
+stays the argument's name), the children are assigned in order
+(`self.conv1 = nn.Conv2d(...)`), and the forward is the checked program written
+back as Python (build/forward_ir.py `to_python`). A block without a forward is
+an `nn.Sequential` of its class; `class: Sequential` is a plain `nn.Sequential`,
+built by a function that takes the params.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from netcli.app.eject_source import Assign, Call, Code, Deferred, Do, identifier, is_identifier, string
+from netcli.app.eject_walk import Piece, Use, Writer, class_name, sequential
+from netcli.build.blocks import program_for
+from netcli.build.forward import to_python
+from netcli.spec.loading import NodeAt, block_children, doc_get, node_children
+from netcli.spec.params import declared as written_params
+
+
+def write_block(w: Writer, node: Any, path: tuple, qualname: str, own: str, with_: list,
+                params: dict | None) -> Piece:
+    """Write the block at `path` (bound to this use's params); return the call that creates it."""
+    if node.params and params is None:  # an inline block with params: its defaults, as the builder binds it
+        at = w.bound(NodeAt(node, path), w.loaded.bind(NodeAt(node, path)))
+        node, params = at.node, at.params
+    declared = declared_params(w, path)
+    printed = class_name(node, path)
+    saved, w.scope = w.scope, param_names(declared)
+    chained = node.forward is None  # a Sequential: each child's input comes from the one before
+    placed = _placed(w, node, path)
+    pieces, names, incoming = [], [], own
+    for name, child in block_children(node, path):
+        piece = w.node(child.node, child.path, _join(qualname, name), own, incoming if chained or not placed else None)
+        pieces.append(piece)
+        names.append(name)
+        incoming = piece.out if chained else incoming
+    w.scope = saved
+    out = incoming if chained else (None if placed else own)
+    definition = path[:1] == ("blocks",) and len(path) == 2
+    if chained and printed == "Sequential":
+        stmts = w.in_order(pieces, names)
+        expr = sequential([p.expr for p in pieces], names)
+        if not definition:
+            return Piece(stmts, expr, out)
+        call = Deferred(str(path[1]), kwargs=list(with_))
+        w.record(path, Use("factory", str(path[1]), printed, stmts + [expr], call, params, declared))
+        return Piece([], call, out)
+    body: list = [Do(Call("super().__init__"))]
+    for name, piece in zip(names, pieces):
+        body += piece.stmts
+        if is_identifier(name) and name not in ("forward", "training"):
+            body.append(Assign(f"self.{name}", piece.expr))
+        else:
+            body.append(Do(Call("self.add_module", (Code(string(name)), piece.expr))))
+    call = Deferred(printed, kwargs=list(with_))
+    w.record(path, Use("class", str(path[1]) if definition else printed, printed, body, call, params, declared,
+                       "nn.Sequential" if chained else "nn.Module", forward_text(w, node, path)))
+    return Piece([], call, out)
+
+
+def forward_text(w: Writer, node: Any, path: tuple) -> str | None:
+    """The block's forward as a method (`def forward(self, x): ...`), or None without one."""
+    if node.forward is None:
+        return None
+    return to_python(program_for(w.loaded, node, path), self_name="self")
+
+
+def declared_params(w: Writer, path: tuple) -> dict[str, Any]:
+    """The params the block at `path` declares, as written: name -> default (REQUIRED for none)."""
+    return written_params(doc_get(w.loaded.doc.data, path))
+
+
+def param_names(declared: dict) -> dict[str, str]:
+    """Each param's name in Python (a keyword or `self` gets a suffix)."""
+    taken = {"self"}
+    return {name: identifier(name, taken) for name in declared}
+
+
+def _placed(w: Writer, node: Any, path: tuple) -> bool:
+    """Whether a block under this one has its own `device:` (the builder then moves inputs per child)."""
+    if w.meta:
+        return False
+    stack, seen = [NodeAt(node, path)], 0
+    while stack and seen < 10_000:
+        at = stack.pop()
+        seen += 1
+        for _, child in node_children(at):
+            if child.node.device is not None:
+                return True
+            stack.append(child)
+    return False
+
+
+def _join(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name

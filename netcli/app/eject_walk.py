@@ -1,0 +1,351 @@
+"""Walk a spec as the builder walks it (build/builder.py) and write each node as a Python expression.
+
+Each node becomes a `Piece`: the statements that must run before it (a block
+created under `with torch.device(...)`, a pre-hook that moves its inputs) and the
+expression that creates it. A `use` of a definition, and every custom block,
+becomes a call (`block1()`, `BasicBlock(planes=128)`) whose function or class
+is written once all its uses are known (eject_defs.py). Values written as
+`${param}` inside a definition stay the param's name; sizes shape inference
+filled in are `Inferred` numbers, or arguments where they differ between uses.
+"""
+from __future__ import annotations
+
+import importlib
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from netcli.app.eject_chapter import CHAPTER_CLASSES, CHAPTER_MODULE
+from netcli.app.eject_source import (
+    Assign, Attr, Block, Call, Code, Deferred, Do, Gen, Items, identifier, is_identifier, literal, string,
+)
+from netcli.core.devices import parse_device
+from netcli.core.errors import NetcliError
+from netcli.spec.loading import LoadedSpec, NodeAt, children_of, doc_get, has_params, type_path
+from netcli.spec.schema import BlockNode, LayerNode, RefNode, SequenceNode, UseNode
+
+# Names the generated module defines or imports itself: a spec name never takes one of them.
+RESERVED = {"torch", "nn", "F", "OrderedDict", "math", "build", "init_weights", "net", "seed", "try_gpu",
+            "move_inputs_to", "my_init", "name", "param", "m", "block", "tensor", "device", "i", "_", "self"}
+_PARAM = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class SharedName(Code):
+    """The variable holding a `ref` definition's one instance."""
+
+
+@dataclass
+class Piece:
+    """A node written out: statements that must run first, the expression, the device its output is on."""
+
+    stmts: list
+    expr: Any
+    out: str | None
+
+
+@dataclass
+class Use:
+    """One use of a definition (or one custom block): what it writes there, and the call that stands for it."""
+
+    kind: str  # "factory" (a function returning the module) or "class" (an nn.Module subclass)
+    name: str  # the definition's name, or the block's class name
+    printed: str  # what the module prints as (classes)
+    body: list  # factory: statements then Return; class: __init__'s statements
+    call: Deferred
+    params: dict | None = None  # the params' values at this use (a definition with params)
+    declared: dict = field(default_factory=dict)  # param -> default (REQUIRED: none), as written
+    base: str = "nn.Module"
+    forward: str | None = None  # the forward method's text
+
+
+def class_name(node: Any, path: tuple) -> str:
+    """The name a custom block prints as: its `class:`, else its definition's name (SPEC 1.6)."""
+    if isinstance(node, BlockNode) and node.class_:
+        return node.class_
+    if path[:1] == ("blocks",) and len(path) == 2:
+        return str(path[1])
+    return "Block"
+
+
+class Writer:
+    """Walks a spec as the builder does and writes each node as an expression."""
+
+    def __init__(self, loaded: LoadedSpec, inferred: dict, device: str | None):
+        self.loaded = loaded
+        self.inferred = inferred
+        self.device = device
+        self.meta = device is not None and parse_device(device)[0] == "meta"
+        self.root = device or "cpu"
+        self.taken = set(RESERVED)
+        self.shared: dict[str, str] = {}  # definition -> variable of its one instance
+        self.prologue: list = []  # statements creating the shared instances, in creation order
+        self.uses: dict[tuple, list[Use]] = {}  # definition path -> its uses, inner definitions first
+        self.classes: dict[str, str] = {}  # chapter class name -> its source, in order of first use
+        self.plugin_imports: dict[str, str] = {}  # import line -> its comment
+        self.needs: set[str] = set()  # helpers: try_gpu, move_inputs_to
+        self.scope: dict[str, str] = {}  # the params `${name}` may name here -> their Python names
+        self._types: dict[type, str] = {}
+
+    # --- the walk -------------------------------------------------------------------
+
+    def network(self) -> Piece:
+        """Write the whole network; the `ref` definitions first, as builder.create_shared creates them."""
+        from netcli.spec.loading import walk_nodes
+        referenced = {at.node.ref for at in walk_nodes(self.loaded) if isinstance(at.node, RefNode)}
+        for name in self.loaded.spec.blocks:
+            if name in referenced:
+                self.shared_instance(name)
+        return self.node(self.loaded.spec.model, ("model",), "", self.root, self.root)
+
+    def shared_instance(self, name: str) -> str:
+        if name not in self.shared:
+            at = NodeAt(self.loaded.spec.blocks[name], ("blocks", name))
+            if has_params(at.node):  # the one shared instance takes the defaults
+                at = self.bound(at, self.loaded.bind(at))
+            saved, self.scope = self.scope, {}
+            piece = self.node(at.node, at.path, f"<{name}>", self.root, self.root, params=at.params)
+            self.scope = saved
+            var = identifier(name, self.taken)
+            self.shared[name] = var
+            self.prologue += piece.stmts + [Assign(var, piece.expr)]
+        return self.shared[name]
+
+    def node(self, node: Any, path: tuple, qualname: str, parent: str, incoming: str | None,
+             with_: list | None = None, params: dict | None = None) -> Piece:
+        """Write one node with its options: repeat, frozen, device (and the input move it needs)."""
+        own = node.device if node.device is not None and not self.meta else parent
+        if node.repeat is not None:
+            piece = self.repeat(node, path, qualname, own)
+        else:
+            piece = self.one(node, path, qualname, own, with_, params)
+        if node.frozen:
+            piece.expr = Call(Attr(piece.expr, "requires_grad_"), (Code("False"),))
+        if own != parent:  # created on its device, as the builder creates it
+            piece = self.hoist(piece, qualname, own)
+        if own != incoming and not self.meta:  # builder.link_devices: the input comes from another device
+            piece = self.hoist(piece, qualname, None)
+            self.needs.add("move_inputs_to")
+            piece.stmts.append(Do(Call(Attr(piece.expr, "register_forward_pre_hook"),
+                                       (Call("move_inputs_to", (self.device_expr(own),)),))))
+        return piece
+
+    def one(self, node: Any, path: tuple, qualname: str, own: str, with_: list | None = None,
+            params: dict | None = None) -> Piece:
+        if isinstance(node, RefNode):
+            return Piece([], SharedName(self.shared_instance(node.ref)), own)
+        if isinstance(node, UseNode):
+            return self.use(node, path, qualname, own)
+        if isinstance(node, SequenceNode):
+            return self.sequence(node, path, qualname, own)
+        if isinstance(node, LayerNode):
+            return self.layer(node, path, qualname, own)
+        if isinstance(node, BlockNode):
+            from netcli.app.eject_blocks import write_block
+            return write_block(self, node, path, qualname, own, with_ or [], params)
+        raise NetcliError(self.loaded.problem(path, f"netcli code cannot write a '{node.kind}' node",
+                                              "build it with netcli build instead"))
+
+    def use(self, node: UseNode, path: tuple, qualname: str, own: str) -> Piece:
+        """A fresh copy of a definition: a call of its factory, or of its class (with `with:` as arguments)."""
+        at = self.bound(NodeAt(node, path), self.loaded.instance(node, path))
+        with_ = [(k, self.param_value(v, doc_get(self.loaded.doc.data, path + ("with", k)), node, path))
+                 for k, v in node.with_.items()]
+        saved, self.scope = self.scope, {}  # a definition sees its own params only
+        inner = self.node(at.node, at.path, qualname, own, own, with_=with_, params=at.params)
+        self.scope = saved
+        if isinstance(at.node, BlockNode):
+            return inner  # the block's own call (write_block) stands for the use
+        call = Deferred(node.use, body=(inner.stmts, inner.expr))
+        self.record(at.path, Use("factory", node.use, node.use, inner.stmts + [inner.expr], call))
+        return Piece([], call, inner.out)
+
+    def bound(self, at: NodeAt, bound: NodeAt | None) -> NodeAt:
+        if bound is None:  # check_spec reports these first
+            problems = list(self.loaded.instance_problems.values())
+            raise NetcliError(problems or [self.loaded.problem(at.path, "this block's params cannot be bound")])
+        return bound
+
+    def record(self, key: tuple, use: Use) -> None:
+        self.uses.setdefault(key, []).append(use)
+
+    def sequence(self, node: SequenceNode, path: tuple, qualname: str, own: str) -> Piece:
+        pieces, incoming = [], own
+        names = []
+        for name, child in children_of(node, path):
+            piece = self.node(child.node, child.path, _join(qualname, name), own, incoming)
+            names.append(name)
+            pieces.append(piece)
+            incoming = piece.out
+        stmts = self.in_order(pieces, names)
+        return Piece(stmts, sequential([p.expr for p in pieces], names), incoming)
+
+    def in_order(self, pieces: list[Piece], names: list[str]) -> list:
+        """Return the statements the pieces need, with every earlier sibling hoisted before them (creation order)."""
+        last = max((i for i, p in enumerate(pieces) if p.stmts), default=-1)
+        stmts: list = []
+        for i, (piece, name) in enumerate(zip(pieces, names)):
+            stmts += piece.stmts
+            if i < last and not isinstance(piece.expr, Code):
+                var = self.variable(name)
+                stmts.append(Assign(var, piece.expr))
+                piece.expr = Code(var)
+        return stmts
+
+    def repeat(self, node: Any, path: tuple, qualname: str, own: str) -> Piece:
+        """`repeat: N`: a generator when the copies are alike, else each copy written out."""
+        names = [node.names.format(i=i) if node.names else str(i) for i in range(node.repeat)]
+        copies = [self.one(node, path, _join(qualname, n), own) for n in names]
+        alike = all(not c.stmts and repr(c.expr) == repr(copies[0].expr) for c in copies)
+        if not alike:
+            return Piece(self.in_order(copies, names), sequential([c.expr for c in copies], names), copies[-1].out)
+        count = self.param_value(node.repeat, doc_get(self.loaded.doc.data, path + ("repeat",)), node, path)
+        if node.names is None:
+            loop = Gen(copies[0].expr, f"for _ in range({flat_text(count)})", star=True)
+            return Piece([], Call("nn.Sequential", (loop,)), copies[-1].out)
+        pair = Items((Code("f" + string(node.names)), copies[0].expr), "()")
+        loop = Gen(pair, f"for i in range({flat_text(count)})", bare=True)
+        return Piece([], Call("nn.Sequential", (Call("OrderedDict", (loop,)),)), copies[-1].out)
+
+    def hoist(self, piece: Piece, qualname: str, device: str | None) -> Piece:
+        """Assign the piece to a variable (under `with torch.device(...)` when `device` is given)."""
+        if isinstance(piece.expr, Code):  # a name: nothing to create
+            return piece
+        var = self.variable(qualname.rsplit(".", 1)[-1] if qualname else "net_part")
+        body = piece.stmts + [Assign(var, piece.expr)]
+        if device is not None:
+            body = [Block("with ", Call("torch.device", (self.device_expr(device),)), body)]
+        return Piece(body, Code(var), piece.out)
+
+    def variable(self, name: str) -> str:
+        return identifier(name if is_identifier(name) else f"block_{name}", self.taken)
+
+    def device_expr(self, text: str):
+        kind, index = parse_device(text)
+        if kind == "auto":
+            self.needs.add("try_gpu")
+            return Call("try_gpu", (Code(str(index)),) if index else ())
+        return Code(string(text))
+
+    # --- values -------------------------------------------------------------------------
+
+    def param_value(self, value: Any, raw: Any, node: Any, path: tuple, *, tuples: bool = True):
+        """A value as the code writes it: the param's name where the spec writes `${param}`, else the value.
+
+        `tuples`: lists become tuples, as the builder passes them to a constructor.
+        """
+        if isinstance(raw, str) and self.scope:
+            whole = _PARAM.fullmatch(raw)
+            if whole and whole.group(1) in self.scope:
+                return Code(self.scope[whole.group(1)])
+            if any(m.group(1) in self.scope for m in _PARAM.finditer(raw)):
+                return Code("f" + string(self.fstring(raw)))
+        return self.value(_tuples(value) if tuples else value, node, path)
+
+    def fstring(self, raw: str) -> str:
+        """The body of an f-string for text with `${param}` in it: `"block ${n}"` -> `block {n}`."""
+        def escape(text: str) -> str:
+            return text.replace("{", "{{").replace("}", "}}")
+        out, pos = [], 0
+        for m in _PARAM.finditer(raw):
+            name = m.group(1)
+            out += [escape(raw[pos:m.start()]), "{" + self.scope[name] + "}" if name in self.scope else escape(m.group(0))]
+            pos = m.end()
+        return "".join(out) + escape(raw[pos:])
+
+    def value(self, value: Any, node: Any, path: tuple):
+        try:
+            return literal(value)
+        except ValueError as exc:
+            what = getattr(node, "type", None) or render_kind(node)
+            raise NetcliError(self.loaded.problem(type_path(node, path), f"cannot write {what} as code: {exc}",
+                                                  "write the argument as a number, text or list")) from None
+
+    # --- layers -----------------------------------------------------------------------
+
+    def layer(self, node: LayerNode, path: tuple, qualname: str, own: str) -> Piece:
+        """A registered type's constructor call, written as the spec writes it, inferred sizes filled in."""
+        from netcli.app.eject_layer import layer_call
+        return layer_call(self, node, path, qualname, own)
+
+    def type_expr(self, cls: type, node: Any = None, path: tuple = ()) -> str:
+        """How the code names a registered class: nn.Linear, a chapter class written out, a plugin's import."""
+        if cls in self._types:
+            return self._types[cls]
+        import torch.nn as nn
+        name = cls.__name__
+        if getattr(nn, name, None) is cls:
+            text = f"nn.{name}"
+        elif cls.__module__ == CHAPTER_MODULE and name in CHAPTER_CLASSES:
+            self.classes[name] = CHAPTER_CLASSES[name]
+            self.taken.add(name)
+            text = name
+        else:
+            text = self.plugin_type(cls, node, path)
+        self._types[cls] = text
+        return text
+
+    def class_expr(self, cls: type) -> str | None:
+        """The class as the code names it, for init rules on a type; None for one the code does not name."""
+        return self._types.get(cls)
+
+    def plugin_type(self, cls: type, node: Any, path: tuple) -> str:
+        module, qual = cls.__module__, cls.__qualname__
+        problem = importable(cls)
+        if problem:
+            where = type_path(node, path) if node is not None else path
+            raise NetcliError(self.loaded.problem(
+                where, f"cannot write '{getattr(node, 'type', cls.__name__)}' as code: {problem}",
+                "define the class at the top level of an importable module (a plugin), or replace the block"))
+        top = qual.split(".")[0]
+        alias = top if top not in self.taken else identifier(f"{top}_{module.split('.')[0]}", self.taken)
+        self.taken.add(alias)
+        line = f"from {module} import {top}" + (f" as {alias}" if alias != top else "")
+        self.plugin_imports[line] = "netcli plugin type"
+        return alias + qual[len(top):]
+
+
+def sequential(exprs: list, names: list[str]) -> Call:
+    """nn.Sequential of the children; an OrderedDict when they have names other than their positions."""
+    if names == [str(i) for i in range(len(names))]:
+        return Call("nn.Sequential", tuple(exprs))
+    if all(is_identifier(n) for n in names):
+        return Call("nn.Sequential", (Call("OrderedDict", (), tuple(zip(names, exprs))),))
+    pairs = Items(tuple(Items((Code(string(n)), e), "()") for n, e in zip(names, exprs)), "[]")
+    return Call("nn.Sequential", (Call("OrderedDict", (pairs,)),))
+
+
+def flat_text(e: Any) -> str:
+    from netcli.app.eject_source import flat
+    return flat(e)
+
+
+def render_kind(node: Any) -> str:
+    return getattr(node, "kind", type(node).__name__)
+
+
+def importable(cls: type) -> str | None:
+    """Why `cls` cannot be imported by its module and name, or None when it can."""
+    module, qual = cls.__module__, cls.__qualname__
+    if module == "__main__" or "<" in qual:
+        inside = " inside a function" if "<" in qual else ""
+        return f"its class {qual} is defined in {module}{inside}, where an import cannot reach it"
+    try:
+        obj: Any = importlib.import_module(module)
+        for part in qual.split("."):
+            obj = getattr(obj, part)
+    except Exception as exc:  # any failure means: not importable by name
+        return f"its class {qual} cannot be imported from {module} ({type(exc).__name__}: {exc})"
+    if obj is not cls:
+        return f"{module}.{qual} is another object than the registered class"
+    return None
+
+
+def _join(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name
+
+
+def _tuples(value: Any) -> Any:
+    """Lists as tuples, as the builder passes them to a constructor (a hand-written call's `(1, 1)`)."""
+    if isinstance(value, list):
+        return tuple(_tuples(v) for v in value)
+    return value
