@@ -567,3 +567,48 @@ def test_22_non_finite_arguments_in_the_long_form(write_spec, run_cli, value):
     assert "must be finite numbers" in result.err
     out = write_spec(SMALL + "init: ['normal(std=1e-400):*']\n", "tiny.yaml")  # 0.0: finite, allowed
     assert run_cli("init", out).code == 0
+
+
+# --- 23. --set onto a path that does not exist ------------------------------------------
+
+SET_SPEC = ('input: [2, 4]\nvars: {hidden: 8}\nblocks:\n  block1: [{Linear: [4, "${hidden}"]}, ReLU]\n'
+            'model:\n  - use: block1\n  - Linear: ["${hidden}", 2]\n')
+
+
+@pytest.mark.parametrize("sets, says", [
+    (["vars.hiden=16"], "'vars.hiden' does not exist and no ${hiden} in the spec uses it (did you mean 'hidden'?)"),
+    (["vars.x.y=1"], "'vars.x' does not exist and no ${x} in the spec uses it"),
+    (["blocks.blok1=[ReLU]"],
+     "'blocks.blok1' does not exist and no use: blok1 or ref: blok1 in the spec uses it (did you mean 'block1'?)"),
+    (["model.1.repet=3"], "model[1].repet: unknown option 'repet' (did you mean 'repeat'?)"),  # the schema's check
+    (["inptu=[2, 4]"], "'inptu' is not a top-level key (did you mean 'input'?)"),
+])
+def test_23_a_set_path_that_does_not_exist_is_an_error(write_spec, run_cli, sets, says):
+    path = write_spec(SET_SPEC)
+    args = [a for s in sets for a in ("--set", s)]
+    for command in ("validate", "build"):
+        result = run_cli(command, path, *args)
+        assert result.code == 2, (command, result.err)
+        assert result.err.startswith(f"--set {sets[0]}: ") and says in result.err, result.err
+
+
+@pytest.mark.parametrize("sets", [
+    ["vars.hidden=16"],                                              # an existing variable
+    ["vars.new=3", "model.1.Linear.1=${new}"],                       # a new one, used by a later --set
+    ["blocks.b2=[ReLU]", "model.2.use=b2"],                          # a new block, used
+    ["blocks.b2=[ReLU]", "model.2.ref=b2"],
+    ["model.1.name=head", "seed=3", "name=other"],                   # new options and top-level keys
+])
+def test_23_a_set_that_grows_what_the_schema_allows(write_spec, run_cli, sets):
+    path = write_spec(SET_SPEC)
+    result = run_cli("validate", path, *[a for s in sets for a in ("--set", s)])
+    assert result.code == 0, result.err
+
+
+def test_23_a_variable_defined_only_by_set(write_spec, run_cli):
+    path = write_spec('model:\n  - Linear: [4, "${hidden}"]\n')  # no vars: at all
+    assert run_cli("validate", path, "--set", "vars.hidden=3").code == 0
+    result = run_cli("validate", path, "--set", "vars.hiden=3")
+    assert result.code == 2 and "no ${hiden} in the spec uses it (did you mean 'hidden'?)" in result.err, result.err
+    built = run_cli("build", path, "--set", "vars.hidden=16", "--print")
+    assert built.code == 0 and "out_features=16" in built.out
