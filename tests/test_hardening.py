@@ -612,3 +612,48 @@ def test_23_a_variable_defined_only_by_set(write_spec, run_cli):
     assert result.code == 2 and "no ${hiden} in the spec uses it (did you mean 'hidden'?)" in result.err, result.err
     built = run_cli("build", path, "--set", "vars.hidden=16", "--print")
     assert built.code == 0 and "out_features=16" in built.out
+
+
+# --- 24. inspect --module M --grad shows the grads --------------------------------------
+
+def _default_net_after_backward():
+    import torch
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))
+    net(torch.rand(2, 4)).sum().backward()  # the example input, drawn right after building, as inspect does
+    return net
+
+
+def test_24_inspect_module_grad_shows_each_grad(write_spec, run_cli, monkeypatch, tmp_path):
+    import io
+    from contextlib import redirect_stdout
+    import torch
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("NETCLI_SPEC", raising=False)
+    net = _default_net_after_backward()
+    plain = run_cli("inspect", "--module", "2", "--seed", "0")
+    result = run_cli("inspect", "--module", "2", "--grad", "--seed", "0")
+    assert result.code == 0, result.err
+    assert result.out != plain.out and "grad" not in plain.out
+    expected = io.StringIO()
+    with redirect_stdout(expected):
+        print(net[2].state_dict())
+        print(f"weight.grad:\n{net[2].weight.grad}")
+        print(f"bias.grad:\n{net[2].bias.grad}")
+    assert result.out == expected.getvalue()
+    data = json.loads(run_cli("inspect", "--module", "2", "--grad", "--seed", "0", "--json").out)
+    assert torch.equal(torch.tensor(data["state_dict"]["weight"]["grad"]), net[2].weight.grad)
+    assert torch.equal(torch.tensor(data["state_dict"]["bias"]["grad"]), net[2].bias.grad)
+    assert "grad" not in json.loads(run_cli("inspect", "--module", "2", "--json").out)["state_dict"]["weight"]
+
+
+def test_24_inspect_grad_adds_each_grads_norm(run_cli, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("NETCLI_SPEC", raising=False)
+    net = _default_net_after_backward()
+    data = json.loads(run_cli("inspect", "--grad", "--seed", "0", "--json").out)
+    norms = {t["name"]: t["grad_norm"] for t in data["tensors"]}
+    assert norms == pytest.approx({n: float(p.grad.double().norm()) for n, p in net.named_parameters()})
+    table = run_cli("inspect", "--grad", "--seed", "0").out
+    assert "grad norm" in table and f"{float(net[2].bias.grad.norm()):.4g}" in table
+    assert "grad norm" not in run_cli("inspect", "--seed", "0").out

@@ -135,7 +135,8 @@ def inspect_(
         "--param", help="show one tensor (class, value, grad): 2.bias, 0.1.0.weight", show_default=False)] = None,
     module: Annotated[Optional[str], typer.Option(
         "--module", help="show that block's state_dict: 2, 0.block 1", show_default=False)] = None,
-    grad: Annotated[bool, typer.Option("--grad", help="run one forward and backward pass on the example input first")] = False,
+    grad: Annotated[bool, typer.Option(
+        "--grad", help="run one forward and backward pass on the example input first, and show the grads")] = False,
     set_: SetOpt = None, seed: SeedOpt = None, device: DeviceOpt = None, plugin: PluginOpt = None,
     json_: JsonOpt = False,
 ):
@@ -162,13 +163,16 @@ def inspect_(
     elif module is not None:
         found = params.find(net, module, tensors=False)
         if json_:
-            render.print_json(params.state_view(found))
+            render.print_json(params.state_view(found, grads=grad))
         else:
             print(found.module.state_dict())
+            if grad:
+                render.grads(params.module_grads(found.module))
     elif json_:
-        render.print_json({"name": built.loaded.name, "device": str(built.device), **params.inventory(net).as_json()})
+        render.print_json({"name": built.loaded.name, "device": str(built.device),
+                           **params.inventory(net, grads=grad).as_json()})
     else:
-        render.inventory(params.inventory(net), f"{built.loaded.name} on {built.device}")
+        render.inventory(params.inventory(net, grads=grad), f"{built.loaded.name} on {built.device}")
 
 
 @app.command("init")

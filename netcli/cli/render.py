@@ -96,13 +96,23 @@ def tensor(t, tied: list[str]) -> None:
         print(f"tied: {' = '.join(tied)} (one tensor)")
 
 
+def grads(named: dict) -> None:
+    """Each parameter's grad after a block's state_dict, as `net[2].weight.grad` prints it."""
+    for name, g in named.items():
+        print(f"{name}.grad: None" if g is None else f"{name}.grad:\n{g}")
+
+
 def inventory(inv, title: str) -> None:
-    """Every tensor of a network in a table, then totals and tied groups."""
+    """Every tensor of a network in a table, then totals and tied groups (with --grad, each grad's norm)."""
     from netcli.core.devices import human_bytes
     out = stdout()
-    out.print(table("name", "kind", "shape", "dtype", "device", "requires_grad", "count", title=title,
+    with_grad = any(r.with_grad for r in inv.rows)
+    columns = ("name", "kind", "shape", "dtype", "device", "requires_grad", "count") + (("grad norm",) if with_grad else ())
+    out.print(table(*columns, title=title,
                     rows=[(" = ".join(r.names), r.kind, shape_text(r.shape), r.dtype, r.device,
-                           str(r.requires_grad), f"{r.numel:,}") for r in inv.rows]))
+                           str(r.requires_grad), f"{r.numel:,}")
+                          + ((("None" if r.grad_norm is None else f"{r.grad_norm:.4g}"),) if with_grad else ())
+                          for r in inv.rows]))
     totals = inv.totals()
     out.print(f"[bold]parameters[/]: {totals['parameters']:,} ({totals['trainable']:,} trainable)"
               + (f"; buffers: {totals['buffers']:,}" if totals["buffers"] else "")

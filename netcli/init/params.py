@@ -121,6 +121,8 @@ class TensorRow:
     requires_grad: bool
     numel: int
     bytes: int
+    grad_norm: float | None = None  # with grads=True: the L2 norm of .grad (None where there is none)
+    with_grad: bool = False
 
     @property
     def name(self) -> str:
@@ -129,7 +131,8 @@ class TensorRow:
     def as_json(self) -> dict[str, Any]:
         return {"name": self.name, "tied": self.names[1:], "kind": self.kind, "shape": self.shape,
                 "dtype": self.dtype, "device": self.device, "requires_grad": self.requires_grad,
-                "numel": self.numel, "bytes": self.bytes}
+                "numel": self.numel, "bytes": self.bytes,
+                **({"grad_norm": self.grad_norm} if self.with_grad else {})}
 
 
 @dataclass
@@ -156,8 +159,11 @@ class Inventory:
         return {"tensors": [r.as_json() for r in self.rows], "tied": self.tied, "totals": self.totals()}
 
 
-def inventory(module: nn.Module, prefix: str = "") -> Inventory:
-    """List the module's state_dict tensors (parameters and persistent buffers), tied ones once."""
+def inventory(module: nn.Module, prefix: str = "", *, grads: bool = False) -> Inventory:
+    """List the module's state_dict tensors (parameters and persistent buffers), tied ones once.
+
+    With `grads`, each row also carries the norm of the tensor's `.grad` (`inspect --grad`).
+    """
     rows: dict[int, TensorRow] = {}
     for key, t in module.state_dict(keep_vars=True).items():
         name = _join(prefix, key)
@@ -169,7 +175,9 @@ def inventory(module: nn.Module, prefix: str = "") -> Inventory:
             names=[name], kind="parameter" if is_param else "buffer", shape=list(t.shape),
             dtype=str(t.dtype).removeprefix("torch."), device=str(t.device),
             requires_grad=bool(t.requires_grad) if is_param else False,
-            numel=t.numel(), bytes=t.numel() * t.element_size())
+            numel=t.numel(), bytes=t.numel() * t.element_size(), with_grad=grads)
+        if grads and is_param and t.grad is not None and t.device.type != "meta":
+            rows[id(t)].grad_norm = float(t.grad.detach().double().norm())
     return Inventory(list(rows.values()))
 
 
@@ -183,12 +191,23 @@ def find_tensor(module: nn.Module, path: str) -> Found:
     return found
 
 
-def state_view(found: Found) -> dict[str, Any]:
-    """Describe one block's state_dict: each tensor's shape, dtype and values (`--module`)."""
+def state_view(found: Found, *, grads: bool = False) -> dict[str, Any]:
+    """Describe one block's state_dict: each tensor's shape, dtype and values (`--module`), and with `grads` its grad."""
+    def view(v: torch.Tensor) -> dict[str, Any]:
+        out = {"shape": list(v.shape), "dtype": str(v.dtype).removeprefix("torch."),
+               "value": None if v.device.type == "meta" else v.detach().cpu().tolist()}
+        if grads:
+            g = v.grad if isinstance(v, nn.Parameter) else None
+            out["grad"] = None if g is None or g.device.type == "meta" else g.detach().cpu().tolist()
+        return out
     return {"module": found.name, "type": type(found.module).__name__,
-            "state_dict": {k: {"shape": list(v.shape), "dtype": str(v.dtype).removeprefix("torch."),
-                               "value": None if v.device.type == "meta" else v.cpu().tolist()}
-                           for k, v in found.module.state_dict().items()}}
+            "state_dict": {k: view(v) for k, v in found.module.state_dict(keep_vars=True).items()}}
+
+
+def module_grads(module: nn.Module) -> dict[str, torch.Tensor | None]:
+    """Each parameter's `.grad` by its state_dict name (`inspect --module M --grad`)."""
+    return {k: (v.grad if isinstance(v, nn.Parameter) else None)
+            for k, v in module.state_dict(keep_vars=True).items() if isinstance(v, nn.Parameter)}
 
 
 def tensor_view(found: Found) -> dict[str, Any]:
