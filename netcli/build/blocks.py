@@ -189,3 +189,22 @@ class Deferred(nn.Module):
 
     def extra_repr(self) -> str:
         return self._label
+
+
+def compile_once(cache: dict, program, module: nn.Module) -> nn.Module:
+    """Give `module` its compiled forward; instances whose children are named alike share the work.
+
+    compile_forward writes the forward once per definition, but would still
+    trace the program for each instance to see how its child paths resolve;
+    that depends only on the names of the modules under it, so the class made
+    for the first instance with those names serves every later one.
+    """
+    from netcli.build.forward_graph import compile_forward
+    key = ("compiled", id(program), type(module), tuple(name for name, _ in module.named_modules()))
+    cls = cache.get(key)
+    if cls is not None:
+        module.__class__ = cls
+        return module
+    compile_forward(program, module)
+    cache[key] = type(module)
+    return module

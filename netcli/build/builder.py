@@ -205,15 +205,19 @@ class Builder:
                 module.add_module(name, self.build(child.node, child.path, device, _join(qualname, name)))
         finally:
             self.quiet -= 1
-        from netcli.build.forward import compile_forward
-        compile_forward(program, module)
+        blocks.compile_once(self.loaded.cache, program, module)
         if self.advancing:
             self.flow.advance(module, qualname)
         return module
 
     def layer(self, node: LayerNode, path: Path, device: torch.device, qualname: str) -> nn.Module:
-        cls = registry.get_type(node.type)
-        plan = inference.plan_arguments(registry.types.entry(node.type), node.args, node.kwargs)
+        key = ("plan", id(node))  # a node belongs to the spec for as long as the cache does
+        found = self.loaded.cache.get(key)
+        if found is None:
+            cls = registry.get_type(node.type)
+            found = self.loaded.cache[key] = (cls, inference.plan_arguments(registry.types.entry(node.type),
+                                                                            node.args, node.kwargs))
+        cls, plan = found
         args, kwargs = node.args, node.kwargs
         if plan.missing:
             if self.flow is not None and self.quiet:  # inside a custom block: made when the forward calls it
@@ -259,24 +263,31 @@ class Builder:
     def create(self, node: LayerNode, path: Path, device: torch.device, qualname: str, cls: type,
                args: list, kwargs: dict) -> nn.Module:
         """Create one layer from its full constructor call (arguments that are nodes are built first)."""
-        nodes = blocks.module_arguments(cls, args, kwargs)
+        key = ("call", id(node), repr(args), repr(kwargs))  # the checked call, the same in every build
+        call = self.loaded.cache.get(key)
+        if call is not None:
+            args, kwargs = call
+        nodes = {} if call is not None else blocks.module_arguments(cls, args, kwargs)
         if nodes:
             args, kwargs = list(args), dict(kwargs)
             self.quiet += 1  # built as arguments: the flow does not run through them
             try:
                 for key, value in nodes.items():
                     at = type_path(node, path) + (key,)
-                    built = self.build(blocks.parse_node(self.loaded, value, at), at, device, f"{qualname}.{key}")
+                    built = self.build(self._argument_node(value, at), at, device, f"{qualname}.{key}")
                     if isinstance(key, int):
                         args[key] = built
                     else:
                         kwargs[key] = built
             finally:
                 self.quiet -= 1
-        args, kwargs, problems = registry.bind_arguments(cls, args, kwargs)
-        if problems:  # validate.check_spec reports these first; kept for direct callers
-            raise NetcliError(self.loaded.relocate(type_path(node, path), [p for _, p in problems]))
-        args, kwargs = blocks.as_tuples(cls, args, kwargs)
+        if call is None:
+            args, kwargs, problems = registry.bind_arguments(cls, args, kwargs)
+            if problems:  # validate.check_spec reports these first; kept for direct callers
+                raise NetcliError(self.loaded.relocate(type_path(node, path), [p for _, p in problems]))
+            args, kwargs = blocks.as_tuples(cls, args, kwargs)
+            if not nodes:
+                self.loaded.cache[key] = (args, kwargs)
         try:
             with torch.device(device), _skip_meta_fills(device):
                 module = cls(*args, **kwargs)
@@ -290,6 +301,13 @@ class Builder:
             self.flow.advance(module, qualname)
         self.origins.setdefault(qualname, path)
         return module
+
+    def _argument_node(self, value: Any, path: Path) -> Any:
+        """The node written as a constructor argument, checked once per spec."""
+        key = ("argument", path)
+        if key not in self.loaded.cache:
+            self.loaded.cache[key] = blocks.parse_node(self.loaded, value, path)
+        return self.loaded.cache[key]
 
     def _infer(self, node: LayerNode, path: Path, qualname: str, cls: type,
                plan: inference.ArgumentPlan) -> dict[str, Any] | None:
@@ -321,7 +339,7 @@ class Builder:
 
 def _skip_meta_fills(device: torch.device):
     """On meta, skip the constructor's random fills (no values; normal_ alone costs ~1.7 s once)."""
-    return SkipMetaFills() if device.type == "meta" else contextlib.nullcontext()
+    return SkipMetaFills(whole_inits=True) if device.type == "meta" else contextlib.nullcontext()
 
 
 def _join(prefix: str, name: str) -> str:

@@ -153,6 +153,8 @@ def _shifted(sig: inspect.Signature, args: list, kwargs: dict, inferable, requir
             return None
         if isinstance(default, int) and not isinstance(default, bool) and not isinstance(value, (int, list)):
             return None
+        if isinstance(default, float) and not isinstance(value, float):  # {BatchNorm2d: 64} is not eps=64
+            return None
         if params[name].default is params[name].empty and isinstance(value, bool):
             return None
     return ArgumentPlan([], {**moved, **kwargs}, tuple(missing), {n: i for i, n in enumerate(moved)})

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+from netcli.build.meta import SkipMetaFills
 from netcli.core.errors import NetcliError, first_line
 from netcli.core.ties import canonical_names
 from netcli.init.rules import Rule, Touched
@@ -72,7 +73,10 @@ def _dry_run(rule: Rule, selected: list[Selected]) -> None:
                     f"{rule.init} cannot apply to '{s.name}' ({t.dim()}-D, shape {shape}): {why}",
                     _dims_hint(rule, s)))
         try:
-            rule.fn(torch.empty(t.shape, dtype=t.dtype, device="meta"), *rule.args, **rule.kwargs)
+            # random fills skipped: on meta they have no values, and torch's meta kernel for normal_
+            # imports torch._dynamo (seconds, once per process)
+            with SkipMetaFills():
+                rule.fn(torch.empty(t.shape, dtype=t.dtype, device="meta"), *rule.args, **rule.kwargs)
         except Exception as exc:
             raise NetcliError(rule.problem(
                 f"{rule.init} cannot apply to '{s.name}' (shape {shape}): {first_line(exc)}",
