@@ -260,3 +260,27 @@ def test_seventy_billion_parameters_summarize_in_seconds_under_1gb(write_spec):
     assert data["total_params"] == params > 70e9
     assert data["flops"] == 2 * 2048 * (params - 116 * 2 * 8192)  # every weight multiplies every token
     assert float(seconds) < 30 and int(max_rss_kib) < 1 << 20, (seconds, max_rss_kib)  # ru_maxrss is in KiB
+
+
+def test_a_run_that_stops_on_meta_gives_lower_bounds(root, run_cli):
+    """On meta nothing has values: chimera's `while` stops the run; what ran before it is counted, marked partial."""
+    data = json.loads(run_cli("build", root / "configs/chimera.yaml", "--device", "meta", "--json").out)
+    assert data["partial"] and data["flops"] > 0
+    by_name = {b["name"]: b for b in data["blocks"]}
+    assert by_name["2"]["partial"] and not by_name["1"]["partial"]
+    assert by_name["1"]["flops"] == 2 * 2 * 16 * 20
+    text = run_cli("build", root / "configs/chimera.yaml", "--device", "meta").out
+    assert "compute: at least" in text and "≥" in text
+
+
+def test_cli_depth_columns_backward(root, run_cli):
+    text = run_cli("build", root / "configs/rgnet.yaml", "--depth", "1", "--columns", "params,flops").out
+    header = text.splitlines()[1].split()
+    assert header == ["block", "params", "FLOPs"]
+    assert "block 0" not in text and "├─ 0: Sequential" in text
+    data = json.loads(run_cli("build", root / "configs/rgnet.yaml", "--depth", "1", "--backward", "--json").out)
+    assert {b["depth"] for b in data["blocks"]} == {0, 1} and data["backward_flops"] > 0
+    assert "FLOPs (fwd+bwd)" in run_cli("build", root / "configs/rgnet.yaml", "--backward").out
+    bad = run_cli("build", root / "configs/rgnet.yaml", "--columns", "shape,flps")
+    assert bad.code == 2 and bad.err.startswith("--columns: unknown column 'flps' (did you mean 'flops'?)")
+    assert run_cli("build", root / "configs/rgnet.yaml", "--depth", "-1").code == 2

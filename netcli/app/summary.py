@@ -31,6 +31,7 @@ class BlockRow:
     flops: int | None = None  # forward; None: not counted (no input shape, or the run stopped before it)
     backward_flops: int | None = None
     activation_bytes: int | None = None  # bytes of its outputs, every call
+    partial: bool = False  # the counting run stopped inside it: its counts are a lower bound
 
     @property
     def macs(self) -> int | None:
@@ -53,6 +54,7 @@ class Summary:
     activation_bytes: int | None = None  # the leaf blocks' outputs, one forward
     flops_by_op: dict = field(default_factory=dict)
     counted_on: str | None = None  # the device the costs were counted on
+    partial: bool = False  # the counting run stopped (see shape_note): the totals are a lower bound
 
     @property
     def frozen_params(self) -> int:
@@ -68,7 +70,7 @@ class Summary:
                         "trainable_params": r.trainable, "param_bytes": r.param_bytes,
                         "output_shape": list(r.shape) if r.shape is not None else None, "device": r.device,
                         "macs": r.macs, "flops": r.flops, "backward_flops": r.backward_flops,
-                        "activation_bytes": r.activation_bytes,
+                        "activation_bytes": r.activation_bytes, "partial": r.partial,
                         **({"tied_with": r.tied_with} if r.tied_with else {}),
                         **({"inferred": r.inferred} if r.inferred else {})}
                        for r in self.rows],
@@ -79,7 +81,7 @@ class Summary:
             "output_shape": list(self.output_shape) if self.output_shape is not None else None,
             "macs": self.macs, "flops": self.flops, "backward_flops": self.backward_flops,
             "flops_by_op": self.flops_by_op, "activation_bytes": self.activation_bytes,
-            "counted_on": self.counted_on,
+            "counted_on": self.counted_on, "partial": self.partial,
             "note": self.shape_note,
         }
 
@@ -140,7 +142,8 @@ def summarize(net: nn.Module, shapes: dict[str, tuple] | None = None, note: str 
             flops=(block.flops if block is not None else 0) if counted else None,
             backward_flops=((block.backward_flops if block is not None else 0)
                             if counted and cost.backward_flops is not None else None),
-            activation_bytes=(block.activation_bytes if block is not None else 0) if counted else None))
+            activation_bytes=(block.activation_bytes if block is not None else 0) if counted else None,
+            partial=cost is not None and cost.error is not None and block is not None and block.calls == 0))
     params = list(net.parameters())
     buffers = list(net.buffers())
     if output_shape is None and rows and rows[0].shape is not None:
@@ -156,7 +159,8 @@ def summarize(net: nn.Module, shapes: dict[str, tuple] | None = None, note: str 
         backward_flops=cost.backward_flops if cost is not None else None,
         activation_bytes=cost.activation_bytes if cost is not None else None,
         flops_by_op=dict(cost.by_op) if cost is not None else {},
-        counted_on=cost.device if cost is not None else None)
+        counted_on=cost.device if cost is not None else None,
+        partial=cost is not None and cost.error is not None)
 
 
 def describe(loaded, built, *, backward: bool = False, depth: int | None = None) -> Summary:
@@ -247,13 +251,14 @@ def _cell(row: BlockRow, column: str, backward: bool) -> str:
         if not row.params:
             return "-"
         return "yes" if row.trainable == row.params else "no" if row.trainable == 0 else "partly"
+    at_least = "≥" if row.partial else ""  # the run stopped inside this block
     if column == "macs":
-        return human_count(row.macs) if row.macs else ("-" if row.macs is None else "0")
+        return at_least + human_count(row.macs) if row.macs else ("-" if row.macs is None else "0")
     if column == "flops":
         if row.flops is None:
             return "-"
         total = row.flops + (row.backward_flops or 0) if backward else row.flops
-        return human_count(total) if total else "0"
+        return at_least + human_count(total) if total else "0"
     if column == "act_mem":
         return human_bytes(row.activation_bytes) if row.activation_bytes is not None else "-"
     if column == "device":
@@ -316,8 +321,10 @@ def render(summary: Summary, title: str, console, *, columns: list[str] | None =
         console.print(f"[bold]tied[/]: {' = '.join(group)} (one tensor, counted once)", markup=True)
     if summary.flops is not None:
         shape = _input_text(summary.input_shape)
-        line = (f"[bold]compute[/]: {human_count(summary.flops, 'FLOPs')} = {human_count(summary.macs, 'MACs')} "
-                f"per forward{' of ' + escape(shape) if shape else ''}")
+        line = (f"[bold]compute[/]: {'at least ' if summary.partial else ''}"
+                f"{human_count(summary.flops, 'FLOPs')} = {human_count(summary.macs, 'MACs')} "
+                f"per forward{' of ' + escape(shape) if shape else ''}"
+                + (" (the counting run stopped: see the note)" if summary.partial else ""))
         if summary.backward_flops is not None:
             total = summary.flops + summary.backward_flops
             line += (f"; {human_count(summary.backward_flops, 'FLOPs')} backward, "
