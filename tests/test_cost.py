@@ -284,3 +284,20 @@ def test_cli_depth_columns_backward(root, run_cli):
     bad = run_cli("build", root / "configs/rgnet.yaml", "--columns", "shape,flps")
     assert bad.code == 2 and bad.err.startswith("--columns: unknown column 'flps' (did you mean 'flops'?)")
     assert run_cli("build", root / "configs/rgnet.yaml", "--depth", "-1").code == 2
+
+
+def test_transformer_encoder_config_totals_equal_flop_counter_mode(root):
+    """configs/transformer_encoder.yaml (token ids in, a custom block's forward with mean): the same totals."""
+    path = root / "configs/transformer_encoder.yaml"
+    try:
+        load_spec(str(path))
+    except NetcliError as exc:
+        pytest.skip(f"configs/transformer_encoder.yaml does not validate yet (custom blocks): {exc.problems[0]}")
+    summary, built = summary_of(path, backward=True)
+    tokens = torch.zeros(2, 16, dtype=torch.int64)
+    with FlopCounterMode(display=False) as forward:
+        built.net(tokens)
+    with FlopCounterMode(display=False) as both:
+        built.net(tokens).sum().backward()
+    assert summary.flops == forward.get_total_flops() > 0
+    assert summary.flops + summary.backward_flops == both.get_total_flops()
