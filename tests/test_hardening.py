@@ -657,3 +657,33 @@ def test_24_inspect_grad_adds_each_grads_norm(run_cli, monkeypatch, tmp_path):
     table = run_cli("inspect", "--grad", "--seed", "0").out
     assert "grad norm" in table and f"{float(net[2].bias.grad.norm()):.4g}" in table
     assert "grad norm" not in run_cli("inspect", "--seed", "0").out
+
+
+# --- 25. validate with no spec, types with no match -------------------------------------
+
+def test_25_validate_without_a_spec_says_it_checked_the_default(run_cli, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("NETCLI_SPEC", raising=False)
+    result = run_cli("validate")
+    assert result.code == 0, result.err
+    assert result.out == "OK <default> (netcli's built-in default network: no spec was named)\n"
+    assert "checked netcli's built-in default [Linear(4, 8), ReLU, Linear(8, 1)], not a file of yours" in result.err
+    data = json.loads(run_cli("validate", "--json").out)
+    assert data[0]["file"] == "<default>" and "not a file of yours" in data[0]["used"]
+    (tmp_path / "netcli.yaml").write_text(SMALL)
+    result = run_cli("validate")
+    assert result.out == "OK netcli.yaml\n" and "netcli: using ./netcli.yaml" in result.err
+    named = run_cli("validate", tmp_path / "netcli.yaml", "--json")
+    assert json.loads(named.out)[0]["used"] is None and named.err == ""
+
+
+@pytest.mark.parametrize("pattern, hint", [
+    ("Scale", "a plugin's types are listed once it is installed, or named with --plugin MODULE; netcli types lists them all"),
+    ("Lineer", "did you mean 'Linear'?"),
+])
+def test_25_types_with_no_match_is_an_error(run_cli, pattern, hint):
+    for json_ in ((), ("--json",)):
+        result = run_cli("types", pattern, *json_)
+        assert result.code == 2 and result.out == ""
+        assert result.err == f"no registered type matches '{pattern}' ({hint})\n", result.err
+    assert run_cli("types", "Linear").code == 0

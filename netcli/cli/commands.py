@@ -59,9 +59,10 @@ def validate(
 ):
     """Check each spec fully without running it: structure, types, arguments, definitions, shapes."""
     from netcli.app.validating import validate_spec
-    results = [validate_spec(spec, set_ or (), plugin or (), device, _notes()) for spec in specs or [None]]
+    notes = _notes() if json_ else None  # as text, render.validation says which spec it checked
+    results = [validate_spec(spec, set_ or (), plugin or (), device, notes) for spec in specs or [None]]
     if json_:
-        render.print_json([{"file": r.file, "ok": r.ok, "problems": r.problems, "note": r.note,
+        render.print_json([{"file": r.file, "ok": r.ok, "problems": r.problems, "note": r.note, "used": r.used,
                             **({"inferred": r.inferred} if r.ok else {})} for r in results])
     else:
         render.validation(results)
@@ -413,6 +414,11 @@ def types_(
         registry.load_plugin(module)
     entries = [registry.types.entry(n) for n in registry.types
                if pattern is None or pattern.lower() in n.lower()]
+    if not entries:
+        from netcli.core.errors import NetcliError, did_you_mean
+        raise NetcliError(f"no registered type matches '{pattern}'", hint=did_you_mean(pattern, registry.types.names())
+                          or "a plugin's types are listed once it is installed, or named with --plugin MODULE; "
+                             "netcli types lists them all")
     if json_:
         render.print_json([{"name": e.name, "origin": e.origin,
                             "signature": str(registry.signature(e.obj) or "")} for e in entries])

@@ -62,8 +62,11 @@ def validation(results) -> None:
     """OK lines on stdout (with what was inferred); each problem, with its excerpt, on stderr."""
     out, err = stdout(), stderr()
     for r in results:
+        if r.used:  # no spec was named: say which one this verdict is about
+            err.print(f"netcli: {r.used}", markup=False)
         if r.ok:
-            out.print(f"[green]OK[/] {r.file}" + (f"  [dim]({r.note})[/]" if r.note else ""))
+            default = " (netcli's built-in default network: no spec was named)" if r.file == "<default>" else ""
+            out.print(f"[green]OK[/] {r.file}{default}" + (f"  [dim]({r.note})[/]" if r.note else ""))
             if r.inferred:
                 from netcli.build.inference import format_inferred
                 out.print(f"  inferred: {format_inferred(r.inferred)}", markup=False)
