@@ -137,6 +137,24 @@ def test_code_twice_gives_the_same_bytes(ejected, run_cli, tmp_path):
     assert printed.code == 0 and printed.out.encode() == outs[0]
 
 
+def test_code_takes_seed_and_rules_and_keeps_its_spec(run_cli, tmp_path, root):
+    spec = tmp_path / "mlp.yaml"
+    spec.write_text((root / "configs" / "mlp.yaml").read_text())
+    refused = run_cli("code", spec, "-o", spec)
+    assert refused.code == 2 and "refusing to overwrite" in refused.err
+    assert spec.read_text() == (root / "configs" / "mlp.yaml").read_text()
+    out = tmp_path / "mlp_model.py"
+    rules = ["normal(std=0.01):Linear", "zeros:*.bias"]
+    result = run_cli("code", spec, "--seed", "5", *[a for r in rules for a in ("--rule", r)], "-o", out)
+    assert result.code == 0, result.err
+    module = _import(out, "ejected_mlp_seed")
+    ours, theirs = module.build(), build_model(load_spec(str(spec)), seed=5, rules=rules).net  # build's default seed
+    for key, value in theirs.state_dict().items():
+        assert torch.equal(ours.state_dict()[key], value), key
+    said = " ".join(out.read_text().split())  # the docstring says how the file was made (wrapped)
+    assert f"netcli code {spec} --rule 'normal(std=0.01):Linear' --rule 'zeros:*.bias' --seed 5" in said
+
+
 # --- specs written for these tests --------------------------------------------------------
 
 
@@ -236,6 +254,88 @@ def test_a_device_spec_builds_on_the_cpu_where_there_is_no_gpu(write_spec, tmp_p
           - Linear: [32, 10]
           - {Linear: [10, 10], device: cpu}
         """)
+
+
+def test_custom_blocks_become_classes_with_their_params(write_spec, tmp_path):
+    code = _roundtrip(write_spec, tmp_path, """
+        input: [2, 3, 8, 8]
+        blocks:
+          Unit:
+            params: [planes, {stride: 1}]
+            children:
+              conv: {Conv2d: {out_channels: "${planes}", kernel_size: 3, stride: "${stride}", padding: 1}}
+              bn: BatchNorm2d
+              act: {ReLU: {inplace: true}}
+            forward: |
+              return act(bn(conv(x)))
+          Stack:
+            params: {n: 2, width: 4}
+            children:
+              body: {use: Unit, with: {planes: "${width}"}, repeat: "${n}"}
+          Plain:
+            class: Head
+            children:
+              pool: {AdaptiveAvgPool2d: [[1, 1]]}
+              "0": Flatten
+              fc: {Linear: 5}
+          tied: {Conv2d: [6, 6, 1]}
+        model:
+          - {use: Unit, with: {planes: 6}}
+          - {use: Unit, with: {planes: 6, stride: 2}}
+          - {ref: tied}
+          - {ref: tied}
+          - {use: Stack, with: {n: 3, width: 6}}
+          - {use: Stack}
+          - class: Mixer
+            params: {k: 3}
+            children:
+              a: {Conv2d: {out_channels: 4, kernel_size: "${k}", padding: 1}}
+              b: {Conv2d: {out_channels: 4, kernel_size: 1}, device: cpu}
+            forward: |
+              return a(x) + b(x)
+          - use: Plain
+        init:
+          - "zeros:Unit"
+          - "normal(std=0.02):Mixer"
+        """)
+    # params are __init__ arguments (a required one first), ${param} is the argument, a size inferred per
+    # use is the param it equals (planes) or an argument of its own (in_channels)
+    assert "def __init__(self, planes, stride=1, in_channels=3):" in code
+    assert "self.bn = nn.BatchNorm2d(planes)" in code and "stride=stride" in code
+    assert "Unit(planes=6, stride=2, in_channels=6)" in code
+    assert "*(Unit(planes=width, in_channels=6) for _ in range(n))" in code
+    # a block without forward is a Sequential of its class; a child named "0" is added by name
+    assert "class Head(nn.Sequential):" in code and 'self.add_module("0", nn.Flatten())' in code
+    # Stack's two uses build other children: a second class that prints as Stack
+    assert "class Stack_2(nn.Sequential):" in code and 'return "Stack"' in code
+    # a child on its own device: inputs moved per child, as the builder links devices
+    assert 'a.register_forward_pre_hook(move_inputs_to("cpu"))' in code
+
+
+def test_a_block_written_out_twice_differently_keeps_one_print_name(write_spec, tmp_path):
+    code = _roundtrip(write_spec, tmp_path, """
+        input: [2, 8]
+        blocks:
+          Pair:
+            class: Twin
+            params: {width: 8}
+            children:
+              fc: {Linear: ["${width}", "${width}"]}
+            forward: |
+              return relu(fc(x))
+          Twin:
+            children:
+              fc: {Linear: [8, 8]}
+              out: {Linear: [8, 8]}
+            forward: |
+              return out(fc(x)) - x
+        model:
+          - {use: Pair}
+          - {use: Twin}
+          - {use: Pair, with: {width: 8}}
+        """)
+    assert "class Twin(nn.Module):" in code and "class Pair(nn.Module):" in code
+    assert "def _get_name(self):" in code and "F.relu(self.fc(x))" in code
 
 
 def test_a_type_that_cannot_be_imported_is_named_in_the_error(tmp_path):

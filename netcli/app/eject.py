@@ -25,7 +25,6 @@ from netcli.app.eject_source import (
 )
 from netcli.app.eject_walk import Piece, Writer
 from netcli.core.devices import parse_device
-from netcli.core.errors import NetcliError
 from netcli.spec.loading import LoadedSpec
 
 HELPERS = {
@@ -75,8 +74,9 @@ def eject(loaded: LoadedSpec, *, seed: int | None = None, device: str | None = N
     net_piece = writer.network()
     init = init_function(built.net, rule_list, writer.class_expr)
     seed = seed if seed is not None else loaded.spec.seed
-    top = _helpers(writer) + (init.helpers if init else []) + definitions(writer)
-    top += ([init.function] if init else []) + [_build_function(writer, net_piece, seed, init is not None)]
+    defs = definitions(writer)
+    build = _build_function(writer, net_piece, seed, init is not None)  # before the helpers: it may need try_gpu
+    top = _helpers(writer) + (init.helpers if init else []) + defs + ([init.function] if init else []) + [build]
     body = "\n".join(line for stmt in top for line in statement(stmt, ""))
     imports = _imports(body, {**writer.plugin_imports, **(init.imports if init else {})})
     return module_text(_docstring(loaded, spec_args, seed, writer), imports, top)
@@ -86,16 +86,12 @@ def write_code(loaded: LoadedSpec, output: str | None, *, seed: int | None = Non
                rules: Sequence[str] = (), spec_args: str = "") -> str:
     """Write the spec's network as PyTorch source to `output` (atomically), or return it when `output` is None.
 
-    Refuses to write over the spec itself. Returns the text.
+    Refuses to write over the spec itself (the input is kept). Returns the text.
     """
-    from pathlib import Path
-    if output is not None and Path(output).exists() and Path(loaded.doc.source).exists() \
-            and Path(output).resolve() == Path(loaded.doc.source).resolve():
-        raise NetcliError(f"-o {output} is the spec itself; writing the code there would replace it",
-                          hint="write the code to a .py file, e.g. -o model.py")
+    from netcli.core.atomic import atomic_write, refuse_overwriting_inputs
+    refuse_overwriting_inputs(output, loaded.doc.source)
     text = eject(loaded, seed=seed, device=device, rules=rules, spec_args=spec_args)
     if output is not None:
-        from netcli.core.atomic import atomic_write
         atomic_write(output, lambda path: path.write_text(text, encoding="utf-8"))
     return text
 
@@ -150,7 +146,7 @@ def _imports(body: str, plugin_imports: dict[str, str]) -> list[str]:
 def _docstring(loaded: LoadedSpec, spec_args: str, seed: int | None, writer: Writer) -> str:
     import textwrap
     wrap = lambda text: textwrap.wrap(text, 84, break_long_words=False, break_on_hyphens=False)  # noqa: E731
-    lines = wrap(f"{loaded.name}, written as plain PyTorch by `netcli code {spec_args}`.")
+    lines = wrap(f"{loaded.name}, written as plain PyTorch by `{' '.join(['netcli code', spec_args]).strip()}`.")
     lines += [""] + wrap(
         "build() reproduces netcli's default path: it creates the modules in the order netcli creates them "
         "and applies the spec's init rules with the same torch.nn.init calls on the same tensors, so under "
@@ -158,10 +154,10 @@ def _docstring(loaded: LoadedSpec, spec_args: str, seed: int | None, writer: Wri
         "values and outputs.")
     lines += [""] + wrap(
         "The values --fast-init gives are netcli's own (each tensor drawn from a seed of its own, not from "
-        "torch's one random stream), so no plain torch code repeats them. To use them, save a checkpoint "
-        "and load its state_dict:")
-    lines += ["", *(f"    {line}" for line in wrap(f"netcli save {spec_args} --fast-init -o {loaded.name}.pt")),
-              "", "    net = build()", f"    net.load_state_dict(torch.load({string(loaded.name + '.pt')}))"]
+        "torch's one random stream), so no plain torch code repeats them. To use them, save them with "
+        f"`netcli save {spec_args + ' ' if spec_args else ''}--fast-init -o {loaded.name}.pt` and load "
+        "the state_dict:")
+    lines += ["", "    net = build()", f"    net.load_state_dict(torch.load({string(loaded.name + '.pt')}))"]
     if writer.plugin_imports:
         modules = sorted({line.split()[1] for line in writer.plugin_imports})
         lines += [""] + wrap(f"Plugin types come from their own modules ({', '.join(modules)}), which "

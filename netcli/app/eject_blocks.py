@@ -44,7 +44,7 @@ def write_block(w: Writer, node: Any, path: tuple, qualname: str, own: str, with
         expr = sequential([p.expr for p in pieces], names)
         if not definition:
             return Piece(stmts, expr, out)
-        call = Deferred(str(path[1]), kwargs=list(with_))
+        call = Deferred(str(path[1]), kwargs=list(with_), body=(stmts, expr))
         w.record(path, Use("factory", str(path[1]), printed, stmts + [expr], call, params, declared))
         return Piece([], call, out)
     body: list = [Do(Call("super().__init__"))]
@@ -54,9 +54,10 @@ def write_block(w: Writer, node: Any, path: tuple, qualname: str, own: str, with
             body.append(Assign(f"self.{name}", piece.expr))
         else:
             body.append(Do(Call("self.add_module", (Code(string(name)), piece.expr))))
-    call = Deferred(printed, kwargs=list(with_))
+    forward = forward_text(w, node, path)
+    call = Deferred(printed, kwargs=list(with_), body=(body, forward))  # the body tells unlike uses apart
     w.record(path, Use("class", str(path[1]) if definition else printed, printed, body, call, params, declared,
-                       "nn.Sequential" if chained else "nn.Module", forward_text(w, node, path)))
+                       "nn.Sequential" if chained else "nn.Module", forward))
     return Piece([], call, out)
 
 

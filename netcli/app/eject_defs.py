@@ -65,7 +65,8 @@ def _define(w: Writer, key: tuple, group: list[Use], own_names: set[str]):
         methods.append(Text(first.forward))
     doc = None
     if name != first.printed:  # two definitions print as one class (the spec's class:), Python needs two names
-        doc = f"The spec's {first.name}; it prints as {first.printed}, as its class: says."
+        doc = (f"The spec's {first.name}; it prints as {first.printed}, as its class: says." if first.name != first.printed
+               else f"The spec's {first.name} where its uses build other children; it prints as {first.printed}.")
         methods.append(Def("def _get_name(self)", None, [Return(Code(string(first.printed)))]))
     return Def(f"class {name}({first.base})", doc, methods)
 
