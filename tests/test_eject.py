@@ -333,8 +333,11 @@ def test_a_block_written_out_twice_differently_keeps_one_print_name(write_spec, 
           - {use: Pair}
           - {use: Twin}
           - {use: Pair, with: {width: 8}}
+          - {ref: Twin}
+          - {ref: Twin}
         """)
     assert "class Twin(nn.Module):" in code and "class Pair(nn.Module):" in code
+    assert "twin = Twin()" in code  # the shared block, created first, used twice
     assert "def _get_name(self):" in code and "F.relu(self.fc(x))" in code
 
 
@@ -358,6 +361,16 @@ def test_a_type_that_cannot_be_imported_is_named_in_the_error(tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert f"{spec}:4:5: model[1].Hidden: cannot write 'Hidden' as code" in proc.stderr
     assert "inside a function" in proc.stderr and "Traceback" not in proc.stderr
+    # an initializer the file cannot import is named too, at its rule
+    (tmp_path / "hidden_init.py").write_text(textwrap.dedent("""
+        import netcli
+        netcli.register_init(lambda tensor: tensor.zero_(), name="hidden_zero")
+        """))
+    spec.write_text("plugins: [hidden_init]\nmodel: [{Linear: [4, 4]}]\ninit: ['hidden_zero:0']\n")
+    proc = subprocess.run([sys.executable, "-m", "netcli", "code", str(spec)], capture_output=True, text=True,
+                          env=env, cwd=tmp_path)
+    assert proc.returncode == 2 and "cannot write the initializer 'hidden_zero' as code" in proc.stderr, proc.stderr
+    assert f"{spec}:3:8: init[0]" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_plugin_types_are_imported_from_their_module(tmp_path):

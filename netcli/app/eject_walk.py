@@ -105,7 +105,8 @@ class Writer:
             saved, self.scope = self.scope, {}
             piece = self.node(at.node, at.path, f"<{name}>", self.root, self.root, params=at.params)
             self.scope = saved
-            var = identifier(name, self.taken)
+            # a block's one instance is a variable, not its class's name: `pair = Pair()`
+            var = identifier(_snake(name) if isinstance(at.node, BlockNode) else name, self.taken)
             self.shared[name] = var
             self.prologue += piece.stmts + [Assign(var, piece.expr)]
         return self.shared[name]
@@ -342,6 +343,11 @@ def importable(cls: type) -> str | None:
 
 def _join(prefix: str, name: str) -> str:
     return f"{prefix}.{name}" if prefix else name
+
+
+def _snake(name: str) -> str:
+    """`BasicBlock` -> `basic_block`."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
 
 
 def _tuples(value: Any) -> Any:
