@@ -26,34 +26,35 @@ import time
 from datetime import timedelta
 from typing import Callable
 
+from netcli.core.errors import first_line
+
 _KEY_CODE = "netcli/exit_code"
 _KEY_FAILED = "netcli/failed"
 _KEY_DONE = "netcli/done"
 _KEY_ACK = "netcli/ack"
 
 
-def world_size() -> int:
+def _env_number(name: str, default, kind=int):
+    """A number from torchrun's (or the user's) environment; the default where it is unset or not a number."""
     try:
-        return int(os.environ.get("WORLD_SIZE", "1"))
+        return kind(os.environ.get(name, str(default)))
     except ValueError:
-        return 1
+        return default
+
+
+def world_size() -> int:
+    return _env_number("WORLD_SIZE", 1)
 
 
 def rank() -> int:
     import torch.distributed as dist
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank()
-    try:
-        return int(os.environ.get("RANK", "0"))
-    except ValueError:
-        return 0
+    return _env_number("RANK", 0)
 
 
 def timeout_s() -> float:
-    try:
-        return float(os.environ.get("NETCLI_DIST_TIMEOUT", "300"))
-    except ValueError:
-        return 300.0
+    return _env_number("NETCLI_DIST_TIMEOUT", 300.0, float)
 
 
 def joined() -> bool:
@@ -139,36 +140,26 @@ def distributed_main(invoke: Callable[[], int]) -> int:
     """Run `invoke()` (the command; returns its exit code) on every rank of a torchrun job; return the job's code.
 
     `invoke` must print a user error itself (to sys.stderr) and return its code.
+    Only rank 0 prints; a failure on any rank is reported once and ends every
+    rank with its code (`_fail`); a success waits, bounded, for the others.
     """
     try:
         join()
     except Exception as exc:
         print(f"netcli: rank {os.environ.get('RANK', '?')}: cannot join the job's process group: "
-              f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", file=sys.stderr)
+              f"{first_line(exc)}", file=sys.stderr)
         return 1
     import torch.distributed as dist
     me, n = dist.get_rank(), dist.get_world_size()
     store = dist.distributed_c10d._get_default_store()
     real_out, real_err = sys.stdout, sys.stderr
-    out = real_out if me == 0 else open(os.devnull, "w")
     err = _Tee(real_err if me == 0 else None, keep=me != 0)
     finished = threading.Event()
-
-    def watch() -> None:  # another rank failed: leave now, with its code
-        while not finished.wait(0.2):
-            try:
-                if store.check([_KEY_CODE]):
-                    code = int(store.get(_KEY_CODE))
-                    store.add(_KEY_ACK, 1)
-                    real_err.flush()
-                    os._exit(code)
-            except Exception:
-                return  # the store is gone (the job is ending)
-
-    watcher = threading.Thread(target=watch, name="netcli-rank-watch", daemon=True)
+    watcher = threading.Thread(target=_leave_when_another_fails, args=(store, finished, real_err),
+                               name="netcli-rank-watch", daemon=True)
     code = 1
     try:
-        sys.stdout, sys.stderr = out, err
+        sys.stdout, sys.stderr = (real_out if me == 0 else open(os.devnull, "w")), err
         watcher.start()
         try:
             code = invoke()
@@ -178,28 +169,52 @@ def distributed_main(invoke: Callable[[], int]) -> int:
         sys.stdout, sys.stderr = real_out, real_err
     finished.set()
     if code != 0:
-        if me != 0:  # rank 0 has printed its own error already, live: give it the first word
-            deadline = time.monotonic() + 1.0
-            while time.monotonic() < deadline and not store.check([_KEY_CODE]):
-                time.sleep(0.02)
-        first = store.add(_KEY_FAILED, 1) == 1 and not (me != 0 and store.check([_KEY_CODE]))
-        if first:
-            if me != 0:
-                for line in err.buffer_.getvalue().splitlines():
-                    print(f"netcli: rank {me}: {line.removeprefix('netcli: ')}", file=real_err)
-            store.set(_KEY_CODE, str(code))
-            deadline = time.monotonic() + 5  # let the others see it before torchrun stops them
-            while time.monotonic() < deadline and int(store.add(_KEY_ACK, 0)) < n - 1:
-                time.sleep(0.02)
-        else:
-            with contextlib.suppress(Exception):
-                store.wait([_KEY_CODE], timedelta(seconds=10))
+        _fail(store, me, n, code, err, real_err)
+    _wait_for_the_others(store, me, n, real_out, real_err)
+    leave()
+    return 0
+
+
+def _leave_when_another_fails(store, finished: threading.Event, real_err) -> None:
+    """Watch the job's store: when another rank has failed, leave at once with its code."""
+    while not finished.wait(0.2):
+        try:
+            if store.check([_KEY_CODE]):
                 code = int(store.get(_KEY_CODE))
-            with contextlib.suppress(Exception):
                 store.add(_KEY_ACK, 1)
-        real_err.flush()
-        os._exit(code)  # no collective teardown: a peer may be gone
-    # success here: wait for every rank to finish (or one to fail), bounded
+                real_err.flush()
+                os._exit(code)
+        except Exception:
+            return  # the store is gone (the job is ending)
+
+
+def _fail(store, me: int, n: int, code: int, err: _Tee, real_err) -> None:
+    """End this rank with the job's one exit code; the first rank to fail reports its error, once."""
+    if me != 0:  # rank 0 has printed its own error already, live: give it the first word
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline and not store.check([_KEY_CODE]):
+            time.sleep(0.02)
+    first = store.add(_KEY_FAILED, 1) == 1 and not (me != 0 and store.check([_KEY_CODE]))
+    if first:
+        if me != 0:
+            for line in err.buffer_.getvalue().splitlines():
+                print(f"netcli: rank {me}: {line.removeprefix('netcli: ')}", file=real_err)
+        store.set(_KEY_CODE, str(code))
+        deadline = time.monotonic() + 5  # let the others see it before torchrun stops them
+        while time.monotonic() < deadline and int(store.add(_KEY_ACK, 0)) < n - 1:
+            time.sleep(0.02)
+    else:
+        with contextlib.suppress(Exception):
+            store.wait([_KEY_CODE], timedelta(seconds=10))
+            code = int(store.get(_KEY_CODE))
+        with contextlib.suppress(Exception):
+            store.add(_KEY_ACK, 1)
+    real_err.flush()
+    os._exit(code)  # no collective teardown: a peer may be gone
+
+
+def _wait_for_the_others(store, me: int, n: int, real_out, real_err) -> None:
+    """After a success: wait, bounded, until every rank has finished, or leave with the code of one that failed."""
     store.add(_KEY_DONE, 1)
     deadline = time.monotonic() + timeout_s()
     while time.monotonic() < deadline:
@@ -209,10 +224,7 @@ def distributed_main(invoke: Callable[[], int]) -> int:
             real_out.flush()
             os._exit(code)
         if int(store.add(_KEY_DONE, 0)) >= n:
-            break
+            return
         time.sleep(0.02)
-    else:
-        print(f"netcli: rank {me}: the other ranks did not finish within {timeout_s():.0f} s", file=real_err)
-        os._exit(1)
-    leave()
-    return 0
+    print(f"netcli: rank {me}: the other ranks did not finish within {timeout_s():.0f} s", file=real_err)
+    os._exit(1)
