@@ -164,19 +164,32 @@ def render(path: Path) -> str:
 
 def _merge(base: _Layer | None, over: _Layer, budget: _Budget) -> _Layer:
     """Merge `over` onto `base` (None: nothing), keeping every value's position."""
-    out = _Layer(None)
+    merger = _Merger(base, over, budget)
+    if base is None:
+        merger.out.data = merger.copy(over, (), (), over.data, True)
+    else:
+        merger.out.data = merger.merge(base.data, over.data, ())
+    return merger.out
 
-    def spend(path: Path, src: _Layer) -> None:
-        budget.values += 1
-        if budget.values > MAX_NODES:
+
+class _Merger:
+    """One merge of a later file onto its base: the merged values and, for each, where it was written."""
+
+    def __init__(self, base: _Layer | None, over: _Layer, budget: _Budget):
+        self.base, self.over, self.budget = base, over, budget
+        self.out = _Layer(None)
+
+    def spend(self, path: Path, src: _Layer) -> None:
+        self.budget.values += 1
+        if self.budget.values > MAX_NODES:
             raise NetcliError(Problem(f"the spec and its bases merge to more than {MAX_NODES} values",
                                       render(path), _location(src.at.get(path), "")))
 
-    def copy(src: _Layer, sp: Path, dp: Path, value: Any, normalize: bool) -> Any:
+    def copy(self, src: _Layer, sp: Path, dp: Path, value: Any, normalize: bool) -> Any:
         """Copy a value written in `src` at `sp` to `dp`; in the top file, `KEY+=` keys become `KEY`."""
-        spend(dp, src)
+        self.spend(dp, src)
         if sp in src.at:
-            out.at[dp] = src.at[sp]
+            self.out.at[dp] = src.at[sp]
         if isinstance(value, dict):
             result = {}
             for k, v in value.items():
@@ -185,22 +198,24 @@ def _merge(base: _Layer | None, over: _Layer, budget: _Budget) -> _Layer:
                     key = k[:-len(APPEND)]
                     _check_append(src, sp, k, v, value)
                 if sp + (k,) in src.key_at:
-                    out.key_at[dp + (key,)] = src.key_at[sp + (k,)]
-                result[key] = copy(src, sp + (k,), dp + (key,), v, normalize)
+                    self.out.key_at[dp + (key,)] = src.key_at[sp + (k,)]
+                result[key] = self.copy(src, sp + (k,), dp + (key,), v, normalize)
             return result
         if isinstance(value, list):
-            return [copy(src, sp + (i,), dp + (i,), v, normalize) for i, v in enumerate(value)]
+            return [self.copy(src, sp + (i,), dp + (i,), v, normalize) for i, v in enumerate(value)]
         return value
 
-    def key_from(src: _Layer, path: Path, k: Any, key: Any) -> None:
+    def key_from(self, src: _Layer, path: Path, k: Any, key: Any) -> None:
         if path + (k,) in src.key_at:
-            out.key_at[path + (key,)] = src.key_at[path + (k,)]
+            self.out.key_at[path + (key,)] = src.key_at[path + (k,)]
 
-    def merge(b: Any, o: Any, path: Path) -> Any:
+    def merge(self, b: Any, o: Any, path: Path) -> Any:
+        """Merge the later file's `o` onto the base's `b` at `path`: mappings key by key, the rest replaced."""
+        base, over = self.base, self.over
         if not (isinstance(b, dict) and isinstance(o, dict)) or _other_type(b, o, path):
-            return copy(over, path, path, o, True)  # lists, values and a node of another type replace whole
-        spend(path, over)
-        out.at[path] = over.at.get(path) or base.at.get(path)
+            return self.copy(over, path, path, o, True)  # lists, values and a node of another type replace whole
+        self.spend(path, over)
+        self.out.at[path] = over.at.get(path) or base.at.get(path)
         result: dict = {}
         appends = {k[:-len(APPEND)]: k for k in o if _is_append(k)}
         for k, v in o.items():
@@ -210,34 +225,33 @@ def _merge(base: _Layer | None, over: _Layer, budget: _Budget) -> _Layer:
             if k in o:
                 if o[k] is None:  # `key: ~` deletes what a base wrote
                     continue
-                result[k] = merge(v, o[k], path + (k,))
-                key_from(over, path, k, k)
+                result[k] = self.merge(v, o[k], path + (k,))
+                self.key_from(over, path, k, k)
             elif k in appends:
-                added = appends[k]
-                if not isinstance(v, list):
-                    raise NetcliError(Problem(f"'{added}' appends to a list, but the base's '{k}' is not one",
-                                              render(path + (added,)), _location(over.key_at.get(path + (added,)), ""),
-                                              f"write '{k}:' to replace it"))
-                result[k] = [copy(base, path + (k, i), path + (k, i), item, False) for i, item in enumerate(v)]
-                result[k] += [copy(over, path + (added, j), path + (k, len(v) + j), item, True)
-                              for j, item in enumerate(o[added])]
-                out.at[path + (k,)] = base.at.get(path + (k,)) or over.at.get(path + (added,))
-                key_from(over, path, added, k)
+                result[k] = self.append(v, o[appends[k]], path, k, appends[k])
             else:
-                result[k] = copy(base, path + (k,), path + (k,), v, False)
-                key_from(base, path, k, k)
+                result[k] = self.copy(base, path + (k,), path + (k,), v, False)
+                self.key_from(base, path, k, k)
         for k, v in o.items():  # keys only the later file writes (a null there has nothing to delete)
             key = k[:-len(APPEND)] if _is_append(k) else k
             if key not in b:
-                result[key] = copy(over, path + (k,), path + (key,), v, True)
-                key_from(over, path, k, key)
+                result[key] = self.copy(over, path + (k,), path + (key,), v, True)
+                self.key_from(over, path, k, key)
         return result
 
-    if base is None:
-        out.data = copy(over, (), (), over.data, True)
-    else:
-        out.data = merge(base.data, over.data, ())
-    return out
+    def append(self, items: Any, added_items: list, path: Path, k: Any, added: str) -> list:
+        """`KEY+=: [...]`: the base's list, then the later file's items."""
+        base, over = self.base, self.over
+        if not isinstance(items, list):
+            raise NetcliError(Problem(f"'{added}' appends to a list, but the base's '{k}' is not one",
+                                      render(path + (added,)), _location(over.key_at.get(path + (added,)), ""),
+                                      f"write '{k}:' to replace it"))
+        result = [self.copy(base, path + (k, i), path + (k, i), item, False) for i, item in enumerate(items)]
+        result += [self.copy(over, path + (added, j), path + (k, len(items) + j), item, True)
+                   for j, item in enumerate(added_items)]
+        self.out.at[path + (k,)] = base.at.get(path + (k,)) or over.at.get(path + (added,))
+        self.key_from(over, path, added, k)
+        return result
 
 
 # Mappings whose keys are names the user chose (definitions, children, variables, params), not types.
