@@ -33,7 +33,7 @@ def test_no_excerpt_without_a_file_position(tmp_path):
     assert excerpt(Problem("bad", location=Location(str(spec), 9, 1))) is None
 
 
-def test_validate_shows_excerpts_and_json_keeps_one_line_problems(run_cli, write_spec):
+def test_validate_shows_excerpts_and_json_keeps_structured_problems(run_cli, write_spec):
     path = write_spec("model:\n  - Lnear\n")
     result = run_cli("validate", path)
     assert result.code == 2
@@ -41,4 +41,5 @@ def test_validate_shows_excerpts_and_json_keeps_one_line_problems(run_cli, write
                                            "  2 |   - Lnear", "    |     ^"]
     import json
     data = json.loads(run_cli("validate", path, "--json").out)
-    assert data[0]["problems"] == [f"{path}:2:5: model[0]: unknown type 'Lnear' (did you mean 'Linear'?)"]
+    assert data[0]["problems"] == [{"file": str(path), "line": 2, "column": 5, "path": "model[0]",
+                                    "message": "unknown type 'Lnear'", "hint": "did you mean 'Linear'?"}]

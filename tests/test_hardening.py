@@ -684,6 +684,58 @@ def test_25_validate_without_a_spec_says_it_checked_the_default(run_cli, monkeyp
 def test_25_types_with_no_match_is_an_error(run_cli, pattern, hint):
     for json_ in ((), ("--json",)):
         result = run_cli("types", pattern, *json_)
-        assert result.code == 2 and result.out == ""
+        assert result.code == 2
         assert result.err == f"no registered type matches '{pattern}' ({hint})\n", result.err
+    assert result.out and json.loads(result.out)["problems"][0]["hint"] == hint
     assert run_cli("types", "Linear").code == 0
+
+
+# --- 26. --json errors are structured ---------------------------------------------------
+
+KEYS = ["file", "line", "column", "path", "message", "hint"]
+
+
+def _json_problems(result) -> list[dict]:
+    data = json.loads(result.out)
+    assert data["ok"] is False
+    for p in data["problems"]:
+        assert list(p)[:6] == KEYS
+    return data["problems"]
+
+
+@pytest.mark.parametrize("command", ["build", "run", "inspect", "init", "save"])
+def test_26_a_located_error_under_json(write_spec, run_cli, command):
+    path = write_spec("input: [2, 4]\nmodel:\n  - Lnear: [4, 2]\n")
+    result = run_cli(command, path, "--json")
+    assert result.code == 2
+    assert f"{path}:3:5: model[0]: unknown type 'Lnear'" in result.err  # the human line stays on stderr
+    assert _json_problems(result) == [{"file": str(path), "line": 3, "column": 5, "path": "model[0]",
+                                       "message": "unknown type 'Lnear'", "hint": "did you mean 'Linear'?"}]
+
+
+def test_26_every_problem_and_option_errors_under_json(write_spec, run_cli, tmp_path):
+    path = write_spec("model:\n  - {ReLU: [], nmae: x}\n  - {Linear: [4, 2], repet: 2}\n")
+    problems = _json_problems(run_cli("build", path, "--json"))
+    assert [(p["line"], p["path"]) for p in problems] == [(2, "model[0].nmae"), (3, "model[1].repet")]
+    good = write_spec(SMALL, "good.yaml")
+    (problem,) = _json_problems(run_cli("build", good, "--json", "--set", "vars.hiden=3"))
+    assert problem["option"] == "--set vars.hiden=3" and problem["file"] is None
+    assert problem["hint"] == "did you mean 'hidden'?" or problem["hint"].startswith("vars")
+    (problem,) = _json_problems(run_cli("build", tmp_path / "missing.yaml", "--json"))
+    assert problem["file"] == str(tmp_path / "missing.yaml") and problem["message"].startswith("no such file")
+    result = run_cli("build", good, "--json", "--seeed", "3")  # a usage error, before any command runs
+    assert result.code == 2
+    (problem,) = _json_problems(result)
+    assert problem["message"] == "No such option: --seeed" and problem["hint"] == "did you mean --seed or --set?"
+    (problem,) = _json_problems(run_cli("build", good, "--json", "--device", "cuda:99"))
+    assert problem["option"] == "--device" and "suggest" not in problem
+
+
+def test_26_validate_json_problems_are_structured(write_spec, run_cli):
+    path = write_spec("model:\n  - {Linear: [4, 2], repet: 2}\n")
+    result = run_cli("validate", path, "--json")
+    assert result.code == 2
+    (entry,) = json.loads(result.out)
+    assert entry["ok"] is False and entry["file"] == str(path)
+    assert entry["problems"] == [{"file": str(path), "line": 2, "column": 22, "path": "model[0].repet",
+                                  "message": "unknown option 'repet'", "hint": "did you mean 'repeat'?"}]

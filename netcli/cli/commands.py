@@ -62,7 +62,8 @@ def validate(
     notes = _notes() if json_ else None  # as text, render.validation says which spec it checked
     results = [validate_spec(spec, set_ or (), plugin or (), device, notes) for spec in specs or [None]]
     if json_:
-        render.print_json([{"file": r.file, "ok": r.ok, "problems": r.problems, "note": r.note, "used": r.used,
+        render.print_json([{"file": r.file, "ok": r.ok, "problems": [p.as_json() for p in r.problems],
+                            "note": r.note, "used": r.used,
                             **({"inferred": r.inferred} if r.ok else {})} for r in results])
     else:
         render.validation(results)
@@ -300,9 +301,10 @@ def load(
         from netcli.io.inputs import make_input
         if seed is not None:
             torch.manual_seed(seed)
+        from netcli.io.inputs import call
         x = make_input(input_, built.loaded.spec.input, built.device)
         with torch.no_grad():
-            y = net(x)
+            y = call(net, x)
     if json_:
         data = {**report.as_json(), "module": str(net)}
         if y is not None:
@@ -491,12 +493,16 @@ def main(argv: Optional[list[str]] = None) -> None:
     drop_implicit_cwd(module_run=False)  # plugins never come from the current folder by accident
     # Every plain print goes through the escaping stream: a name or value from a file cannot drive the terminal.
     real_stdout, sys.stdout = sys.stdout, EscapingStream(sys.stdout)
+    as_json = "--json" in args[:args.index("--")] if "--" in args else "--json" in args
     try:
         try:
-            app(args=args, prog_name="netcli")
+            # With --json, usage errors (an unknown option, a bad value) come back here to be written as JSON too.
+            code = app(args=args, prog_name="netcli", standalone_mode=not as_json)
         finally:
             sys.stdout = real_stdout
         _flush_stdout()
+        if as_json and isinstance(code, int) and not isinstance(code, bool) and code:
+            sys.exit(code)  # typer.Exit(code) returns it when not standalone
     except _StdoutGone as exc:
         sys.exit(exc.code)
     except NetcliError as exc:
@@ -505,6 +511,8 @@ def main(argv: Optional[list[str]] = None) -> None:
         err = render.stderr()
         for problem in exc.problems:
             render.show_problem(err, problem)
+        if as_json:
+            render.json_problems(exc.problems)
         sys.exit(2)
     except KeyboardInterrupt:
         print("netcli: interrupted", file=sys.stderr)
@@ -515,8 +523,16 @@ def main(argv: Optional[list[str]] = None) -> None:
         code = _stdout_error(exc)
         if code:
             sys.exit(code)
+        if as_json and hasattr(exc, "format_message") and isinstance(getattr(exc, "exit_code", None), int):
+            render.usage_error(exc)  # typer's UsageError and the like, which standalone mode would have printed
+            sys.exit(exc.exit_code)
         print(f"netcli: internal error: {type(exc).__name__}: {exc}\n"
               "(run with --debug or NETCLI_DEBUG=1 to see the traceback; please report it)", file=sys.stderr)
+        if as_json:
+            from netcli.core.errors import Problem
+            render.json_problems([Problem(f"internal error: {type(exc).__name__}: {exc}",
+                                          hint="run with --debug or NETCLI_DEBUG=1 to see the traceback; "
+                                               "please report it")])
         sys.exit(1)
 
 

@@ -23,6 +23,33 @@ def print_json(data: Any) -> None:
     print(json.dumps(data, indent=2, default=str))
 
 
+def json_problems(problems) -> None:
+    """A failed command's problems on stdout, for --json: `{"ok": false, "problems": [{file, line, column, path, message, hint}]}`."""
+    try:
+        print_json({"ok": False, "problems": [p.as_json() for p in problems]})
+    except (OSError, ValueError):
+        pass  # stdout is gone: stderr already has the problems
+
+
+def usage_error(exc) -> None:
+    """A command-line usage error (unknown option, bad value) under --json: said on stderr, and as JSON on stdout."""
+    from netcli.core.errors import Location, Problem
+    message = exc.format_message()
+    param = getattr(exc, "param", None)
+    option = None
+    if param is not None:
+        option = (getattr(param, "opts", None) or [getattr(param, "name", None)])[0]
+    option = option or getattr(exc, "option_name", None)
+    close = sorted(getattr(exc, "possibilities", None) or ())
+    hint = f"did you mean {' or '.join(close)}?" if close else None
+    print(f"netcli: {message}", file=sys.stderr)
+    if close:  # the message lists them too; in JSON they are the hint
+        message = getattr(exc, "message", message)
+    problem = Problem(message, location=Location(option) if option and option.startswith("--") else Location(),
+                      hint=hint)
+    json_problems([problem])
+
+
 def show_problem(console, problem) -> None:
     """Print `FILE:LINE:COL: where: what (hint)`, then the spec's line with a caret under the column."""
     from netcli.cli.excerpt import excerpt

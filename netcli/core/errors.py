@@ -45,6 +45,21 @@ class Problem:
         # override: show it escaped, so a problem stays one honest line on a terminal.
         return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode(), text)
 
+    def as_json(self) -> dict:
+        """`{file, line, column, path, message, hint}` for --json (and `option` when a command-line option is the place).
+
+        `file` is the spec or checkpoint (None for a problem of no file), `line`
+        and `column` count from 1, `path` is the place inside the spec
+        (`model[1].Linear`); a --set, --rule or other option is named in `option`.
+        """
+        source, where = self.location.source, self.where
+        option = source if source.startswith("--") else None
+        if where.startswith("--"):  # said of an option (`relocated(..., "--device")`), not of a place in a spec
+            option, where = option or where, ""
+        return {"file": source if source and not source.startswith("--") else None, "line": self.location.line,
+                "column": self.location.column, "path": where or None, "message": self.message,
+                "hint": self.hint, **({"option": option} if option else {})}
+
 
 class NetcliError(Exception):
     """Raise for bad user input; carries every problem found, not just the first."""

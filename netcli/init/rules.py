@@ -121,7 +121,7 @@ def _check_finite(rule: Rule) -> None:
         if bad is not None:
             raise NetcliError(rule.problem(
                 f"{label} of {rule.init} is {bad!r}: an initializer's arguments must be finite numbers",
-                ("a number beyond ±1.8e308 reads as inf; " if bad == bad else "") +
+                ("a number beyond ±1.8e308 reads as inf; " if math.isinf(abs(bad)) else "") +
                 "write a finite value, e.g. normal(std=0.01)"))
 
 
