@@ -144,14 +144,36 @@ def to_python(program: ForwardProgram, *, self_name: str = "self") -> str:
     (the caller imports `torch` and `torch.nn.functional as F`), and `dropout`
     gets `training=self.training`, as the compiled forward does.
     """
-    s = self_name
+    w = _PythonWriter(self_name)
+    lines = [f"def forward({self_name}, {', '.join(program.inputs)}):"]
+    lines += [f"    {_target(a.target)} = {w.expr(a.value)}" for a in program.body]
+    result = program.result
+    if isinstance(result, Seq) and not result.is_list and result.items:
+        lines.append("    return " + ", ".join(w.expr(i) for i in result.items) + ("," if len(result.items) == 1 else ""))
+    else:
+        lines.append(f"    return {w.expr(result)}")
+    return "\n".join(lines) + "\n"
 
-    def args(call, extra=()):
-        parts = [expr(a) for a in call.args] + [f"{k}={expr(v)}" for k, v in call.kwargs] + list(extra)
+
+def _target(t) -> str:
+    if isinstance(t, str):
+        return t
+    return ", ".join(_target(p) if isinstance(p, str) else f"({_target(p)})" for p in t) + \
+        ("," if len(t) == 1 else "")
+
+
+class _PythonWriter:
+    """Writes the checked expressions back as Python, with the fewest parentheses that keep their meaning."""
+
+    def __init__(self, self_name: str):
+        self.s = self_name
+
+    def args(self, call, extra=()) -> str:
+        parts = [self.expr(a) for a in call.args] + [f"{k}={self.expr(v)}" for k, v in call.kwargs] + list(extra)
         return ", ".join(parts)
 
-    def child(path):
-        text = f"{s}.{path[0]}"
+    def child(self, path) -> str:
+        text = f"{self.s}.{path[0]}"
         for key in path[1:]:
             if isinstance(key, int):
                 text += f"[{key}]"
@@ -161,57 +183,45 @@ def to_python(program: ForwardProgram, *, self_name: str = "self") -> str:
                 text = f"getattr({text}, {key!r})"
         return text
 
-    def index(e):
+    def index(self, e) -> str:
         if isinstance(e, SliceExpr):
-            lo, hi = ("" if p is None else expr(p) for p in (e.lower, e.upper))
-            return f"{lo}:{hi}" + ("" if e.step is None else f":{expr(e.step)}")
+            lo, hi = ("" if p is None else self.expr(p) for p in (e.lower, e.upper))
+            return f"{lo}:{hi}" + ("" if e.step is None else f":{self.expr(e.step)}")
         if isinstance(e, Seq) and not e.is_list and e.items:
-            return ", ".join(index(i) for i in e.items) + ("," if len(e.items) == 1 else "")
-        return expr(e)
+            return ", ".join(self.index(i) for i in e.items) + ("," if len(e.items) == 1 else "")
+        return self.expr(e)
 
-    def expr(e, parent=0, right=False):
+    def call(self, e) -> str:
+        if isinstance(e, ChildCall):
+            return f"{self.child(e.path)}({self.args(e)})"
+        if isinstance(e, FunctionCall):
+            qualifier = "F" if e.target.startswith("torch.nn.functional.") else "torch"
+            extra = [f"training={self.s}.training"] if e.name == "dropout" and len(e.args) < 3 \
+                and all(k != "training" for k, _ in e.kwargs) else []
+            return f"{qualifier}.{e.name}({self.args(e, extra)})"
+        return f"{self.expr(e.obj, 9)}.{e.method}({self.args(e)})"
+
+    def expr(self, e, parent=0, right=False) -> str:
         if isinstance(e, Const):
             return "..." if e.value is Ellipsis else repr(e.value)
         if isinstance(e, Ref):
             return e.name
         if isinstance(e, Seq):
-            inner = ", ".join(expr(i) for i in e.items)
+            inner = ", ".join(self.expr(i) for i in e.items)
             return f"[{inner}]" if e.is_list else f"({inner}{',' if len(e.items) == 1 else ''})"
-        if isinstance(e, ChildCall):
-            return f"{child(e.path)}({args(e)})"
-        if isinstance(e, FunctionCall):
-            qualifier = "F" if e.target.startswith("torch.nn.functional.") else "torch"
-            extra = [f"training={s}.training"] if e.name == "dropout" and len(e.args) < 3 \
-                and all(k != "training" for k, _ in e.kwargs) else []
-            return f"{qualifier}.{e.name}({args(e, extra)})"
-        if isinstance(e, MethodCall):
-            return f"{expr(e.obj, 9)}.{e.method}({args(e)})"
+        if isinstance(e, (ChildCall, FunctionCall, MethodCall)):
+            return self.call(e)
         if isinstance(e, AttrGet):
-            return f"{expr(e.obj, 9)}.{e.attr}"
+            return f"{self.expr(e.obj, 9)}.{e.attr}"
         if isinstance(e, IndexGet):
-            return f"{expr(e.obj, 9)}[{index(e.index)}]"
+            return f"{self.expr(e.obj, 9)}[{self.index(e.index)}]"
         if isinstance(e, Negate):
-            return _paren(f"-{expr(e.operand, 3)}", 3, parent, right)
+            return _paren(f"-{self.expr(e.operand, 3)}", 3, parent, right)
         if isinstance(e, BinaryOp):
             rank = 1 if e.op in "+-" else 2
-            text = f"{expr(e.left, rank)} {e.op} {expr(e.right, rank, True)}"
+            text = f"{self.expr(e.left, rank)} {e.op} {self.expr(e.right, rank, True)}"
             return _paren(text, rank, parent, right)
-        return expr(e) if isinstance(e, SliceExpr) else repr(e)
-
-    def target(t):
-        if isinstance(t, str):
-            return t
-        return ", ".join(target(p) if isinstance(p, str) else f"({target(p)})" for p in t) + \
-            ("," if len(t) == 1 else "")
-
-    lines = [f"def forward({s}, {', '.join(program.inputs)}):"]
-    lines += [f"    {target(a.target)} = {expr(a.value)}" for a in program.body]
-    result = program.result
-    if isinstance(result, Seq) and not result.is_list and result.items:
-        lines.append("    return " + ", ".join(expr(i) for i in result.items) + ("," if len(result.items) == 1 else ""))
-    else:
-        lines.append(f"    return {expr(result)}")
-    return "\n".join(lines) + "\n"
+        return self.index(e) if isinstance(e, SliceExpr) else repr(e)
 
 
 def _paren(text, rank, parent, right):
