@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 
 from torch import nn
 
+from netcli.core.ties import tie_groups
 from netcli.core.devices import human_bytes
 from netcli.core.errors import Location, NetcliError, Problem, did_you_mean
 
@@ -88,10 +89,8 @@ class Summary:
 
 def tied_groups(net: nn.Module) -> list[list[str]]:
     """Return groups of parameter/buffer names that are the same tensor (tied)."""
-    by_id: dict[int, list[str]] = {}
-    for name, t in list(net.named_parameters(remove_duplicate=False)) + list(net.named_buffers(remove_duplicate=False)):
-        by_id.setdefault(id(t), []).append(name)
-    return [names for names in by_id.values() if len(names) > 1]
+    named = list(net.named_parameters(remove_duplicate=False)) + list(net.named_buffers(remove_duplicate=False))
+    return [names for _, names in tie_groups(named) if len(names) > 1]
 
 
 def _owners(net: nn.Module) -> dict[int, list[str]]:

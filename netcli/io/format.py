@@ -7,7 +7,9 @@ from __future__ import annotations
 
 SAFETENSORS = ".safetensors"
 TORCH_SUFFIXES = (".pt", ".pth", ".params")
-FORMATS = (SAFETENSORS,) + TORCH_SUFFIXES
+FORMATS = (SAFETENSORS,) + TORCH_SUFFIXES  # checkpoints
+NUMPY = ".npy"
+TENSOR_SUFFIXES = (".pt", ".pth", NUMPY, SAFETENSORS)  # a single tensor: run's --input and --output
 
 # Metadata keys of a .safetensors file netcli writes (all values are strings).
 META_SPEC = "netcli.spec"            # the resolved spec, YAML text

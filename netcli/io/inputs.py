@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from netcli.core.errors import NetcliError, first_line
+from netcli.io.format import NUMPY, SAFETENSORS
 
 GENERATORS = ("rand", "randn", "ones", "zeros")
 
@@ -106,10 +107,10 @@ def load_tensor_file(path: Path, key: str | None = None):
     suffix = path.suffix.lower()
     label = str(path)
     try:
-        if suffix == ".npy":
+        if suffix == NUMPY:
             import numpy as np
             return torch.from_numpy(np.load(path, allow_pickle=False))
-        if suffix == ".safetensors":
+        if suffix == SAFETENSORS:
             from safetensors.torch import load_file
             tensors = load_file(str(path))
             # clone: safetensors' buffers are not 64-byte aligned, and BLAS results

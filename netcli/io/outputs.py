@@ -5,9 +5,9 @@ from pathlib import Path
 
 from netcli.core.atomic import atomic_write
 from netcli.core.errors import NetcliError
+from netcli.io.format import NUMPY, SAFETENSORS, TENSOR_SUFFIXES, TORCH_SUFFIXES
 from netcli.io.checkpoint_save import call_writer  # the libraries' write errors (a full disk) as OSError
 
-FORMATS = (".pt", ".pth", ".npy", ".safetensors")
 
 
 def save_output(tensor, dest: str) -> None:
@@ -15,16 +15,17 @@ def save_output(tensor, dest: str) -> None:
     import torch
     suffix = Path(dest).suffix.lower()
     value = tensor.detach().cpu()
-    if suffix in (".pt", ".pth"):
+    if suffix in TORCH_SUFFIXES:
         atomic_write(dest, lambda p: call_writer(p, torch.save, value, p))
-    elif suffix == ".npy":
+    elif suffix == NUMPY:
         import numpy as np
         def write(p: Path) -> None:
             with open(p, "wb") as f:
                 np.save(f, value.numpy())
         atomic_write(dest, lambda p: call_writer(p, write, p))
-    elif suffix == ".safetensors":
+    elif suffix == SAFETENSORS:
         from safetensors.torch import save_file
         atomic_write(dest, lambda p: call_writer(p, save_file, {"output": value.contiguous()}, str(p)))
     else:
-        raise NetcliError(f"--output {dest}: unknown format '{suffix}'", hint=f"use one of {', '.join(FORMATS)}")
+        raise NetcliError(f"--output {dest}: unknown format '{suffix}'",
+                          hint=f"use one of {', '.join(TENSOR_SUFFIXES)}")

@@ -23,12 +23,12 @@ import os
 import re
 import zlib
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 from netcli.core.atomic import atomic_dir, atomic_write
 from netcli.core.errors import Location, NetcliError, Problem
 from netcli.io.format import (DAMAGED_HINT, META_ALIASES, META_CRC32, META_NETCLI, META_SHA256, META_SPEC,
-                               META_TORCH, SAFETENSORS_DTYPES, ST_CODES, numel)
+                               META_TORCH, SAFETENSORS, ST_CODES, TORCH_SUFFIXES, numel)
 
 INDEX_SUFFIX = ".safetensors.index.json"
 INDEX_NAME = "model" + INDEX_SUFFIX
@@ -87,7 +87,7 @@ def index_file(path: str | os.PathLike) -> Path:
 
 def owned_name(name: str) -> bool:
     """Whether a file in a checkpoint folder is one netcli (or DCP) writes there: safe to replace."""
-    return (name.endswith(".safetensors") or name.endswith(INDEX_SUFFIX) or name.endswith(".distcp")
+    return (name.endswith(SAFETENSORS) or name.endswith(INDEX_SUFFIX) or name.endswith(".distcp")
             or name in (DCP_METADATA, DCP_SPEC, DCP_INFO))
 
 
@@ -395,15 +395,15 @@ def target_of(dst: str, to: str | None, max_shard_size) -> str:
         kind = "index"
     elif dst.endswith("/") or os.path.isdir(dst):
         kind = "index" if max_shard_size is not None else "dcp"
-    elif dst.lower().endswith(".safetensors"):
+    elif dst.lower().endswith(SAFETENSORS):
         kind = "index" if max_shard_size is not None else "safetensors"
-    elif Path(dst).suffix.lower() in (".pt", ".pth", ".params"):
+    elif Path(dst).suffix.lower() in TORCH_SUFFIXES:
         kind = "torch"
     else:
         raise NetcliError(Problem("cannot tell what to write from this name", location=Location(dst),
                                   hint="end it with .safetensors, .safetensors.index.json or / (a folder), "
                                        "or say --to safetensors|hf|dcp"))
-    if kind == "index" and dst.lower().endswith(".safetensors"):
+    if kind == "index" and dst.lower().endswith(SAFETENSORS):
         raise NetcliError(Problem("the sharded layout is a folder of files", location=Location(dst),
                                   hint=f"give a folder: -o {Path(dst).stem}/"))
     if max_shard_size is not None and kind != "index":
