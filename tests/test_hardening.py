@@ -739,3 +739,37 @@ def test_26_validate_json_problems_are_structured(write_spec, run_cli):
     assert entry["ok"] is False and entry["file"] == str(path)
     assert entry["problems"] == [{"file": str(path), "line": 2, "column": 22, "path": "model[0].repet",
                                   "message": "unknown option 'repet'", "hint": "did you mean 'repeat'?"}]
+
+
+# --- 27. help for any PyTorch user; sizes in binary units -------------------------------
+
+COMMANDS = ["validate", "build", "run", "inspect", "init", "save", "load", "show", "devices", "export", "code",
+            "types", "schema", "convert"]
+DECIMAL_SIZE = r"\d\s?(kB|KB|MB|GB|TB)\b"
+
+
+def test_27_help_texts_speak_to_any_pytorch_user(run_cli, monkeypatch):
+    import re
+    monkeypatch.setenv("COLUMNS", "300")
+    texts = [run_cli("--help").out] + [run_cli(c, "--help").out for c in COMMANDS]
+    assert all(texts)
+    for text in texts:
+        assert not re.search(r"chapter|D2L|Dive into", text, re.IGNORECASE), text
+        assert not re.search(DECIMAL_SIZE, text), text
+    schema = run_cli("schema").out  # what an editor shows as help for each key
+    assert not re.search(r"the chapter|D2L", schema)
+
+
+def test_27_every_size_is_binary(tmp_path, run_cli, write_spec):
+    import re
+    from netcli.core.devices import human_bytes
+    assert [human_bytes(n) for n in (512, 1536, 3 << 20, 37 << 30)] == ["512 B", "1.5 KiB", "3.0 MiB", "37.0 GiB"]
+    spec = write_spec(SMALL)
+    ckpt = tmp_path / "n.safetensors"
+    outputs = [run_cli("build", spec), run_cli("inspect", spec), run_cli("save", spec, "-o", ckpt),
+               run_cli("show", ckpt), run_cli("devices"),
+               run_cli("build", spec, "--set", "model.0.Linear=[1000000, 100000]"),  # 373 GiB: more than any memory here
+               run_cli("save", spec, "-o", tmp_path / "hf", "--max-shard-size", "lots")]
+    text = "".join(r.out + r.err for r in outputs)
+    assert re.search(r"\d (KiB|MiB|GiB)\b", text) and "the parameters need 372.5 GiB on cpu" in text
+    assert not re.search(DECIMAL_SIZE, text.replace("GB and MB count powers of 10", "")), text

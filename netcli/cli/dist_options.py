@@ -10,5 +10,6 @@ ShardOpt = Annotated[Optional[str], typer.Option(
                     "only this rank's part (values equal one process's --fast-init)", show_default=False)]
 MaxShardSizeOpt = Annotated[Optional[str], typer.Option(
     "--max-shard-size", help="write the Hugging Face sharded layout (DIR/ with model-0000i-of-0000n.safetensors "
-                             "and model.safetensors.index.json), shards up to SIZE: 5GB, 500MB, 2GiB",
+                             "and model.safetensors.index.json), shards up to SIZE: 4GiB, 500MiB or bytes "
+                             "(GB and MB count powers of 10, as Hugging Face does)",
     show_default=False)]

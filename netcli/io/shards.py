@@ -48,7 +48,7 @@ def parse_size(text: str | int, where: str = "--max-shard-size") -> int:
         m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]I?B|B)?\s*", str(text), re.IGNORECASE)
         if m is None:
             raise NetcliError(Problem(f"'{text}' is not a size", location=Location(where),
-                                      hint="write a number of bytes or e.g. 5GB, 500MB, 2GiB"))
+                                      hint="write a number of bytes or e.g. 4GiB, 500MiB (GB and MB count powers of 10, as Hugging Face does)"))
         value = int(float(m.group(1)) * _UNITS[(m.group(2) or "").upper()])
     if value <= 0:
         raise NetcliError(Problem(f"the size must be positive, got '{text}'", location=Location(where)))

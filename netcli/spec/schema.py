@@ -335,7 +335,7 @@ ShapeList = Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
 class InputEntry(BaseModel):
     """One example input: its shape, dtype and value range (`{shape: [2, 16], dtype: int64, high: 100}`).
 
-    A float input is drawn like D2L's `torch.rand` (uniform in [low, high),
+    A float input is drawn as `torch.rand` draws it (uniform in [low, high),
     default [0, 1)); an integer input (token ids for an Embedding) uniformly
     from the integers in [low, high), low defaulting to 0, high required.
     """
