@@ -131,8 +131,41 @@ def make_checkpoints(spec: str, st_path: str, pt_path: str) -> None:
     report(0.0, 0, bytes=os.path.getsize(st_path))
 
 
+# ---------------------------------------------------------------- figure 9: custom blocks (ResNet-18)
+
+
+def build_spec_netcli(spec: str, seed: str) -> None:
+    """Build and initialize a spec already read and checked (its rules included), as `build_model` does."""
+    import torch  # noqa: F401
+    from netcli.build.validate import load_spec
+    from netcli.init.engine import build_model
+    import netcli.init.rules, netcli.registry.builtin_initializers  # noqa: E401,F401
+    start = time.perf_counter()
+    loaded = load_spec(spec)
+    loading = time.perf_counter() - start
+    base = rss_bytes()
+    start = time.perf_counter()
+    built = build_model(loaded, seed=int(seed))
+    seconds = time.perf_counter() - start
+    report(seconds, base, load_seconds=loading, params=sum(p.numel() for p in built.net.parameters()))
+
+
+def build_resnet18_hand(seed: str) -> None:
+    """torchvision's resnet18() as tests/handwritten_nets.py writes it: constructors, then ResNet's init loop."""
+    import torch
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    import handwritten_nets
+    base = rss_bytes()
+    start = time.perf_counter()
+    torch.manual_seed(int(seed))
+    net = handwritten_nets.resnet18()
+    seconds = time.perf_counter() - start
+    report(seconds, base, params=sum(p.numel() for p in net.parameters()))
+
+
 JOBS = {f.__name__: f for f in (build_netcli, build_hand, load_netcli, load_hand, save_netcli, save_hand,
-                                make_checkpoints)}
+                                make_checkpoints, build_spec_netcli, build_resnet18_hand)}
 
 if __name__ == "__main__":
     JOBS[sys.argv[1]](*sys.argv[2:])

@@ -365,6 +365,62 @@ def figure8(reps: int, folder: Path) -> Figure:
     return fig
 
 
+def figure9(reps: int, folder: Path) -> Figure:
+    """Custom blocks: configs/resnet18.yaml against the hand-written ResNet-18 (tests/handwritten_nets.py)."""
+    import torch
+    sys.path.insert(0, str(ROOT / "tests"))
+    import handwritten_nets
+    from netcli.build.validate import load_spec
+    from netcli.init.engine import build_model
+    fig = Figure(9, "Custom blocks: `configs/resnet18.yaml` against the hand-written ResNet-18 "
+                    "(torchvision's resnet18 as tests/handwritten_nets.py writes it)")
+    spec = str(ROOT / "configs" / "resnet18.yaml")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one thread: the other processes on the machine do not make threads wait
+    built = build_model(load_spec(spec), seed=0).net.eval()
+    torch.manual_seed(0)
+    hand = handwritten_nets.resnet18().eval()
+    twin = copy.deepcopy(hand)  # A/A control: the noise floor of this comparison
+    for batch, calls in ((1, 10), (16, 2)):
+        x = torch.rand(batch, 3, 224, 224)
+        with torch.no_grad():
+            same = torch.equal(built(x), hand(x))
+
+        def timed(net, x=x, calls=calls) -> Callable[[], dict]:
+            def run() -> dict:
+                with torch.no_grad():
+                    net(x)
+                    start = time.perf_counter()
+                    for _ in range(calls):
+                        net(x)
+                    return {"seconds": (time.perf_counter() - start) / calls}
+            return run
+        r = alternate({"netcli": timed(built), "hand": timed(hand), "twin": timed(twin)}, reps * 2)
+        hand_s = med(r["hand"])
+        fig.rows.append(Row(f"forward, batch {batch}, eval, CPU", med(r["netcli"]) * 1e3, hand_s * 1e3, "ms",
+                            "ratio <= 1.02", med(r["netcli"]) / hand_s <= 1.02,
+                            f"{reps * 2} blocks of {calls} calls; same output: {same}; "
+                            f"ranges {spread(r['netcli'])} / {spread(r['hand'])} s"))
+        fig.rows.append(Row(f"control: a second hand-written copy, batch {batch}", med(r["twin"]) * 1e3,
+                            hand_s * 1e3, "ms", "(noise floor)", None))
+    torch.set_num_threads(threads)
+    r = alternate({"netcli": lambda: job("build_spec_netcli", spec, "0"),
+                   "hand": lambda: job("build_resnet18_hand", "0")}, reps * 2)
+    hand_s = med(r["hand"])
+    fig.rows.append(Row("build + init (the spec read; torchvision's init loop as 3 rules), fresh process",
+                        med(r["netcli"]), hand_s, "s", "ratio <= 1.05", med(r["netcli"]) / hand_s <= 1.05,
+                        f"ranges {spread(r['netcli'])} / {spread(r['hand'])}; reading and checking the spec "
+                        f"before it: {med(r['netcli'], 'load_seconds'):.3f} s"))
+    r = alternate({"validate": lambda: run_quiet([NETCLI, "validate", spec]),
+                   "print": lambda: run_quiet([NETCLI, "build", spec, "--print"])}, reps * 2)
+    fig.rows.append(Row("`netcli validate configs/resnet18.yaml` wall (baseline: `build --print`)",
+                        med(r["validate"]), med(r["print"]), "s", "< 2x", med(r["validate"]) / med(r["print"]) < 2,
+                        f"validate {spread(r['validate'])}, build --print {spread(r['print'])}"))
+    fig.notes.append("forward: in one process, netcli's net, the hand-written net and a deep copy of it called in "
+                     "alternating blocks; torch threads: 1")
+    return fig
+
+
 def machine() -> list[str]:
     import torch
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
@@ -406,7 +462,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3 repetitions, n=8 builds only")
     parser.add_argument("--reps", type=int, default=None, help="repetitions per case (default 5, --quick 3)")
-    parser.add_argument("--only", default="1,2,3,4,5,6,7,8", help="figures to run, e.g. 1,4,7")
+    parser.add_argument("--only", default="1,2,3,4,5,6,7,8,9", help="figures to run, e.g. 1,4,7")
     parser.add_argument("--out", default=str(ROOT / "bench" / "RESULTS.md"))
     args = parser.parse_args()
     args.reps = args.reps or (3 if args.quick else 5)
@@ -423,6 +479,7 @@ def main() -> None:
         ({7}, lambda: figure7(args.reps, folder)),
         ({2, 3}, lambda: figure2_3(args.reps, folder, [8] if args.quick else [8, 16])),
         ({5, 6}, lambda: figure5_6(args.reps, folder, 16)),
+        ({9}, lambda: figure9(args.reps, folder)),
     ]
     figures: list[Figure] = []
     try:

@@ -427,3 +427,28 @@ def test_several_inputs_export(tmp_path, write_spec, run_cli):
     x = torch.rand(5, 4).numpy()
     feed = {i.name: x for i in session.get_inputs()}
     assert len(feed) == 2 and abs(session.run(None, feed)[0]).max() == 0
+
+
+# ---------------------------------------------------------------- the JSON schema for editors
+
+
+def test_the_editor_schema_knows_custom_blocks(root):
+    jsonschema = pytest.importorskip("jsonschema")
+    import yaml
+    validator = jsonschema.Draft202012Validator(json.loads((root / "schema/netcli.schema.json").read_text()))
+    good = """\
+input: {shape: [2, 16], dtype: int64, high: 100}
+blocks:
+  B:
+    params: [width, {stride: 1}]
+    inputs: [x]
+    class: Block
+    children: {a: {Embedding: [100, "${width}"]}}
+    forward: "return a(x)"
+model: {use: B, with: {width: 8}, name: b}
+"""
+    assert not list(validator.iter_errors(yaml.safe_load(good)))
+    for bad in ("model: {children: {a: ReLU}, forwrd: 'return a(x)'}",      # not a block key
+                "model: {class: X}",                                        # neither children nor forward
+                "model: {children: {a: ReLU}, inputs: x}"):                 # inputs is a list
+        assert list(validator.iter_errors(yaml.safe_load(bad))), bad

@@ -28,6 +28,8 @@ from netcli.core.errors import Location, NetcliError, Problem, did_you_mean
 
 _OPERATORS = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,
               "@": operator.matmul}
+_INPLACE = {"+": operator.iadd, "-": operator.isub, "*": operator.imul, "/": operator.itruediv,
+            "@": operator.imatmul}
 _LITERALS = (bool, int, float, type(None), type(Ellipsis))
 # fx writes a child name that is not an identifier as getattr(self.net, "NAME"): a name
 # that could end that string literal must never reach the generated code; nor may a
@@ -196,7 +198,8 @@ class _Emitter:
             return self.node("call_function", operator.getitem, (self.expr(e.obj), self.expr(e.index)), {},
                              name, e.loc)
         if isinstance(e, BinaryOp):
-            return self.node("call_function", _OPERATORS[e.op], (self.expr(e.left), self.expr(e.right)), {},
+            table = _INPLACE if e.inplace else _OPERATORS
+            return self.node("call_function", table[e.op], (self.expr(e.left), self.expr(e.right)), {},
                              name, e.loc)
         if isinstance(e, Negate):
             return self.node("call_function", operator.neg, (self.expr(e.operand),), {}, name, e.loc)

@@ -98,6 +98,7 @@ class BinaryOp:
     left: Expr
     right: Expr
     loc: Location
+    inplace: bool = False  # `out += identity`: Python's in-place operator, as the hand-written forward runs it
 
 
 @dataclass(frozen=True)
@@ -146,7 +147,9 @@ def to_python(program: ForwardProgram, *, self_name: str = "self") -> str:
     """
     w = _PythonWriter(self_name)
     lines = [f"def forward({self_name}, {', '.join(program.inputs)}):"]
-    lines += [f"    {_target(a.target)} = {w.expr(a.value)}" for a in program.body]
+    lines += [f"    {_target(a.target)} {a.value.op}= {w.expr(a.value.right, 1 if a.value.op in '+-' else 2, True)}"
+              if isinstance(a.value, BinaryOp) and a.value.inplace else f"    {_target(a.target)} = {w.expr(a.value)}"
+              for a in program.body]
     result = program.result
     if isinstance(result, Seq) and not result.is_list and result.items:
         lines.append("    return " + ", ".join(w.expr(i) for i in result.items) + ("," if len(result.items) == 1 else ""))

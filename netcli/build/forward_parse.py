@@ -170,7 +170,7 @@ class _Reader:
             if not isinstance(stmt.target, ast.Name):
                 self.refuse(stmt.target, "only a plain name can be updated in place", f"out {op}= x")
             left = self.name(stmt.target, 0)
-            value = BinaryOp(op, left, self.operand(stmt.value, 0), self.loc(stmt))
+            value = BinaryOp(op, left, self.operand(stmt.value, 0), self.loc(stmt), inplace=True)
             return Assign(self.target(stmt.target, value), value, self.loc(stmt))
         if isinstance(stmt, ast.Expr):
             self.refuse(stmt, "a bare expression does nothing here", "assign it (y = ...) or return it")

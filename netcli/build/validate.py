@@ -422,8 +422,11 @@ def check_shapes(loaded: LoadedSpec, input_shape: list[int] | None = None):
 
 
 # Networks up to this many bytes of tensors are checked with the CPU's kernels on zeros: torch's meta
-# kernels for most ops are Python references whose first call imports torch._dynamo (~1 s per process).
-CPU_CHECK_BYTES = 16 << 20
+# kernels for most ops are Python references whose first call imports torch._dynamo (~1 s per process,
+# more than a ResNet-18's forward on zeros). The example inputs are bounded too (the activations grow
+# with them).
+CPU_CHECK_BYTES = 64 << 20
+CPU_CHECK_INPUT = 1 << 22  # elements of the example inputs together
 
 
 def _trace(loaded: LoadedSpec, net, entries: list[InputEntry]):
@@ -440,11 +443,18 @@ def _trace(loaded: LoadedSpec, net, entries: list[InputEntry]):
     def example(device):
         xs = tuple(torch.zeros(*e.shape, dtype=getattr(torch, e.dtype), device=device) for e in entries)
         return xs[0] if len(xs) == 1 else xs
-    if _cpu_checkable(loaded, net):
+    if _cpu_checkable(loaded, net) and sum(_numel(e.shape) for e in entries) <= CPU_CHECK_INPUT:
         zeros = copy.deepcopy(net)._apply(lambda t: torch.zeros(t.shape, dtype=t.dtype))
         with torch.random.fork_rng(devices=[]):  # dropout's draws must not move the caller's RNG
             return trace_shapes(zeros, example("cpu"))
     return trace_shapes(net, example("meta"))
+
+
+def _numel(shape) -> int:
+    total = 1
+    for size in shape:
+        total *= size
+    return total
 
 
 def _cpu_checkable(loaded: LoadedSpec, net) -> bool:

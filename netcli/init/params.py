@@ -228,8 +228,11 @@ def tensor_view(found: Found) -> dict[str, Any]:
 
 
 def run_backward(net: nn.Module, x: torch.Tensor) -> None:
-    """Run one forward pass and backpropagate the sum of the output, so every used parameter has a grad."""
-    out = net(x)
+    """Run one forward pass and backpropagate the sum of the output, so every used parameter has a grad.
+
+    `x` may be a tuple: the inputs of a forward that takes several.
+    """
+    out = net(*x) if isinstance(x, tuple) else net(x)
     first = out
     while isinstance(first, (tuple, list)) and first:  # e.g. an LSTM's (output, (h, c))
         first = first[0]
