@@ -773,3 +773,35 @@ def test_27_every_size_is_binary(tmp_path, run_cli, write_spec):
     text = "".join(r.out + r.err for r in outputs)
     assert re.search(r"\d (KiB|MiB|GiB)\b", text) and "the parameters need 372.5 GiB on cpu" in text
     assert not re.search(DECIMAL_SIZE, text.replace("GB and MB count powers of 10", "")), text
+
+
+# --- 28. BatchNorm on a batch of one: the cause and the fix, once -----------------------
+
+@pytest.mark.parametrize("spec, line, kind, shape, bigger", [
+    ("input: [1, 4]\nmodel:\n  - Linear: [4, 8]\n  - BatchNorm1d\n", 4, "BatchNorm1d", "[1, 8]", "[2, 4]"),
+    ("input: [1, 3, 1, 1]\nmodel:\n  - Conv2d: [3, 4, 1]\n  - BatchNorm2d: 4\n", 4, "BatchNorm2d", "[1, 4, 1, 1]",
+     "[2, 3, 1, 1]"),
+    ("input: [1, 4]\nmodel:\n  - Sequential: {body: [{Linear: [4, 8]}, BatchNorm1d]}\n", 3, "BatchNorm1d", "[1, 8]",
+     "[2, 4]"),
+])
+def test_28_batchnorm_on_a_batch_of_one(write_spec, run_cli, spec, line, kind, shape, bigger):
+    path = write_spec(spec)
+    for command in ("validate", "build", "run", "inspect --grad"):
+        result = run_cli(*command.split(), path)
+        assert result.code == 2, (command, result.err)
+        (said,) = [ln for ln in result.err.splitlines() if ln.startswith(f"{path}:{line}:")]
+        assert (f"{kind} in training mode normalizes with the batch's own statistics, and its input has shape "
+                f"{shape}: one value per channel") in said
+        assert f"(give the example input a batch of 2 or more, e.g. input: {bigger}; or run the network in " \
+               "eval mode" in said
+        assert said.count("training") == 1 and "inference" not in said and "shapes stop fitting" not in said
+        assert "Expected more than 1 value" not in result.err
+
+
+def test_28_a_run_on_one_sample_and_eval_mode(write_spec, run_cli, tmp_path):
+    path = write_spec("input: [2, 4]\nmodel:\n  - Linear: [4, 8]\n  - BatchNorm1d\n")
+    result = run_cli("run", path, "--input", "rand:1,4")
+    assert result.code == 2 and "its input has shape [1, 8]: one value per channel" in result.err, result.err
+    ckpt = tmp_path / "bn.safetensors"
+    assert run_cli("save", path, "-o", ckpt).code == 0
+    assert run_cli("load", ckpt, "--input", "rand:1,4").code == 0  # eval mode: the fix the hint names works

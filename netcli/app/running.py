@@ -15,23 +15,43 @@ def forward(built: Built, x: Any) -> Any:
     try:
         return call(built.net, x)
     except Exception as exc:
-        trace = trace_shapes(built.net, x)  # run again with hooks, only on failure, to find the block
-        name = trace.failed_at or ""
-        got = trace.inputs.get(name, tuple(x.shape) if hasattr(x, "shape") else None)
-        hint = f"its input has shape {list(got)}" if got is not None else None
-        from netcli.build.forward import failure_location
-        at = failure_location(exc)  # a statement of a custom block's forward
-        module = built.net.get_submodule(name) if name else built.net
-        if at is not None and type(module).__module__.startswith("netcli.build."):
-            from netcli.spec.loading import render_path
-            raise NetcliError(Problem(f"the run failed in the forward of block '{name or '(root)'}' "
-                                      f"({type(module).__name__}): {first_line(exc)}",
-                                      render_path(origin_of(built.origins, name) + ("forward",)), at, hint)) from exc
-        if at is not None:
-            hint = f"{hint + '; ' if hint else ''}called from the forward at {at}"
-        raise NetcliError(built.loaded.problem(
-            origin_of(built.origins, name), f"the run failed in block '{name or '(root)'}': {first_line(exc)}",
-            hint)) from exc
+        raise _located(built, x, exc) from exc
+
+
+def backward(built: Built, x: Any) -> None:
+    """One forward and backward pass (`inspect --grad`); a failure in a block is located as `forward` locates it."""
+    from netcli.init.params import run_backward
+    try:
+        run_backward(built.net, x)
+    except NetcliError:
+        raise
+    except Exception as exc:
+        raise _located(built, x, exc) from exc
+
+
+def _located(built: Built, x: Any, exc: Exception) -> NetcliError:
+    """The error of a forward that failed with `exc`, at the block it failed in (found by running it again)."""
+    trace = trace_shapes(built.net, x)  # run again with hooks, only on failure, to find the block
+    name = trace.failed_at or ""
+    got = trace.inputs.get(name, tuple(x.shape) if hasattr(x, "shape") else None)
+    hint = f"its input has shape {list(got)}" if got is not None else None
+    from netcli.build.forward import failure_location
+    at = failure_location(exc)  # a statement of a custom block's forward
+    module = built.net.get_submodule(name) if name else built.net
+    from netcli.build.diagnose import explain
+    known = explain(module, exc, got, getattr(x, "shape", None))  # a cause torch's words hide (BatchNorm, batch 1)
+    if known is not None:
+        return NetcliError(built.loaded.problem(origin_of(built.origins, name), *known))
+    if at is not None and type(module).__module__.startswith("netcli.build."):
+        from netcli.spec.loading import render_path
+        return NetcliError(Problem(f"the run failed in the forward of block '{name or '(root)'}' "
+                                   f"({type(module).__name__}): {first_line(exc)}",
+                                   render_path(origin_of(built.origins, name) + ("forward",)), at, hint))
+    if at is not None:
+        hint = f"{hint + '; ' if hint else ''}called from the forward at {at}"
+    return NetcliError(built.loaded.problem(
+        origin_of(built.origins, name), f"the run failed in block '{name or '(root)'}': {first_line(exc)}",
+        hint))
 
 
 def run_network(built: Built, x: Any) -> Any:

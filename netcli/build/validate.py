@@ -415,6 +415,11 @@ def check_shapes(loaded: LoadedSpec, input_shape: list[int] | None = None):
         raise NetcliError(Problem(f"shapes stop fitting in the forward of block '{name or '(root)'}' "
                                   f"({type(module).__name__}): {message}", render_path(path + ("forward",)), at,
                                   hint)) from trace.error
+    from netcli.build.diagnose import explain
+    known = explain(module, trace.error, got, entries[0].shape if len(entries) == 1 else None)  # a cause torch's
+    # words hide (BatchNorm on a batch of one)
+    if known is not None:
+        raise NetcliError(loaded.problem(path, known[0], known[1])) from trace.error
     if at is not None:
         hint = f"{hint + '; ' if hint else ''}called from the forward at {at}"
     raise NetcliError(loaded.problem(

@@ -153,8 +153,9 @@ def inspect_(
     if grad:
         if built.device.type == "meta":
             raise NetcliError("--grad needs values, and the network is on meta", hint="use --device cpu")
+        from netcli.app.running import backward
         from netcli.io.inputs import make_input
-        params.run_backward(net, make_input(None, built.loaded.spec.input, built.device))
+        backward(built, make_input(None, built.loaded.spec.input, built.device))
     if param is not None:
         found = params.find_tensor(net, param)
         tied = next((g for g in params.inventory(net).tied if found.name in g), [])

@@ -1,0 +1,39 @@
+"""Failures whose torch message names a symptom: say the cause and the fix instead.
+
+A forward that fails in a block is reported at that block (build.validate for
+the shape check, app.running for a run). For a few failures torch's own words
+describe what went wrong inside the kernel, not why: those are translated here,
+once, for both places.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from torch import nn
+
+from netcli.core.errors import first_line
+
+_BATCH_STATS = "Expected more than 1 value per channel when training"
+
+
+def explain(module: nn.Module | None, exc: BaseException, shape: Sequence[int] | None,
+            example: Sequence[int] | None = None) -> tuple[str, str] | None:
+    """(message, hint) for a failure with a known cause, else None (the caller words it as before).
+
+    `shape` is the failing block's input shape, `example` the network's input shape (for the fix).
+    """
+    text = first_line(exc)
+    if _BATCH_STATS in text:
+        return _batch_of_one(module, shape, example)
+    return None
+
+
+def _batch_of_one(module: Any, shape: Sequence[int] | None, example: Sequence[int] | None) -> tuple[str, str]:
+    """BatchNorm in training mode normalizes with the batch's own mean and variance: one value has no variance."""
+    kind = type(module).__name__ if isinstance(module, nn.modules.batchnorm._BatchNorm) else "BatchNorm"
+    got = f" has shape {list(shape)}:" if shape is not None else " has"
+    bigger = f"e.g. input: [{', '.join(map(str, [2, *list(example)[1:]]))}]" if example else "e.g. input: [2, ...]"
+    return (f"{kind} in training mode normalizes with the batch's own statistics, and its input{got} "
+            "one value per channel, whose variance is undefined",
+            f"give the example input a batch of 2 or more, {bigger}; or run the network in eval mode, "
+            "where it uses its running statistics, as load and export do")
