@@ -805,3 +805,56 @@ def test_28_a_run_on_one_sample_and_eval_mode(write_spec, run_cli, tmp_path):
     ckpt = tmp_path / "bn.safetensors"
     assert run_cli("save", path, "-o", ckpt).code == 0
     assert run_cli("load", ckpt, "--input", "rand:1,4").code == 0  # eval mode: the fix the hint names works
+
+
+# --- 29. a plugin says which dimension an inferable argument is read from ---------------
+
+def _channel_gate(scoped_registry, inferable):
+    import torch
+    from torch import nn
+
+    class ChannelGate(nn.Module):
+        def __init__(self, input_channels: int):
+            super().__init__()
+            self.gate = nn.Parameter(torch.ones(input_channels, 1, 1))
+
+        def forward(self, x):
+            return x * self.gate
+    scoped_registry.register_block(ChannelGate, inferable=inferable)
+    return ChannelGate
+
+
+def test_29_a_plugins_inferable_dimension(scoped_registry, write_spec, run_cli):
+    _channel_gate(scoped_registry, {"input_channels": 1})
+    path = write_spec("input: [2, 3, 8, 5]\nmodel:\n  - Conv2d: [3, 6, 1]\n  - ChannelGate\n")
+    result = run_cli("inspect", path, "--json")
+    assert result.code == 0, result.err
+    shapes = {t["name"]: t["shape"] for t in json.loads(result.out)["tensors"]}
+    assert shapes["1.gate"] == [6, 1, 1]  # the channels, dimension 1 (not the last, 5)
+    assert run_cli("run", path).code == 0
+    scoped_registry.register_block(scoped_registry.types.get("ChannelGate"), name="GateFromEnd",
+                                   inferable={"input_channels": -3})  # (..., C, H, W): batched or not
+    for shape in ("[2, 3, 8, 5]", "[3, 8, 5]"):
+        path = write_spec(f"input: {shape}\nmodel:\n  - GateFromEnd\n  - Conv2d: [3, 6, 1]\n", "neg.yaml")
+        result = run_cli("inspect", path, "--json")
+        assert result.code == 0, result.err
+        assert json.loads(result.out)["tensors"][0]["shape"] == [3, 1, 1]
+
+
+def test_29_a_dimension_the_input_does_not_have(scoped_registry, write_spec, run_cli):
+    _channel_gate(scoped_registry, {"input_channels": 4})
+    path = write_spec("input: [2, 3, 8, 5]\nmodel:\n  - ChannelGate\n")
+    result = run_cli("validate", path)
+    assert result.code == 2
+    assert f"{path}:3:5: model[0].ChannelGate: cannot infer input_channels: ChannelGate reads input_channels from dimension 4, " \
+           "but its input has shape [2, 3, 8, 5]" in result.err, result.err
+
+
+def test_29_names_alone_keep_torchs_reading_and_bad_dims_are_refused(scoped_registry, write_spec, run_cli):
+    from netcli.core.errors import NetcliError
+    _channel_gate(scoped_registry, "input_channels")  # one name, not its letters: the last dimension
+    path = write_spec("input: [2, 3, 8, 5]\nmodel:\n  - ChannelGate\n")
+    shapes = {t["name"]: t["shape"] for t in json.loads(run_cli("inspect", path, "--json").out)["tensors"]}
+    assert shapes["0.gate"] == [5, 1, 1]
+    with pytest.raises(NetcliError, match="the dimension of 'input_channels' must be an int, not '1'"):
+        scoped_registry.register_block(inferable={"input_channels": "1"})

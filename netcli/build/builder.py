@@ -241,7 +241,7 @@ class Builder:
                 inference.cannot_infer_hint(node.type, plan)))
             raise inference.Reported()
         try:
-            values = {arg: inference.infer_value(cls, arg, shape) for arg in plan.missing}
+            values = {arg: inference.infer_value(cls, arg, shape, node.type) for arg in plan.missing}
         except inference.InferenceError as exc:
             self.flow.problems.append(self.loaded.problem(
                 where, f"cannot infer {' and '.join(plan.missing)}: {exc}", inference.cannot_infer_hint(node.type, plan)))
@@ -327,7 +327,7 @@ class Builder:
                 inference.cannot_infer_hint(node.type, plan, no_input=no_input)))
             return None
         try:
-            values = {arg: inference.infer_value(cls, arg, shape) for arg in plan.missing}
+            values = {arg: inference.infer_value(cls, arg, shape, node.type) for arg in plan.missing}
         except inference.InferenceError as exc:
             self.flow.problems.append(self.loaded.problem(
                 where, f"cannot infer {' and '.join(plan.missing)}: {exc}", hint))

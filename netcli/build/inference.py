@@ -21,7 +21,8 @@ from netcli.core.errors import Problem, first_line
 
 # Arguments read from the channel dimension (N, C, ...); every other inferable
 # argument (in_features, in1_features, input_size, normalized_shape, a custom
-# block's in_units) is the size of the last dimension, the features.
+# block's in_units) is the size of the last dimension, the features, unless its
+# plugin gave the dimension (`register_block(inferable={"input_channels": 1})`).
 CHANNEL_ARGS = ("in_channels", "num_features")
 INFERRED_MARK = "[inferred]"
 
@@ -177,7 +178,7 @@ def meaning_problem(type_name: str, plan: ArgumentPlan, cls: type, shape: tuple[
         if arg not in bound:
             continue
         try:
-            actual = infer_value(cls, arg, shape)
+            actual = infer_value(cls, arg, shape, type_name)
         except InferenceError:
             return None
         if bound[arg] != actual:
@@ -189,8 +190,11 @@ def meaning_problem(type_name: str, plan: ArgumentPlan, cls: type, shape: tuple[
     return None
 
 
-def infer_value(cls: type, arg: str, shape: tuple[int, ...]) -> int:
+def infer_value(cls: type, arg: str, shape: tuple[int, ...], type_name: str | None = None) -> int:
     """Return the value of input-size argument `arg` of `cls` for an input of `shape`.
+
+    `type_name` is the name the spec wrote (a class may be registered under
+    several names, each with its own `inferable` dimensions).
 
     >>> infer_value(nn.Conv2d, "in_channels", (1, 6, 14, 14))
     6
@@ -199,6 +203,12 @@ def infer_value(cls: type, arg: str, shape: tuple[int, ...]) -> int:
     name = cls.__name__
     if not shape:
         raise InferenceError(f"{name} gets a 0-d input, which has no size to read {arg} from")
+    entry = registry.types.entry(type_name) if type_name in registry.types else registry.types.entry_of(cls)
+    dim = (entry.meta.get("inferable_dims") or {}).get(arg) if entry is not None else None
+    if dim is not None:  # the plugin said where: register_block(inferable={"input_channels": 1})
+        if not -len(shape) <= dim < len(shape):
+            raise InferenceError(f"{name} reads {arg} from dimension {dim}, but its input has shape {list(shape)}")
+        return int(shape[dim])
     if arg not in CHANNEL_ARGS:
         return int(shape[-1])  # (..., features): Linear, LayerNorm, RNN/LSTM/GRU either batch_first
     return int(shape[_channel_dim(cls, arg, shape)])

@@ -13,7 +13,7 @@ import inspect
 import typing
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Callable, Generic, Iterator, TypeVar
+from typing import Any, Callable, Generic, Iterator, Mapping, TypeVar
 
 from netcli.core.errors import NetcliError, Problem, did_you_mean
 
@@ -62,6 +62,10 @@ class Registry(Generic[T]):
     def get(self, name: str) -> T:
         return self.entry(name).obj
 
+    def entry_of(self, obj: object) -> Entry[T] | None:
+        """The entry that registered `obj` (under any name), or None."""
+        return next((e for e in self._entries.values() if e.obj is obj), None)
+
     def __contains__(self, name: object) -> bool:
         return name in self._entries
 
@@ -90,17 +94,38 @@ INPUT_SIZE_ARGS = ("in_features", "in1_features", "in_channels", "num_features",
 
 
 def register_block(cls: type | None = None, *, name: str | None = None,
-                   inferable: tuple[str, ...] = ()):
+                   inferable: tuple[str, ...] | Mapping[str, int] = ()):
     """Register an `nn.Module` subclass as a spec type (use as a decorator).
+
+    `inferable` names the constructor arguments shape inference may fill in
+    from the input flowing into the block. As a tuple of names, each is read
+    like torch's: `in_channels`/`num_features` from the channel dimension
+    (N, C, ...), any other name from the last dimension (the features). As a
+    mapping name -> dimension, each is read from the dimension given
+    (`{"input_channels": 1}` for (N, C, H, W); negative counts from the end).
 
     >>> @register_block
     ... class Scale(nn.Module): ...
+    >>> @register_block(inferable={"input_channels": 1})
+    ... class ChannelGate(nn.Module):
+    ...     def __init__(self, input_channels: int): ...
     """
+    if isinstance(inferable, str):  # inferable="in_units": one name, not its letters
+        inferable = (inferable,)
+    dims: dict[str, int] = {}
+    if isinstance(inferable, Mapping):
+        dims = dict(inferable)
+        for arg, dim in dims.items():
+            if not isinstance(dim, int) or isinstance(dim, bool):
+                raise NetcliError(f"register_block(inferable=...): the dimension of '{arg}' must be an int, "
+                                  f"not {dim!r}", hint="e.g. {'input_channels': 1} for (N, C, ...), -1 for the last")
+        inferable = tuple(dims)
+
     def wrap(c: type) -> type:
         import torch.nn as nn
         if not (isinstance(c, type) and issubclass(c, nn.Module)):
             raise NetcliError(f"register_block takes an nn.Module subclass, not {c!r}")
-        types.add(name or c.__name__, c, inferable=inferable)
+        types.add(name or c.__name__, c, inferable=tuple(inferable), **({"inferable_dims": dims} if dims else {}))
         return c
     return wrap(cls) if cls is not None else wrap
 
