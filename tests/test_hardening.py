@@ -858,3 +858,29 @@ def test_29_names_alone_keep_torchs_reading_and_bad_dims_are_refused(scoped_regi
     assert shapes["0.gate"] == [5, 1, 1]
     with pytest.raises(NetcliError, match="the dimension of 'input_channels' must be an int, not '1'"):
         scoped_registry.register_block(inferable={"input_channels": "1"})
+
+
+# --- 30. the README's commands write nothing git would pick up ---------------------------
+
+def _readme_outputs() -> list[str]:
+    import re
+    text = "\n".join(p.read_text() for p in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))])
+    outputs = []
+    for line in text.splitlines():  # a command line, in a fenced or an indented block
+        line = line.split("#", 1)[0].strip()
+        if re.match(r"(netcli|torchrun|python -m netcli|PYTHONPATH=\S* netcli) ", line):
+            outputs += re.findall(r"(?:^|\s)(?:-o|--output)\s+(\S+)", line)
+    return outputs
+
+
+def test_30_readme_outputs_are_ignored_by_git():
+    import shutil
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    outputs = _readme_outputs()
+    assert len(outputs) >= 15 and "mlp.safetensors" in outputs and "ckpt/" in outputs, outputs
+    for out in outputs:
+        assert not out.startswith(("configs/", "netcli/", "tests/", "schema/")), out  # nothing over shipped files
+        probe = out + "x" if out.endswith("/") else out  # a file inside an output folder
+        result = subprocess.run(["git", "check-ignore", "-q", "--no-index", probe], cwd=ROOT)
+        assert result.returncode == 0, f"{out}: a README command writes it into the repository and git sees it"
