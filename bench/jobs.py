@@ -139,7 +139,7 @@ def build_spec_netcli(spec: str, seed: str) -> None:
     import torch  # noqa: F401
     from netcli.build.validate import load_spec
     from netcli.init.engine import build_model
-    import netcli.init.rules, netcli.registry.builtin_initializers  # noqa: E401,F401
+    import netcli.init.apply, netcli.init.rules, netcli.registry.builtin_initializers  # noqa: E401,F401
     start = time.perf_counter()
     loaded = load_spec(spec)
     loading = time.perf_counter() - start

@@ -75,7 +75,8 @@ MISTAKES = {
         "blocks:\n  B:\n    params: [width]\n    children: {l: {Linear: [4, '${width}']}}\nmodel: {use: B}\n",
         "B}\n", r"B needs the param 'width' \(pass it: with: \{width: \.\.\.\}\)"),
     "a param's value the layer cannot take": (
-        BASE + "model: {use: Twice, with: {width: wide}}\n", '"${width}"]', r"argument 'out_features' must be int"),
+        BASE + "model: {use: Twice, with: {width: wide}}\n", '"${width}"]',
+        r"\(with width='wide', from model\): argument 'out_features' must be int"),
     "a key that is not a block key": (
         "model:\n  children: {a: {Linear: [4, 4]}}\n  forwrd: 'return a(x)'\n", "forwrd", r"did you mean 'forward'\?"),
     "a bad class name": (

@@ -381,10 +381,12 @@ def check_memory(loaded: LoadedSpec, dev: torch.device, inferred: dict, option: 
     """Refuse, before allocating, a network whose parameters and buffers do not fit the free memory.
 
     The bytes are counted on a build on the meta device (no memory, no RNG
-    draws), each tensor on the device its block is placed on.
+    draws), each tensor on the device its block is placed on. Each distinct
+    layer (node and arguments) is created on meta once per spec; the count
+    walks the spec's structure with its ties (a `ref` counts once).
     """
     from netcli.core.devices import ensure_fits
-    meta = Builder(loaded, torch.device("meta"))
+    meta = _CountingBuilder(loaded, torch.device("meta"))
     meta.inferred = inferred
     with torch.random.fork_rng(devices=[]):
         meta.create_shared()
@@ -394,6 +396,11 @@ def check_memory(loaded: LoadedSpec, dev: torch.device, inferred: dict, option: 
 
     def count(module: nn.Module, device: torch.device) -> None:
         device = meta.runs_on.get(id(module), device)
+        if isinstance(module, _Bytes):
+            if id(module) not in seen:
+                seen.add(id(module))
+                needed[device] = needed.get(device, 0) + module.nbytes
+            return
         for t in list(module.parameters(recurse=False)) + list(module.buffers(recurse=False)):
             if id(t) not in seen:
                 seen.add(id(t))
@@ -406,6 +413,35 @@ def check_memory(loaded: LoadedSpec, dev: torch.device, inferred: dict, option: 
     except NetcliError as exc:
         path = ("device",) if option is None and loaded.spec.device is not None else ("model",)
         raise NetcliError(relocated(exc.problems, option) if option else loaded.relocate(path, exc.problems)) from None
+
+
+class _Bytes(nn.Module):
+    """Stands for one layer in the memory count: the bytes of its parameters and buffers."""
+
+    def __init__(self, nbytes: int):
+        super().__init__()
+        self.nbytes = nbytes
+
+
+class _CountingBuilder(Builder):
+    """The spec's structure on meta, each layer as its byte count (the layer itself made once per spec)."""
+
+    def layer(self, node, path, device, qualname):
+        if self.quiet:  # an argument of another layer (encoder_layer): that layer needs the real module
+            return super().layer(node, path, device, qualname)
+        key = ("bytes", node.type, repr(node.args), repr(node.kwargs), repr(self.inferred.get(qualname)))
+        nbytes = self.loaded.cache.get(key)
+        if nbytes is None:
+            module = super().layer(node, path, device, qualname)
+            tensors = {id(t): t for t in list(module.parameters()) + list(module.buffers())}
+            nbytes = self.loaded.cache[key] = sum(t.numel() * t.element_size() for t in tensors.values())
+        return _Bytes(nbytes)
+
+    def block(self, node, path, device, qualname):
+        module = nn.Module()  # no forward to compile: only what it holds is counted
+        for name, child in block_children(node, path):
+            module.add_module(name, self.build(child.node, child.path, device, _join(qualname, name)))
+        return module
 
 
 def _move_inputs(device: torch.device):

@@ -66,7 +66,8 @@ def compile_forward(program: ForwardProgram, root: nn.Module) -> nn.Module:
     child the program calls is not there (`net[5]` of a 3-child Sequential).
     """
     graph, origins = _Emitter(program, root).build()
-    source = graph.python_code(root_module="self").src
+    python = graph.python_code(root_module="self")
+    source = python.src
     cls = type(root)
     if cls.__dict__.get("_netcli_source") == source:
         return root
@@ -83,13 +84,23 @@ def compile_forward(program: ForwardProgram, root: nn.Module) -> nn.Module:
         root.__class__ = target = variants[source]
         if "_netcli_source" in target.__dict__:
             return root
-    # fx writes and compiles the code; only its forward function is kept, set on the class
-    code = fx.GraphModule(root, graph, class_name=cls.__name__)
-    target.forward = type(code).forward
+    # fx wrote the code; it is compiled once, as fx compiles a GraphModule's, and set on the class
+    target.forward = _forward_of(python)
     target._netcli_source = source
     target._netcli_program = program
-    _ORIGINS[target.forward.__code__] = (code.code.splitlines(), origins)
+    _ORIGINS[target.forward.__code__] = (source.splitlines(), origins)
     return root
+
+
+def _forward_of(python):
+    """The forward fx's generated code defines (fx's own loader: its source shows in tracebacks)."""
+    try:
+        from torch.fx.graph_module import _forward_from_src
+    except ImportError:  # another torch: compile it here (tracebacks then show no source line)
+        namespace: dict = dict(python.globals)
+        exec(compile(python.src, "<netcli forward>", "exec", dont_inherit=True), namespace)
+        return namespace["forward"]
+    return _forward_from_src(python.src, python.globals)
 
 
 def compiled_program(module: nn.Module) -> ForwardProgram | None:

@@ -72,8 +72,16 @@ def check_spec(loaded: LoadedSpec, plugins: Iterable[str] = (), *, embedded: boo
     cycles = _check_cycles(loaded)  # on the definitions as written: binding params must not recurse forever
     if cycles:
         raise NetcliError(problems + cycles)
+    seen: set[tuple] = set()
     for at in walk_nodes(loaded):
-        problems += _check_node(loaded, at)
+        for problem in _check_node(loaded, at):
+            key = (problem.location, problem.message)
+            if key in seen:  # the same fault of a definition, met again through another use
+                continue
+            seen.add(key)
+            if at.via:  # a fault of one use's values: say which use
+                problem.where = f"{problem.where} ({at.via})"
+            problems.append(problem)
     problems += [p for p in loaded.instance_problems.values() if str(p) not in {str(q) for q in problems}]
     if not problems:
         problems += _check_size(loaded)

@@ -529,6 +529,7 @@ class NodeAt:
     node: Any
     path: Path
     params: dict | None = None
+    via: str = ""  # under a use's bound copy: "with planes=128, from model.layer2[0]", for messages
 
 
 def children_of(node: SequenceNode, path: Path) -> Iterator[tuple[str, NodeAt]]:
@@ -568,17 +569,22 @@ def walk_tree(loaded: LoadedSpec, at: NodeAt, *, templates: bool = False,
     (each copy once per `done`), an inline block with params is bound to its defaults (see walk_nodes)."""
     done = set() if done is None else done
     if not templates and has_params(at.node) and at.params is None:
-        at = loaded.bind(at)  # an inline block with params: its defaults
-        if at is None:
+        bound = loaded.bind(at)  # an inline block with params: its defaults
+        if bound is None:
             return
+        at = NodeAt(bound.node, bound.path, bound.params, at.via)
     yield at
     for _, child in node_children(at):
+        child.via = at.via
         yield from walk_tree(loaded, child, templates=templates, done=done)
     if not templates and isinstance(at.node, UseNode):
         bound = loaded.instance(at.node, at.path)
         if bound is not None and bound.params is not None and id(bound) not in done:
             done.add(id(bound))
-            yield from walk_tree(loaded, bound, templates=templates, done=done)
+            given = ", ".join(f"{k}={v!r}" for k, v in at.node.with_.items())
+            via = f"with {given}, from {render_path(at.path)}" if given else at.via
+            yield from walk_tree(loaded, NodeAt(bound.node, bound.path, bound.params, via), templates=templates,
+                                 done=done)
 
 
 def walk_nodes(loaded: LoadedSpec, *, templates: bool = False) -> Iterator[NodeAt]:
