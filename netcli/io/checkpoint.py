@@ -14,6 +14,7 @@ import json
 import os
 import pickle
 import re
+import struct
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -56,6 +57,7 @@ class Checkpoint:
         self._tensors = tensors    # torch files: loaded (memory-mapped where torch can)
         self._crc32 = crc32 or {}
         self._handle = None
+        self._mapped = False  # a torch zip file listed through a memory map: its values are read by a copy
 
     @property
     def names(self) -> dict[str, str]:
@@ -72,15 +74,13 @@ class Checkpoint:
 
     def tensor(self, name: str):
         """Read one stored tensor (CPU); check its crc32 where the file has one."""
+        if self._tensors is not None and self.format == "torch" and self._mapped:
+            self._tensors, self._mapped = _copy_of_mapped(self), False
         if self._tensors is not None:
             return self._tensors[name]
-        try:
-            if self._handle is None:  # one memory-mapped handle for every tensor read
-                from safetensors import safe_open
-                self._handle = safe_open(self.path, framework="pt", device="cpu")
-            t = self._handle.get_tensor(name)
-        except Exception as exc:
-            raise damaged(self.path, f"cannot read tensor '{name}': {error_text(exc)}") from exc
+        if self._handle is None:  # one open file for every tensor read
+            self._handle = _SafetensorsReader(self.path)
+        t = self._handle.read(name, self.infos[name])
         want = self._crc32.get(name)
         if want is not None and crc32(t) != want:
             raise NetcliError(Problem(f"tensor '{name}' does not match its checksum: the file is damaged",
@@ -88,6 +88,60 @@ class Checkpoint:
         return t
 
 
+
+
+class _SafetensorsReader:
+    """Read a .safetensors file's tensors with plain reads, not a memory map.
+
+    A mapped file that another program truncates in place (`torch.save` over
+    it, `cp` onto it) kills the reader with SIGBUS at the first missing page,
+    which no handler can turn into an error. A read past the end is a short
+    read instead: a clear error. Each tensor is read straight into its own
+    buffer, so this costs no more memory than copying it out of a map.
+    """
+
+    def __init__(self, path: str):
+        self.path = path
+        try:
+            self.file = open(path, "rb")  # noqa: SIM115 (kept open for every tensor the caller reads)
+            (length,) = struct.unpack("<Q", _read_exactly(self.file, 8))
+            self.header = json.loads(_read_exactly(self.file, length))
+        except (OSError, ValueError, struct.error) as exc:
+            raise damaged(path, f"cannot read its header again: {error_text(exc)}; "
+                                "it changed or was cut short while netcli read it") from exc
+        self.base = 8 + length
+
+    def read(self, name: str, info: TensorInfo):
+        import torch
+        entry = self.header.get(name) if isinstance(self.header, dict) else None
+        code = entry.get("dtype") if isinstance(entry, dict) else None
+        known = SAFETENSORS_DTYPES.get(code) if isinstance(code, str) else None
+        if (known is None or known[0] != info.dtype or tuple(entry.get("shape", ())) != tuple(info.shape)
+                or not isinstance(entry.get("data_offsets"), list) or len(entry["data_offsets"]) != 2):
+            raise damaged(self.path, f"tensor '{name}' is not what its header said a moment ago: "
+                                     "the file changed while netcli read it")
+        start, end = entry["data_offsets"]
+        if end - start != info.nbytes:
+            raise damaged(self.path, f"tensor '{name}' takes {end - start} bytes, not the {info.nbytes} its shape needs")
+        buffer = torch.empty(info.nbytes, dtype=torch.uint8)
+        try:
+            self.file.seek(self.base + start)
+            got = self.file.readinto(memoryview(buffer.numpy())) if info.nbytes else 0
+        except OSError as exc:
+            raise damaged(self.path, f"cannot read tensor '{name}': {exc.strerror or exc}") from exc
+        if got != info.nbytes:
+            size = os.fstat(self.file.fileno()).st_size
+            raise damaged(self.path, f"the file ends at byte {size:,}, inside tensor '{name}' (bytes "
+                                     f"{self.base + start:,} to {self.base + end:,}): it was cut short, "
+                                     "perhaps while netcli read it")
+        return buffer.view(getattr(torch, info.dtype)).reshape(info.shape)
+
+
+def _read_exactly(f, n: int) -> bytes:
+    data = f.read(n)
+    if len(data) != n:
+        raise ValueError(f"the file ends {n - len(data)} bytes early")
+    return data
 
 
 def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
@@ -205,7 +259,36 @@ def _read_torch(path: str, *, zipped: bool) -> Checkpoint:
         infos[names[0]] = TensorInfo(names[0], tuple(t.shape), str(t.dtype).removeprefix("torch."),
                                      t.numel() * t.element_size(), list(names[1:]))
         aliases.update({other: names[0] for other in names[1:]})
-    return Checkpoint(path, "torch", kind, infos, aliases, {}, others, tensors=state)
+    ckpt = Checkpoint(path, "torch", kind, infos, aliases, {}, others, tensors=state)
+    ckpt._mapped = zipped
+    return ckpt
+
+
+def _copy_of_mapped(ckpt: Checkpoint) -> dict:
+    """The values of a torch zip file listed through a memory map, read again with plain reads.
+
+    Listing through a map reads no values (`show` of a large file stays cheap);
+    touching a mapped value after another program truncated the file in place
+    would kill the process with SIGBUS. So values are read with torch's file
+    reads, where a short file is an error, and must be what the listing saw.
+    """
+    import torch
+    _check_zip(ckpt.path)  # the file may have been replaced since: the same checks before reading it
+    _refuse_programs(ckpt.path)
+    try:
+        obj = torch.load(ckpt.path, map_location="cpu", weights_only=True, mmap=False)
+        _, flat, _ = _flatten(obj, ckpt.path)
+    except NetcliError:
+        raise
+    except Exception as exc:
+        raise damaged(ckpt.path, f"cannot read its values: {error_text(exc)}; it changed or was cut short "
+                                 "while netcli read it") from exc
+    for name, info in ckpt.infos.items():
+        t = flat.get(name)
+        if t is None or tuple(t.shape) != info.shape or str(t.dtype).removeprefix("torch.") != info.dtype:
+            raise damaged(ckpt.path, f"tensor '{name}' is not what the file held a moment ago: "
+                                     "it changed while netcli read it")
+    return flat
 
 
 def _refuse_programs(path: str) -> None:

@@ -111,11 +111,12 @@ def load_tensor_file(path: Path, key: str | None = None):
             import numpy as np
             return torch.from_numpy(np.load(path, allow_pickle=False))
         if suffix == SAFETENSORS:
-            from safetensors.torch import load_file
-            tensors = load_file(str(path))
-            # clone: safetensors' buffers are not 64-byte aligned, and BLAS results
-            # can differ in the last bit between aligned and unaligned inputs
-            return _pick(tensors, key, label).clone()
+            # Plain reads, not a memory map (a file truncated while mapped is SIGBUS), each tensor into
+            # its own aligned buffer (BLAS results can differ in the last bit on unaligned inputs).
+            from netcli.io.checkpoint import read_safetensors
+            ckpt = read_safetensors(label)
+            name = _pick({n: n for n in ckpt.infos}, key, label)
+            return ckpt.tensor(name)
         value = torch.load(path, map_location="cpu", weights_only=True)
     except NetcliError:
         raise
