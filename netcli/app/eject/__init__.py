@@ -1,14 +1,14 @@
 """`netcli code`: write a spec's network as the plain PyTorch a person would write (SPEC 1.7).
 
-The spec is walked the way the builder walks it (eject_walk.py), so the code
+The spec is walked the way the builder walks it (walk.py), so the code
 creates the same modules in the same order: `ref` definitions first, as shared
 objects; a `use` as a call of the definition's function or class; a list as
 `nn.Sequential(...)`, named children through an `OrderedDict`; `repeat` as a
 generator; `frozen` as `requires_grad_(False)`; a `device:` as modules created
 under `with torch.device(...)` and a forward pre-hook that moves the inputs; a
-custom block as its class (eject_blocks.py). Sizes shape inference filled in
+custom block as its class (blocks.py). Sizes shape inference filled in
 are written as numbers, read from a build on the meta device. `build(seed)`
-seeds, builds and applies the init rules (eject_init.py), so it returns what
+seeds, builds and applies the init rules (init.py), so it returns what
 netcli's default path returns.
 """
 from __future__ import annotations
@@ -18,12 +18,12 @@ import tokenize
 from typing import Sequence
 
 from netcli import registry
-from netcli.app.eject_defs import definitions
-from netcli.app.eject_init import init_function
-from netcli.app.eject_source import (
+from netcli.app.eject.defs import definitions
+from netcli.app.eject.init import init_function
+from netcli.app.eject.source import (
     Assign, Block, Call, Code, Def, Do, Return, Text, module_text, sort_imports, statement, string,
 )
-from netcli.app.eject_walk import Piece, Writer
+from netcli.app.eject.walk import Piece, Writer
 from netcli.core.devices import parse_device
 from netcli.spec.loading import LoadedSpec
 

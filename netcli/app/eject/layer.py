@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from netcli import registry
-from netcli.app.eject_source import Call, Inferred
+from netcli.app.eject.source import Call, Inferred
 from netcli.build import inference
 from netcli.build.blocks import as_tuples, module_arguments, parse_node
 from netcli.spec.loading import doc_get, type_path
@@ -26,7 +26,7 @@ class _ModuleArgument:
 
 def layer_call(writer, node, path: tuple, qualname: str, own: str):
     """Return the Piece that creates the layer `node` (module arguments first, as the builder creates them)."""
-    from netcli.app.eject_walk import Piece
+    from netcli.app.eject.walk import Piece
     entry = registry.types.entry(node.type)
     cls = entry.obj
     func = writer.type_expr(cls, node, path)

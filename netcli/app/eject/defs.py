@@ -13,9 +13,9 @@ from __future__ import annotations
 from dataclasses import fields, is_dataclass, replace
 from typing import Any
 
-from netcli.app.eject_blocks import param_names
-from netcli.app.eject_source import Code, Deferred, Def, Inferred, Return, flat, identifier, literal, string
-from netcli.app.eject_walk import SharedName, Use, Writer
+from netcli.app.eject.blocks import param_names
+from netcli.app.eject.source import Code, Deferred, Def, Inferred, Return, flat, identifier, literal, string
+from netcli.app.eject.walk import SharedName, Use, Writer
 from netcli.spec.schema import REQUIRED
 
 
@@ -61,7 +61,7 @@ def _define(w: Writer, key: tuple, group: list[Use], own_names: set[str]):
         return Def(f"def {name}", None, list(body[:-1]) + [Return(body[-1])], signature)
     methods: list = [Def("def __init__", None, body, ["self", *signature])]
     if first.forward:
-        from netcli.app.eject_source import Text
+        from netcli.app.eject.source import Text
         methods.append(Text(first.forward))
     doc = None
     if name != first.printed:  # two definitions print as one class (the spec's class:), Python needs two names

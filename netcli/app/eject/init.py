@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from netcli import registry
-from netcli.app.eject_source import (
+from netcli.app.eject.source import (
     Assign, Block, Call, Code, Comment, Def, Do, Items, Text, is_identifier, literal, string,
 )
 from netcli.core.errors import NetcliError

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from netcli.app.eject_source import Assign, Call, Code, Deferred, Do, identifier, is_identifier, string
-from netcli.app.eject_walk import Piece, Use, Writer, class_name, sequential
+from netcli.app.eject.source import Assign, Call, Code, Deferred, Do, identifier, is_identifier, string
+from netcli.app.eject.walk import Piece, Use, Writer, class_name, sequential
 from netcli.build.blocks import program_for
 from netcli.build.forward import to_python
 from netcli.spec.loading import NodeAt, block_children, doc_get, node_children

@@ -4,7 +4,7 @@ Each node becomes a `Piece`: the statements that must run before it (a block
 created under `with torch.device(...)`, a pre-hook that moves its inputs) and the
 expression that creates it. A `use` of a definition, and every custom block,
 becomes a call (`block1()`, `BasicBlock(planes=128)`) whose function or class
-is written once all its uses are known (eject_defs.py). Values written as
+is written once all its uses are known (defs.py). Values written as
 `${param}` inside a definition stay the param's name; sizes shape inference
 filled in are `Inferred` numbers, or arguments where they differ between uses.
 """
@@ -15,8 +15,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from netcli.app.eject_chapter import CHAPTER_CLASSES, CHAPTER_MODULE
-from netcli.app.eject_source import (
+from netcli.app.eject.chapter import CHAPTER_CLASSES, CHAPTER_MODULE
+from netcli.app.eject.source import (
     Assign, Attr, Block, Call, Code, Deferred, Do, Gen, Items, identifier, is_identifier, literal, string,
 )
 from netcli.core.devices import parse_device
@@ -141,7 +141,7 @@ class Writer:
         if isinstance(node, LayerNode):
             return self.layer(node, path, qualname, own)
         if isinstance(node, BlockNode):
-            from netcli.app.eject_blocks import write_block
+            from netcli.app.eject.blocks import write_block
             return write_block(self, node, path, qualname, own, with_ or [], params)
         raise NetcliError(self.loaded.problem(path, f"netcli code cannot write a '{node.kind}' node",
                                               "build it with netcli build instead"))
@@ -265,7 +265,7 @@ class Writer:
 
     def layer(self, node: LayerNode, path: tuple, qualname: str, own: str) -> Piece:
         """A registered type's constructor call, written as the spec writes it, inferred sizes filled in."""
-        from netcli.app.eject_layer import layer_call
+        from netcli.app.eject.layer import layer_call
         return layer_call(self, node, path, qualname, own)
 
     def type_expr(self, cls: type, node: Any = None, path: tuple = ()) -> str:
@@ -316,7 +316,7 @@ def sequential(exprs: list, names: list[str]) -> Call:
 
 
 def flat_text(e: Any) -> str:
-    from netcli.app.eject_source import flat
+    from netcli.app.eject.source import flat
     return flat(e)
 
 
