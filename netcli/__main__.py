@@ -3,6 +3,10 @@ from netcli.core.safepath import drop_implicit_cwd
 
 drop_implicit_cwd(module_run=True)  # before anything else is imported from the current folder
 
+from netcli.cli.script import collect_less_often  # noqa: E402
+
+collect_less_often()
+
 from netcli.cli.commands import main  # noqa: E402
 
 main()
