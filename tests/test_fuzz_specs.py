@@ -430,7 +430,7 @@ def test_parameters_the_device_cannot_hold(run_cli, write_spec, monkeypatch):
     ("input: [100000, 100000, 100000, 100000]\nmodel: [ReLU]\n", "more elements than a tensor can hold"),
     ("'\\n': null\n", "unknown top-level key '\\n'"),
     ("blocks:\n  a: {Linear: [4, 4], repeat: 1000}\n  b: {use: a, repeat: 1000}\nmodel: [{use: b}]\n",
-     "more than 100000 modules"),
+     "more than 10,000 modules"),
 ])
 def test_found_by_fuzzing(run_cli, write_spec, text, message):
     path = write_spec(text)

@@ -929,3 +929,75 @@ def test_16_a_file_truncated_while_read_is_an_error_not_sigbus(tmp_path, suffix,
             assert out.stderr.startswith(f"{path}: ") and ("cut short" in out.stderr or "changed" in out.stderr)
         elif suffix == ".safetensors":
             pytest.fail(f"{args} read a truncated .safetensors file at call {at} without an error")
+
+
+# --- 14. inputs and outputs the device cannot hold --------------------------------------
+
+HINT14 = "(give a smaller input (fewer samples in a batch), or --device meta to see the"
+
+
+@pytest.mark.parametrize("args", [("run",), ("inspect", "--grad"), ("export", "-o", "x.onnx"),
+                                  ("run", "--input", "rand:100000,100000,10")])
+def test_14_an_example_input_too_large_is_refused_before_drawing_it(write_spec, run_cli, tmp_path, args):
+    path = write_spec("input: [100000, 100000, 10]\nmodel:\n  - Linear: [10, 2]\n")
+    assert run_cli("validate", path).code == 0  # the spec is fine: its shapes are checked on meta
+    args = tuple(str(tmp_path / a) if a.endswith(".onnx") else a for a in args)
+    result = run_cli(args[0], path, *args[1:])
+    assert result.code == 2, result.err
+    said = "--input rand:100000,100000,10" if "--input" in args else "the example input [100000, 100000, 10]"
+    assert result.err.startswith(f"{said} needs 372.5 GiB on cpu but only "), result.err
+    assert HINT14 in result.err and "internal error" not in result.err
+
+
+def test_14_an_output_too_large_is_refused_before_running(write_spec, run_cli):
+    path = write_spec("input: [1000000, 10]\nmodel:\n  - Linear: [10, 1000000]\n")  # a 3.6 TiB output
+    assert run_cli("validate", path).code == 0  # the zeros check could not hold it either: traced on meta
+    result = run_cli("run", path)
+    assert result.code == 2, result.err
+    assert result.err.startswith("the output ([1000000, 1000000]) needs 3.6 TiB on cpu but only "), result.err
+
+
+def test_14_activations_too_large_are_an_error_not_the_oom_killer(tmp_path):
+    """A 2.9 TiB layer between a small input and a small output: the run fails cleanly (a subprocess, as a
+    user runs it; the CPU's allocations are capped at what is free, so it cannot be killed instead)."""
+    spec = tmp_path / "wide.yaml"
+    spec.write_text("input: [200000, 10]\nmodel:\n  - Linear: [10, 4000000]\n  - Linear: [4000000, 1]\n")
+    for command in ("validate", "run"):
+        out = subprocess.run([NETCLI, command, str(spec)], env=ENV, capture_output=True, text=True, timeout=300)
+        if command == "validate":
+            assert out.returncode == 0, out.stderr
+            continue
+        assert out.returncode == 2, (out.returncode, out.stderr)
+        assert f"{spec}:3:5: model[0]: Linear ran out of memory (its input has shape [200000, 10]): it asked for " \
+               "2.9 TiB, more than the device could give" in out.stderr, out.stderr
+
+
+# --- 15. a large repeat validates fast --------------------------------------------------
+
+def test_15_a_large_repeat_is_refused_fast_and_the_limit_validates_fast(write_spec, run_cli):
+    path = write_spec("input: [2, 4]\nmodel:\n  - {Linear: [4, 4], repeat: 99990}\n")
+    start = time.perf_counter()
+    result = run_cli("validate", path)
+    refused = time.perf_counter() - start
+    assert result.code == 2
+    assert f"{path}:3:30: model[0].repeat: the network expands to more than 10,000 modules" in result.err
+    path = write_spec("input: [2, 4]\nmodel:\n  - {Linear: [4, 4], repeat: 9998}\n", "at_limit.yaml")  # 10,000 modules
+    start = time.perf_counter()
+    assert run_cli("validate", path).code == 0
+    accepted = time.perf_counter() - start
+    assert refused < 2 and accepted < 20, (refused, accepted)  # was 24-61 s for 99,990
+
+
+def test_14_the_cpu_allocation_cap():
+    """Inside the cap an allocation beyond the free memory fails at once (nothing is touched either way)."""
+    import resource
+    import torch
+    from netcli.core.devices import cpu_allocation_cap, cpu_memory
+    before = resource.getrlimit(resource.RLIMIT_DATA)
+    available = cpu_memory()[1]
+    with cpu_allocation_cap():
+        small = torch.empty(1 << 20)  # 4 MiB: fine
+        with pytest.raises(RuntimeError, match="can't allocate memory"):
+            torch.empty(available // 4 + (1 << 28))  # float32: just over what is available
+    assert resource.getrlimit(resource.RLIMIT_DATA) == before
+    del small

@@ -1,6 +1,7 @@
 """A forward pass: on values, or on meta (shapes only); a failure names the block it happened in."""
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from netcli.build.builder import Built
@@ -12,8 +13,10 @@ from netcli.io.inputs import call
 
 def forward(built: Built, x: Any) -> Any:
     """Run the network; a failure inside a block becomes a located error naming it."""
+    from netcli.core.devices import cpu_allocation_cap
     try:
-        return call(built.net, x)
+        with cpu_allocation_cap() if built.device.type == "cpu" else contextlib.nullcontext():
+            return call(built.net, x)  # activations beyond free memory: an error, not the OOM killer
     except Exception as exc:
         raise _located(built, x, exc) from exc
 
@@ -54,9 +57,44 @@ def _located(built: Built, x: Any, exc: Exception) -> NetcliError:
         hint))
 
 
+def _ensure_output_fits(built: Built, x: Any) -> None:
+    """Refuse a run whose output the device cannot hold, found on meta before running (a 22 GB output was OOM-killed).
+
+    The shapes come from the spec's own check (build.validate.check_shapes, on
+    meta or on a small network's zeros); a network whose shapes need real
+    values there is not checked.
+    """
+    import torch
+    from netcli.build.validate import check_shapes
+    from netcli.core.devices import ensure_room
+    shape = list(x.shape) if isinstance(x, torch.Tensor) else None
+    if shape is None:
+        return  # several inputs: the spec's own entries were checked when it was loaded
+    trace, _, note = check_shapes(built.loaded, shape)
+    if trace is None or note is not None or trace.error is not None:
+        return
+    outputs = [t for t in _leaves(trace.output) if isinstance(t, torch.Tensor)]
+    nbytes = sum(t.numel() * t.element_size() for t in outputs)
+    shapes = " and ".join(str(list(t.shape)) for t in outputs[:3]) + (", ..." if len(outputs) > 3 else "")
+    ensure_room(built.device, nbytes, f"the output ({shapes})",
+                "give a smaller input (fewer samples in a batch), or --device meta to see the output's shape")
+
+
+def _leaves(value: Any):
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _leaves(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _leaves(item)
+    else:
+        yield value
+
+
 def run_network(built: Built, x: Any) -> Any:
     """Return the output for `x`: values, or on meta a meta tensor of the output's shape."""
     if built.device.type != "meta":
+        _ensure_output_fits(built, x)
         return forward(built, x)
     trace = trace_shapes(built.net, x)
     if trace.error is not None:

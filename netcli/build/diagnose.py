@@ -7,10 +7,12 @@ once, for both places.
 """
 from __future__ import annotations
 
+import re
 from typing import Any, Sequence
 
 from torch import nn
 
+from netcli.core.devices import human_bytes
 from netcli.core.errors import first_line
 
 _BATCH_STATS = "Expected more than 1 value per channel when training"
@@ -25,7 +27,25 @@ def explain(module: nn.Module | None, exc: BaseException, shape: Sequence[int] |
     text = first_line(exc)
     if _BATCH_STATS in text:
         return _batch_of_one(module, shape, example)
+    if out_of_memory(exc):
+        got = f" (its input has shape {list(shape)})" if shape is not None else ""
+        asked = re.search(r"allocate (\d+) bytes", text) or re.search(r"[Tt]ried to allocate ([\d.]+ [KMGT]?i?B)", text)
+        size = (human_bytes(int(asked.group(1))) if asked.group(1).isdigit() else asked.group(1)) if asked else None
+        return (f"{type(module).__name__} ran out of memory{got}"
+                + (f": it asked for {size}, more than the device could give" if size else ""),
+                "give a smaller input (fewer samples in a batch), or --device meta to see the shapes without values")
     return None
+
+
+def out_of_memory(exc: BaseException | None) -> bool:
+    """True for an allocation the device refused (CPU or GPU), whatever torch calls it."""
+    import torch
+    if exc is None:
+        return False
+    if isinstance(exc, (MemoryError, torch.OutOfMemoryError)):
+        return True
+    text = str(exc)
+    return "can't allocate memory" in text or "not enough memory" in text or "out of memory" in text.lower()
 
 
 def _batch_of_one(module: Any, shape: Sequence[int] | None, example: Sequence[int] | None) -> tuple[str, str]:

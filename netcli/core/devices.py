@@ -8,9 +8,11 @@ device's free memory cannot hold, before anything is allocated.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import re
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 
 from netcli.core.errors import NetcliError, Problem, relocated
@@ -130,6 +132,55 @@ def human_bytes(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return f"{n} B"
+
+
+@contextlib.contextmanager
+def cpu_allocation_cap() -> Iterator[None]:
+    """Inside, a CPU allocation beyond the memory available now fails instead of succeeding.
+
+    On Linux a large allocation usually succeeds (overcommit) and the process
+    is killed later, when the pages are touched: a forward whose activations do
+    not fit then dies with no message. Capping the data segment (RLIMIT_DATA)
+    at what is in use plus what is available makes such an allocation fail at
+    once, as torch's "can't allocate memory" error, which callers report.
+    Where the limit or the numbers are not available, nothing changes.
+    """
+    try:
+        import resource
+        soft, hard = resource.getrlimit(resource.RLIMIT_DATA)
+        with open("/proc/self/status") as f:
+            used = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmData:"))
+        available = cpu_memory()[1]
+    except (ImportError, OSError, ValueError, StopIteration, AttributeError):
+        available = None
+    if available is None:
+        yield
+        return
+    cap = used + available
+    if hard != resource.RLIM_INFINITY:
+        cap = min(cap, hard)
+    if soft != resource.RLIM_INFINITY and soft <= cap:
+        yield
+        return
+    resource.setrlimit(resource.RLIMIT_DATA, (cap, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_DATA, (soft, hard))
+
+
+def ensure_room(device, nbytes: int, what: str, hint: str) -> None:
+    """Raise NetcliError if `what` (`nbytes` on `device`) does not fit in the device's free memory now.
+
+    Checked before allocating: on Linux a too-large allocation often succeeds
+    and the process is killed later, when the pages are touched.
+    """
+    if getattr(device, "type", "meta") == "meta" or nbytes <= 0:
+        return
+    free = free_memory(device)
+    if free is not None and nbytes > free:
+        raise NetcliError(Problem(f"{what} needs {human_bytes(nbytes)} on {device} but only {human_bytes(free)} is free there",
+                                  hint=hint))
 
 
 def ensure_fits(needed: dict) -> None:

@@ -60,6 +60,7 @@ def make_input(text: str | None, spec_input, device):
         if spec_input is None:
             raise NetcliError("no input: the spec has no 'input:' and no --input was given",
                               hint="add input: [2, 20] to the spec, or pass --input rand:2,20")
+        _ensure_room(device, spec_input)
         if isinstance(spec_input, list) and all(isinstance(s, int) for s in spec_input):
             return torch.rand(*spec_input, device=device)
         entries = spec_input if isinstance(spec_input, list) else [spec_input]
@@ -68,11 +69,31 @@ def make_input(text: str | None, spec_input, device):
         return xs[0] if len(xs) == 1 else xs
     source = parse_input(text)
     if source.generator is not None:
+        _ensure_room(device, list(source.shape), f"--input {text}")
         return getattr(torch, source.generator)(*source.shape, device=device)
     return load_tensor_file(source.path, source.key).to(device)
 
 
 FLOAT_DTYPES = ("float32", "float64", "float16", "bfloat16")
+_ITEM_BYTES = {"float64": 8, "int64": 8, "float32": 4, "int32": 4, "float16": 2, "bfloat16": 2, "int16": 2}
+
+
+def _ensure_room(device, spec_input, label: str | None = None) -> None:
+    """Refuse an example input the device cannot hold before drawing it (`input: [100000, 100000, 10]`)."""
+    from netcli.core.devices import ensure_room
+    entries = spec_input if isinstance(spec_input, list) and not all(isinstance(s, int) for s in spec_input) \
+        else [spec_input]
+    nbytes, shapes = 0, []
+    for e in entries:
+        shape, dtype = (e, "float32") if isinstance(e, list) else (list(e.shape), e.dtype)
+        count = 1
+        for s in shape:
+            count *= int(s)
+        nbytes += count * _ITEM_BYTES.get(dtype, 1)
+        shapes.append(shape)
+    what = label or ("the example input " + " and ".join(str(s) for s in shapes))
+    ensure_room(device, nbytes, what, "give a smaller input (fewer samples in a batch), or --device meta to see "
+                                      "the shapes without values")
 
 
 def example_tensor(entry, device):
