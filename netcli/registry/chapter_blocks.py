@@ -27,7 +27,7 @@ class MyLinear(nn.Module):
     def __init__(self, in_units: int, units: int):
         super().__init__()
         self.weight = nn.Parameter(torch.randn(in_units, units))
-        self.bias = nn.Parameter(torch.randn(units,))
+        self.bias = nn.Parameter(torch.randn(units))
 
     def forward(self, X):
         # The book uses self.weight.data here, which cuts the gradient; netcli
@@ -74,7 +74,9 @@ class NestMLP(nn.Module):
 
     def __init__(self):
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(20, 64), nn.ReLU(), nn.Linear(64, 32), nn.ReLU())
+        self.net = nn.Sequential(
+            nn.Linear(20, 64), nn.ReLU(), nn.Linear(64, 32), nn.ReLU()
+        )
         self.linear = nn.Linear(32, 16)
 
     def forward(self, X):
