@@ -50,7 +50,7 @@ def generate(*, plugins: Iterable[str] = (), builtin_only: bool = False) -> dict
     holds only what every netcli install has.
     """
     from netcli import registry
-    from netcli.spec.schema import BLOCK_KEYS, OPTIONS, NodeOptions, json_schema
+    from netcli.spec.schema import json_schema
 
     registry.ensure_loaded()
     for module in plugins:
@@ -61,38 +61,80 @@ def generate(*, plugins: Iterable[str] = (), builtin_only: bool = False) -> dict
         entries = [e for e in entries if builtin_origin(e.origin)]
         inits = [e for e in inits if builtin_origin(e.origin)]
     type_names = [e.name for e in entries]
+    init_names = [e.name for e in inits]
 
     schema = json_schema()
     defs = schema.setdefault("$defs", {})
+    _top_level(schema, defs, init_names)
+    options = _options(defs)
+    defs.update(_node_forms(type_names, options))
+    layer_refs = []
+    for entry in entries:
+        if entry.name == "Sequential":
+            continue
+        defs.update(arguments_schema(entry.obj, entry.name, entry.inferable))
+        defs[f"layer.{entry.name}"] = _node_object(
+            entry.name, {"$ref": f"#/$defs/args.{entry.name}"}, options, _describe(entry))
+        layer_refs.append({"$ref": f"#/$defs/layer.{entry.name}"})
+    defs["Node"] = _node_union(layer_refs)
+    schema = allow_vars(schema)
+    schema["$schema"] = DRAFT
+    schema["x-netcli"] = {**versions(), "types": len(type_names), "initializers": init_names,
+                          "plugins": sorted({e.origin.rsplit(".", 1)[0] for e in entries
+                                             if not builtin_origin(e.origin)})}
+    return {"$schema": schema.pop("$schema"), **schema}
+
+
+def _top_level(schema: dict, defs: dict, init_names: list[str]) -> None:
+    """The top-level keys whose values the pydantic models leave open: model, blocks, init, `KEY+=`."""
     props = schema["properties"]
     props["model"] = {**NODE_REF, "description": "the network"}
     props["blocks"]["additionalProperties"] = NODE_REF
     # In a spec that extends another, KEY+=: [...] appends to the base's list (spec/compose.py).
     schema["patternProperties"] = {r"^[A-Za-z_]+\+=$": {
         "type": "array", "description": "with extends: appended to the base's list under the same key"}}
-    init_names = [e.name for e in inits]
     items = props["init"]["items"]
     items[next(k for k in ("oneOf", "anyOf") if k in items)][0] = {
         "type": "string", "description": "INIT:TARGET, e.g. xavier:0, normal(std=0.01):Linear, const42:*",
         "examples": [f"{n}:*" for n in init_names]}
     defs["InitRuleSpec"]["properties"]["init"]["examples"] = init_names
 
+
+def _options(defs: dict) -> dict:
+    """A node's options (name, repeat, device, ...), each defined once and referenced by every node form."""
+    from netcli.spec.schema import OPTIONS, NodeOptions
     option_props = NodeOptions.model_json_schema()["properties"]
     for name in OPTIONS:
         defs[f"option.{name}"] = option_props[name]
-    options = {name: {"$ref": f"#/$defs/option.{name}"} for name in OPTIONS}
+    return {name: {"$ref": f"#/$defs/option.{name}"} for name in OPTIONS}
 
-    defs["Var"] = {"type": "string", "pattern": VAR_PATTERN,
-                   "description": "${name}: the value of vars.name"}
-    defs["TypeName"] = {"type": "string", "enum": type_names,
-                        "description": "a registered type with no arguments, e.g. ReLU"}
-    defs["Sequence"] = {"type": "array", "items": NODE_REF,
-                        "description": "children in order, named 0, 1, ... (nn.Sequential)"}
-    defs["UseNode"] = _node_object("use", {"type": "string", "description": "a definition under blocks:"},
-                                   {**options, "with": {"type": "object", "description": "the definition's params "
-                                                        "for this copy, e.g. {planes: 128, stride: 2}"}},
-                                   "a fresh copy of a definition under blocks:")
-    defs["BlockNode"] = {
+
+def _node_forms(type_names: list[str], options: dict) -> dict:
+    """The node forms other than a layer: a type name, a list, use, ref, a custom block, a Sequential."""
+    from netcli.spec.schema import BLOCK_KEYS
+    forms: dict[str, Any] = {}
+    forms["Var"] = {"type": "string", "pattern": VAR_PATTERN, "description": "${name}: the value of vars.name"}
+    forms["TypeName"] = {"type": "string", "enum": type_names,
+                         "description": "a registered type with no arguments, e.g. ReLU"}
+    forms["Sequence"] = {"type": "array", "items": NODE_REF,
+                         "description": "children in order, named 0, 1, ... (nn.Sequential)"}
+    forms["UseNode"] = _node_object("use", {"type": "string", "description": "a definition under blocks:"},
+                                    {**options, "with": {"type": "object", "description": "the definition's params "
+                                                         "for this copy, e.g. {planes: 128, stride: 2}"}},
+                                    "a fresh copy of a definition under blocks:")
+    forms["BlockNode"] = _block_node(options)
+    assert set(forms["BlockNode"]["properties"]) >= set(BLOCK_KEYS)
+    forms["RefNode"] = _node_object("ref", {"type": "string", "description": "a definition under blocks:"},
+                                    options, "the one shared instance of a definition (tied parameters)")
+    forms["SequentialNode"] = _node_object("Sequential", {"anyOf": [
+        {"$ref": "#/$defs/Sequence"},
+        {"type": "object", "additionalProperties": NODE_REF, "description": "named children"},
+        {"type": "null"}]}, options, "nn.Sequential: a list of children, or a mapping of named children")
+    return forms
+
+
+def _block_node(options: dict) -> dict:
+    return {
         "type": "object",
         "description": "a custom block (a hand-written nn.Module): the children __init__ creates, in order, "
                        "and its forward; params are its arguments, ${name} inside it",
@@ -113,22 +155,11 @@ def generate(*, plugins: Iterable[str] = (), builtin_only: bool = False) -> dict
         "anyOf": [{"required": ["children"]}, {"required": ["forward"]}],
         "additionalProperties": False,
     }
-    assert set(defs["BlockNode"]["properties"]) >= set(BLOCK_KEYS)
-    defs["RefNode"] = _node_object("ref", {"type": "string", "description": "a definition under blocks:"},
-                                   options, "the one shared instance of a definition (tied parameters)")
-    defs["SequentialNode"] = _node_object("Sequential", {"anyOf": [
-        {"$ref": "#/$defs/Sequence"},
-        {"type": "object", "additionalProperties": NODE_REF, "description": "named children"},
-        {"type": "null"}]}, options, "nn.Sequential: a list of children, or a mapping of named children")
-    layer_refs = []
-    for entry in entries:
-        if entry.name == "Sequential":
-            continue
-        defs.update(arguments_schema(entry.obj, entry.name, entry.inferable))
-        defs[f"layer.{entry.name}"] = _node_object(
-            entry.name, {"$ref": f"#/$defs/args.{entry.name}"}, options, _describe(entry))
-        layer_refs.append({"$ref": f"#/$defs/layer.{entry.name}"})
-    defs["Node"] = {
+
+
+def _node_union(layer_refs: list[dict]) -> dict:
+    from netcli.spec.schema import OPTIONS
+    return {
         "title": "Node",
         "description": "A type name (ReLU), {Type: args} ({Linear: [4, 8]}), a list of nodes "
                        "(a Sequential), {use: NAME, with: {...}} or {ref: NAME}, a custom block "
@@ -137,12 +168,6 @@ def generate(*, plugins: Iterable[str] = (), builtin_only: bool = False) -> dict
                   {"$ref": "#/$defs/UseNode"}, {"$ref": "#/$defs/RefNode"}, {"$ref": "#/$defs/BlockNode"},
                   {"$ref": "#/$defs/SequentialNode"}, *layer_refs],
     }
-    schema = allow_vars(schema)
-    schema["$schema"] = DRAFT
-    schema["x-netcli"] = {**versions(), "types": len(type_names), "initializers": init_names,
-                          "plugins": sorted({e.origin.rsplit(".", 1)[0] for e in entries
-                                             if not builtin_origin(e.origin)})}
-    return {"$schema": schema.pop("$schema"), **schema}
 
 
 def _node_object(key: str, value: dict, options: dict, description: str) -> dict:
