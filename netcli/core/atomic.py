@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import secrets
 import tempfile
 from pathlib import Path
 from typing import Callable, Iterator
@@ -38,14 +39,18 @@ def atomic_path(dest: str | os.PathLike) -> Iterator[Path]:
     trap = _SignalTrap()
     try:
         trap.__enter__()
-        # Ctrl-C waits until the temp file's name is held, so the cleanup below always sees it.
+        # Ctrl-C waits until the temp file's name is held, so the cleanup below always sees it. The
+        # name is held before the file exists: a signal that another thread received runs its Python
+        # handler in this thread at any bytecode, even inside the held block (mkstemp's name was lost
+        # when it came between mkstemp returning and the assignment).
         with _sigint_held():
+            tmp_path = folder / f"{temp_prefix(dest)}{os.getpid()}.{secrets.token_hex(8)}"
             try:
-                fd, tmp = tempfile.mkstemp(prefix=f"{temp_prefix(dest)}{os.getpid()}.", dir=folder)
+                fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
             except OSError as exc:
+                tmp_path = None  # not ours (a name taken: 64 random bits) or not made
                 raise NetcliError(Problem(f"cannot write here: {exc.strerror}", location=Location(str(dest)),
                                           hint="check that the folder exists and is writable")) from exc
-            tmp_path = Path(tmp)
             os.close(fd)
         yield tmp_path
         with open(tmp_path, "rb+") as f:
