@@ -53,7 +53,8 @@ def _batch_of_one(module: Any, shape: Sequence[int] | None, example: Sequence[in
     kind = type(module).__name__ if isinstance(module, nn.modules.batchnorm._BatchNorm) else "BatchNorm"
     got = f" has shape {list(shape)}:" if shape is not None else " has"
     bigger = f"e.g. input: [{', '.join(map(str, [2, *list(example)[1:]]))}]" if example else "e.g. input: [2, ...]"
-    return (f"{kind} in training mode normalizes with the batch's own statistics, and its input{got} "
-            "one value per channel, whose variance is undefined",
-            f"give the example input a batch of 2 or more, {bigger}; or run the network in eval mode, "
+    message = (f"{kind} in training mode normalizes with the batch's own statistics, and its input{got} "
+               "one value per channel, whose variance is undefined")
+    hint = (f"give the example input a batch of 2 or more, {bigger}; or run the network in eval mode, "
             "where it uses its running statistics, as load and export do")
+    return message, hint
