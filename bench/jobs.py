@@ -164,8 +164,69 @@ def build_resnet18_hand(seed: str) -> None:
     report(seconds, base, params=sum(p.numel() for p in net.parameters()))
 
 
+# ---------------------------------------------------------------- figures 10-12: torchrun ranks (SPEC §6)
+#
+# These run as the ranks of `python -m torch.distributed.run --nproc-per-node N bench/jobs.py JOB ...`.
+# Each rank writes its own report to PREFIX.RANK.json (its ru_maxrss is its own: a rank's peak is not
+# mixed with its siblings' or torchrun's), so bench/run.py sees every rank's peak separately.
+
+
+def rank_report(prefix: str, **fields) -> None:
+    """Write this rank's report (its own peak resident memory included) to PREFIX.RANK.json."""
+    rank = int(os.environ.get("RANK", "0"))
+    with open(f"{prefix}.{rank}.json", "w") as f:
+        json.dump({"rank": rank, "peak": peak_bytes(), **fields}, f)
+
+
+def dist_baseline(prefix: str) -> None:
+    """What every rank pays before any work: `import torch` and joining the job's process group (gloo)."""
+    import torch  # noqa: F401
+    after_import = rss_bytes()
+    from netcli.dist import group
+    group.join()
+    group.barrier()
+    rank_report(prefix, after_import=after_import, after_join=rss_bytes())
+    group.leave()
+
+
+def dist_init(prefix: str, spec: str) -> None:
+    """Sharded build + init (`netcli init SPEC --shard fsdp`'s calls), timed from a barrier to a barrier."""
+    import torch  # noqa: F401
+    import torch.distributed.fsdp  # noqa: F401
+    from netcli.app import sharded
+    from netcli.build.validate import load_spec
+    from netcli.dist import group
+    import netcli.dist.fsdp, netcli.init.rules, netcli.registry.builtin_initializers  # noqa: E401,F401
+    after_import = rss_bytes()
+    group.join()
+    after_join = rss_bytes()
+    group.barrier()
+    start = time.perf_counter()
+    built = sharded.build(load_spec(spec), shard="fsdp")
+    own = time.perf_counter() - start
+    group.barrier()  # the slowest rank's time: the job is done when every rank is
+    seconds = time.perf_counter() - start
+    params = list(built.net.parameters())
+    local = [p.to_local() if hasattr(p, "to_local") else p for p in params]
+    rank_report(prefix, seconds=seconds, own_seconds=own, after_import=after_import, after_join=after_join,
+                param_bytes=sum(p.numel() * p.element_size() for p in params),
+                local_bytes=sum(t.numel() * t.element_size() for t in local),
+                largest=max(p.numel() * p.element_size() for p in params))
+    group.leave()
+
+
+def cli(prefix: str, *args: str) -> None:
+    """`python -m netcli ARGS` in this process, then this process's peak to PREFIX.RANK.json at exit."""
+    import atexit
+    import runpy
+    atexit.register(rank_report, prefix)
+    sys.argv = ["netcli", *args]
+    runpy.run_module("netcli", run_name="__main__", alter_sys=True)
+
+
 JOBS = {f.__name__: f for f in (build_netcli, build_hand, load_netcli, load_hand, save_netcli, save_hand,
-                                make_checkpoints, build_spec_netcli, build_resnet18_hand)}
+                                make_checkpoints, build_spec_netcli, build_resnet18_hand,
+                                dist_baseline, dist_init, cli)}
 
 if __name__ == "__main__":
     JOBS[sys.argv[1]](*sys.argv[2:])

@@ -11,6 +11,7 @@ in the same run, so both see the same machine load, and reports the medians
 and their ratio (netcli / hand-written, lower is better). Whole-process
 figures run in subprocesses; peak memory is the child's ru_maxrss (os.wait4).
 Jobs that time one operation run in a fresh process each (bench/jobs.py).
+Figures 10-12 run torchrun jobs of 2 ranks; each rank reports its own ru_maxrss.
 Files of about 1 GB are written to a temp folder and deleted afterwards.
 """
 from __future__ import annotations
@@ -411,6 +412,19 @@ def figure9(reps: int, folder: Path) -> Figure:
                         med(r["netcli"]), hand_s, "s", "ratio <= 1.05", med(r["netcli"]) / hand_s <= 1.05,
                         f"ranges {spread(r['netcli'])} / {spread(r['hand'])}; reading and checking the spec "
                         f"before it: {med(r['netcli'], 'load_seconds'):.3f} s"))
+    loaded = load_spec(spec)
+
+    def warm(make: Callable[[], object]) -> Callable[[], dict]:
+        def run() -> dict:
+            start = time.perf_counter()
+            make()
+            return {"seconds": time.perf_counter() - start}
+        return run
+    r = alternate({"netcli": warm(lambda: build_model(loaded, seed=0)),
+                   "hand": warm(lambda: (torch.manual_seed(0), handwritten_nets.resnet18()))}, reps * 4)
+    fig.rows.append(Row("build + init again in the same process (the spec's checked calls and compiled "
+                        "forwards kept)", med(r["netcli"]), med(r["hand"]), "s", "(reference)", None,
+                        f"ranges {spread(r['netcli'])} / {spread(r['hand'])}"))
     r = alternate({"validate": lambda: run_quiet([NETCLI, "validate", spec]),
                    "print": lambda: run_quiet([NETCLI, "build", spec, "--print"])}, reps * 2)
     fig.rows.append(Row("`netcli validate configs/resnet18.yaml` wall (baseline: `build --print`)",
@@ -419,6 +433,197 @@ def figure9(reps: int, folder: Path) -> Figure:
     fig.notes.append("forward: in one process, netcli's net, the hand-written net and a deep copy of it called in "
                      "alternating blocks; torch threads: 1")
     return fig
+
+
+# ---------------------------------------------------------------- figures 10-12: torchrun + FSDP2 + DCP (issue 15)
+
+DIST_INIT, DIST_RSS, DIST_IO = 10, 11, 12  # figure numbers (9 is the custom-blocks figure)
+DIST_N = 2
+
+
+def ranks(folder: Path, n: int | None, name: str, *args: str) -> dict:
+    """Run a bench/jobs.py job as the n ranks of a torchrun job (n=None: one plain process).
+
+    Returns the whole job's wall time, rank 0's stdout, and each rank's own report
+    (PREFIX.RANK.json: its ru_maxrss, not the maximum over the job's processes).
+    """
+    prefix = folder / f"rank-{name}-{time.monotonic_ns()}"
+    launch = [PY] if n is None else [PY, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(n)]
+    cmd = [*launch, str(JOBS), name, str(prefix), *args]
+    start = time.perf_counter()
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    seconds = time.perf_counter() - start
+    if r.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({r.returncode}): {r.stderr[-3000:]}")
+    reports = []
+    for rank in range(n or 1):
+        path = Path(f"{prefix}.{rank}.json")
+        reports.append(json.loads(path.read_text()))
+        path.unlink()
+    return {"seconds": seconds, "ranks": reports, "stdout": r.stdout}
+
+
+def last_json(stdout: str) -> dict:
+    """The JSON object rank 0 printed last (`--json`), skipping anything torchrun wrote before it."""
+    return json.loads(stdout[stdout.index("{"):stdout.rindex("}") + 1])
+
+
+def evict(path: Path) -> None:
+    """Drop a file's (clean, already fsynced) pages from the page cache, so the next read goes to the disk."""
+    files = [path] if path.is_file() else [p for p in path.iterdir() if p.is_file()]
+    for f in files:
+        fd = os.open(f, os.O_RDONLY)
+        try:
+            os.fdatasync(fd)
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+
+
+def per_rank(results: list[dict], key: str) -> list[float]:
+    """The median over repetitions of each rank's `key`."""
+    return [statistics.median(r["ranks"][i][key] for r in results) for i in range(len(results[0]["ranks"]))]
+
+
+def figures_dist(reps: int, folder: Path, only: set[int]) -> list[Figure]:
+    """Figures 10-12: sharded init at N=2 against one process, each rank's peak memory, DCP save/load against dd."""
+    n = DIST_N
+    spec = str(wide_spec(folder, 8))
+    fig_init = Figure(DIST_INIT, f"Sharded init (`--shard fsdp`), N={n} gloo ranks on the CPU against one process "
+                                 "(`--fast-init`, the same values bit for bit), 8 x Linear(4096, 4096)")
+    fig_rss = Figure(DIST_RSS, "Peak resident memory per rank under torchrun, net of each rank's measured baseline "
+                               "(`import torch` + joining the process group)")
+    fig_io = Figure(DIST_IO, f"Sharded save and load (DCP folder, N={n} ranks) against `dd` for the same bytes")
+    base = baseline = []
+    if only & {DIST_INIT, DIST_RSS}:
+        base = alternate({"base": lambda: ranks(folder, n, "dist_baseline")}, reps)["base"]
+        baseline = per_rank(base, "peak")
+    load_avg = [os.getloadavg()[0]]
+    rss: list[tuple[str, list[dict]]] = []
+    pbytes = largest = None
+    if only & {DIST_INIT, DIST_RSS}:
+        r = alternate({"phase_n": lambda: ranks(folder, n, "dist_init", spec),
+                       "phase_1": lambda: job("build_netcli", spec, "fast"),
+                       "phase_s1": lambda: ranks(folder, 1, "dist_init", spec),
+                       "cli_n": lambda: ranks(folder, n, "cli", "init", spec, "--shard", "fsdp"),
+                       "cli_1": lambda: ranks(folder, None, "cli", "init", spec, "--fast-init"),
+                       "torch_1": lambda: run_quiet([PY, "-c", "import torch"])}, reps)
+        load_avg.append(os.getloadavg()[0])
+        first = r["phase_n"][0]["ranks"][0]
+        pbytes, largest = first["param_bytes"], first["largest"]
+        phase_n = statistics.median(max(k["seconds"] for k in x["ranks"]) for x in r["phase_n"])
+        phase_1 = med(r["phase_1"])
+        fig_init.rows.append(Row(f"build + init ({pbytes / MB:.0f} MiB of parameters), fresh processes: "
+                                 f"N={n} slowest rank, barrier to barrier / one process", phase_n, phase_1, "s",
+                                 "ratio <= 0.6", phase_n / phase_1 <= 0.6,
+                                 f"ranges {spread([{'seconds': max(k['seconds'] for k in x['ranks'])} for x in r['phase_n']])}"
+                                 f" / {spread(r['phase_1'])}; each rank's own time (rank 0, 1): "
+                                 + ", ".join(f"{v:.3g}" for v in per_rank(r['phase_n'], 'own_seconds'))))
+        phase_s1 = statistics.median(x["ranks"][0]["seconds"] for x in r["phase_s1"])
+        fig_init.rows.append(Row(f"control: the same sharded code at N={n} / at N=1 (torchrun, one rank)", phase_n,
+                                 phase_s1, "s", "(reference)", None,
+                                 f"N=1 range {spread([{'seconds': x['ranks'][0]['seconds']} for x in r['phase_s1']])}"))
+        cli_n, cli_1 = med(r["cli_n"]), med(r["cli_1"])
+        fig_init.rows.append(Row(f"whole command: `torchrun --nproc-per-node {n} -m netcli init SPEC --shard fsdp` "
+                                 "/ `python -m netcli init SPEC --fast-init`", cli_n, cli_1, "s", "ratio <= 0.6",
+                                 cli_n / cli_1 <= 0.6, f"ranges {spread(r['cli_n'])} / {spread(r['cli_1'])}"))
+        fig_init.rows.append(Row(f"fixed cost: torchrun N={n} whose ranks only `import torch` and join / "
+                                 "`python -c \"import torch\"`", med(base), med(r["torch_1"]), "s", "(reference)",
+                                 None, f"ranges {spread(base)} / {spread(r['torch_1'])}"))
+        fig_init.notes.append("one process: bench/jobs.py build_netcli (load_spec + build_model(fast_init=True), "
+                              f"as figure 2); N={n}: bench/jobs.py dist_init, the calls `init --shard fsdp` makes "
+                              "(load_spec + sharded.build), timed on every rank from a barrier after joining to a "
+                              "barrier after the build; torchrun's default OMP_NUM_THREADS=1 per rank, one process "
+                              "with torch's default threads; whole commands run through bench/jobs.py cli "
+                              "(`python -m netcli` in the job's process, which writes its ru_maxrss at exit)")
+        rss += [("`init SPEC --shard fsdp`", r["cli_n"]), ("bench/jobs.py dist_init (init calls only)", r["phase_n"])]
+        one_net = statistics.median(x["ranks"][0]["peak"] for x in r["cli_1"])
+        torch_peak = med(r["torch_1"], "peak")
+        fig_rss.notes.append(f"one process for comparison: `init SPEC --fast-init` peak {one_net / MB:.0f} MiB, "
+                             f"{(one_net - torch_peak) / MB:.0f} MiB above `python -c \"import torch\"` "
+                             f"({torch_peak / MB:.0f} MiB) = {(one_net - torch_peak) / pbytes:.2f} x the parameters")
+        imports = statistics.median(k["after_import"] for x in r["phase_n"] for k in x["ranks"])
+        fig_rss.notes.append("what the subtracted baseline leaves in: dist_init's resident memory after importing "
+                             "torch.distributed.fsdp and netcli's sharded modules, before joining, is "
+                             f"{imports / MB:.0f} MiB against {statistics.median(k['after_import'] for x in base for k in x['ranks']) / MB:.0f} MiB "
+                             "after `import torch` alone (the CLI also imports typer and rich)")
+    if only & {DIST_IO, DIST_RSS}:
+        ckpt, out, dd_file = folder / "dcp_load", folder / "dcp_save", folder / "dd.bin"
+        made = ranks(folder, n, "cli", "save", spec, "--shard", "fsdp", "-o", f"{ckpt}/", "--json")
+        size = last_json(made["stdout"])["bytes"]  # every file of the folder: rank files, .metadata, spec
+        dd_write = ["dd", "if=/dev/zero", f"of={dd_file}", "bs=16M", f"count={size}", "iflag=count_bytes", "conv=fsync"]
+        dd_read = ["dd", f"if={dd_file}", "of=/dev/null", "bs=16M"]
+        run_quiet(dd_write)  # the file the read reference reads
+
+        def save() -> dict:
+            res = ranks(folder, n, "cli", "save", spec, "--shard", "fsdp", "-o", f"{out}/", "--json")
+            res["phase"] = last_json(res["stdout"])["seconds"]
+            shutil.rmtree(out)
+            os.sync()  # no dirty pages left for the next case to wait on
+            return res
+
+        def load() -> dict:
+            evict(ckpt)
+            res = ranks(folder, n, "cli", "load", f"{ckpt}/", "--shard", "fsdp", "--json")
+            res["phase"] = last_json(res["stdout"])["seconds"]
+            return res
+
+        def write() -> dict:
+            other = folder / "dd_write.bin"
+            res = run_quiet([*dd_write[:2], f"of={other}", *dd_write[3:]])
+            other.unlink()
+            os.sync()
+            return res
+
+        def read() -> dict:
+            evict(dd_file)
+            return run_quiet(dd_read)
+
+        r = alternate({"save": save, "dd_write": write, "load": load, "dd_read": read}, reps)
+        load_avg.append(os.getloadavg()[0])
+        s, w, ld, rd = med(r["save"], "phase"), med(r["dd_write"]), med(r["load"], "phase"), med(r["dd_read"])
+        fig_io.rows.append(Row(f"save {size / MB:.0f} MiB: `save --shard fsdp -o DIR/`'s save (dcp.save on every "
+                               "rank, fsync, spec, rename) / `dd if=/dev/zero bs=16M conv=fsync`", s, w, "s",
+                               "ratio <= 1.2", s / w <= 1.2,
+                               f"{size / MB / s:.0f} / {size / MB / w:.0f} MiB/s; ranges "
+                               f"{spread(r['save'], 'phase')} / {spread(r['dd_write'])}"))
+        fig_io.rows.append(Row(f"load {size / MB:.0f} MiB, page cache dropped: `load DIR/ --shard fsdp`'s restore "
+                               "(rebuild sharded, DCP read) / `dd of=/dev/null bs=16M`", ld, rd, "s",
+                               "ratio <= 1.2", ld / rd <= 1.2,
+                               f"{size / MB / ld:.0f} / {size / MB / rd:.0f} MiB/s; ranges "
+                               f"{spread(r['load'], 'phase')} / {spread(r['dd_read'])}"))
+        fig_io.rows.append(Row("load against the disk's write reference (the `dd ... conv=fsync` above)", ld, w, "s",
+                               "(reference)", None))
+        fig_io.rows.append(Row(f"whole commands under torchrun N={n}: save / load", med(r["save"]), med(r["load"]),
+                               "s", "(reference)", None, f"ranges {spread(r['save'])} / {spread(r['load'])}"))
+        fig_io.notes.append("netcli's times are the ones the commands print with --json (rank 0's clock: the "
+                            "save from its start to the last barrier after the rename; the load from reading the "
+                            "folder's metadata to the last tensor read); bytes are every file of the DCP folder; "
+                            "before each read the files' pages are dropped from the page cache "
+                            "(posix_fadvise DONTNEED); `sync` after each write case, outside the timings")
+        rss += [("`save SPEC --shard fsdp -o DIR/`", r["save"]), ("`load DIR/ --shard fsdp`", r["load"])]
+        shutil.rmtree(ckpt)
+        dd_file.unlink()
+    if pbytes is None:
+        pbytes, largest = 8 * (4096 * 4096 + 4096) * 4, 4096 * 4096 * 4
+    budget = 1.1 * pbytes / n + largest
+    for what, results in rss:
+        net = [p - b for p, b in zip(per_rank(results, "peak"), baseline)]
+        fig_rss.rows.append(Row(f"{what}: the larger rank's peak above its baseline", max(net) / MB, None, "MiB",
+                                f"<= 1.1 x {pbytes / n / MB:.0f} + {largest / MB:.0f} = {budget / MB:.0f} MiB",
+                                max(net) <= budget,
+                                "ranks 0, 1: " + ", ".join(f"{v / MB:.0f}" for v in net) + " MiB net; peaks "
+                                + ", ".join(f"{v / MB:.0f}" for v in per_rank(results, "peak")) + " MiB"))
+    fig_rss.notes.insert(0, "baseline subtracted, rank by rank: the median ru_maxrss of a torchrun job of "
+                            f"N={n} ranks (bench/jobs.py dist_baseline) that only `import torch`, join the process "
+                            "group (netcli.dist.group.join: gloo, TCP store) and pass a barrier, run in this same "
+                            "figure: " + ", ".join(f"{b / MB:.0f}" for b in baseline) + " MiB; each rank's peak "
+                            "is the ru_maxrss it writes itself at exit (its own, not the job's maximum)")
+    for fig in (fig_init, fig_rss, fig_io):
+        fig.notes.append("1-minute load average during the figure's cases: "
+                         + " / ".join(f"{v:.2f}" for v in load_avg) + f" on {os.cpu_count()} CPUs "
+                         "(the machine was shared with other processes)")
+    return [fig_init, fig_rss, fig_io]
 
 
 def machine() -> list[str]:
@@ -462,7 +667,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3 repetitions, n=8 builds only")
     parser.add_argument("--reps", type=int, default=None, help="repetitions per case (default 5, --quick 3)")
-    parser.add_argument("--only", default="1,2,3,4,5,6,7,8,9", help="figures to run, e.g. 1,4,7")
+    parser.add_argument("--only", default="1,2,3,4,5,6,7,8,9,10,11,12", help="figures to run, e.g. 1,4,7")
     parser.add_argument("--out", default=str(ROOT / "bench" / "RESULTS.md"))
     args = parser.parse_args()
     args.reps = args.reps or (3 if args.quick else 5)
@@ -480,6 +685,7 @@ def main() -> None:
         ({2, 3}, lambda: figure2_3(args.reps, folder, [8] if args.quick else [8, 16])),
         ({5, 6}, lambda: figure5_6(args.reps, folder, 16)),
         ({9}, lambda: figure9(args.reps, folder)),
+        ({DIST_INIT, DIST_RSS, DIST_IO}, lambda: figures_dist(args.reps, folder, only)),
     ]
     figures: list[Figure] = []
     try:
