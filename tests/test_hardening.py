@@ -678,7 +678,7 @@ def test_25_validate_without_a_spec_says_it_checked_the_default(run_cli, monkeyp
 
 
 @pytest.mark.parametrize("pattern, hint", [
-    ("Scale", "a plugin's types are listed once it is installed, or named with --plugin MODULE; netcli types lists them all"),
+    ("Rotate", "a plugin's types are listed once it is installed, or named with --plugin MODULE; netcli types lists them all"),
     ("Lineer", "did you mean 'Linear'?"),
 ])
 def test_25_types_with_no_match_is_an_error(run_cli, pattern, hint):
