@@ -245,10 +245,6 @@ def test_mlp_wide_extends_mlp(root, run_cli):
 def test_error_inside_a_forward_written_in_the_base(files, root):
     """A custom block's forward text lives in the base: the column and line are counted in the base's text."""
     base_text = (root / "configs/resnet18.yaml").read_text()
-    try:
-        load_spec(str(root / "configs/resnet18.yaml"))
-    except NetcliError as exc:
-        pytest.skip(f"configs/resnet18.yaml does not validate yet (custom blocks): {exc.problems[0]}")
     broken = base_text.replace("out = bn2(conv2(out))", "out = bn2(conv3(out))", 1)
     line = next(i for i, text in enumerate(broken.splitlines(), 1) if "conv3" in text)
     path = files(net="extends: resnet18.yaml\nvars: {num_classes: 10}\n", resnet18=broken)
@@ -258,10 +254,7 @@ def test_error_inside_a_forward_written_in_the_base(files, root):
 
 
 def test_resnet34_extends_resnet18(root):
-    try:
-        loaded = load_spec(str(root / "configs/resnet34.yaml"))
-    except NetcliError as exc:
-        pytest.skip(f"configs/resnet18.yaml does not validate yet (custom blocks): {exc.problems[0]}")
+    loaded = load_spec(str(root / "configs/resnet34.yaml"))
     data = yaml.safe_load(loaded.resolved_text)
     assert "extends" not in data and list(data["model"]["children"]) == [
         "conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4", "avgpool", "fc"]
