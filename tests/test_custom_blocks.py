@@ -453,3 +453,27 @@ model: {use: B, with: {width: 8}, name: b}
                 "model: {class: X}",                                        # neither children nor forward
                 "model: {children: {a: ReLU}, inputs: x}"):                 # inputs is a list
         assert list(validator.iter_errors(yaml.safe_load(bad))), bad
+
+
+class _Scaled(nn.Module):
+    """A plugin's block that takes a module: `body` (annotated) and `tail` (not annotated)."""
+
+    def __init__(self, body: nn.Module, tail=None, scale: float = 2.0):
+        super().__init__()
+        self.body, self.tail, self.scale = body, tail, scale
+
+    def forward(self, x):
+        y = self.body(x) * self.scale
+        return self.tail(y) if self.tail is not None else y
+
+
+def test_a_plugins_module_argument_takes_a_node(scoped_registry):
+    scoped_registry.register_block(_Scaled, name="TestScaled")
+    text = ("input: [2, 4]\nmodel:\n  - TestScaled:\n      body: [{Linear: [4, 8]}, ReLU]\n"
+            "      tail: {Linear: [8, 3]}\n      scale: 0.5\n")
+    net = build(text, seed=0).net
+    torch.manual_seed(0)
+    hand = _Scaled(nn.Sequential(nn.Linear(4, 8), nn.ReLU()), nn.Linear(8, 3), 0.5)
+    assert str(net[0]) == str(hand)
+    x = torch.rand(2, 4)
+    assert torch.equal(net[0](x), hand(x))

@@ -110,7 +110,10 @@ class Builder:
 
     def create_shared(self) -> None:
         """Create each definition that some `ref` names, in declaration order."""
-        referenced = {n.ref for n in _all_nodes(self.loaded) if isinstance(n, RefNode)}
+        referenced = self.loaded.cache.get("referenced")
+        if referenced is None:
+            referenced = self.loaded.cache["referenced"] = {n.ref for n in _all_nodes(self.loaded)
+                                                            if isinstance(n, RefNode)}
         for name in self.loaded.spec.blocks:
             if name in referenced:
                 self._shared(name)
@@ -142,7 +145,7 @@ class Builder:
             device = resolve_device(node.device)
         if node.repeat is not None:
             names = [node.names.format(i=i) if node.names else str(i) for i in range(node.repeat)]
-            with torch.device(device):
+            with _on(device):
                 module = nn.Sequential(OrderedDict(
                     (n, self._one(node, path, device, _join(qualname, n))) for n in names))
         else:
@@ -178,7 +181,7 @@ class Builder:
             children = OrderedDict()
             for name, child in children_of(node, path):
                 children[name] = self.build(child.node, child.path, device, _join(qualname, name))
-            with torch.device(device):
+            with _on(device):
                 return nn.Sequential(children)
         return self.layer(node, path, device, qualname)
 
@@ -194,10 +197,10 @@ class Builder:
         if node.forward is None:
             children = OrderedDict((name, self.build(child.node, child.path, device, _join(qualname, name)))
                                    for name, child in block_children(node, path))
-            with torch.device(device):
+            with _on(device):
                 return cls(children)
         program = blocks.program_for(self.loaded, node, path)
-        with torch.device(device):
+        with _on(device):
             module = cls()
         self.quiet += 1
         try:
@@ -289,7 +292,7 @@ class Builder:
             if not nodes:
                 self.loaded.cache[key] = (args, kwargs)
         try:
-            with torch.device(device), _skip_meta_fills(device):
+            with _on(device), _skip_meta_fills(device):
                 module = cls(*args, **kwargs)
         except NetcliError:
             raise
@@ -335,6 +338,17 @@ class Builder:
             return None
         self.inferred[qualname] = values
         return values
+
+
+def _on(device: torch.device):
+    """Create tensors on `device`: torch.device(...) as a context, unless it is already where they go.
+
+    The context is a torch-function mode that every call in a constructor passes
+    through; on the default device (the CPU, usually) it would only cost time.
+    """
+    if device == torch.get_default_device():
+        return contextlib.nullcontext()
+    return torch.device(device)
 
 
 def _skip_meta_fills(device: torch.device):
@@ -386,6 +400,19 @@ def check_memory(loaded: LoadedSpec, dev: torch.device, inferred: dict, option: 
     walks the spec's structure with its ties (a `ref` counts once).
     """
     from netcli.core.devices import ensure_fits
+    key = ("needed", str(dev), repr(inferred))  # what the spec needs is the same each time it is built
+    needed = loaded.cache.get(key)
+    if needed is None:
+        needed = loaded.cache[key] = _needed(loaded, dev, inferred)
+    try:
+        ensure_fits(needed)
+    except NetcliError as exc:
+        path = ("device",) if option is None and loaded.spec.device is not None else ("model",)
+        raise NetcliError(relocated(exc.problems, option) if option else loaded.relocate(path, exc.problems)) from None
+
+
+def _needed(loaded: LoadedSpec, dev: torch.device, inferred: dict) -> dict[torch.device, int]:
+    """Bytes of parameters and buffers per device, counted on meta."""
     meta = _CountingBuilder(loaded, torch.device("meta"))
     meta.inferred = inferred
     with torch.random.fork_rng(devices=[]):
@@ -408,11 +435,7 @@ def check_memory(loaded: LoadedSpec, dev: torch.device, inferred: dict, option: 
         for child in module.children():
             count(child, device)
     count(net, dev)
-    try:
-        ensure_fits(needed)
-    except NetcliError as exc:
-        path = ("device",) if option is None and loaded.spec.device is not None else ("model",)
-        raise NetcliError(relocated(exc.problems, option) if option else loaded.relocate(path, exc.problems)) from None
+    return needed
 
 
 class _Bytes(nn.Module):

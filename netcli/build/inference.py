@@ -312,7 +312,14 @@ class Flow:
 
 
 def needs_inference(loaded) -> bool:
-    """Return True when some layer of the spec leaves out an inferable argument."""
+    """Return True when some layer of the spec leaves out an inferable argument (asked once per spec)."""
+    cache = getattr(loaded, "cache", {})
+    if "needs_inference" not in cache:
+        cache["needs_inference"] = _needs_inference(loaded)
+    return cache["needs_inference"]
+
+
+def _needs_inference(loaded) -> bool:
     from netcli.spec.schema import LayerNode
     from netcli.spec.loading import walk_nodes
     registry.ensure_loaded()

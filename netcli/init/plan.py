@@ -63,9 +63,13 @@ def _dry_run(rule: Rule, selected: list[Selected]) -> None:
                     f"'default' cannot apply to '{s.name}': {type(s.module).__name__} has no reset_parameters()",
                     "use an explicit initializer such as normal(std=0.01) for it"))
         return
+    tried: set[tuple] = set()
     for s in selected:
         t = s.tensor
         shape = list(t.shape)
+        if (tuple(shape), t.dtype) in tried:  # the same rule on the same shape: the same verdict
+            continue
+        tried.add((tuple(shape), t.dtype))
         if rule.dims is not None:
             low, high, why = rule.dims
             if t.dim() < low or (high is not None and t.dim() > high):

@@ -57,13 +57,17 @@ class LoadedSpec:
         missing param, a value the definition cannot take) are recorded in
         `instance_problems`, located where they were written.
         """
+        key = ("use", id(node))  # a node is the spec's for as long as this cache is
+        if key in self.cache:
+            return self.cache[key]
         target = self.spec.blocks.get(node.use)
         if target is None:
             return None
         at = NodeAt(target, ("blocks", node.use))
-        if not (isinstance(target, BlockNode) and target.params) and not node.with_:
-            return at
-        return self.bind(at, node.with_, path)
+        if (isinstance(target, BlockNode) and target.params) or node.with_:
+            at = self.bind(at, node.with_, path)
+        self.cache[key] = at
+        return at
 
     def bind(self, at: "NodeAt", given: dict | None = None, use_path: Path | None = None) -> "NodeAt | None":
         """Return the block at `at` with its params bound to their defaults and `given`; None on problems."""
