@@ -46,7 +46,7 @@ def _located(built: Built, x: Any, exc: Exception) -> NetcliError:
     if known is not None:
         return NetcliError(built.loaded.problem(origin_of(built.origins, name), *known))
     if at is not None and type(module).__module__.startswith("netcli.build."):
-        from netcli.spec.loading import render_path
+        from netcli.spec.yamldoc import render_path
         return NetcliError(Problem(f"the run failed in the forward of block '{name or '(root)'}' "
                                    f"({type(module).__name__}): {first_line(exc)}",
                                    render_path(origin_of(built.origins, name) + ("forward",)), at, hint))

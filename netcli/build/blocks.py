@@ -61,7 +61,7 @@ def program_for(loaded, node: BlockNode, path: tuple):
     program = loaded.cache.get(key)
     if program is None:
         at = loaded.doc.text_start(path + ("forward",))
-        from netcli.spec.loading import render_path
+        from netcli.spec.yamldoc import render_path
         program = parse_forward(node.forward, inputs=inputs, children=tuple(node.children), source=at.source,
                                 line=at.line, column=at.column, where=render_path(path + ("forward",)))
         loaded.cache[key] = program

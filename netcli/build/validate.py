@@ -14,7 +14,8 @@ from netcli.build import inference
 from netcli import registry
 from netcli.core.errors import NetcliError, Problem, did_you_mean
 from netcli.spec.schema import LayerNode, RefNode, SequenceNode, UseNode
-from netcli.spec.loading import (LoadedSpec, NodeAt, block_children, children_of, has_params, render_path, walk_nodes,
+from netcli.spec.yamldoc import render_path
+from netcli.spec.loading import (LoadedSpec, NodeAt, block_children, children_of, has_params, walk_nodes,
                                  walk_tree, read_spec_text, resolve_spec_source)
 from netcli.spec.schema import REQUIRED, BlockNode, InputEntry, param_defaults
 

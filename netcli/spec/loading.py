@@ -16,10 +16,10 @@ from typing import Callable, Any, Iterable, Iterator
 from pydantic import ValidationError
 
 from netcli.core.errors import Location, NetcliError, Problem, did_you_mean, relocated
-from netcli.spec.params import param_names
 from netcli.spec.schema import (OPTIONS, RULE_KEYS, TOP_LEVEL_KEYS, BlockNode, LayerNode, RefNode, SequenceNode,
-                                Spec, UseNode, is_block)
-from netcli.spec.yamldoc import Document, Path, parse_value, parse_yaml
+                                Spec, UseNode)
+from netcli.spec.variables import VAR, substitute_vars
+from netcli.spec.yamldoc import Document, Path, parse_value, parse_yaml, render_path
 
 # The chapter's parameter-management network, used when no spec is named.
 DEFAULT_SPEC = """\
@@ -32,9 +32,7 @@ model:
 """
 DEFAULT_NAME = "<default>"
 
-MAX_EXPANDED = 4 << 20  # after ${} substitution: 4 Mi characters and values (a spec is at most 1 MiB)
 
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_.]*)\}")
 
 
 @dataclass
@@ -138,17 +136,6 @@ class LoadedSpec:
     @property
     def sha256(self) -> str:
         return hashlib.sha256(self.resolved_text.encode()).hexdigest()
-
-
-def render_path(path: Iterable[Any]) -> str:
-    """Render a document path as `model[1].Linear`."""
-    out = ""
-    for part in path:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + str(part)
-    return out
 
 
 def resolve_spec_source(spec: str | None) -> tuple[str, str, str | None]:
@@ -259,7 +246,7 @@ def _unused_new_key(data: Any, path: Path, siblings: list[str], label: str) -> P
     words = _words_outside(data, path)
     name = ".".join(str(p) for p in path[1:])
     if path[0] == "vars":
-        refs = {m.group(1) for w in words for m in _VAR.finditer(w)}
+        refs = {m.group(1) for w in words for m in VAR.finditer(w)}
         if any(r == name or r.startswith(name + ".") or name.startswith(r + ".") for r in refs):
             return None
         what = f"no ${{{name}}} in the spec uses it"
@@ -300,101 +287,6 @@ def _existing_key(node: dict, part: str) -> Any:
         if str(k) == part:
             return k
     return part
-
-
-def substitute_vars(doc: Document) -> list[Problem]:
-    """Replace `${name}` by `vars.name` everywhere but in `vars` itself; return the problems."""
-    data = doc.data
-    if not isinstance(data, dict):
-        return []
-    variables = data.get("vars") or {}
-    if not isinstance(variables, dict):
-        return []  # the schema reports it
-    problems: list[Problem] = []
-    spent = [0]  # characters and values made so far: ${} references multiply text like aliases do
-
-    class _TooBig(Exception):
-        pass
-
-    def spend(amount: int, path: Path) -> None:
-        spent[0] += amount
-        if spent[0] > MAX_EXPANDED:
-            raise _TooBig(path)
-
-    class _Shadowed(Exception):
-        pass
-
-    def lookup(name: str, path: Path, seen: tuple[str, ...] = (), shadow: frozenset = frozenset()) -> Any:
-        if name.partition(".")[0] in shadow:
-            raise _Shadowed(name)  # a param of the block around it: filled in per use (spec/params.py)
-        value: Any = variables
-        for part in name.split("."):
-            if isinstance(value, dict) and part in value:
-                value = value[part]
-            else:
-                raise KeyError(name)
-        if name in seen:
-            raise RecursionError(" -> ".join(seen + (name,)))
-        return resolve(value, path, seen + (name,))
-
-    def resolve(value: Any, path: Path, seen: tuple[str, ...] = (), shadow: frozenset = frozenset()) -> Any:
-        if isinstance(value, dict):
-            spend(len(value), path)
-            inner = shadow
-            if path[:1] in (("blocks",), ("model",)) and is_block(value) and "params" in value:
-                inner = shadow | frozenset(param_names(value))  # a block's params shadow the vars
-            return {k: resolve(v, path + (k,), seen, shadow if k == "params" else inner) for k, v in value.items()}
-        if isinstance(value, list):
-            spend(len(value), path)
-            return [resolve(v, path + (i,), seen, shadow) for i, v in enumerate(value)]
-        if not isinstance(value, str) or "${" not in value:
-            spend(len(value) if isinstance(value, str) else 1, path)
-            return value
-        try:
-            whole = _VAR.fullmatch(value)
-            if whole:
-                try:
-                    return lookup(whole.group(1), path, seen, shadow)
-                except _Shadowed:
-                    return value
-
-            def one(m):
-                try:
-                    return _text_of(lookup(m.group(1), path, seen, shadow), path)
-                except _Shadowed:
-                    return m.group(0)
-            text = _VAR.sub(one, value)
-            spend(len(text), path)
-            return text
-        except KeyError as exc:
-            name = exc.args[0]
-            hint = did_you_mean(name, variables) or (
-                f"define it under vars:, or pass --set vars.{name}=VALUE")
-            problems.append(Problem(f"undefined variable '${{{name}}}'", render_path(path),
-                                    doc.locate(path), hint))
-            return value
-        except RecursionError as exc:
-            problems.append(Problem(f"variables refer to each other in a cycle: {exc}",
-                                    render_path(path), doc.locate(path)))
-            return value
-
-    def _text_of(value: Any, path: Path) -> str:
-        if isinstance(value, (dict, list)):  # str() of a big structure is big text too
-            spend(len(value), path)
-        return str(value)
-
-    for key in list(data):
-        if key != "vars":
-            try:
-                data[key] = resolve(data[key], (key,))
-            except _TooBig as exc:
-                at = exc.args[0]
-                problems.append(Problem(f"${{...}} variables expand the spec to more than {MAX_EXPANDED:,} "
-                                        "characters and values", render_path(at), doc.locate(at),
-                                        "variables that use each other several times multiply; write it out, "
-                                        "or use blocks and use"))
-                break
-    return problems
 
 
 def _raw_at(data: Any, loc: tuple) -> tuple[Path, bool]:

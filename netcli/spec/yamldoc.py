@@ -7,7 +7,7 @@ can hang or exhaust the machine.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterable
 
 import yaml
 
@@ -23,6 +23,17 @@ _SAFE_TAGS = {
 }
 
 Path = tuple  # a path into the document: keys and list indices
+
+
+def render_path(path: Iterable[Any]) -> str:
+    """Render a document path as `model[1].Linear`."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
 
 
 @dataclass

@@ -1,0 +1,125 @@
+"""`${name}` in a spec: replaced by `vars.name` (a whole value keeps its type; inside text it is text).
+
+References multiply text the way YAML aliases do (a variable used twice in a
+variable used twice...), so the expansion is bounded as it is made.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from netcli.core.errors import Problem, did_you_mean
+from netcli.spec.params import param_names
+from netcli.spec.schema import is_block
+from netcli.spec.yamldoc import Document, Path, render_path
+
+MAX_EXPANDED = 4 << 20  # after ${} substitution: 4 Mi characters and values (a spec is at most 1 MiB)
+VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_.]*)\}")
+
+
+class _TooBig(Exception):
+    pass
+
+
+class _Shadowed(Exception):
+    """A name that is a param of the block around it: filled in per use (spec/params.py), not from vars."""
+
+
+def substitute_vars(doc: Document) -> list[Problem]:
+    """Replace `${name}` by `vars.name` everywhere but in `vars` itself; return the problems."""
+    data = doc.data
+    if not isinstance(data, dict):
+        return []
+    variables = data.get("vars") or {}
+    if not isinstance(variables, dict):
+        return []  # the schema reports it
+    expander = _Expander(doc, variables)
+    for key in list(data):
+        if key == "vars":
+            continue
+        try:
+            data[key] = expander.resolve(data[key], (key,))
+        except _TooBig as exc:
+            at = exc.args[0]
+            expander.problems.append(Problem(
+                f"${{...}} variables expand the spec to more than {MAX_EXPANDED:,} characters and values",
+                render_path(at), doc.locate(at),
+                "variables that use each other several times multiply; write it out, or use blocks and use"))
+            break
+    return expander.problems
+
+
+class _Expander:
+    """One pass of substitution over a document: the variables, the budget spent, the problems found."""
+
+    def __init__(self, doc: Document, variables: dict):
+        self.doc, self.variables = doc, variables
+        self.problems: list[Problem] = []
+        self.spent = 0  # characters and values made so far
+
+    def spend(self, amount: int, path: Path) -> None:
+        self.spent += amount
+        if self.spent > MAX_EXPANDED:
+            raise _TooBig(path)
+
+    def lookup(self, name: str, path: Path, seen: tuple[str, ...] = (), shadow: frozenset = frozenset()) -> Any:
+        if name.partition(".")[0] in shadow:
+            raise _Shadowed(name)
+        value: Any = self.variables
+        for part in name.split("."):
+            if isinstance(value, dict) and part in value:
+                value = value[part]
+            else:
+                raise KeyError(name)
+        if name in seen:
+            raise RecursionError(" -> ".join(seen + (name,)))
+        return self.resolve(value, path, seen + (name,))
+
+    def resolve(self, value: Any, path: Path, seen: tuple[str, ...] = (), shadow: frozenset = frozenset()) -> Any:
+        if isinstance(value, dict):
+            self.spend(len(value), path)
+            inner = shadow
+            if path[:1] in (("blocks",), ("model",)) and is_block(value) and "params" in value:
+                inner = shadow | frozenset(param_names(value))  # a block's params shadow the vars
+            return {k: self.resolve(v, path + (k,), seen, shadow if k == "params" else inner)
+                    for k, v in value.items()}
+        if isinstance(value, list):
+            self.spend(len(value), path)
+            return [self.resolve(v, path + (i,), seen, shadow) for i, v in enumerate(value)]
+        if not isinstance(value, str) or "${" not in value:
+            self.spend(len(value) if isinstance(value, str) else 1, path)
+            return value
+        try:
+            return self.text(value, path, seen, shadow)
+        except KeyError as exc:
+            name = exc.args[0]
+            hint = did_you_mean(name, self.variables) or f"define it under vars:, or pass --set vars.{name}=VALUE"
+            self.problems.append(Problem(f"undefined variable '${{{name}}}'", render_path(path),
+                                         self.doc.locate(path), hint))
+        except RecursionError as exc:
+            self.problems.append(Problem(f"variables refer to each other in a cycle: {exc}",
+                                         render_path(path), self.doc.locate(path)))
+        return value
+
+    def text(self, value: str, path: Path, seen: tuple[str, ...], shadow: frozenset) -> Any:
+        """A string with references: a whole `${x}` is x's value, with its type; inside text, its text."""
+        whole = VAR.fullmatch(value)
+        if whole:
+            try:
+                return self.lookup(whole.group(1), path, seen, shadow)
+            except _Shadowed:
+                return value
+
+        def one(m):
+            try:
+                return self.text_of(self.lookup(m.group(1), path, seen, shadow), path)
+            except _Shadowed:
+                return m.group(0)
+        text = VAR.sub(one, value)
+        self.spend(len(text), path)
+        return text
+
+    def text_of(self, value: Any, path: Path) -> str:
+        if isinstance(value, (dict, list)):  # str() of a big structure is big text too
+            self.spend(len(value), path)
+        return str(value)
