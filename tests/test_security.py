@@ -129,7 +129,7 @@ def test_set_cannot_reach_outside_the_spec(run_cli, path, ok):
 def test_set_only_ever_changes_plain_data(parts, value):
     """Whatever the path, --set writes plain YAML data into the document and nowhere else."""
     from netcli.core.errors import NetcliError
-    from netcli.spec.loading import apply_sets
+    from netcli.spec.overrides import apply_sets
     from netcli.spec.yamldoc import parse_yaml
     text = (ROOT / "configs" / "rgnet.yaml").read_text()
     doc = parse_yaml(text, "rgnet.yaml")
