@@ -31,7 +31,7 @@ def declared(raw: Any) -> dict[str, Any]:
         return {n: REQUIRED for n in names if isinstance(n, str)}
 
 
-def substitute(raw: Any, values: dict[str, Any], on_missing: Callable[[str], None] | None = None) -> Any:
+def substitute(raw: Any, values: dict[str, Any]) -> Any:
     """Return a copy of `raw` (the block's YAML) with `${name}` of each param in `values` filled in.
 
     A whole `${planes}` keeps the value's type; inside a longer string it is
