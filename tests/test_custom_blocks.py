@@ -477,3 +477,35 @@ def test_a_plugins_module_argument_takes_a_node(scoped_registry):
     assert str(net[0]) == str(hand)
     x = torch.rand(2, 4)
     assert torch.equal(net[0](x), hand(x))
+
+
+GATE = """\
+input: [[2, 8], [2, 8]]
+model:
+  class: Gate
+  inputs: [x, g]
+  children: {value: {Linear: [8, 8]}, gate: {Linear: [8, 8]}}
+  forward: |
+    v = value(x)
+    out = v * sigmoid(gate(g))
+    return out, v
+"""
+
+
+def test_run_prints_and_saves_several_outputs(write_spec, run_cli, tmp_path):
+    path = write_spec(GATE)
+    result = run_cli("run", path, "--seed", "0")
+    assert result.code == 0, result.err
+    loaded = load_spec(str(path))
+    built = build_model(loaded, seed=0)
+    x = make_input(None, loaded.spec.input, "cpu")
+    assert result.out == str(call(built.net, x)) + "\n"
+    data = json.loads(run_cli("run", path, "--seed", "0", "--json").out)
+    assert [o["shape"] for o in data["outputs"]] == [[2, 8], [2, 8]]
+    assert "output shapes: [[2, 8], [2, 8]]" in run_cli("run", path, "--device", "meta").out
+    out = tmp_path / "y.safetensors"
+    assert run_cli("run", path, "-o", out).code == 0
+    from safetensors.torch import load_file
+    assert sorted(load_file(str(out))) == ["output.0", "output.1"]
+    bad = run_cli("run", path, "-o", tmp_path / "y.npy")
+    assert bad.code == 2 and "returns 2 tensors" in bad.err

@@ -104,16 +104,44 @@ def validation(results) -> None:
 
 
 def output_tensor(y, as_json: bool) -> None:
-    """A forward pass's output as the chapter prints `net(X)`, or its shape on meta."""
+    """A forward pass's output as the chapter prints `net(X)`, or its shape on meta.
+
+    A forward that returns several values (a tuple, an LSTM's `(output, (h, c))`)
+    prints as Python prints them; as JSON they are `{"outputs": [...]}`.
+    """
     if as_json:
+        print_json(_output_json(y))
+    elif _is_tensor(y) and y.device.type == "meta":
+        print(f"output shape: {list(y.shape)} ({dtype_text(y.dtype)}, on meta: no values)")
+    elif not _is_tensor(y) and _leaves_on_meta(y):
+        print(f"output shapes: {_shapes(y)} (on meta: no values)")
+    else:
+        print(y)
+
+
+def _is_tensor(y) -> bool:
+    return hasattr(y, "shape") and hasattr(y, "dtype") and hasattr(y, "device")
+
+
+def _output_json(y):
+    if _is_tensor(y):
         data = {"shape": list(y.shape), "dtype": dtype_text(y.dtype), "device": str(y.device)}
         if y.device.type != "meta":
             data["values"] = y.detach().cpu().tolist()
-        print_json(data)
-    elif y.device.type == "meta":
-        print(f"output shape: {list(y.shape)} ({dtype_text(y.dtype)}, on meta: no values)")
-    else:
-        print(y)
+        return data
+    if isinstance(y, (tuple, list)):
+        return {"outputs": [_output_json(v) for v in y]}
+    return {"value": y if isinstance(y, (int, float, bool, str, type(None))) else repr(y)}
+
+
+def _leaves_on_meta(y) -> bool:
+    if _is_tensor(y):
+        return y.device.type == "meta"
+    return isinstance(y, (tuple, list)) and bool(y) and all(_leaves_on_meta(v) for v in y)
+
+
+def _shapes(y):
+    return list(y.shape) if _is_tensor(y) else [_shapes(v) for v in y]
 
 
 def tensor(t, tied: list[str]) -> None:

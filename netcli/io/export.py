@@ -105,6 +105,10 @@ def export_model(built, x, fmt: str, output: str, *, static: bool = False) -> Ex
         raise NetcliError(f"unknown export format '{fmt}'", hint=f"use one of {', '.join(FORMATS)}")
     seconds = time.perf_counter() - start
     difference = None
+    while isinstance(expected, (tuple, list)) and expected:  # several outputs: the first is compared
+        expected = expected[0]
+    while isinstance(got, (tuple, list)) and got:
+        got = got[0]
     if got is not None and isinstance(expected, torch.Tensor):
         got = torch.as_tensor(got).detach()
         difference = float((got.to(expected.device).float() - expected.float()).abs().max()) if got.numel() else 0.0
