@@ -125,28 +125,30 @@ def plan_arguments(entry: registry.Entry, args: list, kwargs: dict, *, shift: bo
     if not shift:
         return written
     left_out = {n for n in required if n in inferable and n not in kwargs}
-    order = [p.name for p in _named(sig)
-             if p.kind is not p.KEYWORD_ONLY and p.name not in left_out]
+    return _reading_without(sig, args, kwargs, left_out, inferable, required) or written
+
+
+def _reading_without(sig: inspect.Signature, args: list, kwargs: dict, left_out: set, inferable,
+                     required) -> ArgumentPlan | None:
+    """`args` read in order over the parameters but `left_out`, if what is then missing can be inferred."""
+    order = [p.name for p in _named(sig) if p.kind is not p.KEYWORD_ONLY and p.name not in left_out]
     if len(args) > len(order) or any(order[i] in kwargs for i in range(len(args))):
-        return written
+        return None
     moved = {order[i]: value for i, value in enumerate(args)}
     missing = [n for n in required if n not in moved and n not in kwargs]
     if not missing or not all(n in inferable for n in missing):
-        return written
+        return None
     return ArgumentPlan([], {**moved, **kwargs}, tuple(missing), {n: i for i, n in enumerate(moved)})
 
 
 def _shifted(sig: inspect.Signature, args: list, kwargs: dict, inferable, required) -> ArgumentPlan | None:
     """The shorter reading of `args` (inferable input sizes left out), if its values fit their parameters."""
     params = {p.name: p for p in _named(sig)}
-    order = [n for n, p in params.items() if p.kind is not p.KEYWORD_ONLY and not (n in inferable and n in required)]
-    if len(args) > len(order) or any(order[i] in kwargs for i in range(len(args))):
+    plan = _reading_without(sig, args, kwargs, {n for n in required if n in inferable}, inferable, required)
+    if plan is None:
         return None
-    moved = {order[i]: value for i, value in enumerate(args)}
-    missing = [n for n in required if n not in moved and n not in kwargs]
-    if not missing or not all(n in inferable for n in missing):
-        return None
-    for name, value in moved.items():  # strict: 1 is not a bool, 3 is not a string, 2.5 is not an int
+    for name in plan.positions:
+        value = plan.kwargs[name]  # strict: 1 is not a bool, 3 is not a string, 2.5 is not an int
         default = params[name].default
         if isinstance(default, bool) and not isinstance(value, bool):
             return None
@@ -158,7 +160,7 @@ def _shifted(sig: inspect.Signature, args: list, kwargs: dict, inferable, requir
             return None
         if params[name].default is params[name].empty and isinstance(value, bool):
             return None
-    return ArgumentPlan([], {**moved, **kwargs}, tuple(missing), {n: i for i, n in enumerate(moved)})
+    return plan
 
 
 def meaning_problem(type_name: str, plan: ArgumentPlan, cls: type, shape: tuple[int, ...]) -> str | None:
