@@ -214,7 +214,7 @@ class Builder:
         return module
 
     def layer(self, node: LayerNode, path: Path, device: torch.device, qualname: str) -> nn.Module:
-        key = ("plan", id(node))  # a node belongs to the spec for as long as the cache does
+        key = ("plan", node.type, repr(node.args), repr(node.kwargs))  # alike layers share one plan
         found = self.loaded.cache.get(key)
         if found is None:
             cls = registry.get_type(node.type)
@@ -266,7 +266,7 @@ class Builder:
     def create(self, node: LayerNode, path: Path, device: torch.device, qualname: str, cls: type,
                args: list, kwargs: dict) -> nn.Module:
         """Create one layer from its full constructor call (arguments that are nodes are built first)."""
-        key = ("call", id(node), repr(args), repr(kwargs))  # the checked call, the same in every build
+        key = ("call", node.type, repr(args), repr(kwargs))  # the checked call, the same in every build
         call = self.loaded.cache.get(key)
         if call is not None:
             args, kwargs = call
