@@ -32,6 +32,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from netcli.core.nested import leaves
+
 GLOBAL = "Global"  # FlopCounterMode's key for everything counted
 
 
@@ -65,14 +67,7 @@ class Cost:
 
 def _tensors(value: Any) -> Iterator[torch.Tensor]:
     """The tensors in a module's output or input: a tensor, or nested tuples, lists and dicts of them."""
-    if isinstance(value, torch.Tensor):
-        yield value
-    elif isinstance(value, (tuple, list)):
-        for item in value:
-            yield from _tensors(item)
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from _tensors(item)
+    return (t for t in leaves(value) if isinstance(t, torch.Tensor))
 
 
 def _nbytes(value: Any) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
+from netcli.core.nested import leaves
 from netcli.build.builder import Built
 from netcli.build.shapes import trace_shapes
 from netcli.build.validate import origin_of
@@ -79,22 +80,13 @@ def _ensure_output_fits(built: Built, x: Any) -> None:
         return
     if trace is None or note is not None or trace.error is not None:
         return
-    outputs = [t for t in _leaves(trace.output) if isinstance(t, torch.Tensor)]
+    outputs = [t for t in leaves(trace.output) if isinstance(t, torch.Tensor)]
     nbytes = sum(t.numel() * t.element_size() for t in outputs)
     shapes = " and ".join(str(list(t.shape)) for t in outputs[:3]) + (", ..." if len(outputs) > 3 else "")
     ensure_room(built.device, nbytes, f"the output ({shapes})",
                 "give a smaller input (fewer samples in a batch), or --device meta to see the output's shape")
 
 
-def _leaves(value: Any):
-    if isinstance(value, (list, tuple)):
-        for item in value:
-            yield from _leaves(item)
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from _leaves(item)
-    else:
-        yield value
 
 
 def run_network(built: Built, x: Any) -> Any:
