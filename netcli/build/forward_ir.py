@@ -27,25 +27,36 @@ QUALIFIERS = frozenset({"torch", "F"})
 
 @dataclass(frozen=True)
 class Const:
+    """A literal: `1`, `-0.5`, `True`, `None`, `...`."""
+
     value: object  # int, float, bool, None or Ellipsis
     loc: Location
 
 
 @dataclass(frozen=True)
 class Ref:
+    """A name the forward reads: an input, or a value assigned earlier."""
+
     name: str  # an input or an earlier value
     loc: Location
 
 
 @dataclass(frozen=True)
 class Seq:
+    """A tuple or list display, `(a, b)` or `[a, b]`: arguments of `cat`, `stack`, `permute`..."""
+
     items: tuple
-    is_list: bool
+    is_list: bool  # written with brackets: a list, else a tuple
     loc: Location
 
 
 @dataclass(frozen=True)
 class SliceExpr:
+    """`lower:upper:step` inside brackets; a missing part is None.
+
+    Only in an index: `out[:, -1]`, `x[..., 1:3]`.
+    """
+
     lower: Expr | None
     upper: Expr | None
     step: Expr | None
@@ -54,6 +65,8 @@ class SliceExpr:
 
 @dataclass(frozen=True)
 class ChildCall:
+    """A call of a child, or of a child's own child by position or name: `conv1(x)`, `net[0](x)`."""
+
     path: tuple  # ("net", 0, "hidden"): a child, then its children by position or name
     args: tuple
     kwargs: tuple  # ((name, Expr), ...)
@@ -62,6 +75,11 @@ class ChildCall:
 
 @dataclass(frozen=True)
 class FunctionCall:
+    """A call of a listed function, bare or qualified: `cat(...)`, `torch.cat(...)`, `F.gelu(...)`.
+
+    `target` is the dotted path it resolves to, from FUNCTIONS; nothing else can be reached.
+    """
+
     name: str
     target: str  # dotted path from FUNCTIONS
     args: tuple
@@ -71,6 +89,8 @@ class FunctionCall:
 
 @dataclass(frozen=True)
 class MethodCall:
+    """A listed tensor method called on a value: `x.flatten(1)`, `x.transpose(1, 2)`."""
+
     obj: Expr
     method: str
     args: tuple
@@ -80,20 +100,26 @@ class MethodCall:
 
 @dataclass(frozen=True)
 class AttrGet:
+    """A listed tensor attribute: `x.shape`, `x.ndim`."""
+
     obj: Expr
-    attr: str
+    attr: str  # one of ATTRIBUTES
     loc: Location
 
 
 @dataclass(frozen=True)
 class IndexGet:
+    """Indexing a value: `state[0]`, `out[:, -1]`, `x.shape[0]`."""
+
     obj: Expr
-    index: Expr
+    index: Expr  # a value, a SliceExpr, or a tuple (Seq) of them
     loc: Location
 
 
 @dataclass(frozen=True)
 class BinaryOp:
+    """`left op right` for `+ - * / @`; `inplace` when written `a += b` (compiled out of place)."""
+
     op: str  # one of OPERATORS' values
     left: Expr
     right: Expr
@@ -103,6 +129,8 @@ class BinaryOp:
 
 @dataclass(frozen=True)
 class Negate:
+    """Unary minus: `-x`."""
+
     operand: Expr
     loc: Location
 
@@ -114,6 +142,8 @@ Target = str | tuple  # a name, or a (nested) tuple of names
 
 @dataclass(frozen=True)
 class Assign:
+    """`target = value`, or `a, (b, c) = value`: unpacking a child's tuple output (an LSTM's)."""
+
     target: Target
     value: Expr
     loc: Location

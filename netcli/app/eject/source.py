@@ -28,7 +28,7 @@ class Code:
 class Attr:
     """`obj.name`."""
 
-    obj: Any
+    obj: Any  # an expression: a Code name or another node
     name: str
 
 
@@ -54,7 +54,7 @@ class Inferred:
     """A size shape inference filled in: written as its number, or as a factory's parameter."""
 
     value: Any
-    arg: str
+    arg: str  # the constructor argument it fills (in_features, num_features, ...)
 
 
 @dataclass(frozen=True)
