@@ -20,7 +20,7 @@ from typing import Any, Callable
 from torch import nn
 
 from netcli import registry
-from netcli.build.forward_graph import CustomBlock
+
 from netcli.core.errors import NetcliError
 from netcli.spec.schema import OPTIONS, BlockNode, is_block
 
@@ -47,7 +47,7 @@ def block_class_for(cache: dict, node: BlockNode, path: tuple) -> type[nn.Module
                 name, (nn.Sequential,), {"__module__": __name__, "__qualname__": name,
                                          "__doc__": "A custom block without forward: its children in order."})
         else:
-            from netcli.build.forward_graph import block_class
+            from netcli.build.custom_block import block_class
             cls = block_class(name)
         cache[key] = cls
     return cls

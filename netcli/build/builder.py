@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from netcli.build import blocks, inference
+from netcli.build.custom_block import CustomBlock
 from netcli.build.meta import SkipMetaFills
 from netcli import registry
 from netcli.core.devices import resolve_device
@@ -374,7 +375,7 @@ def link_devices(module: nn.Module, device: torch.device, runs_on: dict, incomin
     own = runs_on.get(id(module), device)
     if own != incoming:  # incoming None: not known (after a custom block with placed children)
         module.register_forward_pre_hook(_move_inputs(own))
-    if isinstance(module, blocks.CustomBlock):
+    if isinstance(module, CustomBlock):
         # its forward decides what each child gets: a child placed elsewhere moves its inputs, and
         # the others move theirs back; the output is then where the last child that ran put it
         placed = [m for m in module.modules() if id(m) in runs_on and m is not module]

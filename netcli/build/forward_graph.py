@@ -24,6 +24,7 @@ from netcli.build.forward_ir import (
     ATTRIBUTES, FUNCTIONS, METHODS, AttrGet, BinaryOp, ChildCall, Const, ForwardProgram,
     FunctionCall, IndexGet, MethodCall, Negate, Ref, Seq, SliceExpr, show_path,
 )
+from netcli.build.custom_block import CustomBlock, block_class  # noqa: F401  (block_class: forward.py's API)
 from netcli.core.errors import Location, NetcliError, Problem, did_you_mean
 
 _OPERATORS = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,
@@ -41,19 +42,6 @@ _DROPOUT = "torch.nn.functional.dropout"
 # weak, so a network that is dropped takes its entries with it
 _ORIGINS: weakref.WeakKeyDictionary[types.CodeType, tuple[list[str], dict[str, Location]]] = \
     weakref.WeakKeyDictionary()
-
-
-class CustomBlock(nn.Module):
-    """Base of the modules built from a `blocks:` definition; each definition gets its own subclass."""
-
-
-def block_class(name: str) -> type[CustomBlock]:
-    """Return a new class for one definition; its instances print as `NAME(...)`.
-
-    One class per definition, not per name: two definitions may both print as
-    `BasicBlock` and still have different forwards.
-    """
-    return type(name, (CustomBlock,), {"__module__": __name__, "__qualname__": name})
 
 
 def compile_forward(program: ForwardProgram, root: nn.Module) -> nn.Module:

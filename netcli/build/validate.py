@@ -480,7 +480,7 @@ def _numel(shape) -> int:
 def _cpu_checkable(loaded: LoadedSpec, net) -> bool:
     tensors = list(net.parameters()) + list(net.buffers())
     return (sum(t.numel() * t.element_size() for t in tensors) <= CPU_CHECK_BYTES
-            and all(type(m).__module__.startswith(("torch.nn.", "netcli.build.forward_graph", "netcli.build.blocks"))
+            and all(type(m).__module__.startswith(("torch.nn.", "netcli.build.forward_graph", "netcli.build.custom_block", "netcli.build.blocks"))
                     for m in net.modules())
             and not any(at.node.device is not None for at in walk_nodes(loaded)))
 
