@@ -20,7 +20,6 @@ from typing import Any, Callable
 from torch import nn
 
 from netcli import registry
-
 from netcli.core.errors import NetcliError
 from netcli.spec.schema import OPTIONS, BlockNode, is_block
 
