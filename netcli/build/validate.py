@@ -400,7 +400,8 @@ def check_shapes(loaded: LoadedSpec, input_shape: list[int] | None = None):
     shapes stop fitting; `note` says when a block needs real values (a `while`
     on a tensor) so shapes past it cannot be checked without memory.
     """
-    from netcli.build.builder import build_network, prepare
+    from netcli.build.builder import build_network
+    from netcli.build.preflight import prepare
     entries = [InputEntry(shape=input_shape)] if input_shape is not None else loaded.spec.inputs
     dev, _, inferred = prepare(loaded, device="meta", input_shape=input_shape)
     built = build_network(loaded, dev, inferred)

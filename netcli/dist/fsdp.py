@@ -24,7 +24,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from netcli.build.builder import build_network, prepare
+from netcli.build.builder import build_network
+from netcli.build.preflight import prepare
 from netcli.build.meta import META
 from netcli.core.errors import Location, NetcliError, Problem
 from netcli.core.ties import canonical_names

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from netcli.build.builder import Built, build_network, prepare
+from netcli.build.builder import Built, build_network
+from netcli.build.preflight import prepare
 from netcli.spec.loading import LoadedSpec
 
 

@@ -75,7 +75,7 @@ def uninitialized() -> Iterator[None]:
 def build_fast(loaded, dev: torch.device, seed: int | None, inferred: dict, rules: Sequence[str] = ()) -> Built:
     """Build `loaded` on `dev` in one pass; see the module docstring.
 
-    Called by `engine.build_model(..., fast_init=True)` after `builder.prepare`
+    Called by `engine.build_model(..., fast_init=True)` after `preflight.prepare`
     has resolved the device, inferred the sizes and checked the memory.
     """
     seed = int(seed) if seed is not None else torch.initial_seed()

@@ -60,7 +60,8 @@ def eject(loaded: LoadedSpec, *, seed: int | None = None, device: str | None = N
     """
     import torch
 
-    from netcli.build.builder import build_network, infer_sizes
+    from netcli.build.builder import build_network
+    from netcli.build.preflight import infer_sizes
     from netcli.init.rules import all_rules
     device = device if device is not None else loaded.spec.device
     if device is not None:
