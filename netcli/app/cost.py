@@ -312,7 +312,7 @@ def count_network(loaded, built, *, backward: bool = False):
         return {}, None, None
     import copy
 
-    from netcli.build.validate import check_shapes
+    from netcli.build.shape_check import check_shapes
     trace, meta, note = check_shapes(loaded)
     shapes = dict(trace.shapes) if trace else {}
     _skip_dynamo_import()

@@ -61,12 +61,12 @@ def _located(built: Built, x: Any, exc: Exception) -> NetcliError:
 def _ensure_output_fits(built: Built, x: Any) -> None:
     """Refuse a run whose output the device cannot hold, found on meta before running (a 22 GB output was OOM-killed).
 
-    The shapes come from the spec's own check (build.validate.check_shapes, on
+    The shapes come from the spec's own check (build.shape_check.check_shapes, on
     meta or on a small network's zeros); a network whose shapes need real
     values there is not checked.
     """
     import torch
-    from netcli.build.validate import check_shapes
+    from netcli.build.shape_check import check_shapes
     from netcli.core.devices import ensure_room
     shape = list(x.shape) if isinstance(x, torch.Tensor) else None
     if shape is None:

@@ -6,7 +6,6 @@ a DCP folder through `netcli.io.shards`.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Iterable, Sequence
 

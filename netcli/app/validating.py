@@ -4,7 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from netcli.build.validate import check_shapes, load_spec
+from netcli.build.shape_check import check_shapes
+from netcli.build.validate import load_spec
 from netcli.core.devices import resolve_device
 from netcli.core.errors import NetcliError, Problem
 from netcli.init.plan import check_rules
