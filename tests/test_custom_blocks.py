@@ -509,3 +509,12 @@ def test_run_prints_and_saves_several_outputs(write_spec, run_cli, tmp_path):
     assert sorted(load_file(str(out))) == ["output.0", "output.1"]
     bad = run_cli("run", path, "-o", tmp_path / "y.npy")
     assert bad.code == 2 and "returns 2 tensors" in bad.err
+
+
+def test_params_that_are_neither_a_mapping_nor_a_list_are_a_located_error(run_cli, write_spec):
+    """Found by the mutated-config fuzz: `params: -1` was an internal error (TypeError) in ${} substitution."""
+    path = write_spec("input: [2, 3, 6, 6]\nblocks:\n  R:\n    params: -1\n    children:\n"
+                      "      c: {Conv2d: [3, 3, 3]}\nmodel:\n  - use: R\n")
+    result = run_cli("validate", path)
+    assert result.code == 2 and "internal error" not in result.err, result.err
+    assert f"{path}:4:5: blocks.R.params:" in result.err

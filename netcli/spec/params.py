@@ -27,7 +27,8 @@ def declared(raw: Any) -> dict[str, Any]:
     try:
         return param_defaults(raw["params"])
     except Exception:  # the schema reports a bad params: entry
-        names = raw["params"] if isinstance(raw["params"], list) else list(raw["params"] or ())
+        given = raw["params"]
+        names = given if isinstance(given, (list, dict)) else ()  # `params: -1`: no names to shadow vars
         return {n: REQUIRED for n in names if isinstance(n, str)}
 
 
