@@ -13,6 +13,7 @@ declare.
 from __future__ import annotations
 
 import functools
+import io
 import json
 import os
 import struct
@@ -29,7 +30,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import ROOT
-from test_fuzz_specs import COUNTS, HANG_SECONDS, alarm, write_report
+from test_fuzz_specs import CANARY, CLASS_EXAMPLES, COUNTS, HANG_SECONDS, SLOW, alarm, check_output, write_report
 
 LONG = os.environ.get("NETCLI_FUZZ") == "long"
 EXAMPLES = int(os.environ.get("NETCLI_FUZZ_FILE_EXAMPLES", 1_500 if LONG else 40))
@@ -328,3 +329,167 @@ def test_huge_declared_sizes_allocate_nothing(tmp_path, originals):
     for name, codes, grew in found["results"]:
         assert codes == [2, 2], (name, codes, out.stderr)
         assert grew < 64 << 20, f"{name}: peak memory grew by {grew / 2**20:.0f} MiB"
+
+
+# --- issue 16: generators for the file classes ------------------------------------------
+#
+# Shared-reference pickle DAGs (9), zip central directories that list one
+# compressed entry many times (10), tied-name aliases that shadow stored
+# tensors (20). Sizes are bounded: each file is under 1 MiB on disk and
+# inflates to at most 8 MiB per entry.
+
+CLASS_FUZZ = settings(FUZZ, max_examples=CLASS_EXAMPLES)
+
+
+class Canary:
+    """Unpickled, it would create the canary file: weights_only must refuse it."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def run_file(run_cli, path: Path, generator: str, commands=("show", "load")) -> dict:
+    results = {}
+    for command in commands:
+        start = time.perf_counter()
+        with alarm(HANG_SECONDS):
+            results[command] = result = run_cli(command, str(path))
+        if time.perf_counter() - start > SLOW:
+            COUNTS[(generator, command, "slow")] += 1
+        check(result, path, generator, command)
+        check_output(result)
+    return results
+
+
+@st.composite
+def pickle_dags(draw) -> tuple[str, object, bool]:
+    """(what, a nested object whose levels reuse earlier ones, whether it holds a canary)."""
+    depth = draw(st.integers(1, 130))
+    levels: list = [draw(st.sampled_from(["tensor", "int", "text"]))]
+    levels[0] = {"tensor": torch.ones(1), "int": 3, "text": "x\x1b[8m"}[levels[0]]
+    for i in range(1, depth + 1):
+        width = draw(st.integers(1, 4))
+        back = draw(st.sampled_from([1, 1, 1, 2, 5, i]))  # how far back a level may reach
+        kids = [levels[draw(st.integers(max(0, i - back), i - 1))] for _ in range(width)]
+        kind = draw(st.sampled_from(["list", "tuple", "dict", "dict"]))
+        if kind == "dict":
+            keys = draw(st.lists(st.sampled_from(["a", "w", "0", "weight", "\u202eb", "x.y", "\x1b]0;t\x07"]),
+                                 min_size=width, max_size=width, unique=True))
+            levels.append(dict(zip(keys, kids)))
+        else:
+            levels.append(kids if kind == "list" else tuple(kids))
+    top = levels[-1]
+    canary = draw(st.integers(0, 9)) == 0
+    if canary:
+        top = {"model": top, "note": Canary(CANARY)}
+    return f"depth {depth}", top, canary
+
+
+@CLASS_FUZZ
+@given(dag=pickle_dags())
+def test_shared_reference_dags(run_cli, tmp_path, dag):
+    """Issue 16, 9: pickles whose containers share references, at random depth and width."""
+    what, obj, canary = dag
+    path = tmp_path / "dag.pt"
+    torch.save(obj, path)
+    assert path.stat().st_size < 1 << 20, what
+    here = os.getcwd()
+    os.chdir(tmp_path)  # a canary that ran would be written here
+    try:
+        results = run_file(run_cli, path, "file-dag")
+    finally:
+        os.chdir(here)
+    assert not (tmp_path / CANARY).exists() and not (ROOT / CANARY).exists(), what
+    if canary:
+        assert results["show"].code == 2, results["show"].out
+
+
+def _one_entry_listed(copies: int, size: int, name: str, same_name: bool, method: int, real: bytes | None) -> bytes:
+    """A zip whose central directory lists one compressed entry `copies` times (plus a real torch file's)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", method) as zf:
+        if real is not None:
+            src = zipfile.ZipFile(io.BytesIO(real))
+            for info in src.infolist():
+                zf.writestr(info.filename, src.read(info.filename))
+            name = src.namelist()[0].split("/", 1)[0] + "/data/" + name
+        with zf.open(name, "w") as f:
+            chunk = bytes(min(size, 1 << 20))
+            left = size
+            while left > 0:
+                f.write(chunk[:left])
+                left -= len(chunk)
+    data = buf.getvalue()
+    eocd = data.rindex(b"PK\x05\x06")
+    cd_size, cd_offset = struct.unpack("<II", data[eocd + 12:eocd + 20])
+    records, i = [], cd_offset
+    while i < cd_offset + cd_size:
+        n, m, k = struct.unpack("<HHH", data[i + 28:i + 34])
+        records.append(data[i:i + 46 + n + m + k])
+        i += 46 + n + m + k
+    bomb, encoded = records[-1], name.encode()
+    copied = [bomb if same_name else bomb.replace(encoded, encoded[:-1] + b"%d" % j, 1)
+              for j in range(copies)]
+    if not same_name:  # the renamed records keep their length field right
+        copied = [r[:28] + struct.pack("<H", len(encoded) - 1 + len(b"%d" % j)) + r[30:] for j, r in enumerate(copied)]
+    table = b"".join(records[:-1] + copied)
+    end = bytearray(data[eocd:eocd + 22])
+    total = len(records) - 1 + copies
+    end[8:10] = end[10:12] = struct.pack("<H", min(total, 0xFFFF))
+    end[12:16] = struct.pack("<I", len(table))
+    return data[:cd_offset] + table + bytes(end)
+
+
+@CLASS_FUZZ
+@given(copies=st.integers(1, 3000), size=st.sampled_from([0, 1, 1000, 1 << 16, 1 << 20, 8 << 20]),
+       name=st.sampled_from(["0", "bomb", "data.pkl", "\x1b[8m"]), same_name=st.booleans(),
+       method=st.sampled_from([zipfile.ZIP_DEFLATED, zipfile.ZIP_STORED]), real=st.booleans())
+def test_zip_directories_listing_one_entry(run_cli, tmp_path, copies, size, name, same_name, method, real):
+    """Issue 16, 10: many central-directory entries pointing at one compressed entry."""
+    if method == zipfile.ZIP_STORED:
+        size = min(size, 1 << 16)  # the file on disk stays small
+    data = _one_entry_listed(copies, size, name, same_name, method,
+                             saved_files()["mlp.pt"][0] if real else None)
+    assert len(data) < 1 << 20
+    path = tmp_path / "listed.pt"
+    path.write_bytes(data)
+    results = run_file(run_cli, path, "file-zip-listed")
+    if copies > 1:  # entries that share bytes are damage, whatever they are called
+        assert results["show"].code == 2 and results["load"].code == 2, results["show"].out
+
+
+@st.composite
+def shadowing_aliases(draw, stored: list[str], aliases: dict) -> dict:
+    """A tied-name table whose names (some of them) are stored names, aliases, cycles, or junk."""
+    table = dict(aliases) if draw(st.booleans()) else {}
+    names = st.one_of(st.sampled_from(stored), st.sampled_from(sorted(aliases) or stored),
+                      st.sampled_from(["x", "0.weight.x", "", "\x1b[8m0.weight", "\u202e1.bias", "../w"]))
+    for _ in range(draw(st.integers(1, 4))):
+        table[draw(names)] = draw(names)
+    return table
+
+
+@CLASS_FUZZ
+@given(data=st.data())
+def test_tied_aliases_that_shadow_stored_names(run_cli, tmp_path, data):
+    """Issue 16, 20: a tied name in the metadata that is also a stored tensor is damage, never a second value."""
+    raw = saved_files()["shared.safetensors"][0]
+    n = struct.unpack("<Q", raw[:8])[0]
+    header, body = json.loads(raw[8:8 + n]), raw[8 + n:]
+    stored = sorted(k for k in header if k != "__metadata__")
+    aliases = json.loads(header["__metadata__"].get("netcli.aliases", "{}"))
+    table = data.draw(shadowing_aliases(stored, aliases), label="aliases")
+    header["__metadata__"]["netcli.aliases"] = json.dumps(table)
+    path = tmp_path / "shared.safetensors"
+    path.write_bytes(rebuild_safetensors(header, body))
+    results = run_file(run_cli, path, "file-aliases")
+    if any(k in stored and v != k for k, v in table.items()):
+        assert results["show"].code == 2 and results["load"].code == 2, (table, results["show"].out)
+    if results["load"].code == 0:
+        from netcli.app.restore import load_checkpoint
+        state = load_checkpoint(path).net.state_dict()
+        saved = saved_files()["shared.safetensors"][1]
+        assert state.keys() == saved.keys() and all(torch.equal(state[k], saved[k]) for k in saved), table

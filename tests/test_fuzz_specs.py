@@ -26,7 +26,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import CONFIGS
+from conftest import CONFIGS, ROOT
 
 LONG = os.environ.get("NETCLI_FUZZ") == "long"
 EXAMPLES = int(os.environ.get("NETCLI_FUZZ_EXAMPLES", 3_000 if LONG else 60))  # long: 4 x 3,000 specs
@@ -100,7 +100,7 @@ def check_result(result, spec_path: str, generator: str, command: str) -> None:
              if ln.strip() and not ln.startswith("FAILED ") and not EXCERPT.match(ln)]
     assert lines, f"exit 2 with no message:\n{err}"
     for line in lines:
-        if line.startswith(("--set ", "--device", "--seed", "--plugin")):
+        if line.startswith(("--set ", "--rule ", "--device", "--seed", "--plugin")):
             continue
         assert line.startswith(spec_path + ":"), f"problem not located:\n{line}"
         if not LOCATED.match(line):
@@ -439,3 +439,284 @@ def test_found_by_fuzzing(run_cli, write_spec, text, message):
             result = run_cli(command, path)
         check_result(result, str(path), "regression", command)
         assert result.code == 2 and message in result.err, result.err
+
+
+# --- issue 16: generators for each class the red team found ----------------------------
+#
+# Each defect of issue 16 has a regression test in test_hardening.py; these
+# generate the class around it. Besides exit 0 or 2, located, in time: no
+# output carries a raw terminal control (ESC, C1, bidi), no canary file
+# appears, and `save` (the one command here that writes without -o) writes
+# only into its own folder.
+
+CLASS_EXAMPLES = int(os.environ.get("NETCLI_FUZZ_CLASS_EXAMPLES", 600 if LONG else 10))  # long: 7 x 600
+CLASS_FUZZ = settings(FUZZ, max_examples=CLASS_EXAMPLES)
+RAW_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]")
+CANARY = "netcli-canary"
+SLOW = 1.0  # seconds: an example slower than this is counted ("slow"), not failed
+
+
+def check_output(result) -> None:
+    """What netcli printed holds no raw terminal control (names from a spec or file are escaped)."""
+    for stream, text in (("stdout", result.out), ("stderr", result.err)):
+        found = RAW_CONTROL.search(text)
+        assert found is None, f"raw {found.group()!r} on {stream}:\n{text[:2000]!r}"
+
+
+def run_class(run_cli, path: Path, text: str | None, generator: str, commands=("validate", "build"),
+              extra=()) -> dict:
+    """Run each command on the spec at `path` (written from `text`); check, count, and return the results."""
+    if text is not None:
+        path.write_text(text, encoding="utf-8")
+    results = {}
+    for command in commands:
+        argv = command.split() if isinstance(command, str) else list(command)
+        start = time.perf_counter()
+        with alarm(HANG_SECONDS):
+            result = run_cli(*argv, str(path), *extra)
+        if time.perf_counter() - start > SLOW:
+            COUNTS[(generator, argv[0], "slow")] += 1
+        check_result(result, str(path), generator, argv[0])
+        check_output(result)
+        results[argv[0]] = result
+    return results
+
+
+def _module_attributes() -> list[str]:
+    from torch import nn
+    return sorted(n for n in dir(nn.Sequential()) if not n.isdigit())
+
+
+NASTY = ["\x1b[8m", "\x1b]0;owned\x07", "\x1b[2J", "\x1bc", "\x9b31m", "\x85", "\u202e", "\u2066", "\u200f",
+         "\u061c", "\u2028", "\r", "\b", "\x00", "\x7f", "\t", "\n", "\x1b"]
+PATHS = ["../victim", "../../victim", "/tmp/netcli-victim", "..\\victim", "a/b", "..", ".", "-rf", ".hidden",
+         f"$(touch {CANARY})", f"`touch {CANARY}`", f"__import__('os').system('touch {CANARY}')"]
+attribute_names = st.deferred(lambda: st.sampled_from(_module_attributes()))
+plain_parts = st.sampled_from(["a", "b0", "0", "12", "forward", "x y", "\u00e9t\u00e9", "\uff0e", "\u2024", "\u0663",
+                               "_", "-", "{i}", "[0m", "]0;t"])
+name_texts = st.one_of(
+    attribute_names,
+    st.lists(st.one_of(plain_parts, attribute_names), min_size=2, max_size=4).map(".".join),  # dotted
+    st.builds(lambda a, b, c: a + b + c, plain_parts, st.sampled_from(NASTY), st.sampled_from(["", "x", "0m", "{i}"])),
+    st.text(st.characters(whitelist_categories=("Cc", "Cf", "Zl", "Zp", "Ll")), min_size=1, max_size=6),
+    st.sampled_from(PATHS),
+    st.integers(250, 270).map(lambda n: "a" * n),  # around the 256-character limit
+    plain_parts,
+)
+names_formats = st.one_of(
+    st.sampled_from(["{i}", "b{i}", "{i:>400000000}", "{i:>{i}}", "{i.__class__}", "{i.real}", "{0}", "{j}", "{}",
+                     "{i:.1f}", "{i:x}", "{i:c}", "{i!r}", "{i!a}", "{i:,}", "{{i}}", "{", "}", "{i:>64}", "{i:>65}",
+                     "{i:%}", "{i:e}", "{i[0]}", "x", "", "{i}{i}", "{i:\x1b}", "{i:\u202e>3}"]),
+    st.builds(lambda n, f: n + f, name_texts, st.sampled_from(["{i}", "", "{i:c}"])),
+    st.builds(lambda s: "{i:" + s + "}", st.text(alphabet="<>^=+- #0123456789,_.bcdeEfFgGnosxX%{}", max_size=6)),
+)
+
+
+@st.composite
+def named_specs(draw) -> str:
+    """A small spec whose child names, `name:`, `names:` formats and top-level name come from name_texts."""
+    model: list = [{"Linear": [4, 4]}]
+    if draw(st.booleans()):
+        model.append({"ReLU": [], "name": draw(name_texts)})
+    if draw(st.booleans()):
+        model.append({"Linear": [4, 4], "repeat": draw(st.integers(1, 14)), "names": draw(names_formats)})
+    if draw(st.booleans()):
+        keys = draw(st.lists(name_texts, min_size=1, max_size=3, unique=True))
+        model.append({"Sequential": {k: draw(st.sampled_from(["ReLU", "Tanh", "Identity"])) for k in keys}})
+    spec: dict = {"input": [2, 4], "model": model}
+    if draw(st.booleans()):
+        spec["name"] = draw(name_texts)
+    if draw(st.booleans()):
+        spec["blocks"] = {draw(name_texts): [{"ReLU": [], "name": draw(name_texts)}]}
+    return dump(spec)
+
+
+def _listing(folder: Path) -> set[str]:
+    return set(os.listdir(folder)) if folder.is_dir() else set()
+
+
+@CLASS_FUZZ
+@given(text=named_specs())
+def test_generated_names(run_cli, tmp_path, text):
+    """Issue 16, 3/5/12/17: names from controls, escapes, bidi, nn.Module attributes, dotted names, paths."""
+    work = tmp_path / "work"
+    work.mkdir(exist_ok=True)
+    for old in work.iterdir():
+        old.unlink()
+    path = tmp_path / "names.yaml"
+    path.write_text(text, encoding="utf-8")
+    watched = {p: _listing(p) for p in (tmp_path, tmp_path.parent)}  # others' folders: only our names below
+    results = run_class(run_cli, path, None, "names")
+    if results["build"].code == 0:  # save without -o writes NAME.safetensors into the current folder
+        here = os.getcwd()
+        os.chdir(work)
+        try:
+            run_class(run_cli, path, None, "names", commands=("save",))
+        finally:
+            os.chdir(here)
+        assert all(p.suffix == ".safetensors" for p in work.iterdir()), sorted(os.listdir(work))
+    for folder, before in watched.items():
+        assert _listing(folder) <= before, folder
+    assert not any(p.name.startswith((CANARY, "netcli-victim", "victim")) for folder in (work, ROOT, Path("/tmp"))
+                   for p in folder.iterdir())
+
+
+@st.composite
+def multiplying_vars(draw) -> str:
+    """`${}` variables that each use earlier ones several times, at a random depth (sometimes a cycle)."""
+    n = draw(st.integers(2, 48))
+    variables: dict = {"v0": draw(st.sampled_from(["xxxxxxxxxxxxxxxx", "8", "a", "", "4.0", "${v0}"]))}
+    for i in range(1, n):
+        refs = [f"${{v{draw(st.integers(max(0, i - draw(st.integers(1, 4))), i if draw(st.integers(0, 30)) else n))}}}"
+                for _ in range(draw(st.integers(1, 4)))]
+        shape = draw(st.sampled_from(["text", "text", "list", "map", "one"]))
+        if shape == "text":
+            variables[f"v{i}"] = draw(st.sampled_from(["", "-", " "])).join(refs)
+        elif shape == "list":
+            variables[f"v{i}"] = refs
+        elif shape == "map":
+            variables[f"v{i}"] = {f"k{j}": r for j, r in enumerate(refs)}
+        else:
+            variables[f"v{i}"] = refs[0]
+    top = f"${{v{draw(st.integers(max(0, n - 3), n - 1))}}}"
+    where = draw(st.sampled_from(["dropout", "linear", "name", "names", "input", "init", "model", "nested"]))
+    model: list = [{"Linear": [4, 4]}]
+    spec: dict = {"input": [2, 4], "vars": variables, "model": model}
+    if where == "dropout":
+        model.append({"Dropout": top})
+    elif where == "linear":
+        model.append({"Linear": [4, top]})
+    elif where == "name":
+        model.append({"ReLU": [], "name": top})
+    elif where == "names":
+        model.append({"ReLU": [], "repeat": 2, "names": top + "{i}"})
+    elif where == "input":
+        spec["input"] = [top, 4]
+    elif where == "init":
+        spec["init"] = [f"normal(std={top}):*"]
+    elif where == "model":
+        spec["model"] = top
+    else:
+        model.append({"Sequential": [{"Dropout": {"p": top}}, {"ReLU": [], "name": f"r{top}"}]})
+    return dump(spec)
+
+
+@CLASS_FUZZ
+@given(text=multiplying_vars())
+def test_multiplying_variables(run_cli, tmp_path, text):
+    """Issue 16, 11: variables that multiply the spec's text or values are bounded, never a hang."""
+    try:
+        run_class(run_cli, tmp_path / "vars.yaml", text, "vars")
+    except Hang as exc:  # an Exception, so that hypothesis reports (and shrinks) the spec
+        raise AssertionError(f"no answer after {HANG_SECONDS} s:\n{text}") from exc
+
+
+INIT_NAMES = ["normal", "uniform", "constant", "trunc_normal", "xavier", "xavier_normal", "kaiming", "kaiming_normal",
+              "orthogonal", "sparse", "eye", "zeros", "ones", "dirac"]
+ARG_NAMES = ["std", "mean", "a", "b", "gain", "val", "sparsity", "mode", "nonlinearity", "low", "high"]
+TEXT_NUMBERS = ["1e400", "-1e400", "1e999", "-1e999", "1e+400", "inf", "-inf", "nan", "NaN", "Infinity", "1e308",
+                "1.7976931348623157e308", "1e-400", "-1e-400", "5e-324", "1e-320", "0", "-0.0", "1e39", "-1e39",
+                "10**400", "9" * 400, "-" + "9" * 400, "1_000", "0x10", "1/0", "float('inf')", "'1e400'",
+                "[1e400]", "{'a': 1e400}", "(1e400,)", "True", "None", "1e400j", "()", ""]
+YAML_NUMBERS = [".nan", ".NaN", ".inf", "-.inf", "+.inf", "1.0e+400", "-1.0e+999", "1e400", "1.0e-400", "5.0e-324",
+                "1.0e+308", "9" * 400, "-" + "9" * 400, "0x" + "f" * 120, "[1.0e+400]", "{x: .nan}", "[[.inf]]",
+                "0", "1.5", "'1e400'", "null"]
+
+
+@st.composite
+def init_rules(draw) -> tuple[str, str]:
+    """(how it is given, the rule): a text rule with inf/nan/huge/tiny arguments, or the long form in YAML."""
+    init = draw(st.sampled_from(INIT_NAMES))
+    target = draw(st.sampled_from(["*", "0", "Linear", "*.bias", "1.weight"]))
+    form = draw(st.sampled_from(["rule", "text", "long", "const"]))
+    if form == "const":
+        return "text", f"const{draw(st.sampled_from(TEXT_NUMBERS))}:{target}"
+    if form in ("rule", "text"):
+        positional = draw(st.lists(st.sampled_from(TEXT_NUMBERS), max_size=2))
+        keywords = draw(st.dictionaries(st.sampled_from(ARG_NAMES), st.sampled_from(TEXT_NUMBERS), max_size=2))
+        inner = ", ".join(positional + [f"{k}={v}" for k, v in keywords.items()])
+        return form, f"{init}({inner}):{target}"
+    values = draw(st.lists(st.sampled_from(YAML_NUMBERS), min_size=1, max_size=3))
+    if draw(st.booleans()):
+        arguments = "{" + ", ".join(f"{k}: {v}" for k, v in zip(draw(st.permutations(ARG_NAMES)), values)) + "}"
+    else:
+        arguments = "[" + ", ".join(values) + "]"
+    return "long", f"{{init: {init}, args: {arguments}, target: '{target}'}}"
+
+
+@CLASS_FUZZ
+@given(rules=st.lists(init_rules(), min_size=1, max_size=3))
+def test_non_finite_init_arguments(run_cli, tmp_path, rules):
+    """Issue 16, 22: initializer arguments inf, nan, huge or tiny, in the text and the long form."""
+    base = "input: [2, 4]\nmodel:\n  - Linear: [4, 3]\n  - ReLU\n  - Linear: [3, 2]\n"
+    in_spec = [r for form, r in rules if form != "rule"]
+    on_line = [a for form, r in rules if form == "rule" for a in ("--rule", r)]
+    text = base + ("init:\n" + "".join(f"  - {r if r.startswith('{') else json.dumps(r)}\n" for r in in_spec)
+                   if in_spec else "")
+    path = tmp_path / "init.yaml"
+    path.write_text(text, encoding="utf-8")
+    run_class(run_cli, path, None, "init-args", commands=("validate",))
+    run_class(run_cli, path, None, "init-args", commands=("init",), extra=on_line)
+
+
+def _set_spec_paths():
+    out = []
+    for name, data in sorted(SHIPPED.items()):
+        out += [(name, p) for p in paths_of(data) if p]
+    return out
+
+
+def _typo(draw, word: str) -> str:
+    how = draw(st.sampled_from(["drop", "add", "swap", "case", "suffix"]))
+    if not word or how == "suffix":
+        return word + draw(st.sampled_from(["x", "_", "s", "2", "\u200f", "\x1b[8m"]))
+    i = draw(st.integers(0, len(word) - 1))
+    if how == "drop":
+        return word[:i] + word[i + 1:] or "x"
+    if how == "add":
+        return word[:i] + draw(st.sampled_from("aeiouxz_")) + word[i:]
+    if how == "swap" and len(word) > 1:
+        j = min(i + 1, len(word) - 1)
+        return word[:i] + word[j] + word[i] + word[j + 1:] if j != i else word + "x"
+    return word.swapcase() if word.swapcase() != word else word + "X"
+
+
+@st.composite
+def missing_set_paths(draw) -> tuple[str, list[str], bool]:
+    """(config, --set arguments, must it fail): paths next to real ones that do not exist."""
+    name, real = draw(st.deferred(lambda: st.sampled_from(_set_spec_paths())))
+    parts = [str(p) for p in real]
+    how = draw(st.sampled_from(["typo", "deeper", "index", "new-var", "new-block", "top", "under"]))
+    must_fail = False
+    if how == "typo":
+        parts[-1] = _typo(draw, parts[-1])
+    elif how == "deeper":
+        parts += draw(st.lists(st.sampled_from(["x", "0", "hidden", "Linear", "__dict__", "repeat"]), min_size=1,
+                               max_size=3))
+    elif how == "index":
+        parts[-1] = draw(st.sampled_from(["99", "-99", "1000000000000", "-1", "1.5", "0x1"]))
+    elif how == "new-var":  # a fresh variable nothing uses: always an error (issue 16, 23)
+        parts, must_fail = ["vars", "zz_" + draw(st.text(alphabet="abcdefgh_", min_size=1, max_size=6))], True
+    elif how == "new-block":
+        parts, must_fail = ["blocks", "zz_" + draw(st.text(alphabet="abcdefgh_", min_size=1, max_size=6))], True
+    elif how == "top":
+        parts = [_typo(draw, draw(st.sampled_from(["vars", "blocks", "model", "input", "init", "seed", "name"])))]
+    else:
+        parts = [draw(st.sampled_from(["vars", "blocks", "init", "input", "seed"]))] + parts[1:] + ["x"]
+    value = draw(st.one_of(set_values, st.sampled_from(["8", "[ReLU]", "{Linear: [4, 4]}", "${hidden}"])))
+    sets = [f"{'.'.join(parts)}={value}"]
+    if draw(st.integers(0, 3)) == 0:
+        sets.append(draw(st.builds(lambda p, v: f"{p}={v}", set_paths, set_values)))
+    return name, sets, must_fail and len(sets) == 1
+
+
+@CLASS_FUZZ
+@given(case=missing_set_paths())
+def test_set_paths_that_do_not_exist(run_cli, case):
+    """Issue 16, 23: --set onto keys that do not exist, under vars, blocks and elsewhere."""
+    name, sets, must_fail = case
+    path = ROOT / "configs" / name  # in place: its `extends:` resolve; nothing is written
+    results = run_class(run_cli, path, None, "set-missing", extra=[a for s in sets for a in ("--set", s)])
+    if must_fail and "${zz_" not in SHIPPED_TEXT[name]:
+        for command, result in results.items():
+            assert result.code == 2 and f"--set {sets[0].split('=')[0]}=" in result.err, (command, result.err)

@@ -202,6 +202,21 @@ def test_5_a_name_that_is_a_path_is_refused(tmp_path, run_cli, monkeypatch, name
     assert not Path("/tmp/victim16.safetensors").exists()
 
 
+
+@pytest.mark.parametrize("name, ok", [("a" * 200, True), ("a" * 201, False), ("a" * 256, False), ("\u00e9" * 101, False)])
+def test_5_a_name_too_long_for_a_file_name_is_refused(tmp_path, run_cli, monkeypatch, name, ok):
+    """Found by test_fuzz_specs.py::test_generated_names: a 256-character name gave ENAMETOOLONG, an internal error."""
+    monkeypatch.chdir(tmp_path)
+    spec = tmp_path / "s.yaml"
+    spec.write_text(f"name: {json.dumps(name)}\nmodel: [{{Linear: [2, 2]}}]\n")
+    result = run_cli("save", spec)
+    if ok:
+        assert result.code == 0 and (tmp_path / f"{name}.safetensors").exists(), result.err
+    else:
+        assert result.code == 2 and f"{spec}:1:7: name:" in result.err and "longer than 200 bytes" in result.err, \
+            result.err
+
+
 # --- 7. SIGTERM / SIGHUP during a write leave no temp file ----------------------------
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT])

@@ -245,6 +245,7 @@ def _check_forward(loaded: LoadedSpec, node: BlockNode, path) -> list[Problem]:
 
 
 MAX_NAME = 256  # a child's name; also bounds what a `names:` format may produce
+MAX_STEM_BYTES = 200  # the network's name: `.netcli-tmp-NAME.safetensors.XXXXXXXX` fits a 255-byte file name
 
 
 def _names_format_fault(fmt: str) -> str | None:
@@ -305,8 +306,8 @@ def check_spec_name(loaded: LoadedSpec) -> list[Problem]:
         why = "it must be a plain name, not a path"
     elif name.startswith(("-", ".")):
         why = "it cannot start with '-' or '.'"
-    elif len(name) > MAX_NAME:
-        why = f"it is longer than {MAX_NAME} characters"
+    elif len(name.encode("utf-8", "surrogatepass")) > MAX_STEM_BYTES:  # NAME.safetensors and its temp file
+        why = f"it is longer than {MAX_STEM_BYTES} bytes (save's file name NAME.safetensors must fit in 255)"
     elif re.search("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]", name):
         why = "it contains a control character"
     if why is None:
