@@ -18,7 +18,8 @@ from netcli.io.format import (FORMATS, META_ALIASES, META_CRC32, META_NETCLI, ME
 
 
 
-from netcli.io.checkpoint import crc32, error_text, tied_names
+from netcli.io.checkpoint import crc32, tied_names
+from netcli.io.format import error_text
 
 
 @dataclass

@@ -5,6 +5,8 @@ which needs no torch) shares one table.
 """
 from __future__ import annotations
 
+from netcli.core.errors import Location, NetcliError, Problem
+
 SAFETENSORS = ".safetensors"
 TORCH_SUFFIXES = (".pt", ".pth", ".params")
 FORMATS = (SAFETENSORS,) + TORCH_SUFFIXES  # checkpoints
@@ -37,3 +39,15 @@ def numel(shape) -> int:
     for s in shape:
         n *= int(s)
     return n
+
+
+def damaged(path: str, message: str) -> NetcliError:
+    """The error for a file that is not what it says it is (cut short, flipped bytes, inconsistent)."""
+    return NetcliError(Problem(message, location=Location(str(path)), hint=DAMAGED_HINT))
+
+
+def error_text(exc: BaseException) -> str:
+    """A reading library's error in one line (miniz's advice about its internals left out)."""
+    text = str(exc).strip() or type(exc).__name__
+    text = text.splitlines()[0]
+    return text.split(". This is an internal miniz error")[0]
