@@ -72,7 +72,10 @@ def compile_forward(program: ForwardProgram, root: nn.Module) -> nn.Module:
         root.__class__ = target = variants[source]
         if "_netcli_source" in target.__dict__:
             return root
-    # fx wrote the code; it is compiled once, as fx compiles a GraphModule's, and set on the class
+    # fx wrote the code, from a graph whose every node is a checked child call, an allow-listed function or
+    # method, or a literal (forward_parse refuses the rest; child names that could break out of fx's
+    # string literals are refused, `_UNSAFE_IN_CODE`): no text of the spec is compiled. It is compiled once, as fx
+    # compiles a GraphModule's, and set on the class.
     target.forward = _forward_of(python)
     target._netcli_source = source
     target._netcli_program = program

@@ -158,7 +158,8 @@ def _docstring(loaded: LoadedSpec, spec_args: str, seed: int | None, writer: Wri
         "torch's one random stream), so no plain torch code repeats them. To use them, save them with "
         f"`netcli save {spec_args + ' ' if spec_args else ''}--fast-init -o {loaded.name}.pt` and load "
         "the state_dict:")
-    lines += ["", "    net = build()", f"    net.load_state_dict(torch.load({string(loaded.name + '.pt')}))"]
+    saved = string(loaded.name + ".pt")
+    lines += ["", "    net = build()", f"    net.load_state_dict(torch.load({saved}, weights_only=True))"]
     if writer.plugin_imports:
         modules = sorted({line.split()[1] for line in writer.plugin_imports})
         lines += [""] + wrap(f"Plugin types come from their own modules ({', '.join(modules)}), which "
