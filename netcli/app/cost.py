@@ -32,6 +32,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from netcli.core.errors import first_line
 from netcli.core.nested import leaves
 
 GLOBAL = "Global"  # FlopCounterMode's key for everything counted
@@ -335,5 +336,5 @@ def count_network(loaded, built, *, backward: bool = False):
             cost, note = real, (f"costs counted with a real forward on {built.device}: block '{blocker}' "
                                 "has data-dependent control flow, which meta cannot run")
     if cost.error is not None and note is None:
-        note = f"costs are partial: the counting run stopped ({str(cost.error).splitlines()[0][:200]})"
+        note = f"costs are partial: the counting run stopped ({first_line(cost.error)[:200]})"
     return shapes, note, cost

@@ -8,7 +8,8 @@ way, the first block whose shapes do not fit is named, at its place in the spec.
 from __future__ import annotations
 
 from netcli.build.validate import origin_of
-from netcli.core.errors import NetcliError, Problem
+from netcli.core.errors import NetcliError, Problem, first_line
+from netcli.io.format import numel
 from netcli.spec.loading import LoadedSpec, walk_nodes
 from netcli.spec.schema import InputEntry
 from netcli.spec.yamldoc import render_path
@@ -37,7 +38,7 @@ def check_shapes(loaded: LoadedSpec, input_shape: list[int] | None = None):
                               f"({type(built.net.get_submodule(name)).__name__} has data-dependent control flow)")
     path = origin_of(built.origins, name)
     got = trace.inputs.get(name)
-    message = str(trace.error).strip().splitlines()[0] if str(trace.error).strip() else type(trace.error).__name__
+    message = first_line(trace.error)
     module = built.net.get_submodule(name) if name else built.net
     hint = f"its input has shape {list(got)}" if got is not None else None
     from netcli.build.forward import failure_location
@@ -61,6 +62,8 @@ def check_shapes(loaded: LoadedSpec, input_shape: list[int] | None = None):
 # kernels for most ops are Python references whose first call imports torch._dynamo (~1 s per process,
 # more than a ResNet-18's forward on zeros). The example inputs are bounded too (the activations grow
 # with them).
+# Modules whose forward has no `while` on values: torch.nn's, and custom blocks (their forward has no loops).
+_NO_CONTROL_FLOW = ("torch.nn.", "netcli.build.custom_block", "netcli.build.blocks")
 CPU_CHECK_BYTES = 64 << 20
 CPU_CHECK_INPUT = 1 << 22  # elements of the example inputs together
 
@@ -79,7 +82,7 @@ def _trace(loaded: LoadedSpec, net, entries: list[InputEntry]):
     def example(device):
         xs = tuple(torch.zeros(*e.shape, dtype=getattr(torch, e.dtype), device=device) for e in entries)
         return xs[0] if len(xs) == 1 else xs
-    if _cpu_checkable(loaded, net) and sum(_numel(e.shape) for e in entries) <= CPU_CHECK_INPUT:
+    if _cpu_checkable(loaded, net) and sum(numel(e.shape) for e in entries) <= CPU_CHECK_INPUT:
         zeros = copy.deepcopy(net)._apply(lambda t: torch.zeros(t.shape, dtype=t.dtype))
         from netcli.core.devices import cpu_allocation_cap
         # dropout's draws must not move the caller's RNG; activations beyond free memory fail, not kill
@@ -92,16 +95,9 @@ def _trace(loaded: LoadedSpec, net, entries: list[InputEntry]):
     return trace_shapes(net, example("meta"))
 
 
-def _numel(shape) -> int:
-    total = 1
-    for size in shape:
-        total *= size
-    return total
-
-
 def _cpu_checkable(loaded: LoadedSpec, net) -> bool:
     tensors = list(net.parameters()) + list(net.buffers())
     return (sum(t.numel() * t.element_size() for t in tensors) <= CPU_CHECK_BYTES
-            and all(type(m).__module__.startswith(("torch.nn.", "netcli.build.forward_graph", "netcli.build.custom_block", "netcli.build.blocks"))
+            and all(type(m).__module__.startswith(_NO_CONTROL_FLOW)
                     for m in net.modules())
             and not any(at.node.device is not None for at in walk_nodes(loaded)))

@@ -32,14 +32,14 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import hashlib
-from typing import Any, Iterator, Sequence
+from typing import Iterator, Sequence
 
 import torch
 from torch import nn
 
 from netcli.build.builder import Builder, Built, build_network
 from netcli.build.meta import CPU, META
-from netcli.core.errors import NetcliError
+from netcli.core.errors import NetcliError, first_line
 from netcli.core.ties import canonical_names
 from netcli.init.plan import InitPlan, plan_rules
 from netcli.init.rules import all_rules
@@ -348,7 +348,7 @@ def _fill(p: torch.Tensor, name: str, seed: int, fn, rule=None) -> None:
     except Exception as exc:
         if rule is None:
             raise
-        raise NetcliError(rule.problem(f"{rule.init} failed on '{name}': {type(exc).__name__}: {exc}".splitlines()[0],
+        raise NetcliError(rule.problem(f"{rule.init} failed on '{name}': {type(exc).__name__}: {first_line(exc)}",
                                        "check the rule's arguments")) from exc
 
 

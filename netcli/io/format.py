@@ -5,7 +5,7 @@ which needs no torch) shares one table.
 """
 from __future__ import annotations
 
-from netcli.core.errors import Location, NetcliError, Problem
+from netcli.core.errors import Location, NetcliError, Problem, first_line
 
 SAFETENSORS = ".safetensors"
 TORCH_SUFFIXES = (".pt", ".pth", ".params")
@@ -48,6 +48,4 @@ def damaged(path: str, message: str) -> NetcliError:
 
 def error_text(exc: BaseException) -> str:
     """A reading library's error in one line (miniz's advice about its internals left out)."""
-    text = str(exc).strip() or type(exc).__name__
-    text = text.splitlines()[0]
-    return text.split(". This is an internal miniz error")[0]
+    return first_line(exc).split(". This is an internal miniz error")[0]

@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 
 from netcli.core.atomic import atomic_dir
-from netcli.core.errors import Location, NetcliError, Problem
+from netcli.core.errors import Location, NetcliError, Problem, first_line
 from netcli.io.format import (DAMAGED_HINT, META_NETCLI, META_SHA256, META_SPEC,
                                META_TORCH, numel)
 
@@ -30,7 +30,7 @@ def check_dcp(path: str | os.PathLike):
     try:
         meta = FileSystemReader(str(p)).read_metadata()
     except Exception as exc:
-        raise NetcliError(Problem(f"not a readable DCP metadata file: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
+        raise NetcliError(Problem(f"not a readable DCP metadata file: {first_line(exc)}",
                                   location=Location(str(p / DCP_METADATA)), hint=DAMAGED_HINT)) from exc
     need: dict[str, int] = {}
     for info in (meta.storage_data or {}).values():

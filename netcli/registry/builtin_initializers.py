@@ -8,7 +8,7 @@ ValueError. Plugins add their own with `@netcli.register_init`.
 """
 from __future__ import annotations
 
-from typing import Callable, Literal
+from typing import Literal
 
 import torch
 from torch.nn import init
