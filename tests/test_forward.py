@@ -29,6 +29,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
+import handwritten_nets
 from netcli.build.forward import (
     FUNCTIONS,
     METHODS,
@@ -66,31 +67,19 @@ return relu(out + x)
 """
 
 
-class Inception(nn.Module):  # D2L 8.4, with the input channels written out
-    def __init__(self, in_channels=4, c1=2, c2=(3, 4), c3=(1, 2), c4=2):
-        super().__init__()
-        self.b1_1 = nn.Conv2d(in_channels, c1, kernel_size=1)
-        self.b2_1 = nn.Conv2d(in_channels, c2[0], kernel_size=1)
-        self.b2_2 = nn.Conv2d(c2[0], c2[1], kernel_size=3, padding=1)
-        self.b3_1 = nn.Conv2d(in_channels, c3[0], kernel_size=1)
-        self.b3_2 = nn.Conv2d(c3[0], c3[1], kernel_size=5, padding=2)
-        self.b4_1 = nn.MaxPool2d(kernel_size=3, stride=1, padding=1)
-        self.b4_2 = nn.Conv2d(in_channels, c4, kernel_size=1)
+class Inception(handwritten_nets.Inception):
+    """D2L's Inception (tests/handwritten_nets.py), small: 4 channels in."""
 
-    def forward(self, x):
-        b1 = F.relu(self.b1_1(x))
-        b2 = F.relu(self.b2_2(F.relu(self.b2_1(x))))
-        b3 = F.relu(self.b3_2(F.relu(self.b3_1(x))))
-        b4 = F.relu(self.b4_2(self.b4_1(x)))
-        return torch.cat((b1, b2, b3, b4), dim=1)
+    def __init__(self):
+        super().__init__(4, 2, (3, 4), (1, 2), 2)
 
 
 INCEPTION = """\
-b1 = relu(b1_1(x))
-b2 = relu(b2_2(relu(b2_1(x))))
-b3 = F.relu(b3_2(F.relu(b3_1(x))))   # the F. spelling is accepted too
-b4 = relu(b4_2(b4_1(x)))
-return cat((b1, b2, b3, b4), dim=1)
+p1 = relu(p1_1(x))
+p2 = relu(p2_2(relu(p2_1(x))))
+p3 = F.relu(p3_2(F.relu(p3_1(x))))   # the F. spelling is accepted too
+p4 = relu(p4_2(p4_1(x)))
+return cat((p1, p2, p3, p4), dim=1)
 """
 
 
