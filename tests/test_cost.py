@@ -71,16 +71,21 @@ def test_linear_stack_is_two_m_n_k(write_spec):
     assert summary.backward_flops == 2 * m * 20 * 64 + sum(4 * m * k * n for k, n in layers[1:])
 
 
+def flop_counter_totals(net, x) -> tuple[int, int]:
+    """FlopCounterMode's own totals for one forward, and for a forward and backward."""
+    with FlopCounterMode(display=False) as forward:
+        net(x)
+    with FlopCounterMode(display=False) as both:
+        net(x).sum().backward()
+    return forward.get_total_flops(), both.get_total_flops()
+
+
 def test_transformer_totals_equal_flop_counter_modes_own(write_spec):
     path = write_spec(TRANSFORMER)
     summary, built = summary_of(path, backward=True)
-    x = torch.zeros(2, 16, 32)
-    with FlopCounterMode(display=False) as forward:
-        built.net(x)
-    with FlopCounterMode(display=False) as both:
-        built.net(x).sum().backward()
-    assert summary.flops == forward.get_total_flops() > 0
-    assert summary.flops + summary.backward_flops == both.get_total_flops()
+    forward, both = flop_counter_totals(built.net, torch.zeros(2, 16, 32))
+    assert summary.flops == forward > 0
+    assert summary.flops + summary.backward_flops == both
     # attention's matmuls are counted, not only the weight-bearing layers
     assert "aten.bmm" in summary.flops_by_op or any("attention" in op for op in summary.flops_by_op)
     by_name = rows(summary)
@@ -285,10 +290,6 @@ def test_transformer_encoder_config_totals_equal_flop_counter_mode(root):
     """configs/transformer_encoder.yaml (token ids in, a custom block's forward with mean): the same totals."""
     path = root / "configs/transformer_encoder.yaml"
     summary, built = summary_of(path, backward=True)
-    tokens = torch.zeros(2, 16, dtype=torch.int64)
-    with FlopCounterMode(display=False) as forward:
-        built.net(tokens)
-    with FlopCounterMode(display=False) as both:
-        built.net(tokens).sum().backward()
-    assert summary.flops == forward.get_total_flops() > 0
-    assert summary.flops + summary.backward_flops == both.get_total_flops()
+    forward, both = flop_counter_totals(built.net, torch.zeros(2, 16, dtype=torch.int64))
+    assert summary.flops == forward > 0
+    assert summary.flops + summary.backward_flops == both
