@@ -20,12 +20,6 @@ def is_checkpoint(path: str | None) -> bool:
     return path is not None and Path(path).suffix.lower() in FORMATS
 
 
-def open_spec(spec: str | None, sets: Sequence[str] = (), plugins: Sequence[str] = (),
-              notes: list[str] | None = None):
-    """Load and check a spec; `notes` receives which file was used when none was named."""
-    return load_spec(spec, sets, plugins, notes=notes)
-
-
 def open_network(source: str | None, *, sets: Sequence[str] = (), plugins: Sequence[str] = (),
                  device: str | None = None, seed: int | None = None, rules: Sequence[str] = (),
                  fast_init: bool = False, spec: str | None = None,
@@ -37,5 +31,5 @@ def open_network(source: str | None, *, sets: Sequence[str] = (), plugins: Seque
                               hint="give the spec, then save the result with -o")
         from netcli.app.restore import load_checkpoint
         return load_checkpoint(source, spec, sets=sets, plugins=plugins, device=device)
-    loaded = open_spec(source, sets, plugins, notes)
+    loaded = load_spec(source, sets, plugins, notes=notes)
     return build_model(loaded, device=device, seed=seed, rules=rules, fast_init=fast_init)

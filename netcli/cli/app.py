@@ -33,8 +33,8 @@ def _notes() -> list[str]:
 
 
 def _open_spec(spec, sets, plugins):
-    from netcli.app.network import open_spec
-    return open_spec(spec, sets or (), plugins or (), _notes())
+    from netcli.build.validate import load_spec
+    return load_spec(spec, sets or (), plugins or (), notes=_notes())
 
 
 @app.callback()
