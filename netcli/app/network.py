@@ -13,11 +13,14 @@ from netcli.build.validate import load_spec
 from netcli.core.errors import NetcliError
 from netcli.init.engine import build_model
 from netcli.io.format import FORMATS
+from netcli.io.shards_layout import layout_of
 
 
 def is_checkpoint(path: str | None) -> bool:
-    """True for a name with a checkpoint's suffix (.safetensors, .pt, .pth, .params; any case)."""
-    return path is not None and Path(path).suffix.lower() in FORMATS
+    """True for a name with a checkpoint's suffix (.safetensors, .pt, .pth, .params; any case) or a sharded folder."""
+    if path is None:
+        return False
+    return Path(path).suffix.lower() in FORMATS or (Path(path).is_dir() and layout_of(path) is not None)
 
 
 def open_network(source: str | None, *, sets: Sequence[str] = (), plugins: Sequence[str] = (),

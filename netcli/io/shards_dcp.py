@@ -13,25 +13,21 @@ import re
 from pathlib import Path
 
 from netcli.core.atomic import atomic_dir
-from netcli.core.errors import Location, NetcliError, Problem, first_line
+from netcli.core.errors import Location, NetcliError, Problem
 from netcli.io.format import (DAMAGED_HINT, META_NETCLI, META_SHA256, META_SPEC,
                                META_TORCH, numel)
 
+from netcli.io.dcp_metadata import read_metadata_file, refuse_pickled_items, safe_reader
 from netcli.io.shards_layout import DCP_INFO, DCP_METADATA, DCP_SPEC, owned_name
 
 
 def check_dcp(path: str | os.PathLike):
     """Read a DCP folder's metadata and check every file it names is there and long enough; return it."""
-    from torch.distributed.checkpoint import FileSystemReader
     p = Path(path)
     if not (p / DCP_METADATA).exists():
         raise NetcliError(Problem(f"a DCP checkpoint folder needs its {DCP_METADATA} file, and it is missing",
                                   location=Location(str(p / DCP_METADATA)), hint=DAMAGED_HINT))
-    try:
-        meta = FileSystemReader(str(p)).read_metadata()
-    except Exception as exc:
-        raise NetcliError(Problem(f"not a readable DCP metadata file: {first_line(exc)}",
-                                  location=Location(str(p / DCP_METADATA)), hint=DAMAGED_HINT)) from exc
+    meta = read_metadata_file(p / DCP_METADATA)
     need: dict[str, int] = {}
     for info in (meta.storage_data or {}).values():
         need[info.relative_path] = max(need.get(info.relative_path, 0), info.offset + info.length)
@@ -101,10 +97,11 @@ def load_dcp_state(state: dict, path: str | os.PathLike) -> None:
     import torch.distributed as dist
     import torch.distributed.checkpoint as dcp
     import warnings
+    refuse_pickled_items(path, state)
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*torch.distributed is disabled.*")
-            dcp.load(state, storage_reader=dcp.FileSystemReader(str(path)),
+            dcp.load(state, storage_reader=safe_reader(path),
                      no_dist=not (dist.is_available() and dist.is_initialized()))
     except NetcliError:
         raise
