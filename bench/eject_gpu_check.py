@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from netcli.app.eject import eject
-from netcli.build.validate import load_spec, load_spec_text
+from netcli.builder.validate import load_spec, load_spec_text
 from netcli.init.engine import build_model
 from netcli.io.inputs import make_input
 

@@ -28,7 +28,7 @@ from netcli.core.devices import gpu_count, human_bytes, list_devices
 from netcli.core.errors import NetcliError
 from netcli.app.restore import load_checkpoint
 from netcli.io.checkpoint_save import save_checkpoint
-from netcli.build.validate import load_spec_text
+from netcli.builder.validate import load_spec_text
 
 START = time.perf_counter()
 NETCLI = [sys.executable, "-m", "netcli"]

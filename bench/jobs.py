@@ -38,7 +38,7 @@ def report(seconds: float, baseline: int, **extra) -> None:
 def build_netcli(spec: str, fast: str) -> None:
     import torch  # noqa: F401  (imported before the baseline, as the hand-written job does)
     from netcli.init.engine import build_model
-    from netcli.build.validate import load_spec
+    from netcli.builder.validate import load_spec
     import netcli.init.rules, netcli.registry.builtin_initializers  # noqa: E401,F401
     base = rss_bytes()
     start = time.perf_counter()
@@ -70,7 +70,7 @@ def build_hand(n: str, seed: str) -> None:
 def load_netcli(path: str) -> None:
     import torch  # noqa: F401
     from netcli.app.restore import load_checkpoint
-    import netcli.build.builder  # noqa: F401
+    import netcli.builder.builder  # noqa: F401
     base = rss_bytes()
     start = time.perf_counter()
     built = load_checkpoint(path)
@@ -97,7 +97,7 @@ def load_hand(path: str, n: str) -> None:
 def save_netcli(spec: str, path: str) -> None:
     from netcli.io.checkpoint_save import save_checkpoint
     from netcli.init.engine import build_model
-    from netcli.build.validate import load_spec
+    from netcli.builder.validate import load_spec
     built = build_model(load_spec(spec), fast_init=True)
     base = rss_bytes()
     start = time.perf_counter()
@@ -109,7 +109,7 @@ def save_netcli(spec: str, path: str) -> None:
 def save_hand(spec: str, path: str) -> None:
     from safetensors.torch import save_file
     from netcli.init.engine import build_model
-    from netcli.build.validate import load_spec
+    from netcli.builder.validate import load_spec
     built = build_model(load_spec(spec), fast_init=True)
     state = built.net.state_dict()
     base = rss_bytes()
@@ -124,7 +124,7 @@ def make_checkpoints(spec: str, st_path: str, pt_path: str) -> None:
     import torch
     from netcli.io.checkpoint_save import save_checkpoint
     from netcli.init.engine import build_model
-    from netcli.build.validate import load_spec
+    from netcli.builder.validate import load_spec
     built = build_model(load_spec(spec), fast_init=True)
     save_checkpoint(built, st_path)
     torch.save(built.net.state_dict(), pt_path)
@@ -137,7 +137,7 @@ def make_checkpoints(spec: str, st_path: str, pt_path: str) -> None:
 def build_spec_netcli(spec: str, seed: str) -> None:
     """Build and initialize a spec already read and checked (its rules included), as `build_model` does."""
     import torch  # noqa: F401
-    from netcli.build.validate import load_spec
+    from netcli.builder.validate import load_spec
     from netcli.init.engine import build_model
     import netcli.init.apply, netcli.init.rules, netcli.registry.builtin_initializers  # noqa: E401,F401
     start = time.perf_counter()
@@ -182,7 +182,7 @@ def dist_baseline(prefix: str) -> None:
     """What every rank pays before any work: `import torch` and joining the job's process group (gloo)."""
     import torch  # noqa: F401
     after_import = rss_bytes()
-    from netcli.dist import group
+    from netcli.distributed import group
     group.join()
     group.barrier()
     rank_report(prefix, after_import=after_import, after_join=rss_bytes())
@@ -194,9 +194,9 @@ def dist_init(prefix: str, spec: str) -> None:
     import torch  # noqa: F401
     import torch.distributed.fsdp  # noqa: F401
     from netcli.app import sharded
-    from netcli.build.validate import load_spec
-    from netcli.dist import group
-    import netcli.dist.fsdp, netcli.init.rules, netcli.registry.builtin_initializers  # noqa: E401,F401
+    from netcli.builder.validate import load_spec
+    from netcli.distributed import group
+    import netcli.distributed.fsdp, netcli.init.rules, netcli.registry.builtin_initializers  # noqa: E401,F401
     after_import = rss_bytes()
     group.join()
     after_join = rss_bytes()

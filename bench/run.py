@@ -230,7 +230,7 @@ def figure4(reps: int, folder: Path) -> Figure:
     import torch
     from torch import nn
     from netcli.init.engine import build_model
-    from netcli.build.validate import load_spec
+    from netcli.builder.validate import load_spec
     fig = Figure(4, "Forward pass of a 100-layer narrow MLP (Linear(64, 64) + ReLU, batch 64), per call")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # small ops: one thread, so other processes' load does not make threads wait on each other
@@ -371,7 +371,7 @@ def figure9(reps: int, folder: Path) -> Figure:
     import torch
     sys.path.insert(0, str(ROOT / "tests"))
     import handwritten_nets
-    from netcli.build.validate import load_spec
+    from netcli.builder.validate import load_spec
     from netcli.init.engine import build_model
     fig = Figure(9, "Custom blocks: `configs/resnet18.yaml` against the hand-written ResNet-18 "
                     "(torchvision's resnet18 as tests/handwritten_nets.py writes it)")
@@ -618,7 +618,7 @@ def figures_dist(reps: int, folder: Path, only: set[int]) -> list[Figure]:
                                 + ", ".join(f"{v / MB:.0f}" for v in per_rank(results, "peak")) + " MiB"))
     fig_rss.notes.insert(0, "baseline subtracted, rank by rank: the median ru_maxrss of a torchrun job of "
                             f"N={n} ranks (bench/jobs.py dist_baseline) that only `import torch`, join the process "
-                            "group (netcli.dist.group.join: gloo, TCP store) and pass a barrier, run in this same "
+                            "group (netcli.distributed.group.join: gloo, TCP store) and pass a barrier, run in this same "
                             "figure: " + ", ".join(f"{b / MB:.0f}" for b in baseline) + " MiB; each rank's peak "
                             "is the ru_maxrss it writes itself at exit (its own, not the job's maximum)")
     for fig in (fig_init, fig_rss, fig_io):

@@ -1,4 +1,5 @@
 """Run netcli as `python -m netcli`."""
+
 from netcli.core.safepath import drop_implicit_cwd
 
 drop_implicit_cwd(module_run=True)  # before anything else is imported from the current folder

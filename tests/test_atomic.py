@@ -20,7 +20,7 @@ from netcli.io.checkpoint_save import save_checkpoint
 from netcli.app.restore import load_checkpoint
 from netcli.init.engine import build_model
 from netcli.core.errors import NetcliError
-from netcli.build.validate import load_spec
+from netcli.builder.validate import load_spec
 
 SPEC = "input: [1, 512]\nmodel:\n  - Linear: [512, 1024]\n  - ReLU\n  - Linear: [1024, 512]\n"  # ~4 MiB
 
@@ -106,7 +106,7 @@ CHILD = textwrap.dedent('''
     import torch
     from netcli.io.checkpoint_save import save_checkpoint
     from netcli.init.engine import build_model
-    from netcli.build.validate import load_spec
+    from netcli.builder.validate import load_spec
 
     def stop():
         print("AT", point, flush=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from netcli.spec import jsonschema
+from netcli.specfile import jsonschema
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -8,11 +8,11 @@ import pytest
 import torch
 import yaml
 
-from netcli.build.validate import load_spec
+from netcli.builder.validate import load_spec
 from netcli.core.errors import NetcliError
 from netcli.init.engine import build_model
-from netcli.spec import compose as compose_mod
-from netcli.spec.yamldoc import MAX_BYTES
+from netcli.specfile import compose as compose_mod
+from netcli.specfile.yamldoc import MAX_BYTES
 
 BASE = """\
 # base.yaml
@@ -139,7 +139,7 @@ def test_resolved_text_is_self_contained(files):
 
 
 def load_spec_from_text(text):
-    from netcli.build.validate import load_spec_text
+    from netcli.builder.validate import load_spec_text
     return load_spec_text(text, "<embedded>")
 
 

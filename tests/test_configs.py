@@ -8,7 +8,7 @@ import handwritten_nets
 from conftest import CONFIGS
 from handwritten import HANDWRITTEN
 from netcli.init.engine import build_model
-from netcli.build.validate import load_spec
+from netcli.builder.validate import load_spec
 from netcli.io.inputs import call, make_input
 
 SEEDS = [0, 1, 1234]

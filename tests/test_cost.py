@@ -14,7 +14,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from netcli.app.cost import count_network, example_inputs, measure
 from netcli.app.summary import fold, parse_columns, summarize
-from netcli.build.validate import load_spec
+from netcli.builder.validate import load_spec
 from netcli.core.errors import NetcliError
 from netcli.init.engine import build_model
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 from torch import nn
 
-from netcli.build.validate import load_spec, load_spec_text
+from netcli.builder.validate import load_spec, load_spec_text
 from netcli.core.errors import NetcliError
 from netcli.init.engine import build_model
 from netcli.io.inputs import call, make_input

@@ -12,7 +12,7 @@ from torch import nn
 from netcli.core import devices
 from netcli.init.engine import build_model
 from netcli.core.errors import NetcliError
-from netcli.build.validate import load_spec
+from netcli.builder.validate import load_spec
 
 no_gpu = pytest.mark.skipif(devices.gpu_count() > 0, reason="this machine has a GPU")
 
@@ -277,7 +277,7 @@ def test_block_after_a_meta_block_is_a_clear_error(write_spec, run_cli):
 
 def test_input_returns_to_the_network_device_after_a_placed_block():
     """[cpu, meta, cpu]: the third block is hooked to move its input back; from meta that is a clear error."""
-    from netcli.build.validate import load_spec_text
+    from netcli.builder.validate import load_spec_text
     text = ("input: [2, 4]\nmodel:\n  - Linear: [4, 4]\n  - Linear: [4, 4]\n    device: meta\n"
             "  - Linear: [4, 4]\n    device: cpu\n")
     built = build_model(load_spec_text(text, "inline.yaml"))

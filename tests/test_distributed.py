@@ -13,7 +13,7 @@ import time
 import pytest
 import torch
 
-from netcli.build.validate import load_spec
+from netcli.builder.validate import load_spec
 from netcli.init.engine import build_model
 from netcli.io.checkpoint import read_checkpoint
 

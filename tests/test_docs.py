@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from conftest import ROOT
-from netcli.build.forward_ir import _FUNCTIONAL, _TORCH, METHODS
-from netcli.build.validate import load_spec
+from netcli.builder.forward_ir import _FUNCTIONAL, _TORCH, METHODS
+from netcli.builder.validate import load_spec
 from netcli.core.errors import NetcliError
 from netcli.init.engine import build_model
 from netcli.io.inputs import call, make_input

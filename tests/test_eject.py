@@ -20,7 +20,7 @@ import torch
 
 from conftest import CONFIGS, ROOT
 from netcli.app.eject import eject
-from netcli.build.validate import load_spec
+from netcli.builder.validate import load_spec
 from netcli.init.engine import build_model
 
 ALLOWED_IMPORTS = {"torch", "torch.nn", "torch.nn.functional", "collections", "math"}
@@ -383,7 +383,7 @@ sys.path.insert(0, {str(src)!r})
 import importlib.util
 spec = importlib.util.spec_from_file_location("m", {str(out)!r})
 m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)
-from netcli.build.validate import load_spec
+from netcli.builder.validate import load_spec
 from netcli.init.engine import build_model
 ours, theirs = m.build(3), build_model(load_spec({str(spec)!r}), seed=3).net
 assert str(ours) == str(theirs)

@@ -10,9 +10,9 @@ from torch.overrides import TorchFunctionMode
 
 from netcli.init.engine import build_model
 from netcli.core.errors import NetcliError
-from netcli.build.meta import SkipMetaFills
+from netcli.builder.meta import SkipMetaFills
 from netcli.init.fastinit import CHUNK, chunk_seed, needs_real_build, path_seed
-from netcli.build.validate import load_spec, load_spec_text
+from netcli.builder.validate import load_spec, load_spec_text
 from conftest import CONFIGS
 from handwritten import FixedHiddenMLP
 

@@ -20,7 +20,7 @@ from netcli.io.checkpoint_save import save_checkpoint
 from netcli.app.restore import load_checkpoint
 from netcli.init.engine import build_model
 from netcli.core.errors import NetcliError
-from netcli.build.validate import load_spec
+from netcli.builder.validate import load_spec
 
 from conftest import CONFIGS, ROOT
 CPU_CONFIGS = [c for c in CONFIGS if "cuda" not in c.read_text()]

@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 import handwritten_nets
-from netcli.build.forward import (
+from netcli.builder.forward import (
     FUNCTIONS,
     METHODS,
     block_class,
@@ -457,7 +457,7 @@ def test_dropout_follows_the_block_mode():
 
 
 def test_checking_a_forward_imports_no_torch():
-    code = ("import sys, netcli.build.forward_parse as p; p.parse_forward('return relu(x)', children=['relu']); "
+    code = ("import sys, netcli.builder.forward_parse as p; p.parse_forward('return relu(x)', children=['relu']); "
             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'torch'))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr

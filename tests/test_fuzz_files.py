@@ -46,7 +46,7 @@ def saved_files() -> dict:
     import tempfile
     from netcli.io.checkpoint_save import save_checkpoint
     from netcli.init.engine import build_model
-    from netcli.build.validate import load_spec
+    from netcli.builder.validate import load_spec
     folder = Path(tempfile.mkdtemp(prefix="netcli-fuzz-"))
     out = {}
     for name in SPECS:

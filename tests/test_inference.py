@@ -10,11 +10,11 @@ from hypothesis import strategies as st
 from torch import nn
 
 import handwritten
-from netcli.build import inference
+from netcli.builder import inference
 from netcli import registry
 from netcli.init.engine import build_model
 from netcli.registry import register_block
-from netcli.build.validate import load_spec, load_spec_text
+from netcli.builder.validate import load_spec, load_spec_text
 
 SEEDS = [0, 1, 1234]
 

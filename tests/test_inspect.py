@@ -14,7 +14,7 @@ from conftest import CONFIGS, ROOT
 from netcli.init import params
 from netcli.init.engine import build_model
 from netcli.core.errors import NetcliError
-from netcli.build.validate import load_spec
+from netcli.builder.validate import load_spec
 
 MLP = str(ROOT / "configs" / "mlp.yaml")
 RGNET = str(ROOT / "configs" / "rgnet.yaml")

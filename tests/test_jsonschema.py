@@ -11,7 +11,7 @@ import yaml
 
 jsonschema = pytest.importorskip("jsonschema")
 
-from netcli.spec import jsonschema as js  # noqa: E402
+from netcli.specfile import jsonschema as js  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
@@ -101,7 +101,7 @@ def test_every_registered_type_has_its_arguments(validator):
 def test_shipped_file_is_current():
     recorded = json.loads(SHIPPED.read_text())["x-netcli"]
     now = js.versions()
-    fix = "regenerate it: python -m netcli.spec.jsonschema"
+    fix = "regenerate it: python -m netcli.specfile.jsonschema"
     assert recorded["netcli"] == now["netcli"], fix
     if recorded["torch"] != now["torch"]:
         pytest.skip(f"shipped schema made with torch {recorded['torch']}, this is {now['torch']}")

@@ -13,7 +13,7 @@ from netcli.init.apply import apply_rules, explain
 from netcli.init.plan import check_rules
 from netcli.init.engine import build_model
 from netcli.core.errors import NetcliError
-from netcli.build.validate import load_spec, load_spec_text
+from netcli.builder.validate import load_spec, load_spec_text
 
 MLP = str(ROOT / "configs" / "mlp.yaml")
 RGNET = str(ROOT / "configs" / "rgnet.yaml")

@@ -108,8 +108,8 @@ def test_python_tags_are_refused_in_a_set_value(run_cli, canary, attack):
 ])
 def test_set_cannot_reach_outside_the_spec(run_cli, path, ok):
     """A --set path names keys and indices of the YAML document; Python attributes are not reachable."""
-    from netcli.spec import schema
-    from netcli.spec import loading as spec
+    from netcli.specfile import schema
+    from netcli.specfile import loading as spec
     before = (dict(vars(spec)), dict(vars(schema)), dict(vars(spec.Document)))
     path, _, more = path.partition(" --set ")
     result = run_cli("validate", str(ROOT / "configs" / "mlp.yaml"), "--set", f"{path}=1",
@@ -129,8 +129,8 @@ def test_set_cannot_reach_outside_the_spec(run_cli, path, ok):
 def test_set_only_ever_changes_plain_data(parts, value):
     """Whatever the path, --set writes plain YAML data into the document and nowhere else."""
     from netcli.core.errors import NetcliError
-    from netcli.spec.overrides import apply_sets
-    from netcli.spec.yamldoc import parse_yaml
+    from netcli.specfile.overrides import apply_sets
+    from netcli.specfile.yamldoc import parse_yaml
     text = (ROOT / "configs" / "rgnet.yaml").read_text()
     doc = parse_yaml(text, "rgnet.yaml")
     pristine = yaml.safe_load(text)

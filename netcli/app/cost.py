@@ -21,6 +21,7 @@ would all land on one row; `BlockTracker` names the n-th call of such a module
 by its n-th path, as the summary's rows do, and follows backward through
 gradient hooks (torch.autograd.graph.register_multi_grad_hook).
 """
+
 from __future__ import annotations
 
 import sys
@@ -130,8 +131,9 @@ class BlockTracker:
             # Backward leaves this block when the gradients of its inputs are ready.
             inputs = [t for t in _tensors(args) if t.requires_grad]
             if inputs:
-                self._grad_handles.append(torch.autograd.graph.register_multi_grad_hook(
-                    inputs, lambda grads, _name=name: self._pop(_name)))
+                self._grad_handles.append(
+                    torch.autograd.graph.register_multi_grad_hook(inputs, lambda grads, _name=name: self._pop(_name))
+                )
 
     def _post(self, module, args, output) -> None:
         stack = self.running[id(module)]
@@ -147,8 +149,9 @@ class BlockTracker:
             # Backward enters this block when the gradients of its outputs are ready.
             outputs = [t for t in _tensors(output) if t.requires_grad]
             if outputs:
-                self._grad_handles.append(torch.autograd.graph.register_multi_grad_hook(
-                    outputs, lambda grads, _name=name: self._push(_name)))
+                self._grad_handles.append(
+                    torch.autograd.graph.register_multi_grad_hook(outputs, lambda grads, _name=name: self._push(_name))
+                )
 
     def hook(self) -> None:
         seen: set[int] = set()
@@ -172,14 +175,18 @@ class BlockTracker:
 
 def _counter(tracker: BlockTracker):
     from torch.utils.flop_counter import FlopCounterMode
+
     counter = FlopCounterMode(display=False)
     counter.mod_tracker = tracker  # attribute FLOPs by the summary's names (see the module's docstring)
     return counter
 
 
 def _block_flops(counter) -> dict[str, int]:
-    return {key[1]: sum(ops.values()) for key, ops in counter.get_flop_counts().items()
-            if isinstance(key, tuple) and key[0] == "block"}
+    return {
+        key[1]: sum(ops.values())
+        for key, ops in counter.get_flop_counts().items()
+        if isinstance(key, tuple) and key[0] == "block"
+    }
 
 
 def measure(net: nn.Module, inputs: tuple, *, backward: bool = False) -> Cost:
@@ -220,16 +227,30 @@ def measure(net: nn.Module, inputs: tuple, *, backward: bool = False) -> Cost:
     for name, flops in _block_flops(forward).items():
         tracker.blocks[name].flops = flops
     cost.blocks = dict(tracker.blocks)
-    leaves = {name for name, module in net.named_modules(remove_duplicate=False)
-              if next(module.children(), None) is None}
+    leaves = {
+        name for name, module in net.named_modules(remove_duplicate=False) if next(module.children(), None) is None
+    }
     cost.activation_bytes = sum(b.activation_bytes for name, b in cost.blocks.items() if name in leaves)
     return cost
 
 
-_DTYPES = {"float32": torch.float32, "float": torch.float32, "float64": torch.float64, "double": torch.float64,
-           "float16": torch.float16, "half": torch.float16, "bfloat16": torch.bfloat16,
-           "int64": torch.int64, "long": torch.int64, "int32": torch.int32, "int": torch.int32,
-           "int16": torch.int16, "int8": torch.int8, "uint8": torch.uint8, "bool": torch.bool}
+_DTYPES = {
+    "float32": torch.float32,
+    "float": torch.float32,
+    "float64": torch.float64,
+    "double": torch.float64,
+    "float16": torch.float16,
+    "half": torch.float16,
+    "bfloat16": torch.bfloat16,
+    "int64": torch.int64,
+    "long": torch.int64,
+    "int32": torch.int32,
+    "int": torch.int32,
+    "int16": torch.int16,
+    "int8": torch.int8,
+    "uint8": torch.uint8,
+    "bool": torch.bool,
+}
 
 
 def example_inputs(spec_input: Any, device: torch.device | str, *, random: bool = False) -> tuple | None:
@@ -240,14 +261,19 @@ def example_inputs(spec_input: Any, device: torch.device | str, *, random: bool 
     values do not matter, and zeros are valid indices for an embedding.
     `random`: floating inputs are drawn from U(0, 1) instead, as `run` draws them.
     """
+
     def one(entry: Any) -> torch.Tensor:
         if isinstance(entry, dict):
             shape = list(entry.get("shape") or [])
             dtype = entry.get("dtype")
-            dtype = _DTYPES.get(str(getattr(dtype, "value", dtype)), torch.float32) if dtype is not None else torch.float32
+            dtype = (
+                _DTYPES.get(str(getattr(dtype, "value", dtype)), torch.float32) if dtype is not None else torch.float32
+            )
         else:
             shape, dtype = list(getattr(entry, "shape", entry)), getattr(entry, "dtype", None)
-            dtype = _DTYPES.get(str(getattr(dtype, "value", dtype)), torch.float32) if dtype is not None else torch.float32
+            dtype = (
+                _DTYPES.get(str(getattr(dtype, "value", dtype)), torch.float32) if dtype is not None else torch.float32
+            )
         if random and dtype.is_floating_point:
             return torch.rand(*shape, dtype=dtype, device=device)
         return torch.zeros(*shape, dtype=dtype, device=device)
@@ -293,10 +319,12 @@ def _skip_dynamo_import() -> None:
 
 def _cpu_countable(net: nn.Module, inputs: tuple) -> bool:
     tensors = list(net.parameters()) + list(net.buffers())
-    return (sum(t.numel() * t.element_size() for t in tensors) <= CPU_COUNT_BYTES
-            and sum(t.numel() for t in inputs) <= CPU_COUNT_INPUT
-            # torch.nn's layers and netcli's compiled custom blocks (no loops or conditionals on values)
-            and all(type(m).__module__.startswith(("torch.nn.", "netcli.build.")) for m in net.modules()))
+    return (
+        sum(t.numel() * t.element_size() for t in tensors) <= CPU_COUNT_BYTES
+        and sum(t.numel() for t in inputs) <= CPU_COUNT_INPUT
+        # torch.nn's layers and netcli's compiled custom blocks (no loops or conditionals on values)
+        and all(type(m).__module__.startswith(("torch.nn.", "netcli.builder.")) for m in net.modules())
+    )
 
 
 def count_network(loaded, built, *, backward: bool = False):
@@ -313,7 +341,8 @@ def count_network(loaded, built, *, backward: bool = False):
         return {}, None, None
     import copy
 
-    from netcli.build.shape_check import check_shapes
+    from netcli.builder.shape_check import check_shapes
+
     trace, meta, note = check_shapes(loaded)
     shapes = dict(trace.shapes) if trace else {}
     _skip_dynamo_import()
@@ -329,12 +358,16 @@ def count_network(loaded, built, *, backward: bool = False):
     materialized = not any(t.is_meta for t in list(built.net.parameters()) + list(built.net.buffers()))
     if cost.error is not None and materialized and built.device.type != "meta":
         with torch.random.fork_rng(devices=[]):  # the example input's draws must not move the caller's RNG
-            real = measure(built.net, example_inputs(spec_input, built.device, random=True),
-                           backward=backward)
+            real = measure(built.net, example_inputs(spec_input, built.device, random=True), backward=backward)
         if real.error is None:
             blocker = (trace.failed_at or "(root)") if trace else "(root)"
-            cost, note = real, (f"costs counted with a real forward on {built.device}: block '{blocker}' "
-                                "has data-dependent control flow, which meta cannot run")
+            cost, note = (
+                real,
+                (
+                    f"costs counted with a real forward on {built.device}: block '{blocker}' "
+                    "has data-dependent control flow, which meta cannot run"
+                ),
+            )
     if cost.error is not None and note is None:
         note = f"costs are partial: the counting run stopped ({first_line(cost.error)[:200]})"
     return shapes, note, cost

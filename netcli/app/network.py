@@ -3,13 +3,14 @@
 `inspect`, `init`, `export` and `run` take either, with the same --set,
 --plugin and --device handling; this is the one place that tells them apart.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
-from netcli.build.builder import Built
-from netcli.build.validate import load_spec
+from netcli.builder.builder import Built
+from netcli.builder.validate import load_spec
 from netcli.core.errors import NetcliError
 from netcli.init.engine import build_model
 from netcli.io.format import FORMATS
@@ -23,16 +24,27 @@ def is_checkpoint(path: str | None) -> bool:
     return Path(path).suffix.lower() in FORMATS or (Path(path).is_dir() and layout_of(path) is not None)
 
 
-def open_network(source: str | None, *, sets: Sequence[str] = (), plugins: Sequence[str] = (),
-                 device: str | None = None, seed: int | None = None, rules: Sequence[str] = (),
-                 fast_init: bool = False, spec: str | None = None,
-                 notes: list[str] | None = None) -> Built:
+def open_network(
+    source: str | None,
+    *,
+    sets: Sequence[str] = (),
+    plugins: Sequence[str] = (),
+    device: str | None = None,
+    seed: int | None = None,
+    rules: Sequence[str] = (),
+    fast_init: bool = False,
+    spec: str | None = None,
+    notes: list[str] | None = None,
+) -> Built:
     """Build the spec `source`, or rebuild the checkpoint `source` (from `spec` or the spec inside it)."""
     if is_checkpoint(source):
         if rules:
-            raise NetcliError(f"{source}: --rule applies to a spec, not to a saved checkpoint",
-                              hint="give the spec, then save the result with -o")
+            raise NetcliError(
+                f"{source}: --rule applies to a spec, not to a saved checkpoint",
+                hint="give the spec, then save the result with -o",
+            )
         from netcli.app.restore import load_checkpoint
+
         return load_checkpoint(source, spec, sets=sets, plugins=plugins, device=device)
     loaded = load_spec(source, sets, plugins, notes=notes)
     return build_model(loaded, device=device, seed=seed, rules=rules, fast_init=fast_init)

@@ -1,19 +1,28 @@
 """Rebuild a network from a checkpoint: its spec (given, or the one inside the file), then its tensors."""
+
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
-from netcli.build.validate import load_spec, load_spec_text
+from netcli.builder.validate import load_spec, load_spec_text
 from netcli.core.errors import Location, NetcliError, Problem
 from netcli.init.engine import build_model
 from netcli.init.fastinit import uninitialized
-from netcli.io.checkpoint_load import load_into
 from netcli.io.checkpoint import read_checkpoint
+from netcli.io.checkpoint_load import load_into
 from netcli.io.format import META_SHA256
 
 
-def restore(path, spec: str | None = None, *, sets: Iterable[str] = (), plugins: Iterable[str] = (),
-            device: str | None = None, strict: bool = True, seed: int | None = None):
+def restore(
+    path,
+    spec: str | None = None,
+    *,
+    sets: Iterable[str] = (),
+    plugins: Iterable[str] = (),
+    device: str | None = None,
+    strict: bool = True,
+    seed: int | None = None,
+):
     """Rebuild the network from SPEC (or the spec inside the file), load the tensors; return (Built, LoadReport)."""
     ckpt = read_checkpoint(path)
     note = None
@@ -21,14 +30,22 @@ def restore(path, spec: str | None = None, *, sets: Iterable[str] = (), plugins:
         text = ckpt.spec_text
         if text is None:
             what = "a plain torch state_dict" if ckpt.format == "torch" else "a safetensors file netcli did not write"
-            raise NetcliError(Problem(f"holds no spec to rebuild the network from ({what})",
-                                      location=Location(str(path)), hint=f"name the spec: netcli load {path} SPEC"))
+            raise NetcliError(
+                Problem(
+                    f"holds no spec to rebuild the network from ({what})",
+                    location=Location(str(path)),
+                    hint=f"name the spec: netcli load {path} SPEC",
+                )
+            )
         loaded = load_spec_text(text, f"{path}:spec", sets, plugins, embedded=True)
     else:
         loaded = load_spec(spec, sets, plugins)
         embedded = ckpt.metadata.get(META_SHA256)
         if embedded is not None and embedded != loaded.sha256:
-            note = f"{spec} differs from the spec saved in {path} (sha256 {embedded[:12]}); its tensors were checked against {spec}"
+            note = (
+                f"{spec} differs from the spec saved in {path} (sha256 {embedded[:12]}); "
+                f"its tensors were checked against {spec}"
+            )
     if strict:  # every tensor will be overwritten: allocate once, draw nothing, take the file's tensors
         with uninitialized():
             built = build_model(loaded, device=device, seed=seed, fast_init=True)
@@ -39,8 +56,15 @@ def restore(path, spec: str | None = None, *, sets: Iterable[str] = (), plugins:
     return built, report
 
 
-def load_checkpoint(path, spec: str | None = None, *, sets: Iterable[str] = (), plugins: Iterable[str] = (),
-                    device: str | None = None, strict: bool = True):
+def load_checkpoint(
+    path,
+    spec: str | None = None,
+    *,
+    sets: Iterable[str] = (),
+    plugins: Iterable[str] = (),
+    device: str | None = None,
+    strict: bool = True,
+):
     """Rebuild the network from SPEC or from the spec embedded in the file, and load its tensors."""
     built, _ = restore(path, spec, sets=sets, plugins=plugins, device=device, strict=strict)
     return built

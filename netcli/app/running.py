@@ -1,20 +1,22 @@
 """A forward pass: on values, or on meta (shapes only); a failure names the block it happened in."""
+
 from __future__ import annotations
 
 import contextlib
 from typing import Any
 
-from netcli.core.nested import leaves
-from netcli.build.builder import Built
-from netcli.build.shapes import trace_shapes
-from netcli.build.validate import origin_of
+from netcli.builder.builder import Built
+from netcli.builder.shapes import trace_shapes
+from netcli.builder.validate import origin_of
 from netcli.core.errors import NetcliError, Problem, first_line
+from netcli.core.nested import leaves
 from netcli.io.inputs import call
 
 
 def forward(built: Built, x: Any) -> Any:
     """Run the network; a failure inside a block becomes a located error naming it."""
     from netcli.core.devices import cpu_allocation_cap
+
     try:
         with cpu_allocation_cap() if built.device.type == "cpu" else contextlib.nullcontext():
             return call(built.net, x)  # activations beyond free memory: an error, not the OOM killer
@@ -25,6 +27,7 @@ def forward(built: Built, x: Any) -> Any:
 def backward(built: Built, x: Any) -> None:
     """One forward and backward pass (`inspect --grad`); a failure in a block is located as `forward` locates it."""
     from netcli.init.params import run_backward
+
     try:
         run_backward(built.net, x)
     except NetcliError:
@@ -39,23 +42,34 @@ def _located(built: Built, x: Any, exc: Exception) -> NetcliError:
     name = trace.failed_at or ""
     got = trace.inputs.get(name, tuple(x.shape) if hasattr(x, "shape") else None)
     hint = f"its input has shape {list(got)}" if got is not None else None
-    from netcli.build.forward import failure_location
+    from netcli.builder.forward import failure_location
+
     at = failure_location(exc)  # a statement of a custom block's forward
     module = built.net.get_submodule(name) if name else built.net
-    from netcli.build.diagnose import explain
+    from netcli.builder.diagnose import explain
+
     known = explain(module, exc, got, getattr(x, "shape", None))  # a cause torch's words hide (BatchNorm, batch 1)
     if known is not None:
         return NetcliError(built.loaded.problem(origin_of(built.origins, name), *known))
-    if at is not None and type(module).__module__.startswith("netcli.build."):
-        from netcli.spec.yamldoc import render_path
-        return NetcliError(Problem(f"the run failed in the forward of block '{name or '(root)'}' "
-                                   f"({type(module).__name__}): {first_line(exc)}",
-                                   render_path(origin_of(built.origins, name) + ("forward",)), at, hint))
+    if at is not None and type(module).__module__.startswith("netcli.builder."):
+        from netcli.specfile.yamldoc import render_path
+
+        return NetcliError(
+            Problem(
+                f"the run failed in the forward of block '{name or '(root)'}' "
+                f"({type(module).__name__}): {first_line(exc)}",
+                render_path(origin_of(built.origins, name) + ("forward",)),
+                at,
+                hint,
+            )
+        )
     if at is not None:
         hint = f"{hint + '; ' if hint else ''}called from the forward at {at}"
-    return NetcliError(built.loaded.problem(
-        origin_of(built.origins, name), f"the run failed in block '{name or '(root)'}': {first_line(exc)}",
-        hint))
+    return NetcliError(
+        built.loaded.problem(
+            origin_of(built.origins, name), f"the run failed in block '{name or '(root)'}': {first_line(exc)}", hint
+        )
+    )
 
 
 def _ensure_output_fits(built: Built, x: Any) -> None:
@@ -66,8 +80,10 @@ def _ensure_output_fits(built: Built, x: Any) -> None:
     values there is not checked.
     """
     import torch
-    from netcli.build.shape_check import check_shapes
+
+    from netcli.builder.shape_check import check_shapes
     from netcli.core.devices import ensure_room
+
     shape = list(x.shape) if isinstance(x, torch.Tensor) else None
     if shape is None:
         return  # several inputs: the spec's own entries were checked when it was loaded
@@ -83,10 +99,12 @@ def _ensure_output_fits(built: Built, x: Any) -> None:
     outputs = [t for t in leaves(trace.output) if isinstance(t, torch.Tensor)]
     nbytes = sum(t.numel() * t.element_size() for t in outputs)
     shapes = " and ".join(str(list(t.shape)) for t in outputs[:3]) + (", ..." if len(outputs) > 3 else "")
-    ensure_room(built.device, nbytes, f"the output ({shapes})",
-                "give a smaller input (fewer samples in a batch), or --device meta to see the output's shape")
-
-
+    ensure_room(
+        built.device,
+        nbytes,
+        f"the output ({shapes})",
+        "give a smaller input (fewer samples in a batch), or --device meta to see the output's shape",
+    )
 
 
 def run_network(built: Built, x: Any) -> Any:
@@ -96,6 +114,8 @@ def run_network(built: Built, x: Any) -> Any:
         return forward(built, x)
     trace = trace_shapes(built.net, x)
     if trace.error is not None:
-        raise NetcliError(f"the run on meta stopped at '{trace.failed_at or '(root)'}': {first_line(trace.error)}",
-                          hint="run it on cpu to see values")
+        raise NetcliError(
+            f"the run on meta stopped at '{trace.failed_at or '(root)'}': {first_line(trace.error)}",
+            hint="run it on cpu to see values",
+        )
     return trace.output

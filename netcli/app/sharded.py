@@ -1,13 +1,14 @@
 """The commands' side of SPEC §6: build or restore a network sharded over a job's ranks, save it sharded.
 
-`--shard fsdp` (build, init, run, save, load) goes through `netcli.dist.fsdp`;
+`--shard fsdp` (build, init, run, save, load) goes through `netcli.distributed.fsdp`;
 `save --max-shard-size` and `convert` write the Hugging Face sharded layout or
 a DCP folder through `netcli.io.shards`.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 from netcli.core.errors import Location, NetcliError, Problem
 
@@ -16,18 +17,32 @@ SHARD_KINDS = ("fsdp",)
 
 def check_shard(shard: str | None) -> str | None:
     if shard is not None and shard not in SHARD_KINDS:
-        raise NetcliError(Problem(f"unknown sharding '{shard}'", location=Location("--shard"),
-                                  hint="the one kind is fsdp (FSDP2 fully_shard over the job's ranks)"))
+        raise NetcliError(
+            Problem(
+                f"unknown sharding '{shard}'",
+                location=Location("--shard"),
+                hint="the one kind is fsdp (FSDP2 fully_shard over the job's ranks)",
+            )
+        )
     return shard
 
 
-def build(loaded, *, shard: str | None, device: str | None = None, seed: int | None = None,
-          rules: Sequence[str] = (), fast_init: bool = False):
+def build(
+    loaded,
+    *,
+    shard: str | None,
+    device: str | None = None,
+    seed: int | None = None,
+    rules: Sequence[str] = (),
+    fast_init: bool = False,
+):
     """Build `loaded`: sharded over the job's ranks (`shard="fsdp"`), else as engine.build_model does."""
     if check_shard(shard) is None:
         from netcli.init.engine import build_model
+
         return build_model(loaded, device=device, seed=seed, rules=rules, fast_init=fast_init)
-    from netcli.dist.fsdp import build_sharded
+    from netcli.distributed.fsdp import build_sharded
+
     return build_sharded(loaded, device=device, seed=seed, rules=rules)
 
 
@@ -38,25 +53,36 @@ def is_sharded(built) -> bool:
 def save(built, output: str, *, max_shard_size: str | None = None) -> dict:
     """Save `built`: a DCP folder from every rank when sharded; the HF layout with a size; else one file."""
     from netcli.io import shards
+
     if is_sharded(built):
         if max_shard_size is not None:
-            raise NetcliError(Problem("with --shard the checkpoint is a DCP folder written by every rank",
-                                      location=Location("--max-shard-size"),
-                                      hint=f"convert it afterwards: netcli convert {output} -o OUT/ --max-shard-size SIZE"))
-        from netcli.dist.fsdp import save_dcp
+            raise NetcliError(
+                Problem(
+                    "with --shard the checkpoint is a DCP folder written by every rank",
+                    location=Location("--max-shard-size"),
+                    hint=f"convert it afterwards: netcli convert {output} -o OUT/ --max-shard-size SIZE",
+                )
+            )
+        from netcli.distributed.fsdp import save_dcp
+
         return save_dcp(built, output)
     if max_shard_size is None:
         raise NetcliError("save: nothing sharded to write")  # callers save one file themselves
-    shards.target_of(output if output.endswith("/") or output.endswith(shards.INDEX_SUFFIX) else output,
-                     "hf", max_shard_size)
+    shards.target_of(
+        output if output.endswith("/") or output.endswith(shards.INDEX_SUFFIX) else output, "hf", max_shard_size
+    )
     ckpt = in_memory(built)
     index = shards.save_index(output, ckpt, shards.parse_size(max_shard_size))
     folder = Path(output) if not output.endswith(shards.INDEX_SUFFIX) else Path(output).parent
     files = sorted(set(index["weight_map"].values()))
-    return {"file": output, "format": "safetensors-index", "files": files,
-            "tensors": len(ckpt.infos), "tied": {s: [a for a, t in ckpt.aliases.items() if t == s]
-                                                 for s in set(ckpt.aliases.values())},
-            "bytes": sum((folder / f).stat().st_size for f in files)}
+    return {
+        "file": output,
+        "format": "safetensors-index",
+        "files": files,
+        "tensors": len(ckpt.infos),
+        "tied": {s: [a for a, t in ckpt.aliases.items() if t == s] for s in set(ckpt.aliases.values())},
+        "bytes": sum((folder / f).stat().st_size for f in files),
+    }
 
 
 def in_memory(built):
@@ -64,40 +90,59 @@ def in_memory(built):
     from netcli.core.ties import tie_groups
     from netcli.io.checkpoint import Checkpoint, TensorInfo
     from netcli.io.checkpoint_save import checkpoint_metadata
+
     state = built.net.state_dict()
     if any(t.is_meta for t in state.values()):
         raise NetcliError("a network on meta has no values to save", hint="build it on a real device: --device cpu")
     infos, aliases, tensors = {}, {}, {}
     for _, names in tie_groups(state.items()):
         t = state[names[0]]
-        infos[names[0]] = TensorInfo(names[0], tuple(t.shape), str(t.dtype).removeprefix("torch."),
-                                     t.numel() * t.element_size(), list(names[1:]))
+        infos[names[0]] = TensorInfo(
+            names[0], tuple(t.shape), str(t.dtype).removeprefix("torch."), t.numel() * t.element_size(), list(names[1:])
+        )
         tensors[names[0]] = t
         aliases.update({n: names[0] for n in names[1:]})
-    return Checkpoint("<network>", "memory", "safetensors", infos, aliases, checkpoint_metadata(built.loaded), {},
-                      tensors=tensors)
+    return Checkpoint(
+        "<network>", "memory", "safetensors", infos, aliases, checkpoint_metadata(built.loaded), {}, tensors=tensors
+    )
 
 
-def restore(path: str, spec: str | None = None, *, shard: str | None, sets: Iterable[str] = (),
-            plugins: Iterable[str] = (), device: str | None = None, strict: bool = True):
+def restore(
+    path: str,
+    spec: str | None = None,
+    *,
+    shard: str | None,
+    sets: Iterable[str] = (),
+    plugins: Iterable[str] = (),
+    device: str | None = None,
+    strict: bool = True,
+):
     """Rebuild and load a checkpoint: sharded over the job's ranks with `shard`, else app.restore's way."""
     if check_shard(shard) is None:
         from netcli.app.restore import restore as plain
+
         return plain(path, spec, sets=sets, plugins=plugins, device=device, strict=strict)
     import time
-    from netcli.build.validate import load_spec, load_spec_text
-    from netcli.dist.fsdp import build_sharded, load_dcp
+
+    from netcli.builder.validate import load_spec, load_spec_text
+    from netcli.distributed.fsdp import build_sharded, load_dcp
     from netcli.io import shards
-    from netcli.io.checkpoint_load import LoadReport
     from netcli.io.checkpoint import read_checkpoint
+    from netcli.io.checkpoint_load import LoadReport
+
     if not strict:
         raise NetcliError(Problem("--no-strict is not available with --shard", location=Location("--no-strict")))
     start = time.perf_counter()
     ckpt = read_checkpoint(path)
     if spec is None:
         if ckpt.spec_text is None:
-            raise NetcliError(Problem("holds no spec to rebuild the network from", location=Location(path),
-                                      hint=f"name the spec: netcli load {path} SPEC --shard fsdp"))
+            raise NetcliError(
+                Problem(
+                    "holds no spec to rebuild the network from",
+                    location=Location(path),
+                    hint=f"name the spec: netcli load {path} SPEC --shard fsdp",
+                )
+            )
         loaded = load_spec_text(ckpt.spec_text, f"{path}:spec", sets, plugins, embedded=True)
     else:
         loaded = load_spec(spec, sets, plugins)
@@ -114,20 +159,27 @@ def restore(path: str, spec: str | None = None, *, shard: str | None, sets: Iter
 def load_full_into_shards(built, ckpt) -> None:
     """Fill a sharded network from a file of whole tensors: each rank reads a tensor, keeps its rows."""
     import torch
+
     from netcli.init.fastinit import local_part
+
     state = built.net.state_dict()
     names = ckpt.names
     missing = [k for k in state if k not in names]
     if missing:
-        raise NetcliError([Problem(f"missing key '{k}'", location=Location(ckpt.path)) for k in missing]
-                          + [Problem("nothing was loaded", location=Location(ckpt.path),
-                                     hint="give the spec it was saved from")])
+        raise NetcliError(
+            [Problem(f"missing key '{k}'", location=Location(ckpt.path)) for k in missing]
+            + [Problem("nothing was loaded", location=Location(ckpt.path), hint="give the spec it was saved from")]
+        )
     with torch.no_grad():
         for key, t in state.items():
             full = ckpt.tensor(names[key])
             if tuple(full.shape) != tuple(t.shape):
-                raise NetcliError(Problem(f"key '{key}' has shape {list(full.shape)}, expected {list(t.shape)}",
-                                          location=Location(ckpt.path)))
+                raise NetcliError(
+                    Problem(
+                        f"key '{key}' has shape {list(full.shape)}, expected {list(t.shape)}",
+                        location=Location(ckpt.path),
+                    )
+                )
             dest, start, stop = local_part(t)
             dest.copy_(full.reshape(-1)[start:stop].view(dest.shape))
 
@@ -135,13 +187,16 @@ def load_full_into_shards(built, ckpt) -> None:
 def run_checkpoint(built, path: str) -> None:
     """`run --checkpoint` into a built network, sharded or not."""
     from netcli.io import shards
+
     if is_sharded(built):
-        from netcli.dist.fsdp import load_dcp
+        from netcli.distributed.fsdp import load_dcp
         from netcli.io.checkpoint import read_checkpoint
+
         if shards.layout_of(path) == "dcp":
             load_dcp(built, path)
         else:
             load_full_into_shards(built, read_checkpoint(path))
         return
     from netcli.io.checkpoint_load import load_into
+
     load_into(built, path)

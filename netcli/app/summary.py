@@ -3,15 +3,16 @@
 The counting lives in `cost.py` (FLOPs, MACs, activation bytes, on meta); this
 module gathers the rows, folds them to a depth, and renders them.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
 from torch import nn
 
-from netcli.core.ties import tie_groups
 from netcli.core.devices import human_bytes
 from netcli.core.errors import Location, NetcliError, Problem, did_you_mean
+from netcli.core.ties import tie_groups
 
 
 @dataclass
@@ -67,22 +68,40 @@ class Summary:
 
     def as_json(self) -> dict:
         return {
-            "blocks": [{"name": r.name or "(root)", "type": r.type, "depth": r.depth, "params": r.params,
-                        "trainable_params": r.trainable, "param_bytes": r.param_bytes,
-                        "output_shape": list(r.shape) if r.shape is not None else None, "device": r.device,
-                        "macs": r.macs, "flops": r.flops, "backward_flops": r.backward_flops,
-                        "activation_bytes": r.activation_bytes, "partial": r.partial,
-                        **({"tied_with": r.tied_with} if r.tied_with else {}),
-                        **({"inferred": r.inferred} if r.inferred else {})}
-                       for r in self.rows],
-            "total_params": self.total_params, "trainable_params": self.trainable_params,
+            "blocks": [
+                {
+                    "name": r.name or "(root)",
+                    "type": r.type,
+                    "depth": r.depth,
+                    "params": r.params,
+                    "trainable_params": r.trainable,
+                    "param_bytes": r.param_bytes,
+                    "output_shape": list(r.shape) if r.shape is not None else None,
+                    "device": r.device,
+                    "macs": r.macs,
+                    "flops": r.flops,
+                    "backward_flops": r.backward_flops,
+                    "activation_bytes": r.activation_bytes,
+                    "partial": r.partial,
+                    **({"tied_with": r.tied_with} if r.tied_with else {}),
+                    **({"inferred": r.inferred} if r.inferred else {}),
+                }
+                for r in self.rows
+            ],
+            "total_params": self.total_params,
+            "trainable_params": self.trainable_params,
             "frozen_params": self.frozen_params,
-            "param_bytes": self.total_bytes, "buffer_bytes": self.buffers_bytes,
+            "param_bytes": self.total_bytes,
+            "buffer_bytes": self.buffers_bytes,
             "tied": self.tied,
             "output_shape": list(self.output_shape) if self.output_shape is not None else None,
-            "macs": self.macs, "flops": self.flops, "backward_flops": self.backward_flops,
-            "flops_by_op": self.flops_by_op, "activation_bytes": self.activation_bytes,
-            "counted_on": self.counted_on, "partial": self.partial,
+            "macs": self.macs,
+            "flops": self.flops,
+            "backward_flops": self.backward_flops,
+            "flops_by_op": self.flops_by_op,
+            "activation_bytes": self.activation_bytes,
+            "counted_on": self.counted_on,
+            "partial": self.partial,
             "note": self.shape_note,
         }
 
@@ -105,15 +124,23 @@ def _inside(name: str, block: str) -> bool:
     return block == "" or name == block or name.startswith(block + ".")
 
 
-def summarize(net: nn.Module, shapes: dict[str, tuple] | None = None, note: str | None = None,
-              output_shape: tuple | None = None, inferred: dict[str, dict] | None = None, *,
-              cost=None, input_shape=None) -> Summary:
+def summarize(
+    net: nn.Module,
+    shapes: dict[str, tuple] | None = None,
+    note: str | None = None,
+    output_shape: tuple | None = None,
+    inferred: dict[str, dict] | None = None,
+    *,
+    cost=None,
+    input_shape=None,
+) -> Summary:
     """Gather one row per module (a module used twice gets a row at each place) and the totals.
 
     `cost` (a cost.Cost) adds FLOPs, MACs and activation bytes; the totals are
     over unique tensors, so a tied tensor counts once whatever the rows say.
     """
-    from netcli.build.inference import describe_inferred
+    from netcli.builder.inference import describe_inferred
+
     shapes, inferred = shapes or {}, inferred or {}
     owners = _owners(net)
     blocks = cost.blocks if cost is not None else {}
@@ -132,17 +159,29 @@ def summarize(net: nn.Module, shapes: dict[str, tuple] | None = None, note: str 
         shape = shapes.get(name)
         if shape is None and block is not None:
             shape = block.shape
-        rows.append(BlockRow(
-            name, type(module).__name__, depth, sum(p.numel() for p in params), shape, device,
-            inferred.get(name, {}), describe_inferred(inferred[name]) if name in inferred else None,
-            trainable=sum(p.numel() for p in params if p.requires_grad),
-            param_bytes=sum(p.numel() * p.element_size() for p in params),
-            tied_with=tied_with,
-            flops=(block.flops if block is not None else 0) if counted else None,
-            backward_flops=((block.backward_flops if block is not None else 0)
-                            if counted and cost.backward_flops is not None else None),
-            activation_bytes=(block.activation_bytes if block is not None else 0) if counted else None,
-            partial=cost is not None and cost.error is not None and block is not None and block.calls == 0))
+        rows.append(
+            BlockRow(
+                name,
+                type(module).__name__,
+                depth,
+                sum(p.numel() for p in params),
+                shape,
+                device,
+                inferred.get(name, {}),
+                describe_inferred(inferred[name]) if name in inferred else None,
+                trainable=sum(p.numel() for p in params if p.requires_grad),
+                param_bytes=sum(p.numel() * p.element_size() for p in params),
+                tied_with=tied_with,
+                flops=(block.flops if block is not None else 0) if counted else None,
+                backward_flops=(
+                    (block.backward_flops if block is not None else 0)
+                    if counted and cost.backward_flops is not None
+                    else None
+                ),
+                activation_bytes=(block.activation_bytes if block is not None else 0) if counted else None,
+                partial=cost is not None and cost.error is not None and block is not None and block.calls == 0,
+            )
+        )
     params = list(net.parameters())
     buffers = list(net.buffers())
     if output_shape is None and rows and rows[0].shape is not None:
@@ -153,21 +192,27 @@ def summarize(net: nn.Module, shapes: dict[str, tuple] | None = None, note: str 
         trainable_params=sum(p.numel() for p in params if p.requires_grad),
         total_bytes=sum(p.numel() * p.element_size() for p in params),
         buffers_bytes=sum(b.numel() * b.element_size() for b in buffers),
-        tied=tied_groups(net), output_shape=output_shape, shape_note=note, input_shape=input_shape,
+        tied=tied_groups(net),
+        output_shape=output_shape,
+        shape_note=note,
+        input_shape=input_shape,
         flops=cost.flops if cost is not None else None,
         backward_flops=cost.backward_flops if cost is not None else None,
         activation_bytes=cost.activation_bytes if cost is not None else None,
         flops_by_op=dict(cost.by_op) if cost is not None else {},
         counted_on=cost.device if cost is not None else None,
-        partial=cost is not None and cost.error is not None)
+        partial=cost is not None and cost.error is not None,
+    )
 
 
 def describe(loaded, built, *, backward: bool = False, depth: int | None = None) -> Summary:
     """The summary `netcli build` shows: rows, shapes and costs (counted on meta, see cost.py), folded to `depth`."""
     from netcli.app.cost import count_network
+
     shapes, note, cost = count_network(loaded, built, backward=backward)
-    summary = summarize(built.net, shapes, note, shapes.get(""), built.inferred, cost=cost,
-                        input_shape=loaded.spec.input)
+    summary = summarize(
+        built.net, shapes, note, shapes.get(""), built.inferred, cost=cost, input_shape=loaded.spec.input
+    )
     return fold(summary, depth)
 
 
@@ -181,9 +226,11 @@ def fold(summary: Summary, depth: int | None) -> Summary:
 # --- columns ----------------------------------------------------------------
 
 COLUMNS = ("shape", "params", "param_mem", "trainable", "macs", "flops", "act_mem", "device")
-COLUMN_HELP = ("shape: output shape; params: parameters (tied shown as such); param_mem: their bytes; "
-               "trainable: yes/no/partly; macs, flops: forward (with --backward, flops is forward+backward); "
-               "act_mem: bytes of the block's outputs; device")
+COLUMN_HELP = (
+    "shape: output shape; params: parameters (tied shown as such); param_mem: their bytes; "
+    "trainable: yes/no/partly; macs, flops: forward (with --backward, flops is forward+backward); "
+    "act_mem: bytes of the block's outputs; device"
+)
 
 
 def parse_columns(text: str | None, label: str = "--columns") -> list[str] | None:
@@ -193,19 +240,33 @@ def parse_columns(text: str | None, label: str = "--columns") -> list[str] | Non
     names = [n.strip().lower().replace("-", "_") for n in text.split(",") if n.strip()]
     if names == ["all"]:
         return list(COLUMNS)
-    aliases = {"output": "shape", "mem": "param_mem", "activations": "act_mem", "activation": "act_mem",
-               "frozen": "trainable", "mac": "macs", "flop": "flops", "parameters": "params"}
+    aliases = {
+        "output": "shape",
+        "mem": "param_mem",
+        "activations": "act_mem",
+        "activation": "act_mem",
+        "frozen": "trainable",
+        "mac": "macs",
+        "flop": "flops",
+        "parameters": "params",
+    }
     out = []
     for name in names:
         name = aliases.get(name, name)
         if name not in COLUMNS:
-            raise NetcliError(Problem(f"unknown column '{name}'", location=Location(label),
-                                      hint=did_you_mean(name, COLUMNS) or f"choose from {', '.join(COLUMNS)}, all"))
+            raise NetcliError(
+                Problem(
+                    f"unknown column '{name}'",
+                    location=Location(label),
+                    hint=did_you_mean(name, COLUMNS) or f"choose from {', '.join(COLUMNS)}, all",
+                )
+            )
         if name not in out:
             out.append(name)
     if not out:
-        raise NetcliError(Problem("no columns named", location=Location(label),
-                                  hint=f"choose from {', '.join(COLUMNS)}, all"))
+        raise NetcliError(
+            Problem("no columns named", location=Location(label), hint=f"choose from {', '.join(COLUMNS)}, all")
+        )
     return out
 
 
@@ -242,7 +303,9 @@ def _cell(row: BlockRow, column: str, backward: bool) -> str:
             return "-"
         text = f"{row.params:,}"
         if row.tied_with:
-            text += f" (tied: {row.tied_with[0]}" + (f" +{len(row.tied_with) - 1}" if len(row.tied_with) > 1 else "") + ")"
+            text += (
+                f" (tied: {row.tied_with[0]}" + (f" +{len(row.tied_with) - 1}" if len(row.tied_with) > 1 else "") + ")"
+            )
         return text
     if column == "param_mem":
         return human_bytes(row.param_bytes) if row.params else "-"
@@ -265,8 +328,16 @@ def _cell(row: BlockRow, column: str, backward: bool) -> str:
     raise KeyError(column)
 
 
-_HEADERS = {"shape": "output", "params": "params", "param_mem": "param mem", "trainable": "trainable",
-            "macs": "MACs", "flops": "FLOPs", "act_mem": "out mem", "device": "device"}
+_HEADERS = {
+    "shape": "output",
+    "params": "params",
+    "param_mem": "param mem",
+    "trainable": "trainable",
+    "macs": "MACs",
+    "flops": "FLOPs",
+    "act_mem": "out mem",
+    "device": "device",
+}
 
 
 def _tree_prefixes(rows: list[BlockRow]) -> list[str]:
@@ -292,48 +363,59 @@ def _tree_prefixes(rows: list[BlockRow]) -> list[str]:
     return prefixes
 
 
-def render(summary: Summary, title: str, console, *, columns: list[str] | None = None,
-           backward: bool = False) -> None:
+def render(summary: Summary, title: str, console, *, columns: list[str] | None = None, backward: bool = False) -> None:
     """Print the summary as a table whose first column is the module tree, then the totals."""
     from rich import box
     from rich.markup import escape
     from rich.table import Table
+
     columns = columns if columns is not None else default_columns(summary)
-    table = Table(title=title, title_justify="left", title_style="bold", box=box.SIMPLE_HEAD,
-                  show_edge=False, pad_edge=False)
+    table = Table(
+        title=title, title_justify="left", title_style="bold", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False
+    )
     table.add_column("block", no_wrap=True)
     for column in columns:
         header = _HEADERS[column] + (" (fwd+bwd)" if column == "flops" and backward else "")
-        table.add_column(header, justify="left" if column in ("shape", "device", "trainable") else "right",
-                         no_wrap=True)
-    for prefix, row in zip(_tree_prefixes(summary.rows), summary.rows):
+        table.add_column(
+            header, justify="left" if column in ("shape", "device", "trainable") else "right", no_wrap=True
+        )
+    for prefix, row in zip(_tree_prefixes(summary.rows), summary.rows, strict=False):
         label = f"{prefix}[cyan]{escape(row.name.rsplit('.', 1)[-1] or '(root)')}[/]: {escape(row.type)}"
         if row.arguments is not None:  # Linear(in_features=400 [inferred], ...)
             label += "(" + escape(row.arguments) + ")"
         table.add_row(label, *(escape(_cell(row, c, backward)) for c in columns))
     console.print(table)
-    console.print(f"[bold]parameters[/]: {summary.total_params:,} ({summary.trainable_params:,} trainable"
-                  + (f", {summary.frozen_params:,} frozen" if summary.frozen_params else "")
-                  + f"), {human_bytes(summary.total_bytes)}"
-                  + (f"; buffers {human_bytes(summary.buffers_bytes)}" if summary.buffers_bytes else ""))
+    console.print(
+        f"[bold]parameters[/]: {summary.total_params:,} ({summary.trainable_params:,} trainable"
+        + (f", {summary.frozen_params:,} frozen" if summary.frozen_params else "")
+        + f"), {human_bytes(summary.total_bytes)}"
+        + (f"; buffers {human_bytes(summary.buffers_bytes)}" if summary.buffers_bytes else "")
+    )
     for group in summary.tied:
         console.print(f"[bold]tied[/]: {' = '.join(group)} (one tensor, counted once)", markup=True)
     if summary.flops is not None:
         shape = _input_text(summary.input_shape)
-        line = (f"[bold]compute[/]: {'at least ' if summary.partial else ''}"
-                f"{human_count(summary.flops, 'FLOPs')} = {human_count(summary.macs, 'MACs')} "
-                f"per forward{' of ' + escape(shape) if shape else ''}"
-                + (" (the counting run stopped: see the note)" if summary.partial else ""))
+        line = (
+            f"[bold]compute[/]: {'at least ' if summary.partial else ''}"
+            f"{human_count(summary.flops, 'FLOPs')} = {human_count(summary.macs, 'MACs')} "
+            f"per forward{' of ' + escape(shape) if shape else ''}"
+            + (" (the counting run stopped: see the note)" if summary.partial else "")
+        )
         if summary.backward_flops is not None:
             total = summary.flops + summary.backward_flops
-            line += (f"; {human_count(summary.backward_flops, 'FLOPs')} backward, "
-                     f"{human_count(total, 'FLOPs')} forward+backward")
+            line += (
+                f"; {human_count(summary.backward_flops, 'FLOPs')} backward, "
+                f"{human_count(total, 'FLOPs')} forward+backward"
+            )
         console.print(line)
-        console.print(f"[bold]activations[/]: {human_bytes(summary.activation_bytes or 0)} "
-                      "(the leaf blocks' outputs, one forward)")
+        console.print(
+            f"[bold]activations[/]: {human_bytes(summary.activation_bytes or 0)} "
+            "(the leaf blocks' outputs, one forward)"
+        )
     elif summary.input_shape is None:
-        console.print("[dim]FLOPs and activations need an input shape: add input: to the spec "
-                      "or pass --set input=[...][/]")
+        console.print(
+            "[dim]FLOPs and activations need an input shape: add input: to the spec or pass --set input=[...][/]"
+        )
     if summary.shape_note:
         console.print(f"[yellow]note[/]: {escape(summary.shape_note)}")
 

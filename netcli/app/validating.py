@@ -1,11 +1,13 @@
 """`validate`: check each spec fully without running it, collecting every problem of every file."""
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
-from netcli.build.shape_check import check_shapes
-from netcli.build.validate import load_spec
+from netcli.builder.shape_check import check_shapes
+from netcli.builder.validate import load_spec
 from netcli.core.devices import resolve_device
 from netcli.core.errors import NetcliError, Problem
 from netcli.init.plan import check_rules
@@ -24,8 +26,13 @@ class Validated:
     used: str | None = None  # with no spec named: which one was checked (NETCLI_SPEC, ./netcli.yaml, the default)
 
 
-def validate_spec(spec: str | None, sets: Sequence[str] = (), plugins: Sequence[str] = (),
-                  device: str | None = None, notes: list[str] | None = None) -> Validated:
+def validate_spec(
+    spec: str | None,
+    sets: Sequence[str] = (),
+    plugins: Sequence[str] = (),
+    device: str | None = None,
+    notes: list[str] | None = None,
+) -> Validated:
     """Check structure, types, arguments, definitions, shapes and init rules; never raise for the spec's faults.
 
     With no spec named, the result says which one was checked (`used`); `notes`
@@ -53,6 +60,8 @@ def _used(note: str) -> str:
     """Which spec `validate` with no argument checked, said so that an OK cannot be mistaken for the user's file."""
     note = note.removeprefix("netcli: ")
     if "built-in default" in note:
-        return ("no spec given, so this checked netcli's built-in default [Linear(4, 8), ReLU, Linear(8, 1)], "
-                "not a file of yours (name a spec, set NETCLI_SPEC, or write ./netcli.yaml)")
+        return (
+            "no spec given, so this checked netcli's built-in default [Linear(4, 8), ReLU, Linear(8, 1)], "
+            "not a file of yours (name a spec, set NETCLI_SPEC, or write ./netcli.yaml)"
+        )
     return note

@@ -3,6 +3,7 @@
 Nothing here imports torch at module level, so `netcli --help` starts fast;
 each command imports what it needs when it runs.
 """
+
 from __future__ import annotations
 
 import os
@@ -11,10 +12,11 @@ from typing import Annotated
 
 import typer
 
-
-
 app = typer.Typer(
-    name="netcli", no_args_is_help=True, pretty_exceptions_enable=False, add_completion=True,
+    name="netcli",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=True,
     help="Build, inspect, initialize, run, save and load PyTorch networks described in YAML.",
 )
 
@@ -33,7 +35,8 @@ def _notes() -> list[str]:
 
 
 def _open_spec(spec, sets, plugins):
-    from netcli.build.validate import load_spec
+    from netcli.builder.validate import load_spec
+
     return load_spec(spec, sets or (), plugins or (), notes=_notes())
 
 

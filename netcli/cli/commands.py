@@ -4,18 +4,20 @@ Nothing here imports torch at module level, so `netcli --help` starts fast;
 each command imports what it needs when it runs. `main()` is the one boundary
 that turns NetcliError into `FILE:LINE:COL: where: what (hint)` and exit 2.
 """
+
 from __future__ import annotations
 
 import contextlib
 import os
 import sys
-from typing import Optional
 
 # The command modules register their commands on `app` as they are imported, in the order `--help` lists them.
-from netcli.cli import commands_network  # noqa: F401, I001
-from netcli.cli import commands_files  # noqa: F401
-from netcli.cli import commands_tools  # noqa: F401
-from netcli.cli import render
+from netcli.cli import (
+    commands_files,  # noqa: F401
+    commands_network,  # noqa: F401, I001
+    commands_tools,  # noqa: F401
+    render,
+)
 from netcli.cli.app import _state, app
 
 
@@ -27,12 +29,14 @@ def _exit_code(argv) -> int:
     return 0
 
 
-def main(argv: Optional[list[str]] = None) -> None:
+def main(argv: list[str] | None = None) -> None:
     """Run the app; print user errors as located one-liners and exit 2."""
     from netcli.core.errors import NetcliError
+
     if os.environ.get("WORLD_SIZE", "1").strip() not in ("", "0", "1") and not os.environ.get("NETCLI_IN_JOB"):
         # a rank of a torchrun job: join it, print on rank 0, one reported error, one exit code (SPEC §6)
-        from netcli.dist.group import distributed_main
+        from netcli.distributed.group import distributed_main
+
         os.environ["NETCLI_IN_JOB"] = "1"
         sys.exit(distributed_main(lambda: _exit_code(argv)))
     args = list(sys.argv[1:] if argv is None else argv)
@@ -40,10 +44,11 @@ def main(argv: Optional[list[str]] = None) -> None:
         _state["debug"] = True
     from netcli.core.safepath import drop_implicit_cwd
     from netcli.core.terminal import EscapingStream
+
     drop_implicit_cwd(module_run=False)  # plugins never come from the current folder by accident
     # Every plain print goes through the escaping stream: a name or value from a file cannot drive the terminal.
     real_stdout, sys.stdout = sys.stdout, EscapingStream(sys.stdout)
-    as_json = "--json" in args[:args.index("--")] if "--" in args else "--json" in args
+    as_json = "--json" in args[: args.index("--")] if "--" in args else "--json" in args
     try:
         try:
             # With --json, usage errors (an unknown option, a bad value) come back here to be written as JSON too.
@@ -76,13 +81,22 @@ def main(argv: Optional[list[str]] = None) -> None:
         if as_json and hasattr(exc, "format_message") and isinstance(getattr(exc, "exit_code", None), int):
             render.usage_error(exc)  # typer's UsageError and the like, which standalone mode would have printed
             sys.exit(exc.exit_code)
-        print(f"netcli: internal error: {type(exc).__name__}: {exc}\n"
-              "(run with --debug or NETCLI_DEBUG=1 to see the traceback; please report it)", file=sys.stderr)
+        print(
+            f"netcli: internal error: {type(exc).__name__}: {exc}\n"
+            "(run with --debug or NETCLI_DEBUG=1 to see the traceback; please report it)",
+            file=sys.stderr,
+        )
         if as_json:
             from netcli.core.errors import Problem
-            render.json_problems([Problem(f"internal error: {type(exc).__name__}: {exc}",
-                                          hint="run with --debug or NETCLI_DEBUG=1 to see the traceback; "
-                                               "please report it")])
+
+            render.json_problems(
+                [
+                    Problem(
+                        f"internal error: {type(exc).__name__}: {exc}",
+                        hint="run with --debug or NETCLI_DEBUG=1 to see the traceback; please report it",
+                    )
+                ]
+            )
         sys.exit(1)
 
 
@@ -95,6 +109,7 @@ class _StdoutGone(Exception):
 def _stdout_error(exc: BaseException) -> int:
     """The exit code for a failed write to stdout (a closed pipe, /dev/full), else 0: no traceback for those."""
     import errno
+
     if isinstance(exc, BrokenPipeError):
         with contextlib.suppress(OSError):  # the reader left (`| head`): say nothing more, as other tools do
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

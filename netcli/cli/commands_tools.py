@@ -1,29 +1,34 @@
 """Commands around the network: code (eject), devices, types, schema."""
+
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from netcli.cli import render
 from netcli.cli.app import _open_spec, app
 from netcli.cli.completion import complete_type
-from netcli.cli.options import (DeviceOpt, JsonOpt, PluginOpt, RuleOpt, SeedOpt,
-                                SetOpt, SpecArg)
-
+from netcli.cli.options import DeviceOpt, JsonOpt, PluginOpt, RuleOpt, SeedOpt, SetOpt, SpecArg
 
 
 @app.command()
 def code(
     spec: SpecArg = None,
-    output: Annotated[Optional[str], typer.Option("--output", "-o", help="write the code to FILE (default: print it)",
-                                                  show_default=False)] = None,
+    output: Annotated[
+        str | None,
+        typer.Option("--output", "-o", help="write the code to FILE (default: print it)", show_default=False),
+    ] = None,
     rule: RuleOpt = None,
-    set_: SetOpt = None, seed: SeedOpt = None, device: DeviceOpt = None, plugin: PluginOpt = None,
+    set_: SetOpt = None,
+    seed: SeedOpt = None,
+    device: DeviceOpt = None,
+    plugin: PluginOpt = None,
 ):
     """Write the network as plain PyTorch source: classes, nn.Sequential, and build(seed) with the init rules."""
     from netcli.app.eject import command_args, write_code
+
     loaded = _open_spec(spec, set_, plugin)
     args = command_args(spec, set_ or (), plugin or (), rule or (), seed, device)
     text = write_code(loaded, output, seed=seed, device=device, rules=tuple(rule or ()), spec_args=args)
@@ -33,12 +38,11 @@ def code(
         print(f"wrote {output}: {text.count(chr(10))} lines of PyTorch; build() returns the network", file=sys.stderr)
 
 
-
-
 @app.command()
 def devices(json_: JsonOpt = False):
     """Show the CPU, every GPU (index, name, memory, capability) and what auto / auto:N resolve to."""
     from netcli.core.devices import list_devices, render_devices
+
     report = list_devices()
     if json_:
         render.print_json(report.as_json())
@@ -46,36 +50,49 @@ def devices(json_: JsonOpt = False):
         render_devices(report, render.stdout())
 
 
-
-
 @app.command("types")
 def types_(
-    pattern: Annotated[Optional[str], typer.Argument(help="only names containing this text", autocompletion=complete_type)] = None,
-    plugin: PluginOpt = None, json_: JsonOpt = False,
+    pattern: Annotated[
+        str | None, typer.Argument(help="only names containing this text", autocompletion=complete_type)
+    ] = None,
+    plugin: PluginOpt = None,
+    json_: JsonOpt = False,
 ):
     """List the registered types a spec may name, with where each comes from."""
     from netcli import registry
+
     registry.ensure_loaded()
     for module in plugin or ():
         registry.load_plugin(module)
-    entries = [registry.types.entry(n) for n in registry.types
-               if pattern is None or pattern.lower() in n.lower()]
+    entries = [registry.types.entry(n) for n in registry.types if pattern is None or pattern.lower() in n.lower()]
     if not entries:
         from netcli.core.errors import NetcliError, did_you_mean
-        raise NetcliError(f"no registered type matches '{pattern}'", hint=did_you_mean(pattern, registry.types.names())
-                          or "a plugin's types are listed once it is installed, or named with --plugin MODULE; "
-                             "netcli types lists them all")
+
+        raise NetcliError(
+            f"no registered type matches '{pattern}'",
+            hint=did_you_mean(pattern, registry.types.names())
+            or "a plugin's types are listed once it is installed, or named with --plugin MODULE; "
+            "netcli types lists them all",
+        )
     if json_:
-        render.print_json([{"name": e.name, "origin": e.origin,
-                            "signature": str(registry.signature(e.obj) or "")} for e in entries])
+        render.print_json(
+            [{"name": e.name, "origin": e.origin, "signature": str(registry.signature(e.obj) or "")} for e in entries]
+        )
     else:
         render.registered_types(entries, registry.signature)
 
 
 @app.command()
 def schema(
-    output: Annotated[Optional[str], typer.Option("--output", "-o", help="write to FILE instead of stdout", show_default=False)] = None,
-    regenerate: Annotated[bool, typer.Option("--regenerate", help="generate it from the registry (imports torch) instead of printing the shipped file")] = False,
+    output: Annotated[
+        str | None, typer.Option("--output", "-o", help="write to FILE instead of stdout", show_default=False)
+    ] = None,
+    regenerate: Annotated[
+        bool,
+        typer.Option(
+            "--regenerate", help="generate it from the registry (imports torch) instead of printing the shipped file"
+        ),
+    ] = False,
     plugin: PluginOpt = None,
 ):
     """Print the JSON Schema (draft 2020-12) of the spec language, for editors (yaml-language-server).
@@ -84,10 +101,12 @@ def schema(
     schema/netcli.schema.json is printed while it matches this netcli and torch;
     plugins, --regenerate or other versions generate a fresh one.
     """
-    from netcli.spec.jsonschema import schema_text
+    from netcli.specfile.jsonschema import schema_text
+
     text, _ = schema_text(regenerate=regenerate, plugins=plugin or ())
     if output is None:
         sys.stdout.write(text)
     else:
         from netcli.core.atomic import atomic_write
+
         atomic_write(output, lambda p: p.write_text(text))

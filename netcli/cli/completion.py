@@ -4,13 +4,15 @@ Names come from the shipped schema file, so a TAB answers in a fraction of a
 second without importing torch; only where installed plugins add names that
 the file cannot know is the registry loaded.
 """
+
 from __future__ import annotations
 
 DEVICES = ("cpu", "cuda", "cuda:0", "cuda:1", "auto", "auto:0", "auto:1", "mps", "meta")
 
 
 def _from_schema() -> tuple[list[str], list[str]] | None:
-    from netcli.spec import jsonschema
+    from netcli.specfile import jsonschema
+
     data = jsonschema.shipped()
     if not data or jsonschema.installed_plugins():
         return None
@@ -26,6 +28,7 @@ def registered_names() -> tuple[list[str], list[str]]:
     if names is not None:
         return names
     from netcli import registry
+
     registry.ensure_loaded()
     return registry.types.names(), registry.initializers.names()
 

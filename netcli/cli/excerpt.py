@@ -1,4 +1,5 @@
 """Show the YAML line a problem points at, with a caret under its column."""
+
 from __future__ import annotations
 
 import re
@@ -12,7 +13,8 @@ _UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e
 
 def source_text(source: str) -> str | None:
     """Return the text of the spec a location names, or None where it is not a readable file."""
-    from netcli.spec.loading import DEFAULT_NAME, DEFAULT_SPEC
+    from netcli.specfile.loading import DEFAULT_NAME, DEFAULT_SPEC
+
     if source == DEFAULT_NAME:
         return DEFAULT_SPEC
     path = Path(source)
@@ -44,6 +46,6 @@ def excerpt(problem: Problem) -> tuple[str, str] | None:
     line = _UNPRINTABLE.sub("\ufffd", lines[loc.line - 1])
     column = max(1, loc.column or 1)
     # Tabs would shift the caret: measure the prefix as the terminal shows it.
-    offset = len(line[:column - 1].expandtabs(8))
+    offset = len(line[: column - 1].expandtabs(8))
     number = str(loc.line)
     return f"  {number} | {line.expandtabs(8)}", f"  {' ' * len(number)} | {' ' * offset}^"

@@ -1,4 +1,5 @@
 """Every rich or plain-text rendering of a command's result, so commands only parse, call and hand over."""
+
 from __future__ import annotations
 
 import json
@@ -8,6 +9,7 @@ from typing import Any
 
 def stdout():
     from netcli.core.terminal import console, unescaped
+
     # In a pipe rich assumes 80 columns and cuts tree lines; a reader there wants whole lines.
     width = None if sys.stdout.isatty() else 200
     # names and values from files are escaped by the console; rich's own colors are not
@@ -16,6 +18,7 @@ def stdout():
 
 def stderr():
     from netcli.core.terminal import console, unescaped
+
     return console(unescaped(sys.stderr), highlight=False, soft_wrap=True)
 
 
@@ -24,7 +27,10 @@ def print_json(data: Any) -> None:
 
 
 def json_problems(problems) -> None:
-    """A failed command's problems on stdout, for --json: `{"ok": false, "problems": [{file, line, column, path, message, hint}]}`."""
+    """A failed command's problems on stdout, for --json.
+
+    `{"ok": false, "problems": [{file, line, column, path, message, hint}]}`.
+    """
     try:
         print_json({"ok": False, "problems": [p.as_json() for p in problems]})
     except (OSError, ValueError):
@@ -34,6 +40,7 @@ def json_problems(problems) -> None:
 def usage_error(exc) -> None:
     """A command-line usage error (unknown option, bad value) under --json: said on stderr, and as JSON on stdout."""
     from netcli.core.errors import Location, Problem
+
     message = exc.format_message()
     param = getattr(exc, "param", None)
     option = None
@@ -45,14 +52,16 @@ def usage_error(exc) -> None:
     print(f"netcli: {message}", file=sys.stderr)
     if close:  # the message lists them too; in JSON they are the hint
         message = getattr(exc, "message", message)
-    problem = Problem(message, location=Location(option) if option and option.startswith("--") else Location(),
-                      hint=hint)
+    problem = Problem(
+        message, location=Location(option) if option and option.startswith("--") else Location(), hint=hint
+    )
     json_problems([problem])
 
 
 def show_problem(console, problem) -> None:
     """Print `FILE:LINE:COL: where: what (hint)`, then the spec's line with a caret under the column."""
     from netcli.cli.excerpt import excerpt
+
     console.print(str(problem), markup=False)
     shown = excerpt(problem)
     if shown is not None:
@@ -70,6 +79,7 @@ def table(*columns: str, title: str, rows: list[tuple[str, ...]]):
     Names and rules get the room they need first, so each stays on one line.
     """
     from rich.table import Table
+
     out = Table(*columns, title=title)
     for i, column in enumerate(out.columns):
         column.overflow = "fold"
@@ -95,7 +105,8 @@ def validation(results) -> None:
             default = " (netcli's built-in default network: no spec was named)" if r.file == "<default>" else ""
             out.print(f"[green]OK[/] {r.file}{default}" + (f"  [dim]({r.note})[/]" if r.note else ""))
             if r.inferred:
-                from netcli.build.inference import format_inferred
+                from netcli.builder.inference import format_inferred
+
                 out.print(f"  inferred: {format_inferred(r.inferred)}", markup=False)
         else:
             for p in r.problems:
@@ -163,18 +174,37 @@ def grads(named: dict) -> None:
 def inventory(inv, title: str) -> None:
     """Every tensor of a network in a table, then totals and tied groups (with --grad, each grad's norm)."""
     from netcli.core.devices import human_bytes
+
     out = stdout()
     with_grad = any(r.with_grad for r in inv.rows)
-    columns = ("name", "kind", "shape", "dtype", "device", "requires_grad", "count") + (("grad norm",) if with_grad else ())
-    out.print(table(*columns, title=title,
-                    rows=[(" = ".join(r.names), r.kind, shape_text(r.shape), r.dtype, r.device,
-                           str(r.requires_grad), f"{r.numel:,}")
-                          + ((("None" if r.grad_norm is None else f"{r.grad_norm:.4g}"),) if with_grad else ())
-                          for r in inv.rows]))
+    columns = ("name", "kind", "shape", "dtype", "device", "requires_grad", "count") + (
+        ("grad norm",) if with_grad else ()
+    )
+    out.print(
+        table(
+            *columns,
+            title=title,
+            rows=[
+                (
+                    " = ".join(r.names),
+                    r.kind,
+                    shape_text(r.shape),
+                    r.dtype,
+                    r.device,
+                    str(r.requires_grad),
+                    f"{r.numel:,}",
+                )
+                + ((("None" if r.grad_norm is None else f"{r.grad_norm:.4g}"),) if with_grad else ())
+                for r in inv.rows
+            ],
+        )
+    )
     totals = inv.totals()
-    out.print(f"[bold]parameters[/]: {totals['parameters']:,} ({totals['trainable']:,} trainable)"
-              + (f"; buffers: {totals['buffers']:,}" if totals["buffers"] else "")
-              + f"; {totals['tensors']} tensors, {human_bytes(totals['bytes'])}")
+    out.print(
+        f"[bold]parameters[/]: {totals['parameters']:,} ({totals['trainable']:,} trainable)"
+        + (f"; buffers: {totals['buffers']:,}" if totals["buffers"] else "")
+        + f"; {totals['tensors']} tensors, {human_bytes(totals['bytes'])}"
+    )
     for group in inv.tied:
         out.print(f"[bold]tied[/]: {' = '.join(group)} (one tensor, counted once)")
 
@@ -183,29 +213,52 @@ def init_report(touched, explained, output: str | None) -> None:
     """What each rule set, in order; with --explain, the rule that last set each parameter."""
     out = stdout()
     if touched:
-        out.print(table("rule", "parameter", "shape", title="what the init rules set, in order",
-                        rows=[(t.rule, " = ".join((t.name,) + t.tied), shape_text(t.shape)) for t in touched]))
+        out.print(
+            table(
+                "rule",
+                "parameter",
+                "shape",
+                title="what the init rules set, in order",
+                rows=[(t.rule, " = ".join((t.name,) + t.tied), shape_text(t.shape)) for t in touched],
+            )
+        )
     else:
-        print("no init rules: every parameter keeps its module's default initialization "
-              "(add --rule INIT:TARGET, e.g. --rule xavier:0)", file=sys.stderr)
+        print(
+            "no init rules: every parameter keeps its module's default initialization "
+            "(add --rule INIT:TARGET, e.g. --rule xavier:0)",
+            file=sys.stderr,
+        )
     if explained is not None:
-        out.print(table("parameter", "shape", "set by", title="the rule that last set each parameter",
-                        rows=[(" = ".join([r["parameter"]] + r["tied"]), shape_text(r["shape"]), r["set_by"])
-                              for r in explained]))
+        out.print(
+            table(
+                "parameter",
+                "shape",
+                "set by",
+                title="the rule that last set each parameter",
+                rows=[
+                    (" = ".join([r["parameter"]] + r["tied"]), shape_text(r["shape"]), r["set_by"]) for r in explained
+                ],
+            )
+        )
     if output is not None:
         out.print(f"wrote {output}")
 
 
 def saved(report, sha256: str) -> None:
     from netcli.core.devices import human_bytes
+
     tied = sum(len(v) for v in report.tied.values())
-    print(f"saved {report.tensors} tensors" + (f" ({tied} tied name(s) stored once)" if tied else "")
-          + f" to {report.path}: {report.format}, {human_bytes(report.nbytes)}"
-          + (f", spec sha256 {sha256[:12]}" if report.format == "safetensors" else ""))
+    print(
+        f"saved {report.tensors} tensors"
+        + (f" ({tied} tied name(s) stored once)" if tied else "")
+        + f" to {report.path}: {report.format}, {human_bytes(report.nbytes)}"
+        + (f", spec sha256 {sha256[:12]}" if report.format == "safetensors" else "")
+    )
 
 
 def registered_types(entries, signature) -> None:
     from rich.table import Table
+
     out = Table("type", "arguments", "from")
     for e in entries:
         out.add_row(e.name, str(signature(e.obj) or "(...)"), e.origin)
@@ -213,8 +266,14 @@ def registered_types(entries, signature) -> None:
 
 
 def exported(result, fmt: str) -> None:
-    check = ("" if result.max_difference is None
-             else f"; its output matches torch's (max |difference| {result.max_difference:.3g})")
+    check = (
+        ""
+        if result.max_difference is None
+        else f"; its output matches torch's (max |difference| {result.max_difference:.3g})"
+    )
     batch = "; any batch size" if result.dynamic_batch else "; batch size fixed"
-    stdout().print(f"wrote {result.path} ({fmt} via {result.method}, {result.nbytes:,} bytes): "
-                   f"input {result.input_shape} -> output {result.output_shape}{check}{batch}", markup=False)
+    stdout().print(
+        f"wrote {result.path} ({fmt} via {result.method}, {result.nbytes:,} bytes): "
+        f"input {result.input_shape} -> output {result.output_shape}{check}{batch}",
+        markup=False,
+    )

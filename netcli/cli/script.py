@@ -4,14 +4,17 @@ This module imports nothing outside netcli before `drop_implicit_cwd`, so a
 `typer.py` or `yaml.py` in the current folder (reachable through an empty
 PYTHONPATH entry) is never imported in place of the real one.
 """
+
 from __future__ import annotations
 
 
 def main() -> None:
     from netcli.core.safepath import drop_implicit_cwd
+
     drop_implicit_cwd(module_run=False)
     collect_less_often()
     from netcli.cli.commands import main as run
+
     run()
 
 
@@ -25,4 +28,5 @@ def collect_less_often() -> None:
     still runs, so a long `run` or `save` cannot pile up cyclic garbage.
     """
     import gc
+
     gc.set_threshold(100_000, 50, 1000)

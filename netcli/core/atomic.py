@@ -5,6 +5,7 @@ file's name carries the writer's pid, so the next save to the same file can
 tell a leftover of a killed save (its pid is gone) from one still being
 written, and remove it.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -12,8 +13,8 @@ import os
 import re
 import secrets
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 from netcli.core.errors import Location, NetcliError, Problem
 
@@ -49,8 +50,13 @@ def atomic_path(dest: str | os.PathLike) -> Iterator[Path]:
                 fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
             except OSError as exc:
                 tmp_path = None  # not ours (a name taken: 64 random bits) or not made
-                raise NetcliError(Problem(f"cannot write here: {exc.strerror}", location=Location(str(dest)),
-                                          hint="check that the folder exists and is writable")) from exc
+                raise NetcliError(
+                    Problem(
+                        f"cannot write here: {exc.strerror}",
+                        location=Location(str(dest)),
+                        hint="check that the folder exists and is writable",
+                    )
+                ) from exc
             os.close(fd)
         yield tmp_path
         with open(tmp_path, "rb+") as f:
@@ -68,8 +74,13 @@ def atomic_path(dest: str | os.PathLike) -> Iterator[Path]:
             _die_of(exc.signum)
         if isinstance(exc, OSError):  # a full disk, a quota, an I/O error: the old file is untouched
             what = "the previous file is unchanged" if dest.exists() else "nothing was written"
-            raise NetcliError(Problem(f"cannot write: {exc.strerror or exc}; {what}", location=Location(str(dest)),
-                                      hint="free some space or choose another folder")) from exc
+            raise NetcliError(
+                Problem(
+                    f"cannot write: {exc.strerror or exc}; {what}",
+                    location=Location(str(dest)),
+                    hint="free some space or choose another folder",
+                )
+            ) from exc
         raise
     trap.__exit__(None, None, None)
 
@@ -85,8 +96,18 @@ class _Signalled(BaseException):
 # Signals whose default action ends the process; each is trapped only while its handler is the
 # default, so a handler the program installed itself (a test's alarm) is left alone. SIGINT is
 # Python's KeyboardInterrupt already; SIGKILL cannot be caught (the next save removes its leftover).
-_TERMINATING = ("SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGALRM", "SIGVTALRM", "SIGPROF",
-                "SIGXCPU", "SIGXFSZ")
+_TERMINATING = (
+    "SIGTERM",
+    "SIGHUP",
+    "SIGQUIT",
+    "SIGUSR1",
+    "SIGUSR2",
+    "SIGALRM",
+    "SIGVTALRM",
+    "SIGPROF",
+    "SIGXCPU",
+    "SIGXFSZ",
+)
 
 
 class _SignalTrap:
@@ -98,6 +119,7 @@ class _SignalTrap:
     def __enter__(self):
         import signal
         import threading
+
         if threading.current_thread() is not threading.main_thread():
             return self
         for name in _TERMINATING:
@@ -113,6 +135,7 @@ class _SignalTrap:
 
     def __exit__(self, *exc) -> None:
         import signal
+
         saved, self.saved = self.saved, {}
         for signum, handler in saved.items():
             with contextlib.suppress(OSError, ValueError):
@@ -126,6 +149,7 @@ def _raise_signalled(signum, frame) -> None:
 def _die_of(signum: int) -> None:
     """End the process by `signum` with its default action (the exit status a shell expects)."""
     import signal
+
     signal.signal(signum, signal.SIG_DFL)
     signal.raise_signal(signum)
 
@@ -135,6 +159,7 @@ def _sigint_held() -> Iterator[None]:
     """Hold SIGINT and the trapped signals back (main thread, where possible) until the block is done."""
     import signal
     import threading
+
     if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
         yield
         return
@@ -187,12 +212,18 @@ def _target(dest: Path) -> Path:
     wherever it points.
     """
     import stat
+
     shown = str(dest)
     if dest.is_symlink():
         real = Path(os.path.realpath(dest))
         if not real.exists():
-            raise NetcliError(Problem(f"is a symlink to {real}, which does not exist; refusing to create it",
-                                      location=Location(shown), hint="write to a plain file name"))
+            raise NetcliError(
+                Problem(
+                    f"is a symlink to {real}, which does not exist; refusing to create it",
+                    location=Location(shown),
+                    hint="write to a plain file name",
+                )
+            )
         dest = real  # the link stays a link to the new content
     try:
         mode = os.stat(dest).st_mode
@@ -203,10 +234,24 @@ def _target(dest: Path) -> Path:
     if mode is not None and stat.S_ISDIR(mode):
         raise NetcliError(Problem("is a folder; give a file name", location=Location(shown)))
     if mode is not None and not stat.S_ISREG(mode):
-        kind = ("a character device" if stat.S_ISCHR(mode) else "a block device" if stat.S_ISBLK(mode)
-                else "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "not a regular file")
-        raise NetcliError(Problem(f"is {kind}; netcli writes only to a regular file or a new path",
-                                  location=Location(shown), hint="give a file name"))
+        kind = (
+            "a character device"
+            if stat.S_ISCHR(mode)
+            else "a block device"
+            if stat.S_ISBLK(mode)
+            else "a FIFO"
+            if stat.S_ISFIFO(mode)
+            else "a socket"
+            if stat.S_ISSOCK(mode)
+            else "not a regular file"
+        )
+        raise NetcliError(
+            Problem(
+                f"is {kind}; netcli writes only to a regular file or a new path",
+                location=Location(shown),
+                hint="give a file name",
+            )
+        )
     if not str(dest.parent):
         dest = Path(".") / dest
     return dest
@@ -282,16 +327,26 @@ def atomic_dir(dest: str | os.PathLike, *, allowed: Callable[[str], bool] | None
     if dest.is_dir() and allowed is not None:
         foreign = sorted(n for n in os.listdir(dest) if not allowed(n))
         if foreign:
-            raise NetcliError(Problem(f"the folder holds other files ({', '.join(foreign[:3])}"
-                                      f"{', ...' if len(foreign) > 3 else ''}); refusing to replace it",
-                                      location=Location(str(dest)), hint="give a new or empty folder"))
+            raise NetcliError(
+                Problem(
+                    f"the folder holds other files ({', '.join(foreign[:3])}"
+                    f"{', ...' if len(foreign) > 3 else ''}); refusing to replace it",
+                    location=Location(str(dest)),
+                    hint="give a new or empty folder",
+                )
+            )
     folder = dest.parent
     clean_leftover_dirs(dest)
     try:
         tmp = Path(tempfile.mkdtemp(prefix=f"{temp_prefix(dest)}{os.getpid()}.", dir=folder))
     except OSError as exc:
-        raise NetcliError(Problem(f"cannot write here: {exc.strerror}", location=Location(str(dest)),
-                                  hint="check that the folder exists and is writable")) from exc
+        raise NetcliError(
+            Problem(
+                f"cannot write here: {exc.strerror}",
+                location=Location(str(dest)),
+                hint="check that the folder exists and is writable",
+            )
+        ) from exc
     try:
         yield tmp
         for name in os.listdir(tmp):
@@ -303,17 +358,24 @@ def atomic_dir(dest: str | os.PathLike, *, allowed: Callable[[str], bool] | None
         _fsync_dir(folder)
     except BaseException as exc:
         import shutil
+
         shutil.rmtree(tmp, ignore_errors=True)
         if isinstance(exc, OSError):
             what = "the previous checkpoint is unchanged" if dest.exists() else "nothing was written"
-            raise NetcliError(Problem(f"cannot write: {exc.strerror or exc}; {what}", location=Location(str(dest)),
-                                      hint="free some space or choose another folder")) from exc
+            raise NetcliError(
+                Problem(
+                    f"cannot write: {exc.strerror or exc}; {what}",
+                    location=Location(str(dest)),
+                    hint="free some space or choose another folder",
+                )
+            ) from exc
         raise
 
 
 def swap_dirs(new: Path, dest: Path) -> None:
     """Put the folder `new` at `dest`; remove what was there (atomically where the OS can)."""
     import shutil
+
     if not dest.exists():
         os.rename(new, dest)
         return
@@ -329,10 +391,12 @@ def swap_dirs(new: Path, dest: Path) -> None:
 def _exchange(a: Path, b: Path) -> bool:
     """renameat2(a, b, RENAME_EXCHANGE) on Linux; False where it is not available."""
     import sys
+
     if not sys.platform.startswith("linux"):
         return False
     try:
         import ctypes
+
         libc = ctypes.CDLL(None, use_errno=True)
         fn = libc.renameat2
     except (OSError, AttributeError):
@@ -345,6 +409,7 @@ def _exchange(a: Path, b: Path) -> bool:
 def clean_leftover_dirs(dest: str | os.PathLike) -> list[Path]:
     """Remove temp folders of killed sharded saves to `dest` (their writer's pid is gone)."""
     import shutil
+
     dest = Path(dest)
     pattern = re.compile(re.escape(temp_prefix(dest)) + r"(\d+)\.")
     removed = []
@@ -362,8 +427,9 @@ def clean_leftover_dirs(dest: str | os.PathLike) -> list[Path]:
     return removed
 
 
-def refuse_overwriting_inputs(dest: str | os.PathLike | None, *inputs: str | os.PathLike | None,
-                              option: str = "-o") -> None:
+def refuse_overwriting_inputs(
+    dest: str | os.PathLike | None, *inputs: str | os.PathLike | None, option: str = "-o"
+) -> None:
     """Refuse to write `dest` when it is one of the files the command reads.
 
     `run --checkpoint ck.safetensors -o ck.safetensors` would replace the
@@ -384,6 +450,10 @@ def refuse_overwriting_inputs(dest: str | os.PathLike | None, *inputs: str | os.
         except OSError:
             continue
         if same:
-            raise NetcliError(Problem(f"the {option} file is also this command's input; refusing to overwrite it",
-                                      location=Location(str(dest)),
-                                      hint="the input is kept; write the result to another file"))
+            raise NetcliError(
+                Problem(
+                    f"the {option} file is also this command's input; refusing to overwrite it",
+                    location=Location(str(dest)),
+                    hint="the input is kept; write the result to another file",
+                )
+            )

@@ -6,6 +6,7 @@ is one, else the CPU; `auto:N` is `try_gpu(N)`. `list_devices()` is what
 `netcli devices` shows, and `ensure_fits` refuses a build that the target
 device's free memory cannot hold, before anything is allocated.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -32,12 +33,14 @@ def parse_device(text: str) -> tuple[str, int | None]:
 def gpu_count() -> int:
     """Return how many CUDA GPUs torch can see (0 without CUDA)."""
     import torch
+
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
 def mps_available() -> bool:
     """Return True where Apple's Metal (MPS) backend can run tensors."""
     import torch
+
     return bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
 
 
@@ -50,6 +53,7 @@ def resolve_device(text: str | None, *, where: str = ""):
     device(type='cpu')
     """
     import torch
+
     if text is None:
         return torch.device("cpu")
     try:
@@ -62,34 +66,38 @@ def resolve_device(text: str | None, *, where: str = ""):
 
 def _resolve(text: str):
     import torch
+
     kind, index = parse_device(text)
     if kind in ("cpu", "meta"):
         return torch.device(kind)
     if kind == "mps":
         if not mps_available():
-            raise NetcliError("device 'mps' is not available on this machine",
-                              hint="use auto to fall back to the CPU")
+            raise NetcliError("device 'mps' is not available on this machine", hint="use auto to fall back to the CPU")
         return torch.device("mps")
     count = gpu_count()
     want = index or 0
     if kind == "auto":
         return torch.device(f"cuda:{want}") if want < count else torch.device("cpu")
     if want >= count:
-        seen = ("no GPU is visible" if count == 0
-                else f"{count} GPU{'s' if count > 1 else ''} visible (cuda:0..cuda:{count - 1})")
-        raise NetcliError(f"device '{text}' is not available: {seen}",
-                          hint=f"use auto:{want} to fall back to the CPU")
+        seen = (
+            "no GPU is visible"
+            if count == 0
+            else f"{count} GPU{'s' if count > 1 else ''} visible (cuda:0..cuda:{count - 1})"
+        )
+        raise NetcliError(f"device '{text}' is not available: {seen}", hint=f"use auto:{want} to fall back to the CPU")
     return torch.device(f"cuda:{want}")
 
 
 def all_gpus() -> list:
     """Return every GPU as a torch.device, or [cpu] where there is none (D2L's `try_all_gpus()`)."""
     import torch
+
     count = gpu_count()
     return [torch.device(f"cuda:{i}") for i in range(count)] or [torch.device("cpu")]
 
 
 # --- free memory -------------------------------------------------------------
+
 
 def cpu_memory() -> tuple[int | None, int | None]:
     """Return (total, available) RAM in bytes, None where the system does not say."""
@@ -113,6 +121,7 @@ def cpu_memory() -> tuple[int | None, int | None]:
 def free_memory(device) -> int | None:
     """Return the bytes that `device` can still allocate, or None if unknown (meta: unlimited)."""
     import torch
+
     if device.type == "cpu":
         return cpu_memory()[1]
     if device.type == "cuda":
@@ -147,6 +156,7 @@ def cpu_allocation_cap() -> Iterator[None]:
     """
     try:
         import resource
+
         soft, hard = resource.getrlimit(resource.RLIMIT_DATA)
         with open("/proc/self/status") as f:
             used = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmData:"))
@@ -179,8 +189,11 @@ def ensure_room(device, nbytes: int, what: str, hint: str) -> None:
         return
     free = free_memory(device)
     if free is not None and nbytes > free:
-        raise NetcliError(Problem(f"{what} needs {human_bytes(nbytes)} on {device} but only {human_bytes(free)} is free there",
-                                  hint=hint))
+        raise NetcliError(
+            Problem(
+                f"{what} needs {human_bytes(nbytes)} on {device} but only {human_bytes(free)} is free there", hint=hint
+            )
+        )
 
 
 def ensure_fits(needed: dict) -> None:
@@ -194,14 +207,18 @@ def ensure_fits(needed: dict) -> None:
             continue
         free = free_memory(device)
         if free is not None and nbytes > free:
-            problems.append(Problem(
-                f"the parameters need {human_bytes(nbytes)} on {device} but only {human_bytes(free)} is free there",
-                hint="use --device meta (or device: meta) to build the structure without memory for values"))
+            problems.append(
+                Problem(
+                    f"the parameters need {human_bytes(nbytes)} on {device} but only {human_bytes(free)} is free there",
+                    hint="use --device meta (or device: meta) to build the structure without memory for values",
+                )
+            )
     if problems:
         raise NetcliError(problems)
 
 
 # --- what `netcli devices` shows -----------------------------------------------
+
 
 @dataclass
 class GpuInfo:
@@ -243,10 +260,17 @@ def _cpu_name() -> str:
 def list_devices() -> DeviceReport:
     """Describe the CPU, each GPU (index, name, memory total/free, capability), MPS, and auto's choices."""
     import torch
+
     total, available = cpu_memory()
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    cpu = {"name": _cpu_name(), "cores": os.cpu_count(), "usable_cores": usable,
-           "torch_threads": torch.get_num_threads(), "memory_total": total, "memory_available": available}
+    cpu = {
+        "name": _cpu_name(),
+        "cores": os.cpu_count(),
+        "usable_cores": usable,
+        "torch_threads": torch.get_num_threads(),
+        "memory_total": total,
+        "memory_available": available,
+    }
     gpus = []
     for i in range(gpu_count()):
         props = torch.cuda.get_device_properties(i)
@@ -257,29 +281,49 @@ def list_devices() -> DeviceReport:
         gpus.append(GpuInfo(i, props.name, props.total_memory, free, f"{props.major}.{props.minor}"))
     names = ["auto"] + [f"auto:{i}" for i in range(max(2, len(gpus) + 1))]
     return DeviceReport(
-        cpu=cpu, gpus=gpus, mps=mps_available(),
+        cpu=cpu,
+        gpus=gpus,
+        mps=mps_available(),
         auto={n: str(resolve_device(n)) for n in names},
         all_gpus=[str(d) for d in all_gpus()],
-        torch={"version": torch.__version__, "cuda": torch.version.cuda,
-               "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None})
+        torch={
+            "version": torch.__version__,
+            "cuda": torch.version.cuda,
+            "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
+        },
+    )
 
 
 def render_devices(report: DeviceReport, console) -> None:
     """Print the report as rich tables and lines."""
     from rich.table import Table
+
     c = report.cpu
-    mem = (f"{human_bytes(c['memory_total'])} total, {human_bytes(c['memory_available'])} available"
-           if c["memory_total"] else "memory unknown")
-    console.print(f"[bold]cpu[/]: {c['name']}, {c['cores']} cores ({c['usable_cores']} usable, "
-                  f"torch uses {c['torch_threads']} threads), {mem}")
+    mem = (
+        f"{human_bytes(c['memory_total'])} total, {human_bytes(c['memory_available'])} available"
+        if c["memory_total"]
+        else "memory unknown"
+    )
+    console.print(
+        f"[bold]cpu[/]: {c['name']}, {c['cores']} cores ({c['usable_cores']} usable, "
+        f"torch uses {c['torch_threads']} threads), {mem}"
+    )
     if report.gpus:
         table = Table("index", "device", "name", "memory total", "memory free", "capability")
         for g in report.gpus:
-            table.add_row(str(g.index), f"cuda:{g.index}", g.name, human_bytes(g.memory_total),
-                          human_bytes(g.memory_free) if g.memory_free is not None else "?", g.capability)
+            table.add_row(
+                str(g.index),
+                f"cuda:{g.index}",
+                g.name,
+                human_bytes(g.memory_total),
+                human_bytes(g.memory_free) if g.memory_free is not None else "?",
+                g.capability,
+            )
         console.print(table)
     else:
-        cuda = f"torch built with CUDA {report.torch['cuda']}" if report.torch.get("cuda") else "torch built without CUDA"
+        cuda = (
+            f"torch built with CUDA {report.torch['cuda']}" if report.torch.get("cuda") else "torch built without CUDA"
+        )
         console.print(f"[bold]gpu[/]: no GPU is visible ({cuda})")
     if report.mps:
         console.print("[bold]mps[/]: Apple Metal (MPS) is available: --device mps")

@@ -3,13 +3,13 @@
 `main()` in commands.py prints these as `FILE:LINE:COL: where: what (hint)` and
 exits 2; anything else is a bug and keeps its traceback behind `--debug`.
 """
+
 from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
-
 
 _UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
@@ -46,7 +46,9 @@ class Problem:
         return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode(), text)
 
     def as_json(self) -> dict:
-        """`{file, line, column, path, message, hint}` for --json (and `option` when a command-line option is the place).
+        """`{file, line, column, path, message, hint}` for --json.
+
+        `option` is added when a command-line option is the place.
 
         `file` is the spec or checkpoint (None for a problem of no file), `line`
         and `column` count from 1, `path` is the place inside the spec
@@ -56,9 +58,15 @@ class Problem:
         option = source if source.startswith("--") else None
         if where.startswith("--"):  # said of an option (`relocated(..., "--device")`), not of a place in a spec
             option, where = option or where, ""
-        return {"file": source if source and not source.startswith("--") else None, "line": self.location.line,
-                "column": self.location.column, "path": where or None, "message": self.message,
-                "hint": self.hint, **({"option": option} if option else {})}
+        return {
+            "file": source if source and not source.startswith("--") else None,
+            "line": self.location.line,
+            "column": self.location.column,
+            "path": where or None,
+            "message": self.message,
+            "hint": self.hint,
+            **({"option": option} if option else {}),
+        }
 
 
 class NetcliError(Exception):

@@ -1,7 +1,9 @@
 """Walk what a module takes or returns: a tensor, or tuples, lists and dicts of them, nested."""
+
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 
 def leaves(value: Any) -> Iterator[Any]:

@@ -1,4 +1,5 @@
 """Show progress of long saves, loads and checks on stderr: a rich bar, on a terminal, after a second."""
+
 from __future__ import annotations
 
 import os
@@ -18,6 +19,7 @@ class Progress:
 
     def __init__(self, description: str, total: int, console=None):
         from rich.console import Console
+
         self.console = console if console is not None else Console(file=sys.stderr)
         self.enabled = self.console.is_terminal
         self.description, self.total = description, max(int(total), 1)
@@ -25,11 +27,19 @@ class Progress:
         self._started = self._done = False
         self._watched: str | None = None
 
-    def __enter__(self) -> "Progress":
+    def __enter__(self) -> Progress:
         if self.enabled:
-            from rich.progress import BarColumn, DownloadColumn, Progress as Bar, TextColumn, TimeRemainingColumn
-            self._bar = Bar(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
-                            console=self.console, transient=True)
+            from rich.progress import BarColumn, DownloadColumn, TextColumn, TimeRemainingColumn
+            from rich.progress import Progress as Bar
+
+            self._bar = Bar(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                DownloadColumn(),
+                TimeRemainingColumn(),
+                console=self.console,
+                transient=True,
+            )
             self._task = self._bar.add_task(self.description, total=self.total)
             self._timer = threading.Timer(self.DELAY, self._start)
             self._timer.daemon = True

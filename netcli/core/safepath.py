@@ -7,6 +7,7 @@ imported in place of the real module. The `netcli` script does not do this;
 `python -m netcli` should not either. A folder named deliberately in
 PYTHONPATH (`.` or its full path) stays.
 """
+
 from __future__ import annotations
 
 import os

@@ -7,6 +7,7 @@ the terminal and could hide or fake what `show` is meant to reveal. Every
 command's output goes through `escape` (plain prints) or `console` (rich), so
 such characters are shown as `\\x1b`, `\\u202e`, ... wherever they came from.
 """
+
 from __future__ import annotations
 
 import re
@@ -37,7 +38,8 @@ def console(file, **kwargs):
         def _render_buffer(self, buffer):  # the last step before text becomes terminal output
             return super()._render_buffer(
                 segment if segment.control else Segment(escape(segment.text), segment.style, segment.control)
-                for segment in buffer)
+                for segment in buffer
+            )
 
     return SafeConsole(file=file, **kwargs)
 

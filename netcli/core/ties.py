@@ -6,17 +6,27 @@ tied tensor once). Two names are tied when they hold the same memory with the
 same layout; tensors without memory (meta, empty) are tied only when they are
 the same object.
 """
+
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 
 def tensor_key(t: Any) -> Any:
     """A key equal for two tensors exactly when they are the same values in memory."""
-    if t.device.type == "meta" or t.numel() == 0 or hasattr(t, "_local_tensor"):  # no storage address (DTensor: by object)
+    if (
+        t.device.type == "meta" or t.numel() == 0 or hasattr(t, "_local_tensor")
+    ):  # no storage address (DTensor: by object)
         return ("id", id(t))
-    return (str(t.device), t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape),
-            tuple(t.stride()), t.dtype)
+    return (
+        str(t.device),
+        t.untyped_storage().data_ptr(),
+        t.storage_offset(),
+        tuple(t.shape),
+        tuple(t.stride()),
+        t.dtype,
+    )
 
 
 def tie_groups(named_tensors: Iterable[tuple[str, Any]]) -> list[tuple[Any, list[str]]]:

@@ -4,9 +4,11 @@ This is what hand-written code does after building (`net[0].apply(init_xavier)`,
 then `net[2].apply(init_42)`): every rule draws in order, a later rule over an
 earlier one, so the values equal that code's under the same seed.
 """
+
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from netcli.core.errors import NetcliError, first_line
 from netcli.core.ties import canonical_names
@@ -18,6 +20,7 @@ from netcli.init.targets import Selected
 def apply_rules(net: Any, rules: Sequence[Rule]) -> list[Touched]:
     """Apply `rules` in order (a later rule wins); return what each set."""
     import torch
+
     plan = plan_rules(net, rules)
     with torch.no_grad():
         for rule, selected in plan.steps:
@@ -28,9 +31,12 @@ def apply_rules(net: Any, rules: Sequence[Rule]) -> list[Touched]:
                 try:
                     rule.fn(s.tensor, *rule.args, **rule.kwargs)
                 except Exception as exc:  # what the meta dry run could not foresee
-                    raise NetcliError(rule.problem(
-                        f"{rule.init} failed on '{s.name}': {type(exc).__name__}: {first_line(exc)}",
-                        "check the rule's arguments")) from exc
+                    raise NetcliError(
+                        rule.problem(
+                            f"{rule.init} failed on '{s.name}': {type(exc).__name__}: {first_line(exc)}",
+                            "check the rule's arguments",
+                        )
+                    ) from exc
     return plan.report(net)
 
 
@@ -40,8 +46,7 @@ def _reset(selected: list[Selected]) -> None:
     for s in selected:
         by_module.setdefault(id(s.module), (s.module, set()))[1].add(s.attr)
     for module, attrs in by_module.values():
-        keep = {n: p.detach().clone() for n, p in module._parameters.items()
-                if p is not None and n not in attrs}
+        keep = {n: p.detach().clone() for n, p in module._parameters.items() if p is not None and n not in attrs}
         module.reset_parameters()
         for n, value in keep.items():
             module._parameters[n].copy_(value)
@@ -60,6 +65,12 @@ def explain(net: Any, touched: Sequence[Touched]) -> list[dict[str, Any]]:
     """For every parameter, the rule that last set it, or `default`."""
     last = {t.name: t.rule for t in touched}
     _, tied = canonical_names(net)
-    return [{"parameter": name, "shape": list(p.shape), "set_by": last.get(name, "default"),
-             "tied": list(tied.get(id(p), ()))}
-            for name, p in net.named_parameters()]
+    return [
+        {
+            "parameter": name,
+            "shape": list(p.shape),
+            "set_by": last.get(name, "default"),
+            "tied": list(tied.get(id(p), ())),
+        }
+        for name, p in net.named_parameters()
+    ]

@@ -6,17 +6,25 @@ the rules run in order), so seeded values equal that code's; `fast_init`
 builds on meta and sets each tensor once from per-tensor seeds (see
 `fastinit`). Both take their rules from one checked plan.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
-from netcli.build.builder import Built, build_network
-from netcli.build.preflight import prepare
-from netcli.spec.loading import LoadedSpec
+from netcli.builder.builder import Built, build_network
+from netcli.builder.preflight import prepare
+from netcli.specfile.loading import LoadedSpec
 
 
-def build_model(loaded: LoadedSpec, *, device: str | None = None, seed: int | None = None,
-                input_shape: list[int] | None = None, rules: Sequence[str] = (), fast_init: bool = False) -> Built:
+def build_model(
+    loaded: LoadedSpec,
+    *,
+    device: str | None = None,
+    seed: int | None = None,
+    input_shape: list[int] | None = None,
+    rules: Sequence[str] = (),
+    fast_init: bool = False,
+) -> Built:
     """Build the spec's network on `device` (default: the spec's, else cpu), then run its init rules.
 
     With a seed (`seed` or the spec's `seed:`) the parameters equal
@@ -29,11 +37,13 @@ def build_model(loaded: LoadedSpec, *, device: str | None = None, seed: int | No
     dev, seed, inferred = prepare(loaded, device=device, seed=seed, input_shape=input_shape)
     if fast_init:  # imported here: a plain build (every `build --print`) need not pay for it
         from netcli.init import fastinit
+
         return fastinit.build_fast(loaded, dev, seed, inferred, rules)
     built = build_network(loaded, dev, inferred)
     if loaded.spec.init or rules:
         # After every module exists, on the same RNG stream: as `net[0].apply(init_xavier)`
         # written after building.
         from netcli.init.apply import initialize
+
         built.init_report = initialize(built, rules)
     return built

@@ -27,23 +27,23 @@ norm statistics, or a non-torch class without its own `reset_parameters`) is
 built normally instead: on the CPU under a generator seeded by its path, then
 moved to its device, so it too is reproducible everywhere.
 """
+
 from __future__ import annotations
 
 import contextlib
 import contextvars
 import hashlib
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 from torch import nn
 
-from netcli.build.builder import Builder, Built, build_network
-from netcli.build.meta import CPU, META
+from netcli.builder.builder import Builder, Built, build_network
+from netcli.builder.meta import CPU, META
 from netcli.core.errors import NetcliError, first_line
 from netcli.core.ties import canonical_names
 from netcli.init.plan import InitPlan, plan_rules
 from netcli.init.rules import all_rules
-
 
 
 def path_seed(seed: int, path: str) -> int:
@@ -177,8 +177,7 @@ def _initialize(net: nn.Module, plan: InitPlan, seed: int, real: set[int]) -> No
             continue
         done.add(id(module))
         own = [(attr, p) for attr, p in module._parameters.items() if p is not None]
-        defaults = [(attr, p) for attr, p in own
-                    if id(p) not in last or last[id(p)][0].module_scope]
+        defaults = [(attr, p) for attr, p in own if id(p) not in last or last[id(p)][0].module_scope]
         has_buffers = any(b is not None for b in module._buffers.values())
         if defaults or has_buffers:
             if id(module) not in real:  # a block built for real holds its values already
@@ -222,8 +221,8 @@ class Draw:
 
     def __init__(self, name: str, shape, dtype, whole, chunk=None):
         self.name, self.shape, self.dtype = name, tuple(shape), dtype
-        self.whole = whole      # fn(full CPU tensor)
-        self.chunk = chunk      # fn(flat CPU chunk), or None: draw whole
+        self.whole = whole  # fn(full CPU tensor)
+        self.chunk = chunk  # fn(flat CPU chunk), or None: draw whole
 
     def values(self, seed: int, start: int, stop: int) -> torch.Tensor:
         """The flattened values [start, stop) on the CPU (under fork_rng: reseeds the default generator)."""
@@ -241,7 +240,7 @@ class Draw:
             buf = torch.empty(hi - lo, dtype=self.dtype)
             torch.default_generator.manual_seed(chunk_seed(seed, self.name, c))
             self.chunk(buf)
-            pieces.append(buf[max(start, lo) - lo: min(stop, hi) - lo])
+            pieces.append(buf[max(start, lo) - lo : min(stop, hi) - lo])
         if not pieces:
             return torch.empty(0, dtype=self.dtype)
         return pieces[0] if len(pieces) == 1 else torch.cat(pieces)
@@ -250,6 +249,7 @@ class Draw:
 def _recorded(call, target: torch.Tensor):
     """Run `call()` on meta stand-ins; return a replay fn if it only drew i.i.d. in place into `target`, else None."""
     from torch.utils._python_dispatch import TorchDispatchMode
+
     ops: list = []
     bad: list = []
 
@@ -261,8 +261,11 @@ def _recorded(call, target: torch.Tensor):
             elif args and args[0] is target:
                 name = func._schema.name.split("::")[-1]
                 rest = list(args[1:])
-                if name in _REPLAYABLE and not any(isinstance(a, torch.Tensor) for a in rest) \
-                        and all(v is None for v in kwargs.values()):
+                if (
+                    name in _REPLAYABLE
+                    and not any(isinstance(a, torch.Tensor) for a in rest)
+                    and all(v is None for v in kwargs.values())
+                ):
                     ops.append((name, rest))
                 else:
                     bad.append(func)
@@ -279,6 +282,7 @@ def _recorded(call, target: torch.Tensor):
     def replay(buf: torch.Tensor) -> None:
         for name, rest in ops:
             getattr(buf, name)(*rest)
+
     return replay
 
 
@@ -316,9 +320,12 @@ def local_part(p: torch.Tensor):
         DTensor = None
     if DTensor is not None and isinstance(p, DTensor):
         from torch.distributed.tensor._utils import compute_local_shape_and_global_offset
+
         if any(not isinstance(pl, Shard) or pl.dim != 0 for pl in p.placements if not pl.is_replicate()):
-            raise NetcliError(f"a parameter sharded as {p.placements} cannot be initialized in place",
-                              hint="netcli shards parameters along their first dimension (FSDP2's Shard(0))")
+            raise NetcliError(
+                f"a parameter sharded as {p.placements} cannot be initialized in place",
+                hint="netcli shards parameters along their first dimension (FSDP2's Shard(0))",
+            )
         local = p.to_local()
         shape, offset = compute_local_shape_and_global_offset(p.shape, p.device_mesh, p.placements)
         row = 1
@@ -348,8 +355,11 @@ def _fill(p: torch.Tensor, name: str, seed: int, fn, rule=None) -> None:
     except Exception as exc:
         if rule is None:
             raise
-        raise NetcliError(rule.problem(f"{rule.init} failed on '{name}': {type(exc).__name__}: {first_line(exc)}",
-                                       "check the rule's arguments")) from exc
+        raise NetcliError(
+            rule.problem(
+                f"{rule.init} failed on '{name}': {type(exc).__name__}: {first_line(exc)}", "check the rule's arguments"
+            )
+        ) from exc
 
 
 def _reset(module: nn.Module, mod_name: str, attrs: list[str], buffers: bool, seed: int) -> None:
@@ -361,9 +371,14 @@ def _reset(module: nn.Module, mod_name: str, attrs: list[str], buffers: bool, se
     each value depends only on the seed and the parameter's name.
     """
     real = dict(module._parameters)
-    stand_ins = {a: (nn.Parameter(torch.empty(tuple(p.shape), dtype=p.dtype, device=META),
-                                   requires_grad=p.requires_grad)
-                     if p is not None else None) for a, p in real.items()}
+    stand_ins = {
+        a: (
+            nn.Parameter(torch.empty(tuple(p.shape), dtype=p.dtype, device=META), requires_grad=p.requires_grad)
+            if p is not None
+            else None
+        )
+        for a, p in real.items()
+    }
     prefix = f"{mod_name}." if mod_name else ""
     try:
         for attr in attrs:

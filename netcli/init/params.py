@@ -5,6 +5,7 @@ children, as `net[0][1][0].bias` is written in Python: in rgnet, `0.1.0.bias`
 and `0.block 1.0.bias` reach the same tensor. Tied tensors (one module used
 twice) are one row, listed under every name, and counted once.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -45,8 +46,9 @@ def children(module: nn.Module) -> list[tuple[str, nn.Module]]:
 
 def own_tensors(module: nn.Module) -> list[str]:
     """Return the names of the module's own parameters, then its buffers."""
-    return ([n for n, p in module._parameters.items() if p is not None]
-            + [n for n, b in module._buffers.items() if b is not None])
+    return [n for n, p in module._parameters.items() if p is not None] + [
+        n for n, b in module._buffers.items() if b is not None
+    ]
 
 
 def _join(prefix: str, name: str) -> str:
@@ -60,8 +62,9 @@ def describe_level(module: nn.Module, name: str) -> str:
     tensors = own_tensors(module)
     parts = []
     if kids:
-        parts.append(f"the children of {who} are {', '.join(kids)}" if name
-                     else f"the root's children are {', '.join(kids)}")
+        parts.append(
+            f"the children of {who} are {', '.join(kids)}" if name else f"the root's children are {', '.join(kids)}"
+        )
     if tensors:
         parts.append(f"the tensors of {who} are {', '.join(tensors)}")
     if not parts:
@@ -90,16 +93,22 @@ def find(net: nn.Module, path: str, *, tensors: bool = True) -> Found:
         if tensors and last and step in own_tensors(module):
             return Found(module, _join(name, step), step)
         if last and step in own_tensors(module):  # where only blocks are wanted
-            raise PathError(f"'{_join(name, step)}' is a tensor, not a block",
-                            hint=f"the block is '{name or '(root)'}'")
+            raise PathError(
+                f"'{_join(name, step)}' is a tensor, not a block", hint=f"the block is '{name or '(root)'}'"
+            )
         if step in own_tensors(module):  # a tensor in the middle of the path
-            raise PathError(f"'{_join(name, step)}' is a tensor, so '{'.'.join(steps[i + 1:])}' cannot follow it",
-                            hint=f"end the path at '{_join(name, step)}'")
+            raise PathError(
+                f"'{_join(name, step)}' is a tensor, so '{'.'.join(steps[i + 1 :])}' cannot follow it",
+                hint=f"end the path at '{_join(name, step)}'",
+            )
         what = "child or parameter" if tensors else "child"
         level = describe_level(module, name)
-        error = PathError(f"'{path}' matches nothing; {level}",
-                          hint=f"{_where(name)} has no {what} '{step}': write a name or a position "
-                               f"{'0..' + str(len(names) - 1) if names else ''}".rstrip() + " from that list")
+        error = PathError(
+            f"'{path}' matches nothing; {level}",
+            hint=f"{_where(name)} has no {what} '{step}': write a name or a position "
+            f"{'0..' + str(len(names) - 1) if names else ''}".rstrip()
+            + " from that list",
+        )
         error.level, error.parent = level, name
         raise error
     return Found(module, name)
@@ -129,10 +138,18 @@ class TensorRow:
         return self.names[0]
 
     def as_json(self) -> dict[str, Any]:
-        return {"name": self.name, "tied": self.names[1:], "kind": self.kind, "shape": self.shape,
-                "dtype": self.dtype, "device": self.device, "requires_grad": self.requires_grad,
-                "numel": self.numel, "bytes": self.bytes,
-                **({"grad_norm": self.grad_norm} if self.with_grad else {})}
+        return {
+            "name": self.name,
+            "tied": self.names[1:],
+            "kind": self.kind,
+            "shape": self.shape,
+            "dtype": self.dtype,
+            "device": self.device,
+            "requires_grad": self.requires_grad,
+            "numel": self.numel,
+            "bytes": self.bytes,
+            **({"grad_norm": self.grad_norm} if self.with_grad else {}),
+        }
 
 
 @dataclass
@@ -172,10 +189,16 @@ def inventory(module: nn.Module, prefix: str = "", *, grads: bool = False) -> In
             continue
         is_param = isinstance(t, nn.Parameter)
         rows[id(t)] = TensorRow(
-            names=[name], kind="parameter" if is_param else "buffer", shape=list(t.shape),
-            dtype=str(t.dtype).removeprefix("torch."), device=str(t.device),
+            names=[name],
+            kind="parameter" if is_param else "buffer",
+            shape=list(t.shape),
+            dtype=str(t.dtype).removeprefix("torch."),
+            device=str(t.device),
             requires_grad=bool(t.requires_grad) if is_param else False,
-            numel=t.numel(), bytes=t.numel() * t.element_size(), with_grad=grads)
+            numel=t.numel(),
+            bytes=t.numel() * t.element_size(),
+            with_grad=grads,
+        )
         if grads and is_param and t.grad is not None and t.device.type != "meta":
             rows[id(t)].grad_norm = float(t.grad.detach().double().norm())
     return Inventory(list(rows.values()))
@@ -185,29 +208,42 @@ def find_tensor(module: nn.Module, path: str) -> Found:
     """Like `find`, for a path that must end at a tensor (`--param`); a block is an error that says so."""
     found = find(module, path)
     if found.attr is None:
-        raise NetcliError(f"--param {path}: '{found.name or '(root)'}' is a block, not a tensor",
-                          hint=f"use --module {path}, or --param {found.name + '.' if found.name else ''}"
-                               f"{(own_tensors(found.module) or ['weight'])[0]}")
+        raise NetcliError(
+            f"--param {path}: '{found.name or '(root)'}' is a block, not a tensor",
+            hint=f"use --module {path}, or --param {found.name + '.' if found.name else ''}"
+            f"{(own_tensors(found.module) or ['weight'])[0]}",
+        )
     return found
 
 
 def state_view(found: Found, *, grads: bool = False) -> dict[str, Any]:
-    """Describe one block's state_dict: each tensor's shape, dtype and values (`--module`), and with `grads` its grad."""
+    """Describe one block's state_dict (`--module`): each tensor's shape, dtype and values; with `grads`, its grad."""
+
     def view(v: torch.Tensor) -> dict[str, Any]:
-        out = {"shape": list(v.shape), "dtype": str(v.dtype).removeprefix("torch."),
-               "value": None if v.device.type == "meta" else v.detach().cpu().tolist()}
+        out = {
+            "shape": list(v.shape),
+            "dtype": str(v.dtype).removeprefix("torch."),
+            "value": None if v.device.type == "meta" else v.detach().cpu().tolist(),
+        }
         if grads:
             g = v.grad if isinstance(v, nn.Parameter) else None
             out["grad"] = None if g is None or g.device.type == "meta" else g.detach().cpu().tolist()
         return out
-    return {"module": found.name, "type": type(found.module).__name__,
-            "state_dict": {k: view(v) for k, v in found.module.state_dict(keep_vars=True).items()}}
+
+    return {
+        "module": found.name,
+        "type": type(found.module).__name__,
+        "state_dict": {k: view(v) for k, v in found.module.state_dict(keep_vars=True).items()},
+    }
 
 
 def module_grads(module: nn.Module) -> dict[str, torch.Tensor | None]:
     """Each parameter's `.grad` by its state_dict name (`inspect --module M --grad`)."""
-    return {k: (v.grad if isinstance(v, nn.Parameter) else None)
-            for k, v in module.state_dict(keep_vars=True).items() if isinstance(v, nn.Parameter)}
+    return {
+        k: (v.grad if isinstance(v, nn.Parameter) else None)
+        for k, v in module.state_dict(keep_vars=True).items()
+        if isinstance(v, nn.Parameter)
+    }
 
 
 def tensor_view(found: Found) -> dict[str, Any]:
@@ -220,7 +256,9 @@ def tensor_view(found: Found) -> dict[str, Any]:
         "name": found.name,
         "class": f"{type(t).__module__}.{type(t).__qualname__}",
         "kind": "parameter" if isinstance(t, nn.Parameter) else "buffer",
-        "shape": list(t.shape), "dtype": str(t.dtype).removeprefix("torch."), "device": str(t.device),
+        "shape": list(t.shape),
+        "dtype": str(t.dtype).removeprefix("torch."),
+        "device": str(t.device),
         "requires_grad": bool(t.requires_grad),
         "value": None if on_meta else t.detach().cpu().tolist(),
         "grad": None if grad is None or on_meta else grad.detach().cpu().tolist(),
@@ -237,6 +275,8 @@ def run_backward(net: nn.Module, x: torch.Tensor) -> None:
     while isinstance(first, (tuple, list)) and first:  # e.g. an LSTM's (output, (h, c))
         first = first[0]
     if not isinstance(first, torch.Tensor) or not first.requires_grad:
-        raise NetcliError("the network's output does not depend on any trainable parameter",
-                          hint="--grad needs at least one parameter with requires_grad")
+        raise NetcliError(
+            "the network's output does not depend on any trainable parameter",
+            hint="--grad needs at least one parameter with requires_grad",
+        )
     first.sum().backward()

@@ -5,12 +5,14 @@ each rule in order over torch's one RNG stream, as hand-written code) and
 `fastinit` (one pass: each tensor set once, by the last rule that covers it).
 So a rule means the same, and is checked the same, on both paths.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
-from netcli.build.meta import SkipMetaFills
+from netcli.builder.meta import SkipMetaFills
 from netcli.core.errors import NetcliError, first_line
 from netcli.core.ties import canonical_names
 from netcli.init.rules import Rule, Touched
@@ -30,8 +32,11 @@ class InitPlan:
     def report(self, net: Any) -> list[Touched]:
         """What each rule sets, in order: the rule's text, the tensor's name, shape and tied names."""
         _, tied = canonical_names(net)
-        return [Touched(rule.text, s.name, tuple(s.tensor.shape), tied.get(id(s.tensor), ()))
-                for rule, selected in self.steps for s in selected]
+        return [
+            Touched(rule.text, s.name, tuple(s.tensor.shape), tied.get(id(s.tensor), ()))
+            for rule, selected in self.steps
+            for s in selected
+        ]
 
 
 def plan_rules(net: Any, rules: Sequence[Rule]) -> InitPlan:
@@ -56,12 +61,16 @@ def check_rules(net: Any, rules: Sequence[Rule]) -> None:
 
 def _dry_run(rule: Rule, selected: list[Selected]) -> None:
     import torch
+
     if rule.module_scope:
         for s in selected:
             if not callable(getattr(s.module, "reset_parameters", None)):
-                raise NetcliError(rule.problem(
-                    f"'default' cannot apply to '{s.name}': {type(s.module).__name__} has no reset_parameters()",
-                    "use an explicit initializer such as normal(std=0.01) for it"))
+                raise NetcliError(
+                    rule.problem(
+                        f"'default' cannot apply to '{s.name}': {type(s.module).__name__} has no reset_parameters()",
+                        "use an explicit initializer such as normal(std=0.01) for it",
+                    )
+                )
         return
     tried: set[tuple] = set()
     for s in selected:
@@ -73,24 +82,32 @@ def _dry_run(rule: Rule, selected: list[Selected]) -> None:
         if rule.dims is not None:
             low, high, why = rule.dims
             if t.dim() < low or (high is not None and t.dim() > high):
-                raise NetcliError(rule.problem(
-                    f"{rule.init} cannot apply to '{s.name}' ({t.dim()}-D, shape {shape}): {why}",
-                    _dims_hint(rule, s)))
+                raise NetcliError(
+                    rule.problem(
+                        f"{rule.init} cannot apply to '{s.name}' ({t.dim()}-D, shape {shape}): {why}",
+                        _dims_hint(rule, s),
+                    )
+                )
         try:
             # random fills skipped: on meta they have no values, and torch's meta kernel for normal_
             # imports torch._dynamo (seconds, once per process)
             with SkipMetaFills():
                 rule.fn(torch.empty(t.shape, dtype=t.dtype, device="meta"), *rule.args, **rule.kwargs)
         except Exception as exc:
-            raise NetcliError(rule.problem(
-                f"{rule.init} cannot apply to '{s.name}' (shape {shape}): {first_line(exc)}",
-                "check the arguments against the initializer (`netcli init --help` lists the rule forms)")) from None
+            raise NetcliError(
+                rule.problem(
+                    f"{rule.init} cannot apply to '{s.name}' (shape {shape}): {first_line(exc)}",
+                    "check the arguments against the initializer (`netcli init --help` lists the rule forms)",
+                )
+            ) from None
 
 
 def _dims_hint(rule: Rule, s: Selected) -> str:
     if "bias" in s.attr:
-        return (f"rules on a block set only weights unless params: says otherwise; "
-                f"for biases write e.g. zeros:{s.name}")
+        return f"rules on a block set only weights unless params: says otherwise; for biases write e.g. zeros:{s.name}"
     low = rule.dims[0]
-    return (f"pick a convolution's weights, e.g. {rule.init}:Conv2d" if low >= 3
-            else f"pick matrix weights, e.g. {rule.init}:Linear")
+    return (
+        f"pick a convolution's weights, e.g. {rule.init}:Conv2d"
+        if low >= 3
+        else f"pick matrix weights, e.g. {rule.init}:Linear"
+    )

@@ -6,6 +6,7 @@ the same thing in both places. What a rule selects is `targets`; checking and
 ordering all rules is `plan`; setting the values is `apply` (the default
 path) or `fastinit` (one pass), both from the one plan.
 """
+
 from __future__ import annotations
 
 import ast
@@ -13,12 +14,13 @@ import inspect
 import math
 import re
 import typing
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from netcli import registry
 from netcli.core.errors import Location, NetcliError, Problem, did_you_mean
-from netcli.spec.schema import InitRuleSpec
+from netcli.specfile.schema import InitRuleSpec
 
 PARAMS = ("weight", "bias", "all")
 MAX_RULE_CHARS = 500
@@ -74,8 +76,7 @@ class Rule:
 # --- parsing -----------------------------------------------------------------
 
 
-def parse_rule(text_or_mapping: Any, label: str, *, location: Location | None = None,
-               where: str = "") -> Rule:
+def parse_rule(text_or_mapping: Any, label: str, *, location: Location | None = None, where: str = "") -> Rule:
     """Parse one rule (text or long form) and check its initializer and arguments.
 
     `label` names the rule in messages ("--rule xavier:5"); a spec rule passes
@@ -115,14 +116,18 @@ def _non_finite(value: Any) -> float | None:
 def _check_finite(rule: Rule) -> None:
     """Refuse an infinite or NaN argument (`normal(std=1e400)` reads as inf): it would fill tensors with inf/nan."""
     named = [(f"argument {i + 1}", a) for i, a in enumerate(rule.args)] + [
-        (f"argument '{k}'", v) for k, v in rule.kwargs.items()]
+        (f"argument '{k}'", v) for k, v in rule.kwargs.items()
+    ]
     for label, value in named:
         bad = _non_finite(value)
         if bad is not None:
-            raise NetcliError(rule.problem(
-                f"{label} of {rule.init} is {bad!r}: an initializer's arguments must be finite numbers",
-                ("a number beyond ±1.8e308 reads as inf; " if math.isinf(abs(bad)) else "") +
-                "write a finite value, e.g. normal(std=0.01)"))
+            raise NetcliError(
+                rule.problem(
+                    f"{label} of {rule.init} is {bad!r}: an initializer's arguments must be finite numbers",
+                    ("a number beyond ±1.8e308 reads as inf; " if math.isinf(abs(bad)) else "")
+                    + "write a finite value, e.g. normal(std=0.01)",
+                )
+            )
 
 
 def _fail(loc: Location, where: str, message: str, hint: str | None) -> NetcliError:
@@ -144,19 +149,32 @@ def _split(text: str, loc: Location, where: str) -> tuple[str, str]:
         elif ch in ")]":
             depth -= 1
         elif ch == ":" and depth == 0:
-            init, target = text[:i].strip(), text[i + 1:].strip()
+            init, target = text[:i].strip(), text[i + 1 :].strip()
             if not init:
-                raise _fail(loc, where, f"the rule '{text}' names no initializer before ':'",
-                            f"write INIT:TARGET, {EXAMPLES}")
+                raise _fail(
+                    loc, where, f"the rule '{text}' names no initializer before ':'", f"write INIT:TARGET, {EXAMPLES}"
+                )
             if not target:
-                raise _fail(loc, where, f"the rule '{text}' has no target after ':'",
-                            f"write {init}:* for every module, or a path such as {init}:0")
+                raise _fail(
+                    loc,
+                    where,
+                    f"the rule '{text}' has no target after ':'",
+                    f"write {init}:* for every module, or a path such as {init}:0",
+                )
             return init, target
     if depth or quote:
-        raise _fail(loc, where, f"unbalanced {'quotes' if quote else 'parentheses'} in the rule '{text}'",
-                    "write arguments as normal(std=0.01)")
-    raise _fail(loc, where, f"the rule '{text}' has no target: a rule is INIT:TARGET",
-                f"write {text.strip() or 'xavier'}:* for every module, or {EXAMPLES}")
+        raise _fail(
+            loc,
+            where,
+            f"unbalanced {'quotes' if quote else 'parentheses'} in the rule '{text}'",
+            "write arguments as normal(std=0.01)",
+        )
+    raise _fail(
+        loc,
+        where,
+        f"the rule '{text}' has no target: a rule is INIT:TARGET",
+        f"write {text.strip() or 'xavier'}:* for every module, or {EXAMPLES}",
+    )
 
 
 def _parse_init(text: str, loc: Location, where: str) -> tuple[str, tuple, dict]:
@@ -169,13 +187,21 @@ def _parse_init(text: str, loc: Location, where: str) -> tuple[str, tuple, dict]
     try:
         tree = ast.parse(text, mode="eval").body
     except SyntaxError:
-        raise _fail(loc, where, f"'{text}' is not an initializer call",
-                    "write a name with optional arguments, e.g. normal(std=0.01) or uniform(-10, 10)") from None
+        raise _fail(
+            loc,
+            where,
+            f"'{text}' is not an initializer call",
+            "write a name with optional arguments, e.g. normal(std=0.01) or uniform(-10, 10)",
+        ) from None
     if isinstance(tree, ast.Name):
         return _known(tree.id, loc, where), (), {}
     if not (isinstance(tree, ast.Call) and isinstance(tree.func, ast.Name)):
-        raise _fail(loc, where, f"'{text}' is not an initializer call",
-                    "write a registered name with optional arguments, e.g. normal(std=0.01)")
+        raise _fail(
+            loc,
+            where,
+            f"'{text}' is not an initializer call",
+            "write a registered name with optional arguments, e.g. normal(std=0.01)",
+        )
     name = _known(tree.func.id, loc, where)
     try:
         args = tuple(ast.literal_eval(a) for a in tree.args)
@@ -185,8 +211,12 @@ def _parse_init(text: str, loc: Location, where: str) -> tuple[str, tuple, dict]
                 raise ValueError("**")
             kwargs[kw.arg] = ast.literal_eval(kw.value)
     except ValueError:
-        raise _fail(loc, where, f"the arguments of '{text}' must be plain values (numbers, text, lists)",
-                    "write e.g. normal(mean=0, std=0.01); expressions and calls are not evaluated") from None
+        raise _fail(
+            loc,
+            where,
+            f"the arguments of '{text}' must be plain values (numbers, text, lists)",
+            "write e.g. normal(mean=0, std=0.01); expressions and calls are not evaluated",
+        ) from None
     return name, args, kwargs
 
 
@@ -206,6 +236,7 @@ def _known(name: str, loc: Location, where: str) -> str:
 def _parse_long(raw: Any, loc: Location, where: str) -> Rule:
     """Parse the long form `{init, args, target, params}`."""
     from pydantic import ValidationError
+
     try:
         spec = raw if isinstance(raw, InitRuleSpec) else InitRuleSpec.model_validate(raw)
     except ValidationError as exc:
@@ -213,25 +244,43 @@ def _parse_long(raw: Any, loc: Location, where: str) -> Rule:
         for err in exc.errors():
             key = ".".join(str(p) for p in err["loc"])
             if err["type"] == "extra_forbidden":
-                problems.append(Problem(f"unknown key '{key}' in an init rule", where, loc,
-                                        did_you_mean(key, InitRuleSpec.model_fields) or
-                                        "the keys are init, args, target, params"))
+                problems.append(
+                    Problem(
+                        f"unknown key '{key}' in an init rule",
+                        where,
+                        loc,
+                        did_you_mean(key, InitRuleSpec.model_fields) or "the keys are init, args, target, params",
+                    )
+                )
             elif key == "params":
-                problems.append(Problem(f"params must be one of {', '.join(PARAMS)}, not {err.get('input')!r}",
-                                        where, loc, did_you_mean(str(err.get("input")), PARAMS) or
-                                        "write params: weight, bias or all"))
+                problems.append(
+                    Problem(
+                        f"params must be one of {', '.join(PARAMS)}, not {err.get('input')!r}",
+                        where,
+                        loc,
+                        did_you_mean(str(err.get("input")), PARAMS) or "write params: weight, bias or all",
+                    )
+                )
             else:
-                problems.append(Problem(f"{key}: {err['msg']}", where, loc,
-                                        "write {init: normal, args: {std: 0.01}, target: '*', params: weight}"))
+                problems.append(
+                    Problem(
+                        f"{key}: {err['msg']}",
+                        where,
+                        loc,
+                        "write {init: normal, args: {std: 0.01}, target: '*', params: weight}",
+                    )
+                )
         raise NetcliError(problems) from None
     name, args, kwargs = _parse_init(spec.init, loc, where)
     for key in spec.args:
         if key in kwargs:
-            raise _fail(loc, where, f"argument '{key}' is given twice (in init: and in args:)",
-                        "give it in one place")
+            raise _fail(loc, where, f"argument '{key}' is given twice (in init: and in args:)", "give it in one place")
     kwargs = {**kwargs, **spec.args}
-    shown = spec.init if not spec.args else (
-        f"{name}({', '.join([repr(a) for a in args] + [f'{k}={v!r}' for k, v in kwargs.items()])})")
+    shown = (
+        spec.init
+        if not spec.args
+        else (f"{name}({', '.join([repr(a) for a in args] + [f'{k}={v!r}' for k, v in kwargs.items()])})")
+    )
     text = f"{shown}:{spec.target}" + (f" [{spec.params}]" if spec.params else "")
     return Rule(text, name, args, kwargs, spec.target.strip() or "*", spec.params, loc, where)
 
@@ -244,13 +293,16 @@ def _check_call(rule: Rule) -> None:
     except (TypeError, ValueError):
         return
     shown = _signature_text(sig)
-    hint = f"{rule.init} takes ({shown})" if shown else f"{rule.init} takes no arguments: write {rule.init}:{rule.target}"
+    hint = (
+        f"{rule.init} takes ({shown})" if shown else f"{rule.init} takes no arguments: write {rule.init}:{rule.target}"
+    )
     names = [p for p in list(sig.parameters)[1:]]
     for key in rule.kwargs:
         if key not in sig.parameters or key == next(iter(sig.parameters)):
             if not any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
-                raise NetcliError(rule.problem(f"{rule.init} has no argument '{key}'",
-                                               did_you_mean(key, names) or hint))
+                raise NetcliError(
+                    rule.problem(f"{rule.init} has no argument '{key}'", did_you_mean(key, names) or hint)
+                )
     try:
         bound = sig.bind(None, *rule.args, **rule.kwargs)
     except TypeError as exc:
@@ -270,9 +322,9 @@ def _check_call(rule: Rule) -> None:
         try:
             adapter.validate_python(value, strict=isinstance(value, str))
         except Exception:
-            raise NetcliError(rule.problem(
-                f"argument '{name}' of {rule.init} must be {_type_text(hints[name])}, not {value!r}",
-                hint)) from None
+            raise NetcliError(
+                rule.problem(f"argument '{name}' of {rule.init} must be {_type_text(hints[name])}, not {value!r}", hint)
+            ) from None
 
 
 def _type_text(hint: Any) -> str:

@@ -5,12 +5,14 @@ parent), so `xavier:0` draws the same random numbers as the hand-written
 `net[0].apply(init_xavier)`. A tied tensor is selected once per rule, however
 many modules hold it.
 """
+
 from __future__ import annotations
 
 import fnmatch
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 from netcli import registry
 from netcli.core.errors import NetcliError, did_you_mean
@@ -65,11 +67,19 @@ def select(net, rule: Rule) -> list[Selected]:
     if found.attr is not None:
         tensor = found.tensor
         if id(tensor) not in names:
-            raise NetcliError(rule.problem(f"'{found.name}' is a buffer, not a parameter: rules set parameters",
-                                           "write the path of a parameter, e.g. 0.weight"))
+            raise NetcliError(
+                rule.problem(
+                    f"'{found.name}' is a buffer, not a parameter: rules set parameters",
+                    "write the path of a parameter, e.g. 0.weight",
+                )
+            )
         if rule.params not in (None, "all") and not _wanted(found.attr, rule.params):
-            raise NetcliError(rule.problem(f"'{found.name}' is not a {rule.params}, so params: {rule.params} leaves nothing",
-                                           "drop params: for a parameter path"))
+            raise NetcliError(
+                rule.problem(
+                    f"'{found.name}' is not a {rule.params}, so params: {rule.params} leaves nothing",
+                    "drop params: for a parameter path",
+                )
+            )
         return [Selected(names[id(tensor)], found.module, found.attr)]
     return _from_modules(net, apply_order(found.module), rule, names, f"'{found.name or '(root)'}'")
 
@@ -88,12 +98,19 @@ def _from_modules(net, modules, rule: Rule, names: dict[int, str], what: str) ->
         has = sorted({n.rsplit(".", 1)[-1] for n in names.values() if _owned_by(net, n, modules)})
         shown = ", ".join(dict.fromkeys(types))
         if has:
-            hint = f"its parameters are named {', '.join(has)}: use params: all, or a path such as {_first_path(names, modules, net)}"
+            hint = (
+                f"its parameters are named {', '.join(has)}: use params: all, "
+                f"or a path such as {_first_path(names, modules, net)}"
+            )
         else:
             hint = "pick a block with parameters; `netcli inspect` lists them"
-        raise NetcliError(rule.problem(
-            f"target {what} matches nothing: it holds no {'parameters' if kind == 'all' else kind + ' parameters'} ({shown})",
-            hint))
+        raise NetcliError(
+            rule.problem(
+                f"target {what} matches nothing: it holds no "
+                f"{'parameters' if kind == 'all' else kind + ' parameters'} ({shown})",
+                hint,
+            )
+        )
     return out
 
 
@@ -131,9 +148,12 @@ def _from_glob(net, rule: Rule, names: dict[int, str]) -> list[Selected]:
             near = did_you_mean(leaf, leaves)
             close = near and f"did you mean '{head + '.' if head else ''}{near.split(chr(39))[1]}'?"
         close = close or did_you_mean(rule.target, all_names)
-        raise NetcliError(rule.problem(
-            f"the glob '{rule.target}' matches no parameter name",
-            (close + "; " if close else "") + f"the parameters are {shown or '(none)'}"))
+        raise NetcliError(
+            rule.problem(
+                f"the glob '{rule.target}' matches no parameter name",
+                (close + "; " if close else "") + f"the parameters are {shown or '(none)'}",
+            )
+        )
     return out
 
 
@@ -141,7 +161,7 @@ def _modules_of_type(net, name: str) -> list:
     """The modules of type `name`; a custom block's type (SPEC 1.6) selects each such block whole, its
     layers included, as a path to it does (`ones:BasicBlock` is `block.apply(...)` on every BasicBlock)."""
     found = [m for m in apply_order(net) if type(m).__name__ == name]
-    if found and all(type(m).__module__.startswith("netcli.build.") for m in found):
+    if found and all(type(m).__module__.startswith("netcli.builder.") for m in found):
         return [inner for m in found for inner in apply_order(m)]
     return found
 
@@ -153,11 +173,15 @@ def _explain_miss(net, rule: Rule, exc: NetcliError) -> tuple[str, str | None]:
     looks_like_type = target[:1].isupper() and target.replace("_", "").isalnum()
     if looks_like_type:
         if target in registry.types:
-            return (f"target '{target}' matches nothing: the network has no {target}",
-                    f"its types are {', '.join(present)}")
+            return (
+                f"target '{target}' matches nothing: the network has no {target}",
+                f"its types are {', '.join(present)}",
+            )
         close = did_you_mean(target, present)
-        return (f"target '{target}' is neither a path nor a type in the network",
-                close or f"its types are {', '.join(present)}")
+        return (
+            f"target '{target}' is neither a path nor a type in the network",
+            close or f"its types are {', '.join(present)}",
+        )
     level, parent = getattr(exc, "level", ""), getattr(exc, "parent", "")
     if not level:
         return exc.problems[0].message, exc.problems[0].hint

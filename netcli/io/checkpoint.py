@@ -7,6 +7,7 @@ spec with its sha256, so the file alone rebuilds the network. `.pt`/`.pth`/
 only with `weights_only=True`, after the checks that keep a damaged or hostile
 file from costing time or memory.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -22,8 +23,20 @@ from typing import Any
 
 from netcli.core.errors import Location, NetcliError, Problem
 from netcli.core.ties import tie_groups
-from netcli.io.format import (DAMAGED_HINT, META_ALIASES, META_CRC32, META_NETCLI, META_SHA256, META_SPEC,
-                              SAFETENSORS, SAFETENSORS_DTYPES, TORCH_SUFFIXES, damaged, error_text, numel)
+from netcli.io.format import (
+    DAMAGED_HINT,
+    META_ALIASES,
+    META_CRC32,
+    META_NETCLI,
+    META_SHA256,
+    META_SPEC,
+    SAFETENSORS,
+    SAFETENSORS_DTYPES,
+    TORCH_SUFFIXES,
+    damaged,
+    error_text,
+    numel,
+)
 from netcli.io.torchfile_checks import check_zip, flatten, refuse_programs, unusual_kind
 
 
@@ -41,17 +54,26 @@ class TensorInfo:
 class Checkpoint:
     """A tensor file opened for reading: what it holds, and its tensors on demand."""
 
-    def __init__(self, path: str, fmt: str, kind: str, infos: dict[str, TensorInfo],
-                 aliases: dict[str, str], metadata: dict[str, str], others: dict[str, str],
-                 tensors: dict[str, Any] | None = None, crc32: dict[str, str] | None = None):
+    def __init__(
+        self,
+        path: str,
+        fmt: str,
+        kind: str,
+        infos: dict[str, TensorInfo],
+        aliases: dict[str, str],
+        metadata: dict[str, str],
+        others: dict[str, str],
+        tensors: dict[str, Any] | None = None,
+        crc32: dict[str, str] | None = None,
+    ):
         self.path = path
-        self.format = fmt          # "safetensors" | "torch"
-        self.kind = kind           # "safetensors" | "tensor" | "list" | "tuple" | "dict" | "state_dict"
-        self.infos = infos         # stored tensors, each once
-        self.aliases = aliases     # other name -> stored name
+        self.format = fmt  # "safetensors" | "torch"
+        self.kind = kind  # "safetensors" | "tensor" | "list" | "tuple" | "dict" | "state_dict"
+        self.infos = infos  # stored tensors, each once
+        self.aliases = aliases  # other name -> stored name
         self.metadata = metadata
-        self.others = others       # non-tensor values of a torch file: name -> repr
-        self._tensors = tensors    # torch files: loaded (memory-mapped where torch can)
+        self.others = others  # non-tensor values of a torch file: name -> repr
+        self._tensors = tensors  # torch files: loaded (memory-mapped where torch can)
         self._crc32 = crc32 or {}
         self._handle = None
         self._mapped = False  # a torch zip file listed through a memory map: its values are read by a copy
@@ -80,11 +102,14 @@ class Checkpoint:
         t = self._handle.read(name, self.infos[name])
         want = self._crc32.get(name)
         if want is not None and crc32(t) != want:
-            raise NetcliError(Problem(f"tensor '{name}' does not match its checksum: the file is damaged",
-                                      location=Location(self.path), hint="save it again from its spec"))
+            raise NetcliError(
+                Problem(
+                    f"tensor '{name}' does not match its checksum: the file is damaged",
+                    location=Location(self.path),
+                    hint="save it again from its spec",
+                )
+            )
         return t
-
-
 
 
 class _SafetensorsReader:
@@ -104,22 +129,34 @@ class _SafetensorsReader:
             (length,) = struct.unpack("<Q", _read_exactly(self.file, 8))
             self.header = json.loads(_read_exactly(self.file, length))
         except (OSError, ValueError, struct.error) as exc:
-            raise damaged(path, f"cannot read its header again: {error_text(exc)}; "
-                                "it changed or was cut short while netcli read it") from exc
+            raise damaged(
+                path,
+                f"cannot read its header again: {error_text(exc)}; it changed or was cut short while netcli read it",
+            ) from exc
         self.base = 8 + length
 
     def read(self, name: str, info: TensorInfo):
         import torch
+
         entry = self.header.get(name) if isinstance(self.header, dict) else None
         code = entry.get("dtype") if isinstance(entry, dict) else None
         known = SAFETENSORS_DTYPES.get(code) if isinstance(code, str) else None
-        if (known is None or known[0] != info.dtype or tuple(entry.get("shape", ())) != tuple(info.shape)
-                or not isinstance(entry.get("data_offsets"), list) or len(entry["data_offsets"]) != 2):
-            raise damaged(self.path, f"tensor '{name}' is not what its header said a moment ago: "
-                                     "the file changed while netcli read it")
+        if (
+            known is None
+            or known[0] != info.dtype
+            or tuple(entry.get("shape", ())) != tuple(info.shape)
+            or not isinstance(entry.get("data_offsets"), list)
+            or len(entry["data_offsets"]) != 2
+        ):
+            raise damaged(
+                self.path,
+                f"tensor '{name}' is not what its header said a moment ago: the file changed while netcli read it",
+            )
         start, end = entry["data_offsets"]
         if end - start != info.nbytes:
-            raise damaged(self.path, f"tensor '{name}' takes {end - start} bytes, not the {info.nbytes} its shape needs")
+            raise damaged(
+                self.path, f"tensor '{name}' takes {end - start} bytes, not the {info.nbytes} its shape needs"
+            )
         buffer = torch.empty(info.nbytes, dtype=torch.uint8)
         try:
             self.file.seek(self.base + start)
@@ -128,9 +165,12 @@ class _SafetensorsReader:
             raise damaged(self.path, f"cannot read tensor '{name}': {exc.strerror or exc}") from exc
         if got != info.nbytes:
             size = os.fstat(self.file.fileno()).st_size
-            raise damaged(self.path, f"the file ends at byte {size:,}, inside tensor '{name}' (bytes "
-                                     f"{self.base + start:,} to {self.base + end:,}): it was cut short, "
-                                     "perhaps while netcli read it")
+            raise damaged(
+                self.path,
+                f"the file ends at byte {size:,}, inside tensor '{name}' (bytes "
+                f"{self.base + start:,} to {self.base + end:,}): it was cut short, "
+                "perhaps while netcli read it",
+            )
         return buffer.view(getattr(torch, info.dtype)).reshape(info.shape)
 
 
@@ -150,17 +190,24 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
     path = str(path)
     p = Path(path)
     if not p.exists():
-        raise NetcliError(Problem("no such file", location=Location(path),
-                                  hint="give a .safetensors, .pt, .pth or .params file"))
+        raise NetcliError(
+            Problem("no such file", location=Location(path), hint="give a .safetensors, .pt, .pth or .params file")
+        )
     from netcli.io import shards
+
     layout = shards.layout_of(p)
     if layout == "index":  # the Hugging Face sharded layout: model.safetensors.index.json + shards
         return shards.read_index(p)
     if layout == "dcp":  # a torch.distributed.checkpoint folder
         return shards.read_dcp(p)
     if p.is_dir():
-        raise NetcliError(Problem("is a folder, not a tensor file", location=Location(path),
-                                  hint="a checkpoint folder holds model.safetensors.index.json or a DCP .metadata"))
+        raise NetcliError(
+            Problem(
+                "is a folder, not a tensor file",
+                location=Location(path),
+                hint="a checkpoint folder holds model.safetensors.index.json or a DCP .metadata",
+            )
+        )
     with open(p, "rb") as f:
         head = f.read(16)
     if not head:
@@ -171,12 +218,18 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
         return read_safetensors(path)
     if p.suffix.lower() in TORCH_SUFFIXES:
         return _read_torch(path, zipped=False)
-    raise NetcliError(Problem("not a safetensors or torch file", location=Location(path),
-                              hint="netcli reads .safetensors files and files written by torch.save"))
+    raise NetcliError(
+        Problem(
+            "not a safetensors or torch file",
+            location=Location(path),
+            hint="netcli reads .safetensors files and files written by torch.save",
+        )
+    )
 
 
 def read_safetensors(path: str) -> Checkpoint:
     from safetensors import safe_open
+
     try:
         # safe_open memory-maps the file: listing it reads only the header (and needs no torch)
         with safe_open(path, framework="numpy") as f:
@@ -219,6 +272,7 @@ def read_safetensors(path: str) -> Checkpoint:
 
 def _read_torch(path: str, *, zipped: bool) -> Checkpoint:
     import torch
+
     if zipped:
         check_zip(path)
         refuse_programs(path)
@@ -227,17 +281,25 @@ def _read_torch(path: str, *, zipped: bool) -> Checkpoint:
     except pickle.UnpicklingError as exc:
         text = str(exc)
         # torch names what the pickle asked for: a global (a function or class) or an object to build
-        wanted = re.search(r"GLOBAL (\S+)", text) or re.search(r"(?:Can only create new object|Can only build).*got (.+)", text)
+        wanted = re.search(r"GLOBAL (\S+)", text) or re.search(
+            r"(?:Can only create new object|Can only build).*got (.+)", text
+        )
         if "Weights only load failed" in text and wanted:
-            raise NetcliError(Problem(
-                "not a weights-only checkpoint (it would run code on load); refusing to read it",
-                location=Location(path),
-                hint=f"it asks for {wanted.group(1)}; if you trust it, load it in Python and save tensors only: "
-                     "torch.save(net.state_dict(), FILE)")) from None
+            raise NetcliError(
+                Problem(
+                    "not a weights-only checkpoint (it would run code on load); refusing to read it",
+                    location=Location(path),
+                    hint=f"it asks for {wanted.group(1)}; if you trust it, load it in Python and save tensors only: "
+                    "torch.save(net.state_dict(), FILE)",
+                )
+            ) from None
         if "Weights only load failed" in text:
             operand = re.search(r"Unsupported operand (\S+)", text)
-            raise damaged(path, "not a readable torch file: its pickle is malformed"
-                           + (f" (unsupported operand {operand.group(1)})" if operand else "")) from exc
+            raise damaged(
+                path,
+                "not a readable torch file: its pickle is malformed"
+                + (f" (unsupported operand {operand.group(1)})" if operand else ""),
+            ) from exc
         raise damaged(path, f"not a readable torch file: {error_text(exc)}") from exc
     except Exception as exc:
         raise damaged(path, f"not a readable torch file: {error_text(exc)}") from exc
@@ -245,16 +307,21 @@ def _read_torch(path: str, *, zipped: bool) -> Checkpoint:
     for name, t in flat.items():
         odd = unusual_kind(t)
         if odd is not None:
-            raise NetcliError(Problem(f"tensor '{name or '(the tensor)'}' is {odd}; netcli reads plain dense tensors",
-                                      location=Location(path),
-                                      hint="convert it in Python first (t.to_dense(), t.dequantize()) and save again"))
+            raise NetcliError(
+                Problem(
+                    f"tensor '{name or '(the tensor)'}' is {odd}; netcli reads plain dense tensors",
+                    location=Location(path),
+                    hint="convert it in Python first (t.to_dense(), t.dequantize()) and save again",
+                )
+            )
     state = {n: t for n, t in flat.items()}
     infos: dict[str, TensorInfo] = {}
     aliases: dict[str, str] = {}
     for names in tied_names(state):
         t = state[names[0]]
-        infos[names[0]] = TensorInfo(names[0], tuple(t.shape), str(t.dtype).removeprefix("torch."),
-                                     t.numel() * t.element_size(), list(names[1:]))
+        infos[names[0]] = TensorInfo(
+            names[0], tuple(t.shape), str(t.dtype).removeprefix("torch."), t.numel() * t.element_size(), list(names[1:])
+        )
         aliases.update({other: names[0] for other in names[1:]})
     ckpt = Checkpoint(path, "torch", kind, infos, aliases, {}, others, tensors=state)
     ckpt._mapped = zipped
@@ -270,6 +337,7 @@ def _copy_of_mapped(ckpt: Checkpoint) -> dict:
     reads, where a short file is an error, and must be what the listing saw.
     """
     import torch
+
     check_zip(ckpt.path)  # the file may have been replaced since: the same checks before reading it
     refuse_programs(ckpt.path)
     try:
@@ -278,19 +346,22 @@ def _copy_of_mapped(ckpt: Checkpoint) -> dict:
     except NetcliError:
         raise
     except Exception as exc:
-        raise damaged(ckpt.path, f"cannot read its values: {error_text(exc)}; it changed or was cut short "
-                                 "while netcli read it") from exc
+        raise damaged(
+            ckpt.path, f"cannot read its values: {error_text(exc)}; it changed or was cut short while netcli read it"
+        ) from exc
     for name, info in ckpt.infos.items():
         t = flat.get(name)
         if t is None or tuple(t.shape) != info.shape or str(t.dtype).removeprefix("torch.") != info.dtype:
-            raise damaged(ckpt.path, f"tensor '{name}' is not what the file held a moment ago: "
-                                     "it changed while netcli read it")
+            raise damaged(
+                ckpt.path, f"tensor '{name}' is not what the file held a moment ago: it changed while netcli read it"
+            )
     return flat
 
 
 def crc32(t) -> str:
     """Return the crc32 of a CPU tensor's bytes as 8 hex digits."""
     import torch
+
     flat = t.detach().contiguous().reshape(-1)
     if flat.numel() == 0:
         return f"{0:08x}"

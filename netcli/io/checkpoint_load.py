@@ -1,4 +1,5 @@
 """Load a checkpoint into a built network: everything checked before anything is copied."""
+
 from __future__ import annotations
 
 import time
@@ -6,10 +7,6 @@ from dataclasses import dataclass, field
 
 from netcli.core.errors import Location, NetcliError, Problem
 from netcli.core.progress import Progress
-
-
-
-
 from netcli.io.checkpoint import Checkpoint, read_checkpoint, tied_names
 
 
@@ -27,11 +24,16 @@ class LoadReport:
     spec_note: str | None = None  # when the given spec differs from the one inside the file
 
     def as_json(self) -> dict:
-        return {"file": self.path, "format": self.format, "loaded": self.loaded, "skipped": self.skipped,
-                "tied": self.tied, "bytes": self.nbytes, "seconds": round(self.seconds, 4),
-                "spec_note": self.spec_note}
-
-
+        return {
+            "file": self.path,
+            "format": self.format,
+            "loaded": self.loaded,
+            "skipped": self.skipped,
+            "tied": self.tied,
+            "bytes": self.nbytes,
+            "seconds": round(self.seconds, 4),
+            "spec_note": self.spec_note,
+        }
 
 
 def load_into(built, path, *, strict: bool = True, assign: bool = False) -> LoadReport:
@@ -50,18 +52,29 @@ def load_into(built, path, *, strict: bool = True, assign: bool = False) -> Load
     ckpt = path if isinstance(path, Checkpoint) else read_checkpoint(path)
     label = ckpt.path
     if ckpt.kind in ("tensor", "list", "tuple"):
-        raise NetcliError(Problem(f"holds a {ckpt.kind}, not a state_dict: there is nothing to load into a network",
-                                  location=Location(label), hint=f"see what it holds: netcli show {label}"))
+        raise NetcliError(
+            Problem(
+                f"holds a {ckpt.kind}, not a state_dict: there is nothing to load into a network",
+                location=Location(label),
+                hint=f"see what it holds: netcli show {label}",
+            )
+        )
     target = built.net.state_dict(keep_vars=True)
     if any(t.device.type == "meta" for t in target.values()):
-        raise NetcliError(Problem("cannot load values into a network on meta", location=Location(label),
-                                  hint="load it on a real device: --device cpu"))
+        raise NetcliError(
+            Problem(
+                "cannot load values into a network on meta",
+                location=Location(label),
+                hint="load it on a real device: --device cpu",
+            )
+        )
     groups = tied_names(target)
     plan, problems = _match(target, groups, ckpt)
     if problems and (strict or not plan):
         raise NetcliError(_refusal(problems, plan, strict, target, groups, ckpt))
-    report = LoadReport(label, ckpt.format, skipped=[p.message for p in problems],
-                        tied=[names for names in groups if len(names) > 1])
+    report = LoadReport(
+        label, ckpt.format, skipped=[p.message for p in problems], tied=[names for names in groups if len(names) > 1]
+    )
     # Read (and verify) every tensor before copying any, so a damaged file changes nothing.
     report.nbytes = sum(ckpt.infos[stored].nbytes for _, stored in plan)
     values = _read_all(ckpt, plan, report.nbytes)
@@ -84,38 +97,51 @@ def _match(target: dict, groups: list[list[str]], ckpt: Checkpoint) -> tuple[Pla
         present = [n for n in names if n in found]
         shown = names[0] + (f" (tied: {', '.join(names[1:])})" if len(names) > 1 else "")
         if not present:
-            problems.append(Problem(f"missing key '{shown}', expected shape {_shape(want)}",
-                                    location=Location(label)))
+            problems.append(Problem(f"missing key '{shown}', expected shape {_shape(want)}", location=Location(label)))
             continue
         stored = found[present[0]]
         got = ckpt.infos[stored].shape
         if got != want:
-            problems.append(Problem(f"key '{present[0]}' has shape {_shape(got)}, expected {_shape(want)}",
-                                    location=Location(label)))
+            problems.append(
+                Problem(
+                    f"key '{present[0]}' has shape {_shape(got)}, expected {_shape(want)}", location=Location(label)
+                )
+            )
             continue
         plan.append((names, stored))
     targets = {n for names in groups for n in names}
     for name in found:
         if name not in targets:
-            problems.append(Problem(f"unexpected key '{name}', shape {_shape(ckpt.infos[found[name]].shape)}",
-                                    location=Location(label)))
+            problems.append(
+                Problem(
+                    f"unexpected key '{name}', shape {_shape(ckpt.infos[found[name]].shape)}", location=Location(label)
+                )
+            )
     if ckpt.others and ckpt.kind != "state_dict":
-        problems.extend(Problem(f"unexpected non-tensor value '{n}' = {v}", location=Location(label))
-                        for n, v in ckpt.others.items())
+        problems.extend(
+            Problem(f"unexpected non-tensor value '{n}' = {v}", location=Location(label))
+            for n, v in ckpt.others.items()
+        )
     return plan, problems
 
 
-def _refusal(problems: list[Problem], plan: Plan, strict: bool, target: dict, groups: list[list[str]],
-             ckpt: Checkpoint) -> list[Problem]:
+def _refusal(
+    problems: list[Problem], plan: Plan, strict: bool, target: dict, groups: list[list[str]], ckpt: Checkpoint
+) -> list[Problem]:
     """The problems of a load that changes nothing, with what to do about them."""
     label = ckpt.path
     renamed = _renamed_hint(target, groups, ckpt, ckpt.names)
     if renamed:
         problems.append(Problem(renamed, location=Location(label)))
     what = "nothing in it fits" if not plan else f"{len(problems)} key(s) do not fit"
-    problems.append(Problem(f"{what}; nothing was loaded", location=Location(label),
-                            hint="give the spec it was saved from" + ("" if not plan or not strict else
-                                 ", or --no-strict to load the keys that fit")))
+    problems.append(
+        Problem(
+            f"{what}; nothing was loaded",
+            location=Location(label),
+            hint="give the spec it was saved from"
+            + ("" if not plan or not strict else ", or --no-strict to load the keys that fit"),
+        )
+    )
     return problems
 
 
@@ -133,29 +159,44 @@ def _read_all(ckpt: Checkpoint, plan: Plan, total: int) -> dict:
 def _check_tied_copies(ckpt: Checkpoint, plan: Plan, values: dict, strict: bool, report: LoadReport) -> None:
     """A tied group the file holds as separate tensors (saved by other code) must agree."""
     import torch
+
     found = ckpt.names
     for names, stored in plan:
         copies = {found[n] for n in names if n in found} - {stored}
         for other in sorted(copies):
-            if ckpt.infos[other].shape != ckpt.infos[stored].shape or not torch.equal(ckpt.tensor(other), values[stored]):
+            if ckpt.infos[other].shape != ckpt.infos[stored].shape or not torch.equal(
+                ckpt.tensor(other), values[stored]
+            ):
                 message = f"keys '{stored}' and '{other}' are one tied tensor in the network but differ in the file"
                 if strict:
-                    raise NetcliError(Problem(message + "; nothing was loaded", location=Location(ckpt.path),
-                                              hint="give the spec it was saved from"))
+                    raise NetcliError(
+                        Problem(
+                            message + "; nothing was loaded",
+                            location=Location(ckpt.path),
+                            hint="give the spec it was saved from",
+                        )
+                    )
                 report.skipped.append(message + f"; loaded '{stored}'")
 
 
 def _fill(net, target: dict, plan: Plan, values: dict, assign: bool, report: LoadReport) -> None:
     """Copy the values into the network's tensors, or (assign) make them the tensors."""
     import torch
+
     assigned = {}
     with torch.no_grad():
         for names, stored in plan:
             t, v = target[names[0]], values[stored]
             # a memory-mapped tensor off torch's 64-byte alignment would take other kernels' paths
             # (bit-different outputs): such a tensor is copied instead
-            if assign and t.device == v.device and t.dtype == v.dtype and t.shape == v.shape \
-                    and t.stride() == v.stride() and v.data_ptr() % 64 == 0:
+            if (
+                assign
+                and t.device == v.device
+                and t.dtype == v.dtype
+                and t.shape == v.shape
+                and t.stride() == v.stride()
+                and v.data_ptr() % 64 == 0
+            ):
                 assigned.update({n: v for n in names})  # every tied name gets the one tensor
             else:
                 t.copy_(v)  # tied names share this tensor: one copy fills all
@@ -170,12 +211,12 @@ def _renamed_hint(target: dict, groups: list[list[str]], ckpt: Checkpoint, found
     stored = [n for n in found if found[n] == n]
     got = [ckpt.infos[n].shape for n in stored]
     if want and want == got and [names[0] for names in groups] != stored:
-        return (f"the file holds the same shapes in the same order under other names "
-                f"({stored[0]} where the spec has {groups[0][0]}): the spec names its children differently")
+        return (
+            f"the file holds the same shapes in the same order under other names "
+            f"({stored[0]} where the spec has {groups[0][0]}): the spec names its children differently"
+        )
     return None
 
 
 def _shape(shape) -> str:
     return str(list(shape))
-
-

@@ -1,4 +1,5 @@
 """Write a network's tensors, atomically: safetensors (tied tensors once, the spec inside) or a plain state_dict."""
+
 from __future__ import annotations
 
 import json
@@ -12,14 +13,20 @@ from netcli.core.atomic import atomic_write
 from netcli.core.errors import Location, NetcliError, Problem
 from netcli.core.progress import Progress
 from netcli.core.ties import tensor_key
-
-from netcli.io.format import (FORMATS, META_ALIASES, META_CRC32, META_NETCLI, META_SHA256, META_SPEC,
-                               META_TORCH, SAFETENSORS, ST_CODES, TORCH_SUFFIXES)
-
-
-
 from netcli.io.checkpoint import crc32, tied_names
-from netcli.io.format import error_text
+from netcli.io.format import (
+    FORMATS,
+    META_ALIASES,
+    META_CRC32,
+    META_NETCLI,
+    META_SHA256,
+    META_SPEC,
+    META_TORCH,
+    SAFETENSORS,
+    ST_CODES,
+    TORCH_SUFFIXES,
+    error_text,
+)
 
 
 @dataclass
@@ -32,11 +39,9 @@ class SaveReport:
     tied: dict[str, list[str]]  # stored name -> the other names of that tensor
     nbytes: int = 0
 
-    def written(self) -> "SaveReport":
+    def written(self) -> SaveReport:
         self.nbytes = os.path.getsize(self.path)
         return self
-
-
 
 
 def format_of(path: str | os.PathLike) -> str:
@@ -46,12 +51,16 @@ def format_of(path: str | os.PathLike) -> str:
         return "safetensors"
     if suffix in TORCH_SUFFIXES:
         return "torch"
-    raise NetcliError(Problem(f"unknown checkpoint format '{suffix or '(no extension)'}'",
-                              location=Location(str(path)),
-                              hint=f"end the name with one of {', '.join(FORMATS)} (.safetensors keeps the spec)"))
+    raise NetcliError(
+        Problem(
+            f"unknown checkpoint format '{suffix or '(no extension)'}'",
+            location=Location(str(path)),
+            hint=f"end the name with one of {', '.join(FORMATS)} (.safetensors keeps the spec)",
+        )
+    )
 
 
-def save_checkpoint(built, path: str | os.PathLike) -> "SaveReport":
+def save_checkpoint(built, path: str | os.PathLike) -> SaveReport:
     """Write the network's parameters and persistent buffers to `path`, atomically.
 
     The format follows the extension: `.safetensors` (tied tensors stored once,
@@ -59,15 +68,25 @@ def save_checkpoint(built, path: str | os.PathLike) -> "SaveReport":
     state_dict, as `torch.save(net.state_dict(), path)` writes it).
     """
     import torch
+
     fmt = format_of(path)
     state = built.net.state_dict()
     if built.device.type == "meta" or any(t.device.type == "meta" for t in state.values()):
-        raise NetcliError(Problem("a network on meta has no values to save", location=Location(str(path)),
-                                  hint="build it on a real device: --device cpu"))
+        raise NetcliError(
+            Problem(
+                "a network on meta has no values to save",
+                location=Location(str(path)),
+                hint="build it on a real device: --device cpu",
+            )
+        )
     groups = tied_names(state)
     total = sum(state[names[0]].numel() * state[names[0]].element_size() for names in groups)
-    report = SaveReport(str(path), "torch" if fmt == "torch" else "safetensors", len(groups),
-                        {names[0]: names[1:] for names in groups if len(names) > 1})
+    report = SaveReport(
+        str(path),
+        "torch" if fmt == "torch" else "safetensors",
+        len(groups),
+        {names[0]: names[1:] for names in groups if len(names) > 1},
+    )
     with Progress(f"saving {path}", total) as bar:
         if fmt == "torch":
             cpu = _to_cpu(state)
@@ -75,7 +94,9 @@ def save_checkpoint(built, path: str | os.PathLike) -> "SaveReport":
             atomic_write(path, lambda p: (bar.watch(p), call_writer(p, torch.save, cpu, p)))
             return report.written()
         from safetensors.torch import save_file
+
         from netcli.io import stwriter
+
         tensors, aliases, sums, seen = {}, {}, {}, set()
         for names in groups:
             t = state[names[0]].detach().to("cpu").contiguous()
@@ -111,6 +132,7 @@ def call_writer(path, write, *args, **kwargs) -> None:
     """
     import errno
     import shutil
+
     try:
         write(*args, **kwargs)
     except OSError as exc:
@@ -131,14 +153,22 @@ def call_writer(path, write, *args, **kwargs) -> None:
 def checkpoint_metadata(loaded) -> dict[str, str]:
     """Return the metadata a .safetensors checkpoint carries: spec, sha256, versions."""
     import torch
+
     from netcli.core.version import VERSION
-    return {"format": "pt", META_SPEC: loaded.resolved_text, META_SHA256: loaded.sha256,
-            META_NETCLI: VERSION, META_TORCH: torch.__version__}
+
+    return {
+        "format": "pt",
+        META_SPEC: loaded.resolved_text,
+        META_SHA256: loaded.sha256,
+        META_NETCLI: VERSION,
+        META_TORCH: torch.__version__,
+    }
 
 
 def _to_cpu(state: dict) -> dict:
     """Copy a state_dict to the CPU, keeping tied entries one tensor (torch.save keeps the sharing)."""
     from collections import OrderedDict
+
     out, done = OrderedDict(), {}
     for name, t in state.items():
         key = tensor_key(t)
@@ -148,5 +178,3 @@ def _to_cpu(state: dict) -> dict:
     if hasattr(state, "_metadata"):
         out._metadata = state._metadata  # keeps the state_dict's module versions, as torch.save would
     return out
-
-

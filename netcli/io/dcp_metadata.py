@@ -29,16 +29,18 @@ RANK_FILE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*\.distcp")  # a file inside 
 
 _DCP_METADATA = "torch.distributed.checkpoint.metadata"
 _ALLOWED: dict[str, frozenset[str]] = {
-    _DCP_METADATA: frozenset({
-        "Metadata",
-        "TensorStorageMetadata",
-        "BytesStorageMetadata",
-        "ChunkStorageMetadata",
-        "TensorProperties",
-        "MetadataIndex",
-        "StorageMeta",
-        "_MEM_FORMAT_ENCODING",
-    }),
+    _DCP_METADATA: frozenset(
+        {
+            "Metadata",
+            "TensorStorageMetadata",
+            "BytesStorageMetadata",
+            "ChunkStorageMetadata",
+            "TensorProperties",
+            "MetadataIndex",
+            "StorageMeta",
+            "_MEM_FORMAT_ENCODING",
+        }
+    ),
     "torch.distributed.checkpoint.filesystem": frozenset({"_StorageInfo"}),
     "torch.serialization": frozenset({"_get_layout"}),
     "torch": frozenset({"Size"}),  # and the dtypes, checked by value in find_class
@@ -55,6 +57,7 @@ class MetadataUnpickler(pickle.Unpickler):
 
     def find_class(self, module: str, name: str) -> Any:
         import torch
+
         if name in _ALLOWED.get(module, ()):
             return super().find_class(module, name)
         if module == "torch" and isinstance(getattr(torch, name, None), torch.dtype):
@@ -72,13 +75,16 @@ def _refuse(path: Path, message: str, hint: str = DAMAGED_HINT) -> NetcliError:
 def unpickle_metadata(path: Path, data: bytes):
     """Unpickle `data` (a `.metadata` file's bytes) with the allow-list, then check what it built."""
     from torch.distributed.checkpoint.metadata import Metadata, StorageMeta
+
     try:
         meta = MetadataUnpickler(io.BytesIO(data)).load()
     except _RefusedGlobal as exc:
-        raise _refuse(path, f"this DCP metadata asks to load '{exc}', which DCP metadata never holds; "
-                            "refusing to read it (it could run code)",
-                      hint="a DCP folder from an untrusted source may be crafted; "
-                           "ask its author for a .safetensors file") from None
+        raise _refuse(
+            path,
+            f"this DCP metadata asks to load '{exc}', which DCP metadata never holds; "
+            "refusing to read it (it could run code)",
+            hint="a DCP folder from an untrusted source may be crafted; ask its author for a .safetensors file",
+        ) from None
     except Exception as exc:  # a malformed pickle raises anything: EOFError, TypeError, KeyError, ...
         raise _refuse(path, f"not a readable DCP metadata file: {error_text(exc)}") from exc
     if type(meta) is not Metadata:
@@ -98,16 +104,24 @@ def check_metadata(path: Path, meta) -> None:
     """
     import torch
     from torch.distributed.checkpoint.filesystem import _StorageInfo
-    from torch.distributed.checkpoint.metadata import (BytesStorageMetadata, ChunkStorageMetadata,
-                                                       MetadataIndex, StorageMeta, TensorProperties,
-                                                       TensorStorageMetadata)
+    from torch.distributed.checkpoint.metadata import (
+        BytesStorageMetadata,
+        ChunkStorageMetadata,
+        MetadataIndex,
+        StorageMeta,
+        TensorProperties,
+        TensorStorageMetadata,
+    )
 
     def bad(what: str) -> NetcliError:
         return _refuse(path, f"not a DCP metadata file netcli can read: {what}")
 
     def is_size(value: Any, rank: int | None = None) -> bool:
-        return (type(value) is torch.Size and all(type(d) is int and d >= 0 for d in value)
-                and (rank is None or len(value) == rank))
+        return (
+            type(value) is torch.Size
+            and all(type(d) is int and d >= 0 for d in value)
+            and (rank is None or len(value) == rank)
+        )
 
     count = 0
 
@@ -129,13 +143,20 @@ def check_metadata(path: Path, meta) -> None:
         if type(md) is not TensorStorageMetadata:
             raise bad(f"'{name[:200]}' is described by a {type(md).__name__}")
         props = getattr(md, "properties", None)
-        if (type(props) is not TensorProperties or not isinstance(getattr(props, "dtype", None), torch.dtype)
-                or not is_size(getattr(md, "size", None)) or type(getattr(md, "chunks", None)) is not list):
+        if (
+            type(props) is not TensorProperties
+            or not isinstance(getattr(props, "dtype", None), torch.dtype)
+            or not is_size(getattr(md, "size", None))
+            or type(getattr(md, "chunks", None)) is not list
+        ):
             raise bad(f"'{name[:200]}' has no dtype, size or chunk list")
         counted(len(md.chunks))
         for chunk in md.chunks:
-            if (type(chunk) is not ChunkStorageMetadata or not is_size(chunk.offsets, len(md.size))
-                    or not is_size(chunk.sizes, len(md.size))):
+            if (
+                type(chunk) is not ChunkStorageMetadata
+                or not is_size(chunk.offsets, len(md.size))
+                or not is_size(chunk.sizes, len(md.size))
+            ):
                 raise bad(f"a chunk of '{name[:200]}' is not offsets and sizes of its rank")
     storage = meta.storage_data
     if storage is not None:
@@ -145,16 +166,24 @@ def check_metadata(path: Path, meta) -> None:
         for index, info in storage.items():
             if type(index) is not MetadataIndex or type(index.fqn) is not str:
                 raise bad("a storage key is not a MetadataIndex")
-            if (type(info) is not _StorageInfo or type(info.relative_path) is not str
-                    or type(info.offset) is not int or type(info.length) is not int
-                    or info.offset < 0 or info.length < 0):
+            if (
+                type(info) is not _StorageInfo
+                or type(info.relative_path) is not str
+                or type(info.offset) is not int
+                or type(info.length) is not int
+                or info.offset < 0
+                or info.length < 0
+            ):
                 raise bad(f"the storage entry of '{index.fqn[:200]}' is not a file, offset and length")
             if not RANK_FILE.fullmatch(info.relative_path):
-                raise bad(f"the storage entry of '{index.fqn[:200]}' names the file "
-                          f"{info.relative_path[:200]!r}, not a .distcp file inside the folder")
+                raise bad(
+                    f"the storage entry of '{index.fqn[:200]}' names the file "
+                    f"{info.relative_path[:200]!r}, not a .distcp file inside the folder"
+                )
             descriptors = info.transform_descriptors
-            if descriptors is not None and (not isinstance(descriptors, (list, tuple))
-                                            or any(type(d) is not str for d in descriptors)):
+            if descriptors is not None and (
+                not isinstance(descriptors, (list, tuple)) or any(type(d) is not str for d in descriptors)
+            ):
                 raise bad(f"the storage entry of '{index.fqn[:200]}' has malformed transforms")
     planner = meta.planner_data
     if planner is not None:
@@ -180,8 +209,9 @@ def read_metadata_file(file: str | os.PathLike):
     try:
         size = path.stat().st_size
         if size > MAX_METADATA_BYTES:
-            raise _refuse(path, f"a DCP metadata file of {size:,} bytes (more than {MAX_METADATA_BYTES:,}); "
-                                "refusing to read it")
+            raise _refuse(
+                path, f"a DCP metadata file of {size:,} bytes (more than {MAX_METADATA_BYTES:,}); refusing to read it"
+            )
         data = path.read_bytes()
     except OSError as exc:
         raise _refuse(path, f"cannot read the DCP metadata file: {error_text(exc)}") from exc
@@ -191,6 +221,7 @@ def read_metadata_file(file: str | os.PathLike):
 def refuse_pickled_items(folder: str | os.PathLike, names) -> None:
     """Refuse a load of `names` where the metadata stores one of them as pickled bytes, before DCP reads it."""
     from torch.distributed.checkpoint.metadata import BytesStorageMetadata
+
     entries = read_metadata_file(Path(folder) / ".metadata").state_dict_metadata
     for name in names:
         if type(entries.get(name)) is BytesStorageMetadata:
@@ -198,9 +229,12 @@ def refuse_pickled_items(folder: str | os.PathLike, names) -> None:
 
 
 def _pickled_item(folder: Path, name: str) -> NetcliError:
-    return _refuse(folder, f"the DCP metadata stores '{name[:200]}' as pickled bytes, not a tensor; "
-                           "refusing to unpickle it (it could run code)",
-                   hint="a DCP folder from an untrusted source may be crafted; ask its author for a .safetensors file")
+    return _refuse(
+        folder,
+        f"the DCP metadata stores '{name[:200]}' as pickled bytes, not a tensor; "
+        "refusing to unpickle it (it could run code)",
+        hint="a DCP folder from an untrusted source may be crafted; ask its author for a .safetensors file",
+    )
 
 
 def safe_reader(folder: str | os.PathLike):

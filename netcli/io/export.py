@@ -7,6 +7,7 @@ network cannot be exported, the block that stops it is found by exporting
 its children one by one on the inputs they saw, and named in the error with
 its place in the spec.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -14,9 +15,9 @@ import io
 import logging
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from netcli.core.errors import Location, NetcliError, Problem
 
@@ -54,9 +55,13 @@ def format_for(fmt: str | None, output: str) -> str:
     suffix = Path(output).suffix.lower()
     if suffix in SUFFIXES:
         return SUFFIXES[suffix]
-    raise NetcliError(Problem(f"cannot tell the export format from '{suffix or '(no extension)'}'",
-                              location=Location(output),
-                              hint="pass --format onnx|torchscript|exported, or name the file .onnx, .pt or .pt2"))
+    raise NetcliError(
+        Problem(
+            f"cannot tell the export format from '{suffix or '(no extension)'}'",
+            location=Location(output),
+            hint="pass --format onnx|torchscript|exported, or name the file .onnx, .pt or .pt2",
+        )
+    )
 
 
 def export_model(built, x, fmt: str, output: str, *, static: bool = False) -> Exported:
@@ -67,12 +72,15 @@ def export_model(built, x, fmt: str, output: str, *, static: bool = False) -> Ex
     example's. `x` may be a tuple: the inputs of a forward that takes several.
     """
     import torch
+
     from netcli.core.atomic import atomic_write
+
     net = built.net
     args = x if isinstance(x, tuple) else (x,)
     if any(a.device.type == "meta" for a in args) or any(p.device.type == "meta" for p in net.parameters()):
-        raise NetcliError("a network on the meta device has no values to export",
-                          hint="export on a real device: --device cpu")
+        raise NetcliError(
+            "a network on the meta device has no values to export", hint="export on a real device: --device cpu"
+        )
     net.eval()  # dropout off, batch norm on running statistics: what other software runs
     start = time.perf_counter()
     with torch.no_grad():
@@ -113,19 +121,30 @@ def export_model(built, x, fmt: str, output: str, *, static: bool = False) -> Ex
         got = torch.as_tensor(got).detach()
         difference = float((got.to(expected.device).float() - expected.float()).abs().max()) if got.numel() else 0.0
     out_shape = list(expected.shape) if isinstance(expected, torch.Tensor) else None
-    return Exported(str(output), fmt, list(args[0].shape), out_shape, Path(output).stat().st_size,
-                    seconds, difference, method, dynamic_batch=dynamic is not None or fmt == "torchscript")
+    return Exported(
+        str(output),
+        fmt,
+        list(args[0].shape),
+        out_shape,
+        Path(output).stat().st_size,
+        seconds,
+        difference,
+        method,
+        dynamic_batch=dynamic is not None or fmt == "torchscript",
+    )
 
 
 def _batch_dims(args) -> tuple:
     """torch.export's dynamic_shapes: dimension 0 of every input (that has one) is the batch."""
     from torch.export import Dim
+
     return tuple({0: Dim.DYNAMIC} if a.dim() > 0 else None for a in args)
 
 
 def _traced_on(args, dynamic) -> tuple:
     """The inputs to trace on: a batch of 1 becomes 2 (torch would treat a size of 1 as fixed)."""
     import torch
+
     if dynamic is None:
         return args
     return tuple(torch.cat([a, a]) if a.dim() > 0 and a.shape[0] == 1 else a for a in args)
@@ -136,16 +155,20 @@ def _fixes_batch(error: BaseException) -> NetcliError | None:
     text = str(error)
     if "specializ" not in text and "Constraints violated" not in text:
         return None
-    first = next((line.strip(" -") for line in text.splitlines() if "specializ" in line or "Constraints" in line),
-                 text[:200])
-    return NetcliError(f"the network fixes its batch size, so it cannot be exported with a dynamic batch: {first[:300]}",
-                       hint="--static exports it for the example's batch size only")
+    first = next(
+        (line.strip(" -") for line in text.splitlines() if "specializ" in line or "Constraints" in line), text[:200]
+    )
+    return NetcliError(
+        f"the network fixes its batch size, so it cannot be exported with a dynamic batch: {first[:300]}",
+        hint="--static exports it for the example's batch size only",
+    )
 
 
 def _save_program(program, path: Path) -> None:
     """Write a torch.export program; serialized in memory first, since torch's zip writer
     aborts the process (a C++ exception, exit 134) when the disk fills up under it."""
     import torch
+
     buffer = io.BytesIO()
     torch.export.save(program, buffer)
     path.write_bytes(buffer.getvalue())
@@ -160,12 +183,15 @@ def quiet():
     for lg in loggers:
         lg.setLevel(logging.CRITICAL)
     try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
-                contextlib.redirect_stderr(io.StringIO()):
+        with (
+            warnings.catch_warnings(),
+            contextlib.redirect_stdout(io.StringIO()),
+            contextlib.redirect_stderr(io.StringIO()),
+        ):
             warnings.simplefilter("ignore")
             yield
     finally:
-        for lg, level in zip(loggers, levels):
+        for lg, level in zip(loggers, levels, strict=False):
             lg.setLevel(level)
 
 
@@ -173,37 +199,45 @@ def _export_onnx(built, args, dynamic=None):
     import torch
 
     def attempt(module, inputs):
-        return torch.onnx.export(module, inputs, None, dynamo=True, verbose=False, optimize=True,
-                                 dynamic_shapes=dynamic)
+        return torch.onnx.export(
+            module, inputs, None, dynamo=True, verbose=False, optimize=True, dynamic_shapes=dynamic
+        )
+
     try:
         with quiet():
             return attempt(built.net, _traced_on(args, dynamic))
     except ImportError as exc:
-        raise NetcliError(f"ONNX export needs the onnx and onnxscript packages: {exc}",
-                          hint="pip install onnx onnxscript") from exc
+        raise NetcliError(
+            f"ONNX export needs the onnx and onnxscript packages: {exc}", hint="pip install onnx onnxscript"
+        ) from exc
     except Exception as exc:
-        raise (_fixes_batch(exc) if dynamic is not None else None) or \
-            unexportable(built, args, "onnx", exc, _probe_export) from exc
+        raise (_fixes_batch(exc) if dynamic is not None else None) or unexportable(
+            built, args, "onnx", exc, _probe_export
+        ) from exc
 
 
 def _export(built, args, dynamic=None):
     import torch
+
     try:
         with quiet():
             return torch.export.export(built.net, _traced_on(args, dynamic), dynamic_shapes=dynamic, strict=False)
     except Exception as exc:
-        raise (_fixes_batch(exc) if dynamic is not None else None) or \
-            unexportable(built, args, "exported", exc, _probe_export) from exc
+        raise (_fixes_batch(exc) if dynamic is not None else None) or unexportable(
+            built, args, "exported", exc, _probe_export
+        ) from exc
 
 
 def _probe_export(module, args):
     import torch
+
     return torch.export.export(module, args, strict=False)
 
 
 def _script(built, args):
     """Return (TorchScript module, method): script it, else trace it where tracing is exact."""
     import torch
+
     try:
         with quiet():
             return torch.jit.script(built.net), "torch.jit.script"
@@ -218,6 +252,7 @@ def _script(built, args):
 def _exact_trace(module, args):
     """Trace `module`; refuse a trace that baked in a tensor-dependent branch (a TracerWarning)."""
     import torch
+
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         traced = torch.jit.trace(module, args, check_trace=False)
@@ -229,6 +264,7 @@ def _exact_trace(module, args):
 
 def _probe_script(module, args):
     import torch
+
     try:
         return torch.jit.script(module)
     except Exception:
@@ -242,7 +278,7 @@ def _run_onnx(path: str, args):
     except ImportError:
         return None
     session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
-    feed = {i.name: a.detach().cpu().numpy() for i, a in zip(session.get_inputs(), args)}
+    feed = {i.name: a.detach().cpu().numpy() for i, a in zip(session.get_inputs(), args, strict=False)}
     return session.run(None, feed)[0]
 
 
@@ -278,13 +314,16 @@ def unexportable(built, x, fmt: str, error: BaseException, probe: Callable) -> N
 def _inputs_seen(net, args: tuple) -> dict[str, tuple]:
     """Run `net` once and return the positional inputs each submodule got first."""
     import torch
+
     seen: dict[str, tuple] = {}
     handles = []
     for qualname, module in net.named_modules(remove_duplicate=False):
         if not qualname:
             continue
+
         def hook(_module, args, qualname=qualname):
             seen.setdefault(qualname, tuple(a.detach() if isinstance(a, torch.Tensor) else a for a in args))
+
         handles.append(module.register_forward_pre_hook(hook))
     try:
         with torch.no_grad():
@@ -297,10 +336,17 @@ def _inputs_seen(net, args: tuple) -> dict[str, tuple]:
 
 def _reason(error: BaseException) -> str:
     text = str(error)
-    if any(mark in text for mark in ("data-dependent", "GuardOnDataDependent", "Converting a tensor to a Python boolean")) \
-            or type(error).__name__ == "GuardOnDataDependentSymNode":
-        return ("its forward has Python control flow on tensor values (an `if` or `while` on a tensor), "
-                "which a traced graph cannot hold")
+    if (
+        any(
+            mark in text
+            for mark in ("data-dependent", "GuardOnDataDependent", "Converting a tensor to a Python boolean")
+        )
+        or type(error).__name__ == "GuardOnDataDependentSymNode"
+    ):
+        return (
+            "its forward has Python control flow on tensor values (an `if` or `while` on a tensor), "
+            "which a traced graph cannot hold"
+        )
     first = next((line.strip() for line in text.splitlines() if line.strip()), type(error).__name__)
     return f"{type(error).__name__}: {first[:300]}"
 

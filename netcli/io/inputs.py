@@ -1,4 +1,5 @@
 """Make the example input of `run`: from `input:`, `rand:2,20`, or a tensor file."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -43,8 +44,10 @@ def parse_input(text: str) -> InputText:
         head, _, key = text.rpartition(":")
         path = Path(head)
     if not path.exists():
-        raise NetcliError(f"--input {text}: no such file, and not {'/'.join(GENERATORS)}:SHAPE",
-                          hint="e.g. --input rand:2,20 or --input x.npy")
+        raise NetcliError(
+            f"--input {text}: no such file, and not {'/'.join(GENERATORS)}:SHAPE",
+            hint="e.g. --input rand:2,20 or --input x.npy",
+        )
     return InputText(text, path=path, key=key)
 
 
@@ -56,16 +59,18 @@ def make_input(text: str | None, spec_input, device):
     entries give a tuple, the inputs of a forward that takes several.
     """
     import torch
+
     if text is None:
         if spec_input is None:
-            raise NetcliError("no input: the spec has no 'input:' and no --input was given",
-                              hint="add input: [2, 20] to the spec, or pass --input rand:2,20")
+            raise NetcliError(
+                "no input: the spec has no 'input:' and no --input was given",
+                hint="add input: [2, 20] to the spec, or pass --input rand:2,20",
+            )
         _ensure_room(device, spec_input)
         if isinstance(spec_input, list) and all(isinstance(s, int) for s in spec_input):
             return torch.rand(*spec_input, device=device)
         entries = spec_input if isinstance(spec_input, list) else [spec_input]
-        xs = tuple(torch.rand(*e, device=device) if isinstance(e, list) else example_tensor(e, device)
-                   for e in entries)
+        xs = tuple(torch.rand(*e, device=device) if isinstance(e, list) else example_tensor(e, device) for e in entries)
         return xs[0] if len(xs) == 1 else xs
     source = parse_input(text)
     if source.generator is not None:
@@ -81,8 +86,10 @@ _ITEM_BYTES = {"float64": 8, "int64": 8, "float32": 4, "int32": 4, "float16": 2,
 def _ensure_room(device, spec_input, label: str | None = None) -> None:
     """Refuse an example input the device cannot hold before drawing it (`input: [100000, 100000, 10]`)."""
     from netcli.core.devices import ensure_room
-    entries = spec_input if isinstance(spec_input, list) and not all(isinstance(s, int) for s in spec_input) \
-        else [spec_input]
+
+    entries = (
+        spec_input if isinstance(spec_input, list) and not all(isinstance(s, int) for s in spec_input) else [spec_input]
+    )
     nbytes, shapes = 0, []
     for e in entries:
         shape, dtype = (e, "float32") if isinstance(e, list) else (list(e.shape), e.dtype)
@@ -92,8 +99,12 @@ def _ensure_room(device, spec_input, label: str | None = None) -> None:
         nbytes += count * _ITEM_BYTES.get(dtype, 1)
         shapes.append(shape)
     what = label or ("the example input " + " and ".join(str(s) for s in shapes))
-    ensure_room(device, nbytes, what, "give a smaller input (fewer samples in a batch), or --device meta to see "
-                                      "the shapes without values")
+    ensure_room(
+        device,
+        nbytes,
+        what,
+        "give a smaller input (fewer samples in a batch), or --device meta to see the shapes without values",
+    )
 
 
 def example_tensor(entry, device):
@@ -104,6 +115,7 @@ def example_tensor(entry, device):
     [low, high). bool: fair coin flips.
     """
     import torch
+
     dtype = getattr(torch, entry.dtype)
     if entry.dtype in FLOAT_DTYPES:
         x = torch.rand(*entry.shape, dtype=dtype, device=device)
@@ -125,16 +137,19 @@ def call(net, x):
 def load_tensor_file(path: Path, key: str | None = None):
     """Read one tensor from a .npy, .pt/.pth or .safetensors file (safely)."""
     import torch
+
     suffix = path.suffix.lower()
     label = str(path)
     try:
         if suffix == NUMPY:
             import numpy as np
+
             return torch.from_numpy(np.load(path, allow_pickle=False))
         if suffix == SAFETENSORS:
             # Plain reads, not a memory map (a file truncated while mapped is SIGBUS), each tensor into
             # its own aligned buffer (BLAS results can differ in the last bit on unaligned inputs).
             from netcli.io.checkpoint import read_safetensors
+
             ckpt = read_safetensors(label)
             name = _pick({n: n for n in ckpt.infos}, key, label)
             return ckpt.tensor(name)
@@ -142,16 +157,19 @@ def load_tensor_file(path: Path, key: str | None = None):
     except NetcliError:
         raise
     except Exception as exc:
-        raise NetcliError(f"{label}: cannot read a tensor from it: {first_line(exc)}",
-                          hint="give a .npy, .pt or .safetensors file holding a tensor") from exc
+        raise NetcliError(
+            f"{label}: cannot read a tensor from it: {first_line(exc)}",
+            hint="give a .npy, .pt or .safetensors file holding a tensor",
+        ) from exc
     if isinstance(value, torch.Tensor):
         return value
     if isinstance(value, dict):
         return _pick(value, key, label)
     if isinstance(value, (list, tuple)) and key is not None and key.isdigit() and int(key) < len(value):
         return value[int(key)]
-    raise NetcliError(f"{label}: holds a {type(value).__name__}, not a tensor",
-                      hint="save a single tensor, or name one as FILE:KEY")
+    raise NetcliError(
+        f"{label}: holds a {type(value).__name__}, not a tensor", hint="save a single tensor, or name one as FILE:KEY"
+    )
 
 
 def _pick(tensors: dict, key: str | None, label: str):
@@ -161,5 +179,7 @@ def _pick(tensors: dict, key: str | None, label: str):
         return tensors[key]
     if len(tensors) == 1:
         return next(iter(tensors.values()))
-    raise NetcliError(f"{label}: holds {len(tensors)} tensors; name one as {label}:KEY",
-                      hint=f"keys: {', '.join(list(map(str, tensors))[:10])}")
+    raise NetcliError(
+        f"{label}: holds {len(tensors)} tensors; name one as {label}:KEY",
+        hint=f"keys: {', '.join(list(map(str, tensors))[:10])}",
+    )

@@ -14,10 +14,8 @@ from pathlib import Path
 
 from netcli.core.atomic import atomic_dir
 from netcli.core.errors import Location, NetcliError, Problem
-from netcli.io.format import (DAMAGED_HINT, META_NETCLI, META_SHA256, META_SPEC,
-                               META_TORCH, numel)
-
 from netcli.io.dcp_metadata import read_metadata_file, refuse_pickled_items, safe_reader
+from netcli.io.format import DAMAGED_HINT, META_NETCLI, META_SHA256, META_SPEC, META_TORCH, numel
 from netcli.io.shards_layout import DCP_INFO, DCP_METADATA, DCP_SPEC, owned_name
 
 
@@ -25,8 +23,13 @@ def check_dcp(path: str | os.PathLike):
     """Read a DCP folder's metadata and check every file it names is there and long enough; return it."""
     p = Path(path)
     if not (p / DCP_METADATA).exists():
-        raise NetcliError(Problem(f"a DCP checkpoint folder needs its {DCP_METADATA} file, and it is missing",
-                                  location=Location(str(p / DCP_METADATA)), hint=DAMAGED_HINT))
+        raise NetcliError(
+            Problem(
+                f"a DCP checkpoint folder needs its {DCP_METADATA} file, and it is missing",
+                location=Location(str(p / DCP_METADATA)),
+                hint=DAMAGED_HINT,
+            )
+        )
     meta = read_metadata_file(p / DCP_METADATA)
     need: dict[str, int] = {}
     for info in (meta.storage_data or {}).values():
@@ -34,12 +37,22 @@ def check_dcp(path: str | os.PathLike):
     for rel, end in sorted(need.items()):
         file = p / rel
         if not file.exists():
-            raise NetcliError(Problem("a rank's file of this DCP checkpoint is missing", location=Location(str(file)),
-                                      hint="the save did not finish on every rank; save it again"))
+            raise NetcliError(
+                Problem(
+                    "a rank's file of this DCP checkpoint is missing",
+                    location=Location(str(file)),
+                    hint="the save did not finish on every rank; save it again",
+                )
+            )
         size = file.stat().st_size
         if size < end:
-            raise NetcliError(Problem(f"a rank's file is cut short ({size:,} bytes, {end:,} expected)",
-                                      location=Location(str(file)), hint=DAMAGED_HINT))
+            raise NetcliError(
+                Problem(
+                    f"a rank's file is cut short ({size:,} bytes, {end:,} expected)",
+                    location=Location(str(file)),
+                    hint=DAMAGED_HINT,
+                )
+            )
     return meta
 
 
@@ -47,7 +60,9 @@ def read_dcp(path: str | os.PathLike):
     """Open a DCP folder as one Checkpoint: its tensors (global shapes), each read alone on demand."""
     import torch
     from torch.distributed.checkpoint.metadata import TensorStorageMetadata
+
     from netcli.io.checkpoint import Checkpoint, TensorInfo
+
     p = Path(path)
     meta = check_dcp(p)
     infos, dtypes = {}, {}
@@ -56,8 +71,9 @@ def read_dcp(path: str | os.PathLike):
             continue
         dtype = md.properties.dtype
         shape = tuple(md.size)
-        infos[name] = TensorInfo(name, shape, str(dtype).removeprefix("torch."),
-                                 numel(shape) * torch.empty((), dtype=dtype).element_size())
+        infos[name] = TensorInfo(
+            name, shape, str(dtype).removeprefix("torch."), numel(shape) * torch.empty((), dtype=dtype).element_size()
+        )
         dtypes[name] = dtype
     extra = read_sidecar(p)
     aliases = {a: s for a, s in extra.get("aliases", {}).items() if s in infos and a != s}
@@ -88,37 +104,60 @@ def read_sidecar(path: Path) -> dict:
     try:
         data = json.loads(file.read_text())
     except (OSError, json.JSONDecodeError) as exc:
-        raise NetcliError(Problem(f"not readable JSON: {exc}", location=Location(str(file)), hint=DAMAGED_HINT))
+        raise NetcliError(
+            Problem(f"not readable JSON: {exc}", location=Location(str(file)), hint=DAMAGED_HINT)
+        ) from exc
     return data if isinstance(data, dict) else {}
 
 
 def load_dcp_state(state: dict, path: str | os.PathLike) -> None:
     """`dcp.load(state, ...)` from `path` (in a job: collective; alone: no process group), errors named."""
+    import warnings
+
     import torch.distributed as dist
     import torch.distributed.checkpoint as dcp
-    import warnings
+
     refuse_pickled_items(path, state)
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*torch.distributed is disabled.*")
-            dcp.load(state, storage_reader=safe_reader(path),
-                     no_dist=not (dist.is_available() and dist.is_initialized()))
+            dcp.load(
+                state, storage_reader=safe_reader(path), no_dist=not (dist.is_available() and dist.is_initialized())
+            )
     except NetcliError:
         raise
     except Exception as exc:
         text = str(exc).strip().splitlines()
         missing = re.search(r"No such file or directory: '([^']+)'", str(exc))
         where = missing.group(1) if missing else str(path)
-        raise NetcliError(Problem(f"cannot read the DCP checkpoint: {text[-1] if text else type(exc).__name__}",
-                                  location=Location(where), hint=DAMAGED_HINT)) from exc
+        raise NetcliError(
+            Problem(
+                f"cannot read the DCP checkpoint: {text[-1] if text else type(exc).__name__}",
+                location=Location(where),
+                hint=DAMAGED_HINT,
+            )
+        ) from exc
 
 
 def sidecar(loaded_text: str | None, sha256: str | None, aliases: dict[str, str]) -> dict[str, str]:
     """The files netcli puts beside a DCP checkpoint: the resolved spec and what DCP does not keep."""
     import torch
+
     from netcli.core.version import VERSION
-    files = {DCP_INFO: json.dumps({"format": "netcli-dcp", "spec_sha256": sha256, "netcli": VERSION,
-                                   "torch": torch.__version__, "aliases": aliases}, indent=1, sort_keys=True)}
+
+    files = {
+        DCP_INFO: json.dumps(
+            {
+                "format": "netcli-dcp",
+                "spec_sha256": sha256,
+                "netcli": VERSION,
+                "torch": torch.__version__,
+                "aliases": aliases,
+            },
+            indent=1,
+            sort_keys=True,
+        )
+    }
     if loaded_text is not None:
         files[DCP_SPEC] = loaded_text
     return files
@@ -131,12 +170,13 @@ def save_dcp_single(dest, ckpt) -> None:
     (the one conversion that is not streamed one tensor at a time).
     """
     import torch.distributed.checkpoint as dcp
+
     state = {name: ckpt.tensor(name) for name in ckpt.infos}
     with atomic_dir(dest, allowed=owned_name) as tmp:
         import warnings
+
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*torch.distributed is disabled.*")
             dcp.save(state, storage_writer=dcp.FileSystemWriter(str(tmp)), no_dist=True)
-        for name, text in sidecar(ckpt.metadata.get(META_SPEC), ckpt.metadata.get(META_SHA256),
-                                  ckpt.aliases).items():
+        for name, text in sidecar(ckpt.metadata.get(META_SPEC), ckpt.metadata.get(META_SHA256), ckpt.aliases).items():
             (tmp / name).write_text(text)

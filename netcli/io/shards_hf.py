@@ -12,14 +12,22 @@ from __future__ import annotations
 import json
 import os
 import zlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from netcli.core.atomic import atomic_dir, atomic_write
 from netcli.core.errors import Location, NetcliError, Problem
-from netcli.io.format import (DAMAGED_HINT, META_ALIASES, META_CRC32, META_NETCLI, META_SHA256, META_SPEC,
-                               META_TORCH, ST_CODES)
-
+from netcli.io.format import (
+    DAMAGED_HINT,
+    META_ALIASES,
+    META_CRC32,
+    META_NETCLI,
+    META_SHA256,
+    META_SPEC,
+    META_TORCH,
+    ST_CODES,
+)
 from netcli.io.shards_layout import INDEX_SUFFIX, index_file, netcli_version, owned_name, torch_version
 
 
@@ -27,6 +35,7 @@ def read_index(path: str | os.PathLike):
     """Open an HF index layout as one Checkpoint: every shard's tensors, read on demand."""
     from netcli.io.checkpoint import Checkpoint, TensorInfo, read_safetensors
     from netcli.io.format import damaged
+
     index = index_file(path)
     label = str(index)
     try:
@@ -34,10 +43,10 @@ def read_index(path: str | os.PathLike):
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise damaged(label, f"not a readable index file: {exc}") from exc
     if not isinstance(doc, dict) or not isinstance(doc.get("weight_map"), dict):
-        raise damaged(label, "an index file needs a \"weight_map\" object")
+        raise damaged(label, 'an index file needs a "weight_map" object')
     meta = doc.get("metadata") or {}
     if not isinstance(meta, dict):
-        raise damaged(label, "its \"metadata\" is not an object")
+        raise damaged(label, 'its "metadata" is not an object')
     infos, where, shard_meta = {}, {}, {}
     shards = sorted(set(doc["weight_map"].values()))
     for shard in shards:
@@ -45,8 +54,9 @@ def read_index(path: str | os.PathLike):
             raise damaged(label, f"its weight_map names a file outside the folder: {shard!r}")
         file = index.parent / shard
         if not file.exists():
-            raise NetcliError(Problem(f"the shard '{shard}' it names is missing", location=Location(label),
-                                      hint=DAMAGED_HINT))
+            raise NetcliError(
+                Problem(f"the shard '{shard}' it names is missing", location=Location(label), hint=DAMAGED_HINT)
+            )
         ck = read_safetensors(str(file))
         shard_meta[shard] = ck
         for name, info in ck.infos.items():
@@ -80,8 +90,9 @@ def read_index(path: str | os.PathLike):
     return IndexCheckpoint(label, "safetensors-index", "safetensors", infos, dict(aliases), metadata, {})
 
 
-def write_stream(path, names: list[str], infos: dict, read: Callable[[str], Any], metadata: dict[str, str],
-                 bar=None) -> None:
+def write_stream(
+    path, names: list[str], infos: dict, read: Callable[[str], Any], metadata: dict[str, str], bar=None
+) -> None:
     """Write a .safetensors file tensor by tensor: each is read, written, checksummed and dropped.
 
     The header (shapes, dtypes, offsets) comes from `infos`, so no tensor is
@@ -91,10 +102,17 @@ def write_stream(path, names: list[str], infos: dict, read: Callable[[str], Any]
     for name in names:
         info = infos[name]
         if info.dtype not in ST_CODES:
-            raise NetcliError(Problem(f"tensor '{name}' has dtype {info.dtype}, which safetensors cannot hold",
-                                      location=Location(str(path))))
-        entries[name] = {"dtype": ST_CODES[info.dtype], "shape": list(info.shape),
-                         "data_offsets": [offset, offset + info.nbytes]}
+            raise NetcliError(
+                Problem(
+                    f"tensor '{name}' has dtype {info.dtype}, which safetensors cannot hold",
+                    location=Location(str(path)),
+                )
+            )
+        entries[name] = {
+            "dtype": ST_CODES[info.dtype],
+            "shape": list(info.shape),
+            "data_offsets": [offset, offset + info.nbytes],
+        }
         offset += info.nbytes
 
     def header(sums: dict[str, str]) -> bytes:
@@ -106,13 +124,15 @@ def write_stream(path, names: list[str], infos: dict, read: Callable[[str], Any]
     first = header({n: "0" * 8 for n in names})
     sums: dict[str, str] = {}
     import torch
+
     with open(path, "wb") as f:
         f.write(first)
         for name in names:
             t = read(name).detach().to("cpu").contiguous()
             if tuple(t.shape) != tuple(infos[name].shape):
-                raise NetcliError(Problem(f"tensor '{name}' read back with shape {list(t.shape)}",
-                                          location=Location(str(path))))
+                raise NetcliError(
+                    Problem(f"tensor '{name}' read back with shape {list(t.shape)}", location=Location(str(path)))
+                )
             data = memoryview(t.reshape(-1).view(torch.uint8).numpy()) if t.numel() else memoryview(b"")
             sums[name] = f"{zlib.crc32(data) & 0xFFFFFFFF:08x}"
             f.write(data)
@@ -155,13 +175,19 @@ def save_index(dest, ckpt, limit: int, *, prefix: str = "model", bar=None) -> di
         base.setdefault(META_TORCH, torch_version())
         if META_SHA256 not in base and META_SPEC in base:
             import hashlib
+
             base[META_SHA256] = hashlib.sha256(base[META_SPEC].encode()).hexdigest()
     weight_map = {name: files[i] for i, shard in enumerate(shards) for name in shard}
-    index = {"metadata": {"total_size": sum(ckpt.infos[x].nbytes for x in names),
-                          META_ALIASES: dict(sorted(ckpt.aliases.items())), **base},
-             "weight_map": weight_map}
+    index = {
+        "metadata": {
+            "total_size": sum(ckpt.infos[x].nbytes for x in names),
+            META_ALIASES: dict(sorted(ckpt.aliases.items())),
+            **base,
+        },
+        "weight_map": weight_map,
+    }
     with atomic_dir(dest, allowed=owned_name) as tmp:
-        for file, shard in zip(files, shards):
+        for file, shard in zip(files, shards, strict=False):
             aliases = {a: s for a, s in ckpt.aliases.items() if s in shard}
             metadata = {"format": "pt", **base}
             if base:
@@ -176,10 +202,15 @@ def save_single(dest, ckpt, bar=None) -> None:
     metadata = {"format": "pt"}
     if META_SPEC in ckpt.metadata:
         import hashlib
+
         text = ckpt.metadata[META_SPEC]
-        metadata.update({META_SPEC: text, META_SHA256: ckpt.metadata.get(META_SHA256)
-                         or hashlib.sha256(text.encode()).hexdigest(),
-                         META_NETCLI: ckpt.metadata.get(META_NETCLI, netcli_version()),
-                         META_TORCH: ckpt.metadata.get(META_TORCH, torch_version()),
-                         META_ALIASES: json.dumps(ckpt.aliases, sort_keys=True)})
+        metadata.update(
+            {
+                META_SPEC: text,
+                META_SHA256: ckpt.metadata.get(META_SHA256) or hashlib.sha256(text.encode()).hexdigest(),
+                META_NETCLI: ckpt.metadata.get(META_NETCLI, netcli_version()),
+                META_TORCH: ckpt.metadata.get(META_TORCH, torch_version()),
+                META_ALIASES: json.dumps(ckpt.aliases, sort_keys=True),
+            }
+        )
     atomic_write(dest, lambda p: write_stream(p, list(ckpt.infos), ckpt.infos, ckpt.tensor, metadata, bar))

@@ -8,6 +8,7 @@ through O_DIRECT so that a fresh process writing a GiB does not stall in the
 page cache. The file is safetensors' own format; the safetensors library
 reads it.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,9 +17,10 @@ import threading
 import zlib
 
 from netcli.io.format import META_CRC32, ST_CODES
-_CHUNK = 64 << 20          # buffered path: bytes per write() call
-_DIRECT_BUF = 16 << 20     # O_DIRECT path: bytes per aligned buffer (three of them in flight)
-_BLOCK = 4096              # O_DIRECT alignment of buffers, lengths and offsets
+
+_CHUNK = 64 << 20  # buffered path: bytes per write() call
+_DIRECT_BUF = 16 << 20  # O_DIRECT path: bytes per aligned buffer (three of them in flight)
+_BLOCK = 4096  # O_DIRECT alignment of buffers, lengths and offsets
 
 
 def write_safetensors(path, tensors: dict, metadata: dict[str, str], bar) -> None:
@@ -43,8 +45,11 @@ def write_safetensors(path, tensors: dict, metadata: dict[str, str], bar) -> Non
     entries, offset = {}, 0
     for name, t in tensors.items():
         n = t.numel() * t.element_size()
-        entries[name] = {"dtype": ST_CODES[str(t.dtype).removeprefix("torch.")], "shape": list(t.shape),
-                         "data_offsets": [offset, offset + n]}
+        entries[name] = {
+            "dtype": ST_CODES[str(t.dtype).removeprefix("torch.")],
+            "shape": list(t.shape),
+            "data_offsets": [offset, offset + n],
+        }
         offset += n
 
     def header(sums: dict[str, str]) -> bytes:
@@ -71,6 +76,7 @@ def write_safetensors(path, tensors: dict, metadata: dict[str, str], bar) -> Non
 def _bytes_of(t) -> memoryview:
     """Return a CPU tensor's bytes without copying them."""
     import torch
+
     return memoryview(t.reshape(-1).view(torch.uint8).numpy())
 
 
@@ -84,6 +90,7 @@ def _stream_direct(path, pieces: list, sums: dict, bar) -> bool:
     """
     import concurrent.futures
     import errno
+
     fd = _open_direct(path)
     if fd is None:
         return False
@@ -114,6 +121,7 @@ def _stream_direct(path, pieces: list, sums: dict, bar) -> bool:
 def _open_direct(path) -> int | None:
     """Open `path` for O_DIRECT writes; None where the system or the file system has no O_DIRECT."""
     import errno
+
     flag = getattr(os, "O_DIRECT", 0)
     if not flag:
         return None
@@ -135,6 +143,7 @@ class _DirectStream:
     def __init__(self, fd: int, size: int):
         import mmap
         import queue
+
         self.fd, self.size = fd, size
         self.free: queue.Queue = queue.Queue()
         self.full: queue.Queue = queue.Queue()
@@ -151,7 +160,7 @@ class _DirectStream:
         pos = 0
         while pos < len(piece):
             k = min(self.size - self.fill, len(piece) - pos)
-            self.buf[self.fill:self.fill + k] = piece[pos:pos + k]
+            self.buf[self.fill : self.fill + k] = piece[pos : pos + k]
             self.fill, pos = self.fill + k, pos + k
             if self.fill == self.size:
                 self.full.put((self.buf, self.size, self.at))
@@ -165,7 +174,7 @@ class _DirectStream:
         """Write the last buffer, padded to the block size, and wait for the writer."""
         if self.error is None and self.fill:
             pad = -self.fill % _BLOCK
-            self.buf[self.fill:self.fill + pad] = bytes(pad)
+            self.buf[self.fill : self.fill + pad] = bytes(pad)
             self.full.put((self.buf, self.fill + pad, self.at))
             bar.advance(self.fill)
         self.stop()
@@ -189,6 +198,7 @@ class _DirectStream:
 
 def _pwrite_all(fd: int, buf, n: int, at: int) -> None:
     import errno
+
     with memoryview(buf) as whole, whole[:n] as view:
         done = 0
         while done < n:
@@ -201,13 +211,14 @@ def _pwrite_all(fd: int, buf, n: int, at: int) -> None:
 def _stream_buffered(path, pieces: list, sums: dict, bar) -> None:
     """Write the pieces in order through the page cache, checksumming each tensor in a second thread."""
     import concurrent.futures
+
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
     try:
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
             pending = []
             for name, piece in pieces:
                 for start in range(0, len(piece), _CHUNK):
-                    chunk = piece[start:start + _CHUNK]
+                    chunk = piece[start : start + _CHUNK]
                     if name is not None:
                         pending.append(pool.submit(_crc_into, sums, name, chunk))
                     _write_all(fd, chunk)
@@ -226,4 +237,4 @@ def _crc_into(sums: dict, name: str, chunk) -> None:
 def _write_all(fd: int, data) -> None:
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view):]
+        view = view[os.write(fd, view) :]

@@ -5,6 +5,7 @@ declared sizes, shared bytes: a zip bomb is refused before anything is
 inflated) and its pickle (a program is refused); then what it holds is walked
 once, bounded in values and nesting, and unusual tensors are named.
 """
+
 from __future__ import annotations
 
 import os
@@ -14,7 +15,6 @@ from typing import Any
 
 from netcli.core.errors import Location, NetcliError, Problem
 from netcli.core.progress import Progress
-
 from netcli.io.format import damaged, error_text
 
 
@@ -31,9 +31,14 @@ def refuse_programs(path: str) -> None:
         what, load = "a torch.export program (.pt2)", "torch.export.load"
     else:
         return
-    raise NetcliError(Problem(f"this is {what}, not a state_dict", location=Location(path),
-                              hint=f"netcli reads tensors; open it with {load}, or save the network's "
-                                   "state_dict: torch.save(net.state_dict(), FILE)"))
+    raise NetcliError(
+        Problem(
+            f"this is {what}, not a state_dict",
+            location=Location(path),
+            hint=f"netcli reads tensors; open it with {load}, or save the network's "
+            "state_dict: torch.save(net.state_dict(), FILE)",
+        )
+    )
 
 
 MAX_ZIP_ENTRIES = 1_000_000
@@ -52,30 +57,43 @@ def check_zip(path: str) -> None:
         with zipfile.ZipFile(path) as zf:
             entries = zf.infolist()
             if len(entries) > MAX_ZIP_ENTRIES:
-                raise damaged(path, f"its zip directory lists {len(entries):,} entries "
-                                     f"(more than {MAX_ZIP_ENTRIES:,})")
+                raise damaged(path, f"its zip directory lists {len(entries):,} entries (more than {MAX_ZIP_ENTRIES:,})")
             size = os.path.getsize(path)
             declared = sum(i.file_size for i in entries)
             if declared > size + ZIP_SLACK:
-                raise damaged(path, f"its zip entries declare {declared:,} bytes of data in a file of {size:,} "
-                                     "bytes (torch stores entries uncompressed); refusing to inflate it")
-            spans = sorted((i.header_offset, i.header_offset + 30 + len(i.filename.encode()) + i.compress_size)
-                           for i in entries)
-            if any(start < previous_end for (_, previous_end), (start, _) in zip(spans, spans[1:])):
+                raise damaged(
+                    path,
+                    f"its zip entries declare {declared:,} bytes of data in a file of {size:,} "
+                    "bytes (torch stores entries uncompressed); refusing to inflate it",
+                )
+            spans = sorted(
+                (i.header_offset, i.header_offset + 30 + len(i.filename.encode()) + i.compress_size) for i in entries
+            )
+            if any(start < previous_end for (_, previous_end), (start, _) in zip(spans, spans[1:], strict=False)):
                 raise damaged(path, "two of its zip entries share the same bytes; refusing to inflate it")
             with Progress(f"checking {path}", sum(i.file_size for i in entries)) as bar:
                 for info in entries:
                     with zf.open(info) as f:  # reading to the end checks the entry's crc32
                         while chunk := f.read(1 << 24):
                             bar.advance(len(chunk))
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, UnicodeDecodeError, ValueError,
-            NotImplementedError, RuntimeError, zlib.error) as exc:  # unknown version or method, "encrypted"
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        OSError,
+        EOFError,
+        UnicodeDecodeError,
+        ValueError,
+        NotImplementedError,
+        RuntimeError,
+        zlib.error,
+    ) as exc:  # unknown version or method, "encrypted"
         raise damaged(path, f"not a readable torch file: {error_text(exc)}") from exc
 
 
 def unusual_kind(t) -> str | None:
     """Say what kind of tensor this is when it is not a plain dense one with values, else None."""
     import torch
+
     if getattr(t, "is_nested", False):
         return "a nested tensor"
     if t.layout != torch.strided:
@@ -102,6 +120,7 @@ def flatten(obj, path: str = "") -> tuple[str, dict, dict]:
     (no recursion limit on a deep file) and stops past MAX_ENTRIES names.
     """
     import torch
+
     tensors: dict[str, Any] = {}
     others: dict[str, str] = {}
     seen: dict[int, str] = {}

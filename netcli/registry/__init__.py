@@ -6,18 +6,47 @@ else, so a spec can never reach an arbitrary callable such as `os.system`.
 public `torch.nn` module class, netcli's built-in blocks and initializers, and
 the installed plugins.
 """
+
 from __future__ import annotations
 
 import importlib
 
 from netcli.core.errors import NetcliError
-from netcli.registry.catalog import (INPUT_SIZE_ARGS, Entry, Registry, bind_arguments, convert_dtype,
-                                     initializers, parameters, register_block, register_init, signature,
-                                     type_adapter, type_hints, types)
+from netcli.registry.catalog import (
+    INPUT_SIZE_ARGS,
+    Entry,
+    Registry,
+    bind_arguments,
+    convert_dtype,
+    initializers,
+    parameters,
+    register_block,
+    register_init,
+    signature,
+    type_adapter,
+    type_hints,
+    types,
+)
 
-__all__ = ["INPUT_SIZE_ARGS", "Entry", "Registry", "bind_arguments", "convert_dtype", "ensure_loaded",
-           "get_type", "initializers", "list_types", "load_plugin", "parameters", "register_block",
-           "register_init", "signature", "type_adapter", "type_hints", "types"]
+__all__ = [
+    "INPUT_SIZE_ARGS",
+    "Entry",
+    "Registry",
+    "bind_arguments",
+    "convert_dtype",
+    "ensure_loaded",
+    "get_type",
+    "initializers",
+    "list_types",
+    "load_plugin",
+    "parameters",
+    "register_block",
+    "register_init",
+    "signature",
+    "type_adapter",
+    "type_hints",
+    "types",
+]
 
 _loaded = False
 
@@ -29,38 +58,57 @@ def ensure_loaded() -> None:
         return
     _loaded = True
     import torch.nn as nn
+
     for attr in sorted(dir(nn)):
         obj = getattr(nn, attr)
-        if (not attr.startswith("_") and isinstance(obj, type) and issubclass(obj, nn.Module)
-                and obj is not nn.Module):
+        if (
+            not attr.startswith("_")
+            and isinstance(obj, type)
+            and issubclass(obj, nn.Module)
+            and obj is not nn.Module
+        ):
             inferable = tuple(a for a in INPUT_SIZE_ARGS if a in parameters(obj))
             types.add(attr, obj, origin=f"torch.nn.{attr}", inferable=inferable)
     from netcli.registry import builtin_initializers, chapter_blocks  # noqa: F401  (they register on import)
+
     _load_entry_points()
 
 
 def _load_entry_points() -> None:
     from importlib.metadata import entry_points
+
     for ep in entry_points(group="netcli.plugins"):
         try:
             ep.load()
         except Exception as exc:  # a broken plugin must not break netcli
-            raise NetcliError(f"plugin entry point '{ep.name}' ({ep.value}) failed to load: {exc}",
-                              hint="fix or uninstall that package") from exc
+            raise NetcliError(
+                f"plugin entry point '{ep.name}' ({ep.value}) failed to load: {exc}",
+                hint="fix or uninstall that package",
+            ) from exc
 
 
 def load_plugin(module: str) -> None:
     """Import a plugin module by its explicit name, so that it registers its types."""
-    if not isinstance(module, str) or not all(p.isidentifier() for p in module.split(".")):
-        raise NetcliError(f"'{module}' is not a Python module name", hint="write e.g. my_pkg.layers")
-    if module.endswith(".py"):  # a file name: importing it would import the module 'X' first, then fail
-        raise NetcliError(f"'{module}' is a file name, not a module name",
-                          hint=f"write the module's name, {module[:-3]}, and put its folder on PYTHONPATH")
+    if not isinstance(module, str) or not all(
+        p.isidentifier() for p in module.split(".")
+    ):
+        raise NetcliError(
+            f"'{module}' is not a Python module name", hint="write e.g. my_pkg.layers"
+        )
+    if module.endswith(
+        ".py"
+    ):  # a file name: importing it would import the module 'X' first, then fail
+        raise NetcliError(
+            f"'{module}' is a file name, not a module name",
+            hint=f"write the module's name, {module[:-3]}, and put its folder on PYTHONPATH",
+        )
     try:
         importlib.import_module(module)
     except ImportError as exc:
-        raise NetcliError(f"plugin '{module}' cannot be imported: {exc}",
-                          hint="install it, or put it on PYTHONPATH") from exc
+        raise NetcliError(
+            f"plugin '{module}' cannot be imported: {exc}",
+            hint="install it, or put it on PYTHONPATH",
+        ) from exc
 
 
 def get_type(name: str) -> type:

@@ -6,6 +6,7 @@ changes. `needs_dims` records the shapes an initializer accepts, so that
 `xavier` on a 1-D bias is refused with a message rather than torch's
 ValueError. Plugins add their own with `@netcli.register_init`.
 """
+
 from __future__ import annotations
 
 from typing import Literal
@@ -15,8 +16,20 @@ from torch.nn import init
 
 from netcli.registry.catalog import register_init
 
-Nonlinearity = Literal["linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
-                       "conv_transpose3d", "sigmoid", "tanh", "relu", "leaky_relu", "selu"]
+Nonlinearity = Literal[
+    "linear",
+    "conv1d",
+    "conv2d",
+    "conv3d",
+    "conv_transpose1d",
+    "conv_transpose2d",
+    "conv_transpose3d",
+    "sigmoid",
+    "tanh",
+    "relu",
+    "leaky_relu",
+    "selu",
+]
 Mode = Literal["fan_in", "fan_out"]
 
 
@@ -70,14 +83,22 @@ def xavier_normal(tensor: torch.Tensor, gain: float = 1.0) -> torch.Tensor:
     return init.xavier_normal_(tensor, gain=gain)
 
 
-def kaiming_uniform(tensor: torch.Tensor, a: float = 0.0, mode: Mode = "fan_in",
-                    nonlinearity: Nonlinearity = "leaky_relu") -> torch.Tensor:
+def kaiming_uniform(
+    tensor: torch.Tensor,
+    a: float = 0.0,
+    mode: Mode = "fan_in",
+    nonlinearity: Nonlinearity = "leaky_relu",
+) -> torch.Tensor:
     """Draw from He's uniform distribution (`nn.init.kaiming_uniform_`)."""
     return init.kaiming_uniform_(tensor, a=a, mode=mode, nonlinearity=nonlinearity)
 
 
-def kaiming_normal(tensor: torch.Tensor, a: float = 0.0, mode: Mode = "fan_in",
-                   nonlinearity: Nonlinearity = "leaky_relu") -> torch.Tensor:
+def kaiming_normal(
+    tensor: torch.Tensor,
+    a: float = 0.0,
+    mode: Mode = "fan_in",
+    nonlinearity: Nonlinearity = "leaky_relu",
+) -> torch.Tensor:
     """Draw from He's normal distribution (`nn.init.kaiming_normal_`)."""
     return init.kaiming_normal_(tensor, a=a, mode=mode, nonlinearity=nonlinearity)
 
@@ -88,8 +109,13 @@ def orthogonal(tensor: torch.Tensor, gain: float = 1.0) -> torch.Tensor:
 
 
 @register_init
-def trunc_normal(tensor: torch.Tensor, mean: float = 0.0, std: float = 1.0,
-                 a: float = -2.0, b: float = 2.0) -> torch.Tensor:
+def trunc_normal(
+    tensor: torch.Tensor,
+    mean: float = 0.0,
+    std: float = 1.0,
+    a: float = -2.0,
+    b: float = 2.0,
+) -> torch.Tensor:
     """Draw from N(mean, std^2) truncated to [a, b] (`nn.init.trunc_normal_`)."""
     _check_range(a, b)
     return init.trunc_normal_(tensor, mean=mean, std=std, a=a, b=b)
@@ -107,7 +133,9 @@ def dirac(tensor: torch.Tensor, groups: int = 1) -> torch.Tensor:
 
 def default(tensor: torch.Tensor) -> torch.Tensor:
     """Re-run the owning module's own `reset_parameters()` (the rule engine calls it per module)."""
-    raise NotImplementedError("the rule engine calls the module's reset_parameters for 'default'")
+    raise NotImplementedError(
+        "the rule engine calls the module's reset_parameters for 'default'"
+    )
 
 
 def custom(tensor: torch.Tensor, low: float = 5.0, high: float = 10.0) -> torch.Tensor:
@@ -132,9 +160,17 @@ for _fn, _names, _dims in [
     (xavier_normal, ("xavier_normal",), (2, None, _FANS)),
     (kaiming_uniform, ("kaiming", "kaiming_uniform"), (2, None, _FANS)),
     (kaiming_normal, ("kaiming_normal",), (2, None, _FANS)),
-    (orthogonal, ("orthogonal",), (2, None, "an orthogonal matrix needs at least 2 dimensions")),
+    (
+        orthogonal,
+        ("orthogonal",),
+        (2, None, "an orthogonal matrix needs at least 2 dimensions"),
+    ),
     (eye, ("eye",), (2, 2, "the identity matrix is 2-D")),
-    (dirac, ("dirac",), (3, 5, "the Dirac delta is defined for convolution weights (3-5 dimensions)")),
+    (
+        dirac,
+        ("dirac",),
+        (3, 5, "the Dirac delta is defined for convolution weights (3-5 dimensions)"),
+    ),
     (default, ("default",), None),
     (custom, ("custom", "my_init"), None),
 ]:

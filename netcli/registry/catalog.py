@@ -6,14 +6,16 @@ Every public `torch.nn` module class is registered under its class name, the
 chapter's blocks under theirs, and users add their own with `register_block`
 and `register_init` from a plugin module.
 """
+
 from __future__ import annotations
 
 import contextlib
 import inspect
 import typing
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
-from typing import Any, Callable, Generic, Iterator, Mapping, TypeVar
+from functools import cache
+from typing import Any, Generic, TypeVar
 
 from netcli.core.errors import NetcliError, Problem, did_you_mean
 
@@ -39,14 +41,26 @@ class Registry(Generic[T]):
         self.kind = kind  # "type" or "initializer", for messages
         self._entries: dict[str, Entry[T]] = {}
 
-    def add(self, name: str, obj: T, *, origin: str | None = None,
-            inferable: tuple[str, ...] = (), **meta: Any) -> T:
+    def add(
+        self,
+        name: str,
+        obj: T,
+        *,
+        origin: str | None = None,
+        inferable: tuple[str, ...] = (),
+        **meta: Any,
+    ) -> T:
         """Register `obj` under `name`; a second registration of a name is an error."""
-        origin = origin or f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', name)}"
+        origin = (
+            origin
+            or f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', name)}"
+        )
         if name in self._entries and self._entries[name].obj is not obj:
             raise NetcliError(
                 f"{self.kind} '{name}' is already registered (by {self._entries[name].origin}); "
-                f"{origin} cannot register it again", hint="choose another name")
+                f"{origin} cannot register it again",
+                hint="choose another name",
+            )
         self._entries[name] = Entry(name, obj, origin, tuple(inferable), dict(meta))
         return obj
 
@@ -76,7 +90,7 @@ class Registry(Generic[T]):
         return sorted(self._entries)
 
     @contextlib.contextmanager
-    def scoped(self) -> Iterator["Registry[T]"]:
+    def scoped(self) -> Iterator[Registry[T]]:
         """Within this block, entries may be added; on exit the table is as it was (tests' throwaway types)."""
         before = dict(self._entries)
         try:
@@ -89,12 +103,22 @@ types: Registry[type] = Registry("type")
 initializers: Registry[Callable] = Registry("initializer")
 
 # Input-size arguments of torch.nn types that shape inference may fill in.
-INPUT_SIZE_ARGS = ("in_features", "in1_features", "in_channels", "num_features",
-                   "normalized_shape", "input_size")
+INPUT_SIZE_ARGS = (
+    "in_features",
+    "in1_features",
+    "in_channels",
+    "num_features",
+    "normalized_shape",
+    "input_size",
+)
 
 
-def register_block(cls: type | None = None, *, name: str | None = None,
-                   inferable: tuple[str, ...] | Mapping[str, int] = ()):
+def register_block(
+    cls: type | None = None,
+    *,
+    name: str | None = None,
+    inferable: tuple[str, ...] | Mapping[str, int] = (),
+):
     """Register an `nn.Module` subclass as a spec type (use as a decorator).
 
     `inferable` names the constructor arguments shape inference may fill in
@@ -117,21 +141,35 @@ def register_block(cls: type | None = None, *, name: str | None = None,
         dims = dict(inferable)
         for arg, dim in dims.items():
             if not isinstance(dim, int) or isinstance(dim, bool):
-                raise NetcliError(f"register_block(inferable=...): the dimension of '{arg}' must be an int, "
-                                  f"not {dim!r}", hint="e.g. {'input_channels': 1} for (N, C, ...), -1 for the last")
+                raise NetcliError(
+                    f"register_block(inferable=...): the dimension of '{arg}' must be an int, not {dim!r}",
+                    hint="e.g. {'input_channels': 1} for (N, C, ...), -1 for the last",
+                )
         inferable = tuple(dims)
 
     def wrap(c: type) -> type:
         import torch.nn as nn
+
         if not (isinstance(c, type) and issubclass(c, nn.Module)):
             raise NetcliError(f"register_block takes an nn.Module subclass, not {c!r}")
-        types.add(name or c.__name__, c, inferable=tuple(inferable), **({"inferable_dims": dims} if dims else {}))
+        types.add(
+            name or c.__name__,
+            c,
+            inferable=tuple(inferable),
+            **({"inferable_dims": dims} if dims else {}),
+        )
         return c
+
     return wrap(cls) if cls is not None else wrap
 
 
-def register_init(fn: Callable | None = None, *, name: str | None = None,
-                  dims: tuple[int, int | None, str] | None = None, module_scope: bool = False):
+def register_init(
+    fn: Callable | None = None,
+    *,
+    name: str | None = None,
+    dims: tuple[int, int | None, str] | None = None,
+    module_scope: bool = False,
+):
     """Register an initializer `fn(tensor, **args)` that fills a tensor in place.
 
     `dims=(low, high, why)`: it is defined only for tensors with low..high
@@ -139,13 +177,17 @@ def register_init(fn: Callable | None = None, *, name: str | None = None,
     refused with `why` before anything runs. `module_scope=True`: the engine
     calls the owning module's `reset_parameters()` instead of `fn`.
     """
+
     def wrap(f: Callable) -> Callable:
-        initializers.add(name or f.__name__.rstrip("_"), f, dims=dims, module_scope=module_scope)
+        initializers.add(
+            name or f.__name__.rstrip("_"), f, dims=dims, module_scope=module_scope
+        )
         return f
+
     return wrap(fn) if fn is not None else wrap
 
 
-@lru_cache(maxsize=None)
+@cache
 def parameters(cls: type) -> dict[str, inspect.Parameter]:
     try:
         return dict(inspect.signature(cls).parameters)
@@ -153,7 +195,7 @@ def parameters(cls: type) -> dict[str, inspect.Parameter]:
         return {}
 
 
-@lru_cache(maxsize=None)
+@cache
 def signature(cls: type) -> inspect.Signature | None:
     """Return the constructor's signature, or None where Python cannot tell it."""
     try:
@@ -162,7 +204,7 @@ def signature(cls: type) -> inspect.Signature | None:
         return None
 
 
-@lru_cache(maxsize=None)
+@cache
 def type_hints(cls: type) -> dict[str, Any]:
     try:
         return typing.get_type_hints(cls.__init__)
@@ -170,9 +212,10 @@ def type_hints(cls: type) -> dict[str, Any]:
         return {}
 
 
-@lru_cache(maxsize=None)
+@cache
 def type_adapter(hint: Any):
     from pydantic import ConfigDict, TypeAdapter
+
     try:
         return TypeAdapter(hint, config=ConfigDict(arbitrary_types_allowed=True))
     except Exception:
@@ -186,17 +229,25 @@ def _is_dtype_arg(name: str) -> bool:
 def convert_dtype(value: Any) -> Any:
     """Turn a dtype written as text ("float64", "torch.float16") into a torch.dtype."""
     import torch
+
     if not isinstance(value, str):
         return value
     name = value.removeprefix("torch.")
     dtype = getattr(torch, name, None)
     if not isinstance(dtype, torch.dtype):
-        choices = [n for n in dir(torch) if isinstance(getattr(torch, n, None), torch.dtype)]
-        raise NetcliError(f"unknown dtype '{value}'", hint=did_you_mean(name, choices) or "e.g. float32")
+        choices = [
+            n for n in dir(torch) if isinstance(getattr(torch, n, None), torch.dtype)
+        ]
+        raise NetcliError(
+            f"unknown dtype '{value}'",
+            hint=did_you_mean(name, choices) or "e.g. float32",
+        )
     return dtype
 
 
-def bind_arguments(cls: type, args: list, kwargs: dict) -> tuple[list, dict, list[tuple[str | int, Problem]]]:
+def bind_arguments(
+    cls: type, args: list, kwargs: dict
+) -> tuple[list, dict, list[tuple[str | int, Problem]]]:
     """Check arguments against `cls`'s constructor without building anything.
 
     Return the (possibly converted) arguments and a list of (argument, problem)
@@ -208,11 +259,21 @@ def bind_arguments(cls: type, args: list, kwargs: dict) -> tuple[list, dict, lis
         return args, kwargs, problems
     params = sig.parameters
     accepts_any_kw = any(p.kind is p.VAR_KEYWORD for p in params.values())
-    named = [n for n, p in params.items() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    named = [
+        n for n, p in params.items() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    ]
     for key in kwargs:
         if key not in params and not accepts_any_kw:
-            problems.append((key, Problem(f"unknown argument '{key}'",
-                                          hint=did_you_mean(key, named) or f"{cls.__name__} takes {', '.join(named) or 'no arguments'}")))
+            problems.append(
+                (
+                    key,
+                    Problem(
+                        f"unknown argument '{key}'",
+                        hint=did_you_mean(key, named)
+                        or f"{cls.__name__} takes {', '.join(named) or 'no arguments'}",
+                    ),
+                )
+            )
     if problems:
         return args, kwargs, problems
     try:
@@ -241,13 +302,25 @@ def bind_arguments(cls: type, args: list, kwargs: dict) -> tuple[list, dict, lis
         try:
             out = adapter.validate_python(value)
         except Exception:
-            problems.append((_arg_key(bound, name, args), Problem(
-                f"argument '{name}' must be {_type_name(hints[name])}, not {value!r}")))
+            problems.append(
+                (
+                    _arg_key(bound, name, args),
+                    Problem(
+                        f"argument '{name}' must be {_type_name(hints[name])}, not {value!r}"
+                    ),
+                )
+            )
             continue
         if isinstance(value, str) and not isinstance(out, str):
-            problems.append((_arg_key(bound, name, args), Problem(
-                f"argument '{name}' must be {_type_name(hints[name])}, not the text {value!r}",
-                hint="write the value without quotes")))
+            problems.append(
+                (
+                    _arg_key(bound, name, args),
+                    Problem(
+                        f"argument '{name}' must be {_type_name(hints[name])}, not the text {value!r}",
+                        hint="write the value without quotes",
+                    ),
+                )
+            )
         elif isinstance(value, float) and type(out) is int:
             converted[name] = out
     new_args, new_kwargs = _rebind(sig, converted)

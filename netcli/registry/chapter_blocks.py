@@ -3,6 +3,7 @@
 Each class builds its submodules in the order the book's code does, so a seeded
 build draws the same random numbers and gets the same parameters.
 """
+
 from __future__ import annotations
 
 import torch

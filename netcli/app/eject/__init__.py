@@ -11,21 +11,33 @@ are written as numbers, read from a build on the meta device. `build(seed)`
 seeds, builds and applies the init rules (init.py), so it returns what
 netcli's default path returns.
 """
+
 from __future__ import annotations
 
 import io
 import tokenize
-from typing import Sequence
+from collections.abc import Sequence
 
 from netcli import registry
 from netcli.app.eject.defs import definitions
 from netcli.app.eject.init import init_function
 from netcli.app.eject.source import (
-    Assign, Block, Call, Code, Def, Do, Return, Text, module_text, sort_imports, statement, string,
+    Assign,
+    Block,
+    Call,
+    Code,
+    Def,
+    Do,
+    Return,
+    Text,
+    module_text,
+    sort_imports,
+    statement,
+    string,
 )
 from netcli.app.eject.walk import Piece, Writer
 from netcli.core.devices import parse_device
-from netcli.spec.loading import LoadedSpec
+from netcli.specfile.loading import LoadedSpec
 
 HELPERS = {
     "try_gpu": '''
@@ -47,8 +59,14 @@ def move_inputs_to(device):
 }
 
 
-def eject(loaded: LoadedSpec, *, seed: int | None = None, device: str | None = None,
-          rules: Sequence[str] = (), spec_args: str = "") -> str:
+def eject(
+    loaded: LoadedSpec,
+    *,
+    seed: int | None = None,
+    device: str | None = None,
+    rules: Sequence[str] = (),
+    spec_args: str = "",
+) -> str:
     """Return the spec's network as the text of a standalone PyTorch module with a `build(seed)` function.
 
     `seed` (default: the spec's `seed:`) becomes build's default seed; `device`
@@ -60,9 +78,10 @@ def eject(loaded: LoadedSpec, *, seed: int | None = None, device: str | None = N
     """
     import torch
 
-    from netcli.build.builder import build_network
-    from netcli.build.preflight import infer_sizes
+    from netcli.builder.builder import build_network
+    from netcli.builder.preflight import infer_sizes
     from netcli.init.rules import all_rules
+
     device = device if device is not None else loaded.spec.device
     if device is not None:
         parse_device(device)
@@ -83,13 +102,21 @@ def eject(loaded: LoadedSpec, *, seed: int | None = None, device: str | None = N
     return module_text(_docstring(loaded, spec_args, seed, writer), imports, top)
 
 
-def write_code(loaded: LoadedSpec, output: str | None, *, seed: int | None = None, device: str | None = None,
-               rules: Sequence[str] = (), spec_args: str = "") -> str:
+def write_code(
+    loaded: LoadedSpec,
+    output: str | None,
+    *,
+    seed: int | None = None,
+    device: str | None = None,
+    rules: Sequence[str] = (),
+    spec_args: str = "",
+) -> str:
     """Write the spec's network as PyTorch source to `output` (atomically), or return it when `output` is None.
 
     Refuses to write over the spec itself (the input is kept). Returns the text.
     """
     from netcli.core.atomic import atomic_write, refuse_overwriting_inputs
+
     refuse_overwriting_inputs(output, loaded.doc.source)
     text = eject(loaded, seed=seed, device=device, rules=rules, spec_args=spec_args)
     if output is not None:
@@ -97,10 +124,17 @@ def write_code(loaded: LoadedSpec, output: str | None, *, seed: int | None = Non
     return text
 
 
-def command_args(spec: str | None, sets: Sequence[str] = (), plugins: Sequence[str] = (), rules: Sequence[str] = (),
-                 seed: int | None = None, device: str | None = None) -> str:
+def command_args(
+    spec: str | None,
+    sets: Sequence[str] = (),
+    plugins: Sequence[str] = (),
+    rules: Sequence[str] = (),
+    seed: int | None = None,
+    device: str | None = None,
+) -> str:
     """The arguments that name this network on a command line (`configs/x.yaml --set vars.h=16`), for the docstring."""
     import shlex
+
     parts = [spec] if spec else []
     parts += [f"--set {shlex.quote(s)}" for s in sets] + [f"--plugin {shlex.quote(p)}" for p in plugins]
     parts += [f"--rule {shlex.quote(r)}" for r in rules]
@@ -113,15 +147,18 @@ def _helpers(w: Writer) -> list:
     out += [Text(HELPERS[name]) for name in ("try_gpu", "move_inputs_to") if name in w.needs]
     return out
 
+
 def _build_function(w: Writer, piece: Piece, seed: int | None, init: bool) -> Def:
     body: list = w.prologue + piece.stmts + [Assign("net", piece.expr)]
     if w.device is not None and w.device != "cpu":
         body = [Block("with ", Call("torch.device", (w.device_expr(w.device),)), body)]
     head = [Block("if ", Code("seed is not None"), [Do(Call("torch.manual_seed", (Code("seed"),)))])]
     tail = [Do(Call("init_weights", (Code("net"),)))] if init else []
-    doc = ("Return the network, built and initialized as netcli's default path does.\n\n"
-           "With a seed, torch is seeded first: the values are then those that\n"
-           "`netcli build --seed SEED` gives.")
+    doc = (
+        "Return the network, built and initialized as netcli's default path does.\n\n"
+        "With a seed, torch is seeded first: the values are then those that\n"
+        "`netcli build --seed SEED` gives."
+    )
     return Def(f"def build(seed={seed!r})", doc, head + body + tail + [Return(Code("net"))])
 
 
@@ -146,22 +183,27 @@ def _imports(body: str, plugin_imports: dict[str, str]) -> list[str]:
 
 def _docstring(loaded: LoadedSpec, spec_args: str, seed: int | None, writer: Writer) -> str:
     import textwrap
+
     wrap = lambda text: textwrap.wrap(text, 84, break_long_words=False, break_on_hyphens=False)  # noqa: E731
     lines = wrap(f"{loaded.name}, written as plain PyTorch by `{' '.join(['netcli code', spec_args]).strip()}`.")
     lines += [""] + wrap(
         "build() reproduces netcli's default path: it creates the modules in the order netcli creates them "
         "and applies the spec's init rules with the same torch.nn.init calls on the same tensors, so under "
         "the same seed it returns the network `netcli build` builds: the same print, state_dict keys, "
-        "values and outputs.")
+        "values and outputs."
+    )
     lines += [""] + wrap(
         "The values --fast-init gives are netcli's own (each tensor drawn from a seed of its own, not from "
         "torch's one random stream), so no plain torch code repeats them. To use them, save them with "
         f"`netcli save {spec_args + ' ' if spec_args else ''}--fast-init -o {loaded.name}.pt` and load "
-        "the state_dict:")
+        "the state_dict:"
+    )
     saved = string(loaded.name + ".pt")
     lines += ["", "    net = build()", f"    net.load_state_dict(torch.load({saved}, weights_only=True))"]
     if writer.plugin_imports:
         modules = sorted({line.split()[1] for line in writer.plugin_imports})
-        lines += [""] + wrap(f"Plugin types come from their own modules ({', '.join(modules)}), which "
-                             "register them with netcli when imported.")
+        lines += [""] + wrap(
+            f"Plugin types come from their own modules ({', '.join(modules)}), which "
+            "register them with netcli when imported."
+        )
     return "\n".join(lines)

@@ -7,20 +7,20 @@ back as Python (build/forward_ir.py `to_python`). A block without a forward is
 an `nn.Sequential` of its class; `class: Sequential` is a plain `nn.Sequential`,
 built by a function that takes the params.
 """
+
 from __future__ import annotations
 
 from typing import Any
 
 from netcli.app.eject.source import Assign, Call, Code, Deferred, Do, identifier, is_identifier, string
 from netcli.app.eject.walk import Piece, Use, Writer, class_name, sequential
-from netcli.build.blocks import program_for
-from netcli.build.forward import to_python
-from netcli.spec.loading import NodeAt, block_children, doc_get, node_children
-from netcli.spec.params import declared as written_params
+from netcli.builder.blocks import program_for
+from netcli.builder.forward import to_python
+from netcli.specfile.loading import NodeAt, block_children, doc_get, node_children
+from netcli.specfile.params import declared as written_params
 
 
-def write_block(w: Writer, node: Any, path: tuple, qualname: str, own: str, with_: list,
-                params: dict | None) -> Piece:
+def write_block(w: Writer, node: Any, path: tuple, qualname: str, own: str, with_: list, params: dict | None) -> Piece:
     """Write the block at `path` (bound to this use's params); return the call that creates it."""
     if node.params and params is None:  # an inline block with params: its defaults, as the builder binds it
         at = w.bound(NodeAt(node, path), w.loaded.bind(NodeAt(node, path)))
@@ -48,7 +48,7 @@ def write_block(w: Writer, node: Any, path: tuple, qualname: str, own: str, with
         w.record(path, Use("factory", str(path[1]), printed, stmts + [expr], call, params, declared))
         return Piece([], call, out)
     body: list = [Do(Call("super().__init__"))]
-    for name, piece in zip(names, pieces):
+    for name, piece in zip(names, pieces, strict=False):
         body += piece.stmts
         if is_identifier(name) and name not in ("forward", "training"):
             body.append(Assign(f"self.{name}", piece.expr))
@@ -56,8 +56,20 @@ def write_block(w: Writer, node: Any, path: tuple, qualname: str, own: str, with
             body.append(Do(Call("self.add_module", (Code(string(name)), piece.expr))))
     forward = forward_text(w, node, path)
     call = Deferred(printed, kwargs=list(with_), body=(body, forward))  # the body tells unlike uses apart
-    w.record(path, Use("class", str(path[1]) if definition else printed, printed, body, call, params, declared,
-                       "nn.Sequential" if chained else "nn.Module", forward))
+    w.record(
+        path,
+        Use(
+            "class",
+            str(path[1]) if definition else printed,
+            printed,
+            body,
+            call,
+            params,
+            declared,
+            "nn.Sequential" if chained else "nn.Module",
+            forward,
+        ),
+    )
     return Piece([], call, out)
 
 

@@ -8,22 +8,26 @@ argument with the first use's value as its default. A `ref`'s shared object
 used inside is an argument too. Inner definitions are finished first, so an
 outer one sees the arguments its calls of them take.
 """
+
 from __future__ import annotations
 
 from dataclasses import fields, is_dataclass, replace
 from typing import Any
 
 from netcli.app.eject.blocks import param_names
-from netcli.app.eject.source import Code, Deferred, Def, Inferred, Return, flat, identifier, literal, string
+from netcli.app.eject.source import Code, Def, Deferred, Inferred, Return, flat, identifier, literal, string
 from netcli.app.eject.walk import SharedName, Use, Writer
-from netcli.spec.schema import REQUIRED
+from netcli.specfile.schema import REQUIRED
 
 
 def definitions(w: Writer) -> list:
     """Return the factory functions and classes the walk called, inner ones first."""
     out = []
-    own_names = {key[1] for key, uses in w.uses.items()
-                 if key[:1] == ("blocks",) and uses[0].kind == "class" and uses[0].printed == key[1]}
+    own_names = {
+        key[1]
+        for key, uses in w.uses.items()
+        if key[:1] == ("blocks",) and uses[0].kind == "class" and uses[0].printed == key[1]
+    }
     for key, uses in w.uses.items():
         groups: dict[str, list[Use]] = {}
         for use in uses:
@@ -42,8 +46,14 @@ def _define(w: Writer, key: tuple, group: list[Use], own_names: set[str]):
     taken = set(shared) | set(names.values()) | {"self"}
     swap, extra = {}, {}
     for k in varying:
-        match = next((p for p in first.declared if all(u.params and u.params.get(p) == s[k].value
-                                                       for u, s in zip(group, sizes))), None)
+        match = next(
+            (
+                p
+                for p in first.declared
+                if all(u.params and u.params.get(p) == s[k].value for u, s in zip(group, sizes, strict=False))
+            ),
+            None,
+        )
         if match is not None:
             swap[id(sizes[0][k])] = Code(names[match])
         else:
@@ -52,7 +62,7 @@ def _define(w: Writer, key: tuple, group: list[Use], own_names: set[str]):
     body = _substitute(first.body, swap)
     name = _name(w, key, first, own_names)
     by_name = bool(first.declared) or first.kind == "class"
-    for use, size in zip(group, sizes):
+    for use, size in zip(group, sizes, strict=False):
         use.call.func = name
         use.call.args = [SharedName(v) for v in shared] + ([] if by_name else [size[k] for k in extra])
         use.call.kwargs = list(use.call.kwargs) + ([(extra[k], size[k]) for k in extra] if by_name else [])
@@ -62,11 +72,15 @@ def _define(w: Writer, key: tuple, group: list[Use], own_names: set[str]):
     methods: list = [Def("def __init__", None, body, ["self", *signature])]
     if first.forward:
         from netcli.app.eject.source import Text
+
         methods.append(Text(first.forward))
     doc = None
     if name != first.printed:  # two definitions print as one class (the spec's class:), Python needs two names
-        doc = (f"The spec's {first.name}; it prints as {first.printed}, as its class: says." if first.name != first.printed
-               else f"The spec's {first.name} where its uses build other children; it prints as {first.printed}.")
+        doc = (
+            f"The spec's {first.name}; it prints as {first.printed}, as its class: says."
+            if first.name != first.printed
+            else f"The spec's {first.name} where its uses build other children; it prints as {first.printed}."
+        )
         methods.append(Def("def _get_name(self)", None, [Return(Code(string(first.printed)))]))
     return Def(f"class {name}({first.base})", doc, methods)
 
@@ -132,6 +146,7 @@ def _shared_names(obj: Any) -> list[str]:
 
 def _shape(use: Use) -> str:
     """What a use writes, its inferred sizes left out: uses alike in this share a function or class."""
+
     def blank(obj):
         if isinstance(obj, Inferred):
             return "?"
@@ -142,6 +157,7 @@ def _shape(use: Use) -> str:
         if is_dataclass(obj) and not isinstance(obj, type):
             return f"{type(obj).__name__}(" + ",".join(blank(getattr(obj, f.name)) for f in fields(obj)) + ")"
         return repr(obj)
+
     return blank((use.kind, use.body, use.forward, use.base, sorted(use.declared)))
 
 
@@ -150,8 +166,12 @@ def _substitute(obj: Any, swap: dict[int, Any]) -> Any:
     if id(obj) in swap:
         return swap[id(obj)]
     if isinstance(obj, Deferred):
-        return Deferred(obj.func, [_substitute(a, swap) for a in obj.args],
-                        [(k, _substitute(v, swap)) for k, v in obj.kwargs], obj.body)
+        return Deferred(
+            obj.func,
+            [_substitute(a, swap) for a in obj.args],
+            [(k, _substitute(v, swap)) for k, v in obj.kwargs],
+            obj.body,
+        )
     if isinstance(obj, list):
         return [_substitute(c, swap) for c in obj]
     if isinstance(obj, tuple):

@@ -7,24 +7,49 @@ the same tensors in the same order (`for m in net.modules(): if type(m) is
 nn.Conv2d: ...`), else tensor by tensor, by name. Every shorter form is checked
 against the plan on the built network before it is used.
 """
+
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from netcli import registry
 from netcli.app.eject.source import (
-    Assign, Block, Call, Code, Comment, Def, Do, Items, Text, is_identifier, literal, string,
+    Assign,
+    Block,
+    Call,
+    Code,
+    Comment,
+    Def,
+    Do,
+    Items,
+    Text,
+    is_identifier,
+    literal,
+    string,
 )
 from netcli.core.errors import NetcliError
 
 #: netcli's built-in initializers and the torch.nn.init function each one calls.
-TORCH_INIT = {"zeros": "zeros_", "ones": "ones_", "constant": "constant_", "normal": "normal_",
-              "uniform": "uniform_", "xavier": "xavier_uniform_", "xavier_uniform": "xavier_uniform_",
-              "xavier_normal": "xavier_normal_", "kaiming": "kaiming_uniform_", "kaiming_uniform": "kaiming_uniform_",
-              "kaiming_normal": "kaiming_normal_", "orthogonal": "orthogonal_", "trunc_normal": "trunc_normal_",
-              "eye": "eye_", "dirac": "dirac_"}
+TORCH_INIT = {
+    "zeros": "zeros_",
+    "ones": "ones_",
+    "constant": "constant_",
+    "normal": "normal_",
+    "uniform": "uniform_",
+    "xavier": "xavier_uniform_",
+    "xavier_uniform": "xavier_uniform_",
+    "xavier_normal": "xavier_normal_",
+    "kaiming": "kaiming_uniform_",
+    "kaiming_uniform": "kaiming_uniform_",
+    "kaiming_normal": "kaiming_normal_",
+    "orthogonal": "orthogonal_",
+    "trunc_normal": "trunc_normal_",
+    "eye": "eye_",
+    "dirac": "dirac_",
+}
 BUILTIN_MODULE = "netcli.registry.builtin_initializers"
 
 MY_INIT = '''
@@ -58,6 +83,7 @@ def init_function(net: Any, rules: Sequence[Any], class_expr: Callable[[type], s
     if not rules:
         return None
     from netcli.init.plan import plan_rules
+
     plan = plan_rules(net, rules)
     code = InitCode(Def("def init_weights(net)", None, []))
     body: list = []
@@ -99,9 +125,12 @@ def _plugin_initializer(rule: Any, fn: Any, code: InitCode) -> str:
     except Exception:
         ok = False
     if not ok:
-        raise NetcliError(rule.problem(
-            f"cannot write the initializer '{rule.init}' as code: {module}.{qual} cannot be imported by name",
-            "define it at the top level of an importable module (a plugin)"))
+        raise NetcliError(
+            rule.problem(
+                f"cannot write the initializer '{rule.init}' as code: {module}.{qual} cannot be imported by name",
+                "define it at the top level of an importable module (a plugin)",
+            )
+        )
     top = qual.split(".")[0]
     code.imports[f"from {module} import {top}"] = "netcli plugin initializer"
     return qual
@@ -129,6 +158,7 @@ def _fills(net: Any, rule: Any, selected: list, call: Callable[[Any], Call], cla
 def _by_type(net, rule, selected, want, call, class_expr) -> list | None:
     """`for m in net.modules(): if type(m) is nn.Conv2d: init(m.weight)`, when that is the plan."""
     from netcli.init.params import PathError, find
+
     target = rule.target
     if target == "*" or any(c in target for c in "*?["):
         return None
@@ -146,8 +176,11 @@ def _by_type(net, rule, selected, want, call, class_expr) -> list | None:
     if any(t is None for t in tensors) or [id(t) for t in _once(tensors)] != want:
         return None
     body = [Do(call(Code(f"m.{a}"))) for a in attrs]
-    return [Block("for m in ", Call("net.modules"), [Block("if ", Code(f"type(m) is {class_expr(type(modules[0]))}"),
-                                                           body)])]
+    return [
+        Block(
+            "for m in ", Call("net.modules"), [Block("if ", Code(f"type(m) is {class_expr(type(modules[0]))}"), body)]
+        )
+    ]
 
 
 _PREDICATES = {
@@ -159,6 +192,7 @@ _PREDICATES = {
 def _by_predicate(net, rule, selected, want, call, class_expr) -> list | None:
     """`for name, param in net[0].named_parameters(): if name.endswith("weight"): ...`, when that is the plan."""
     from netcli.init.params import PathError, find
+
     glob = any(c in rule.target for c in "*?[") and rule.target != "*"
     if rule.target == "*" or glob:
         root, where = net, "net"
@@ -179,8 +213,13 @@ def _by_predicate(net, rule, selected, want, call, class_expr) -> list | None:
     for text in candidates:
         test = _predicate(text)
         if [id(p) for n, p in named if test(n)] == want:
-            return [Block("for name, param in ", Call(f"{where}.named_parameters"),
-                          [Block("if ", Code(text), [Do(call(Code("param")))])])]
+            return [
+                Block(
+                    "for name, param in ",
+                    Call(f"{where}.named_parameters"),
+                    [Block("if ", Code(text), [Do(call(Code("param")))])],
+                )
+            ]
     return None
 
 
@@ -189,7 +228,9 @@ def _glob_tests(pattern: str) -> list[str]:
     if pattern.count("*") != 1 or any(c in pattern for c in "?["):
         return []
     head, tail = pattern.split("*")
-    tests = ([f"name.startswith({string(head)})"] if head else []) + ([f"name.endswith({string(tail)})"] if tail else [])
+    tests = ([f"name.startswith({string(head)})"] if head else []) + (
+        [f"name.endswith({string(tail)})"] if tail else []
+    )
     return [" and ".join(tests)] if tests else []
 
 
@@ -249,10 +290,15 @@ def _access(net: Any, dotted: str, kind: str = "parameter") -> str:
     `kind` is what `dotted` names: a "parameter" or a "submodule".
     """
     import torch.nn as nn
+
     text, module = "net", net
     for step in dotted.split(".") if dotted else []:
         children = list(module._modules) if module is not None else []
-        if isinstance(module, (nn.Sequential, nn.ModuleList)) and step in children and step == str(children.index(step)):
+        if (
+            isinstance(module, (nn.Sequential, nn.ModuleList))
+            and step in children
+            and step == str(children.index(step))
+        ):
             text += f"[{step}]"
         elif is_identifier(step):
             text += f".{step}"

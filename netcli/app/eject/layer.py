@@ -6,15 +6,16 @@ named ones by name, a size shape inference filled in where the spec left it
 out, `${param}` as the param's name, and an argument that is a module as that
 module's own expression (`encoder_layer=nn.TransformerEncoderLayer(...)`).
 """
+
 from __future__ import annotations
 
 from typing import Any
 
 from netcli import registry
 from netcli.app.eject.source import Call, Inferred
-from netcli.build import inference
-from netcli.build.blocks import as_tuples, module_arguments, parse_node
-from netcli.spec.loading import doc_get, type_path
+from netcli.builder import inference
+from netcli.builder.blocks import as_tuples, module_arguments, parse_node
+from netcli.specfile.loading import doc_get, type_path
 
 
 class _ModuleArgument:
@@ -27,6 +28,7 @@ class _ModuleArgument:
 def layer_call(writer, node, path: tuple, qualname: str, own: str):
     """Return the Piece that creates the layer `node` (module arguments first, as the builder creates them)."""
     from netcli.app.eject.walk import Piece
+
     entry = registry.types.entry(node.type)
     cls = entry.obj
     func = writer.type_expr(cls, node, path)
@@ -54,20 +56,24 @@ def layer_call(writer, node, path: tuple, qualname: str, own: str):
         if name in values:
             return Inferred(value, name)
         return writer.param_value(value, raw.get(name), node, path, tuples=False)
+
     sig = inference.constructor_signature(cls)
     try:
         bound = sig.bind(*args, **kwargs).arguments if sig is not None else None
     except TypeError:
         bound = None
     if bound is None:
-        return Piece(stmts, Call(func, tuple(written("", v) for v in args),
-                                 tuple((k, written(k, v)) for k, v in kwargs.items())), own)
+        return Piece(
+            stmts,
+            Call(func, tuple(written("", v) for v in args), tuple((k, written(k, v)) for k, v in kwargs.items())),
+            own,
+        )
     return Piece(stmts, _call(func, sig, bound, node, plan, values, written), own)
 
 
 def _call(func: str, sig, bound: dict, node, plan, values: dict, written) -> Call:
     """The call with positional arguments as the spec gives them by position, the others by name."""
-    names = list(plan.positions) if plan.missing else list(bound)[:len(node.args)]
+    names = list(plan.positions) if plan.missing else list(bound)[: len(node.args)]
     by_position = set(names) | (set(values) if node.args or not node.kwargs else set())
     order = {name: i for i, name in enumerate([*values, *names, *node.kwargs])}
     pos, kw = [], []
@@ -101,4 +107,4 @@ def _raw_arguments(writer, node, path: tuple, plan, cls: type) -> dict[str, Any]
     if sig is None:
         return out
     params = [p.name for p in sig.parameters.values() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    return {name: value for name, value in zip(params, raw_list)}
+    return {name: value for name, value in zip(params, raw_list, strict=False)}

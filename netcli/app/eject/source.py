@@ -6,12 +6,13 @@ bracket on one line of their own, else one item per line with a trailing comma;
 list and tuple displays always one item per line. Statements are plain data
 rendered with four-space indents. Nothing here imports torch.
 """
+
 from __future__ import annotations
 
 import keyword
 import math
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 LINE = 88
 INDENT = "    "
@@ -77,7 +78,7 @@ class Deferred:
     body: Any = None  # what the factory builds at this call, to tell calls apart before the arguments are known
 
 
-Expr = Union[Code, Attr, Call, Items, Inferred, Gen, Deferred]
+Expr = Code | Attr | Call | Items | Inferred | Gen | Deferred
 
 
 def flat(e: Any) -> str:
@@ -254,6 +255,7 @@ class Def:
 def docstring(doc: str, indent: str) -> list[str]:
     """A docstring: one line when it fits, else its lines (long ones wrapped) and closing quotes of their own."""
     import textwrap
+
     lines = doc.strip().splitlines()
     if len(lines) == 1 and len(indent) + len(lines[0]) + 6 <= LINE:
         return [f'{indent}"""{lines[0]}"""']
@@ -275,7 +277,8 @@ def statements(body: list, indent: str) -> list[str]:
     out: list[str] = []
     for i, stmt in enumerate(body):
         starts = isinstance(stmt, (Def, Text)) or (
-            isinstance(stmt, Comment) and i + 1 < len(body) and isinstance(body[i + 1], Def))
+            isinstance(stmt, Comment) and i + 1 < len(body) and isinstance(body[i + 1], Def)
+        )
         if starts and i > 0 and not isinstance(body[i - 1], Comment):
             out.append("")
         out += statement(stmt, indent)
@@ -319,9 +322,11 @@ def module_text(doc: str, imports: list[str], top: list) -> str:
 
 def sort_imports(stdlib: set[str], third_party: set[str]) -> list[str]:
     """Import lines in isort's order: sections apart, `import x` before `from x import y`, by module."""
+
     def key(line: str) -> tuple:
         parts = line.split()
         return (parts[0] == "from", parts[1].lower(), line)
+
     sections = [sorted(stdlib, key=key), sorted(third_party, key=key)]
     out: list[str] = []
     for section in sections:

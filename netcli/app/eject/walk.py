@@ -8,6 +8,7 @@ is written once all its uses are known (defs.py). Values written as
 `${param}` inside a definition stay the param's name; sizes shape inference
 filled in are `Inferred` numbers, or arguments where they differ between uses.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -17,16 +18,49 @@ from typing import Any
 
 from netcli.app.eject.chapter import CHAPTER_CLASSES, CHAPTER_MODULE
 from netcli.app.eject.source import (
-    Assign, Attr, Block, Call, Code, Deferred, Do, Gen, Items, identifier, is_identifier, literal, string,
+    Assign,
+    Attr,
+    Block,
+    Call,
+    Code,
+    Deferred,
+    Do,
+    Gen,
+    Items,
+    identifier,
+    is_identifier,
+    literal,
+    string,
 )
 from netcli.core.devices import parse_device
 from netcli.core.errors import NetcliError
-from netcli.spec.loading import LoadedSpec, NodeAt, children_of, doc_get, has_params, type_path
-from netcli.spec.schema import BlockNode, LayerNode, RefNode, SequenceNode, UseNode
+from netcli.specfile.loading import LoadedSpec, NodeAt, children_of, doc_get, has_params, type_path
+from netcli.specfile.schema import BlockNode, LayerNode, RefNode, SequenceNode, UseNode
 
 # Names the generated module defines or imports itself: a spec name never takes one of them.
-RESERVED = {"torch", "nn", "F", "OrderedDict", "math", "build", "init_weights", "net", "seed", "try_gpu",
-            "move_inputs_to", "my_init", "name", "param", "m", "block", "tensor", "device", "i", "_", "self"}
+RESERVED = {
+    "torch",
+    "nn",
+    "F",
+    "OrderedDict",
+    "math",
+    "build",
+    "init_weights",
+    "net",
+    "seed",
+    "try_gpu",
+    "move_inputs_to",
+    "my_init",
+    "name",
+    "param",
+    "m",
+    "block",
+    "tensor",
+    "device",
+    "i",
+    "_",
+    "self",
+}
 _PARAM = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -90,7 +124,8 @@ class Writer:
 
     def network(self) -> Piece:
         """Write the whole network; the `ref` definitions first, as builder.create_shared creates them."""
-        from netcli.spec.loading import walk_nodes
+        from netcli.specfile.loading import walk_nodes
+
         referenced = {at.node.ref for at in walk_nodes(self.loaded) if isinstance(at.node, RefNode)}
         for name in self.loaded.spec.blocks:
             if name in referenced:
@@ -111,8 +146,16 @@ class Writer:
             self.prologue += piece.stmts + [Assign(var, piece.expr)]
         return self.shared[name]
 
-    def node(self, node: Any, path: tuple, qualname: str, parent: str, incoming: str | None,
-             with_: list | None = None, params: dict | None = None) -> Piece:
+    def node(
+        self,
+        node: Any,
+        path: tuple,
+        qualname: str,
+        parent: str,
+        incoming: str | None,
+        with_: list | None = None,
+        params: dict | None = None,
+    ) -> Piece:
         """Write one node with its options: repeat, frozen, device (and the input move it needs)."""
         own = node.device if node.device is not None and not self.meta else parent
         if node.repeat is not None:
@@ -126,12 +169,19 @@ class Writer:
         if own != incoming and not self.meta:  # builder.link_devices: the input comes from another device
             piece = self.hoist(piece, qualname, None)
             self.needs.add("move_inputs_to")
-            piece.stmts.append(Do(Call(Attr(piece.expr, "register_forward_pre_hook"),
-                                       (Call("move_inputs_to", (self.device_expr(own),)),))))
+            piece.stmts.append(
+                Do(
+                    Call(
+                        Attr(piece.expr, "register_forward_pre_hook"),
+                        (Call("move_inputs_to", (self.device_expr(own),)),),
+                    )
+                )
+            )
         return piece
 
-    def one(self, node: Any, path: tuple, qualname: str, own: str, with_: list | None = None,
-            params: dict | None = None) -> Piece:
+    def one(
+        self, node: Any, path: tuple, qualname: str, own: str, with_: list | None = None, params: dict | None = None
+    ) -> Piece:
         if isinstance(node, RefNode):
             return Piece([], SharedName(self.shared_instance(node.ref)), own)
         if isinstance(node, UseNode):
@@ -142,15 +192,21 @@ class Writer:
             return self.layer(node, path, qualname, own)
         if isinstance(node, BlockNode):
             from netcli.app.eject.blocks import write_block
+
             return write_block(self, node, path, qualname, own, with_ or [], params)
-        raise NetcliError(self.loaded.problem(path, f"netcli code cannot write a '{node.kind}' node",
-                                              "build it with netcli build instead"))
+        raise NetcliError(
+            self.loaded.problem(
+                path, f"netcli code cannot write a '{node.kind}' node", "build it with netcli build instead"
+            )
+        )
 
     def use(self, node: UseNode, path: tuple, qualname: str, own: str) -> Piece:
         """A fresh copy of a definition: a call of its factory, or of its class (with `with:` as arguments)."""
         at = self.bound(NodeAt(node, path), self.loaded.instance(node, path))
-        with_ = [(k, self.param_value(v, doc_get(self.loaded.doc.data, path + ("with", k)), node, path))
-                 for k, v in node.with_.items()]
+        with_ = [
+            (k, self.param_value(v, doc_get(self.loaded.doc.data, path + ("with", k)), node, path))
+            for k, v in node.with_.items()
+        ]
         saved, self.scope = self.scope, {}  # a definition sees its own params only
         inner = self.node(at.node, at.path, qualname, own, own, with_=with_, params=at.params)
         self.scope = saved
@@ -184,7 +240,7 @@ class Writer:
         """Return the statements the pieces need, with every earlier sibling hoisted before them (creation order)."""
         last = max((i for i, p in enumerate(pieces) if p.stmts), default=-1)
         stmts: list = []
-        for i, (piece, name) in enumerate(zip(pieces, names)):
+        for i, (piece, name) in enumerate(zip(pieces, names, strict=False)):
             stmts += piece.stmts
             if i < last and not isinstance(piece.expr, Code):
                 var = self.variable(name)
@@ -244,12 +300,17 @@ class Writer:
 
     def fstring(self, raw: str) -> str:
         """The body of an f-string for text with `${param}` in it: `"block ${n}"` -> `block {n}`."""
+
         def escape(text: str) -> str:
             return text.replace("{", "{{").replace("}", "}}")
+
         out, pos = [], 0
         for m in _PARAM.finditer(raw):
             name = m.group(1)
-            out += [escape(raw[pos:m.start()]), "{" + self.scope[name] + "}" if name in self.scope else escape(m.group(0))]
+            out += [
+                escape(raw[pos : m.start()]),
+                "{" + self.scope[name] + "}" if name in self.scope else escape(m.group(0)),
+            ]
             pos = m.end()
         return "".join(out) + escape(raw[pos:])
 
@@ -258,14 +319,20 @@ class Writer:
             return literal(value)
         except ValueError as exc:
             what = getattr(node, "type", None) or render_kind(node)
-            raise NetcliError(self.loaded.problem(type_path(node, path), f"cannot write {what} as code: {exc}",
-                                                  "write the argument as a number, text or list")) from None
+            raise NetcliError(
+                self.loaded.problem(
+                    type_path(node, path),
+                    f"cannot write {what} as code: {exc}",
+                    "write the argument as a number, text or list",
+                )
+            ) from None
 
     # --- layers -----------------------------------------------------------------------
 
     def layer(self, node: LayerNode, path: tuple, qualname: str, own: str) -> Piece:
         """A registered type's constructor call, written as the spec writes it, inferred sizes filled in."""
         from netcli.app.eject.layer import layer_call
+
         return layer_call(self, node, path, qualname, own)
 
     def type_expr(self, cls: type, node: Any = None, path: tuple = ()) -> str:
@@ -273,6 +340,7 @@ class Writer:
         if cls in self._types:
             return self._types[cls]
         import torch.nn as nn
+
         name = cls.__name__
         if getattr(nn, name, None) is cls:
             text = f"nn.{name}"
@@ -294,15 +362,19 @@ class Writer:
         problem = importable(cls)
         if problem:
             where = type_path(node, path) if node is not None else path
-            raise NetcliError(self.loaded.problem(
-                where, f"cannot write '{getattr(node, 'type', cls.__name__)}' as code: {problem}",
-                "define the class at the top level of an importable module (a plugin), or replace the block"))
+            raise NetcliError(
+                self.loaded.problem(
+                    where,
+                    f"cannot write '{getattr(node, 'type', cls.__name__)}' as code: {problem}",
+                    "define the class at the top level of an importable module (a plugin), or replace the block",
+                )
+            )
         top = qual.split(".")[0]
         alias = top if top not in self.taken else identifier(f"{top}_{module.split('.')[0]}", self.taken)
         self.taken.add(alias)
         line = f"from {module} import {top}" + (f" as {alias}" if alias != top else "")
         self.plugin_imports[line] = "netcli plugin type"
-        return alias + qual[len(top):]
+        return alias + qual[len(top) :]
 
 
 def sequential(exprs: list, names: list[str]) -> Call:
@@ -310,13 +382,14 @@ def sequential(exprs: list, names: list[str]) -> Call:
     if names == [str(i) for i in range(len(names))]:
         return Call("nn.Sequential", tuple(exprs))
     if all(is_identifier(n) for n in names):
-        return Call("nn.Sequential", (Call("OrderedDict", (), tuple(zip(names, exprs))),))
-    pairs = Items(tuple(Items((Code(string(n)), e), "()") for n, e in zip(names, exprs)), "[]")
+        return Call("nn.Sequential", (Call("OrderedDict", (), tuple(zip(names, exprs, strict=False))),))
+    pairs = Items(tuple(Items((Code(string(n)), e), "()") for n, e in zip(names, exprs, strict=False)), "[]")
     return Call("nn.Sequential", (Call("OrderedDict", (pairs,)),))
 
 
 def flat_text(e: Any) -> str:
     from netcli.app.eject.source import flat
+
     return flat(e)
 
 

@@ -4,6 +4,7 @@ Apart from the forward compiler (forward_graph.py, which imports torch.fx):
 a spec without custom blocks, and a build before its first forward is
 compiled, never pays for that import.
 """
+
 from __future__ import annotations
 
 from torch import nn

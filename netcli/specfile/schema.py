@@ -5,14 +5,26 @@ a list, `{use: block1}`); `to_tagged` turns each form into one tagged mapping so
 that pydantic reports one error per bad node. Nothing here imports torch: which
 types exist is the registry's business, checked in validate.py.
 """
+
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
-from pydantic import (BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag,
-                      WithJsonSchema, field_validator, model_validator)
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
+
+from netcli.core.limits import SEED_MAX, SEED_MIN
 
 OPTIONS = ("name", "repeat", "names", "device", "frozen")
 # The keys of a custom block (SPEC 1.6), beside the options: `{class: X, children: {...}, forward: "..."}`.
@@ -21,7 +33,7 @@ BLOCK_KEYS = ("children", "forward", "params", "inputs", "class")
 PARAM_TEXT = r"^\$\{[A-Za-z_][A-Za-z0-9_.]*\}$"
 TOP_LEVEL_KEYS = ("name", "input", "seed", "device", "vars", "plugins", "blocks", "model", "init", "shard", "extends")
 RULE_KEYS = ("init", "args", "target", "params")
-from netcli.core.limits import SEED_MAX, SEED_MIN
+
 MAX_INPUT_NUMEL = 2**59  # a tensor's element count is an int64, and so is its size in bytes (8 per element)
 
 
@@ -33,13 +45,14 @@ class NodeOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: Union[str, int, None] = Field(None, description="this child's name inside its parent")
+    name: str | int | None = Field(None, description="this child's name inside its parent")
     # In a definition with params, an option may be `${param}`: its value comes with each use.
-    repeat: Union[Annotated[int, Field(ge=1, le=100_000)], ParamText, None] = Field(
-        None, description="build this many fresh copies (of a ref: references) in a Sequential")
-    names: Union[str, None] = Field(None, description="with repeat: child names, '{i}' counts from 0")
-    device: Union[str, None] = Field(None, description="cpu | cuda | cuda:N | auto | auto:N | meta")
-    frozen: Union[bool, ParamText] = Field(False, description="its parameters take no gradients")
+    repeat: Annotated[int, Field(ge=1, le=100000)] | ParamText | None = Field(
+        None, description="build this many fresh copies (of a ref: references) in a Sequential"
+    )
+    names: str | None = Field(None, description="with repeat: child names, '{i}' counts from 0")
+    device: str | None = Field(None, description="cpu | cuda | cuda:N | auto | auto:N | meta")
+    frozen: bool | ParamText = Field(False, description="its parameters take no gradients")
 
     @model_validator(mode="after")
     def _names_need_repeat(self):
@@ -71,7 +84,7 @@ class SequenceNode(NodeOptions):
 
     kind: Literal["sequence"] = "sequence"
     children: list[NodeField]
-    child_names: Union[list[str], None] = None
+    child_names: list[str] | None = None
     spelled: bool = False  # written as {Sequential: ...} rather than a bare list
 
 
@@ -85,8 +98,9 @@ class UseNode(NodeOptions):
 
     kind: Literal["use"] = "use"
     use: str
-    with_: dict[str, Any] = Field(default_factory=dict, alias="with",
-                                  description="the definition's params for this copy")
+    with_: dict[str, Any] = Field(
+        default_factory=dict, alias="with", description="the definition's params for this copy"
+    )
 
 
 class RefNode(NodeOptions):
@@ -111,15 +125,17 @@ class BlockNode(NodeOptions):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     kind: Literal["block"] = "block"
-    children: dict[str, NodeField] = Field(default_factory=dict,
-                                           description="name -> node, created and registered in this order")
-    forward: Union[str, None] = Field(None, description="the forward, in netcli's subset of Python")
-    params: Union[dict[str, Any], list[Union[str, dict[str, Any]]]] = Field(
-        default_factory=dict, description="the block's arguments: {name: default}, or a list (a bare name "
-                                          "is required)")
-    inputs: Union[Annotated[list[str], Field(min_length=1)], None] = Field(
-        None, description="the forward's inputs (default [x])")
-    class_: Union[str, None] = Field(None, alias="class", description="the class name it prints as")
+    children: dict[str, NodeField] = Field(
+        default_factory=dict, description="name -> node, created and registered in this order"
+    )
+    forward: str | None = Field(None, description="the forward, in netcli's subset of Python")
+    params: dict[str, Any] | list[str | dict[str, Any]] = Field(
+        default_factory=dict, description="the block's arguments: {name: default}, or a list (a bare name is required)"
+    )
+    inputs: Annotated[list[str], Field(min_length=1)] | None = Field(
+        None, description="the forward's inputs (default [x])"
+    )
+    class_: str | None = Field(None, alias="class", description="the class name it prints as")
 
     @field_validator("params")
     @classmethod
@@ -157,8 +173,11 @@ def param_defaults(params: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, default in items:
         if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-            raise PydanticCustomError("param_name", "param '{name}' is not a name (letters, digits and _, "
-                                      "not starting with a digit)", {"name": str(name)})
+            raise PydanticCustomError(
+                "param_name",
+                "param '{name}' is not a name (letters, digits and _, not starting with a digit)",
+                {"name": str(name)},
+            )
         if name in out:
             raise PydanticCustomError("param_twice", "param '{name}' is declared twice", {"name": name})
         out[name] = default
@@ -177,18 +196,22 @@ def _split_type_key(raw: dict) -> tuple[str, Any]:
         return keys[0], raw[keys[0]]
     if not keys:
         raise PydanticCustomError(
-            "no_type", "this node has options but no type (write e.g. {{Linear: [4, 8]}} or {{use: NAME}})")
+            "no_type", "this node has options but no type (write e.g. {{Linear: [4, 8]}} or {{use: NAME}})"
+        )
     import difflib
+
     for k in keys:
         close = difflib.get_close_matches(str(k), OPTIONS + ("use", "ref"), n=1, cutoff=0.6)
         if close and str(k)[:1].islower():
-            raise PydanticCustomError("unknown_option", "unknown option '{key}' (did you mean '{close}'?)",
-                                      {"key": k, "close": close[0]})
+            raise PydanticCustomError(
+                "unknown_option", "unknown option '{key}' (did you mean '{close}'?)", {"key": k, "close": close[0]}
+            )
     shown = ", ".join(f"'{k}'" for k in keys)
     raise PydanticCustomError(
-        "two_types", "a node has exactly one type, this one has {shown} "
-        "(write several layers as a list, and options as {options})",
-        {"shown": shown, "options": ", ".join(OPTIONS)})
+        "two_types",
+        "a node has exactly one type, this one has {shown} (write several layers as a list, and options as {options})",
+        {"shown": shown, "options": ", ".join(OPTIONS)},
+    )
 
 
 def to_tagged(raw: Any) -> Any:
@@ -199,18 +222,20 @@ def to_tagged(raw: Any) -> Any:
         return {"kind": "sequence", "children": raw}
     if not isinstance(raw, dict):
         raise PydanticCustomError(
-            "node_type", "a node is a type name, a list or a mapping, not '{value}'", {"value": raw})
+            "node_type", "a node is a type name, a list or a mapping, not '{value}'", {"value": raw}
+        )
     options = {k: v for k, v in raw.items() if k in OPTIONS}
     for special in ("use", "ref"):
         if special in raw:
             extra = ("with",) if special == "use" else ()
             others = [k for k in raw if k not in OPTIONS and k != special and k not in extra]
             if others:
-                hint = (" (with passes params to a fresh copy: {use: NAME, with: {...}})"
-                        if others[0] == "with" else "")
+                hint = " (with passes params to a fresh copy: {use: NAME, with: {...}})" if others[0] == "with" else ""
                 raise PydanticCustomError(
-                    "use_combined", "'{special}' cannot be combined with '{other}' in one node" + hint,
-                    {"special": special, "other": others[0], "key": others[0]})
+                    "use_combined",
+                    "'{special}' cannot be combined with '{other}' in one node" + hint,
+                    {"special": special, "other": others[0], "key": others[0]},
+                )
             tagged = {"kind": special, special: raw[special], **options}
             if "with" in raw:
                 tagged["with"] = {} if raw["with"] is None else raw["with"]
@@ -222,8 +247,13 @@ def to_tagged(raw: Any) -> Any:
         raise PydanticCustomError("type_name", "a type name must be text, not {key!r}", {"key": key})
     if key == "Sequential":
         if isinstance(value, dict):
-            return {"kind": "sequence", "children": list(value.values()),
-                    "child_names": [str(k) for k in value], "spelled": True, **options}
+            return {
+                "kind": "sequence",
+                "children": list(value.values()),
+                "child_names": [str(k) for k in value],
+                "spelled": True,
+                **options,
+            }
         if value is None:
             value = []
         if not isinstance(value, list):
@@ -242,13 +272,16 @@ def to_tagged(raw: Any) -> Any:
 
 def _tag_block(raw: dict, options: dict) -> dict:
     import difflib
+
     others = [k for k in raw if k not in OPTIONS and k not in BLOCK_KEYS]
     if others:
         close = difflib.get_close_matches(str(others[0]), BLOCK_KEYS + OPTIONS, n=1, cutoff=0.6)
         hint = f" (did you mean '{close[0]}'?)" if close else ""
         raise PydanticCustomError(
-            "block_key", "a custom block has the keys {keys} and the options; '{other}' is neither" + hint,
-            {"keys": ", ".join(BLOCK_KEYS), "other": others[0], "key": others[0]})
+            "block_key",
+            "a custom block has the keys {keys} and the options; '{other}' is neither" + hint,
+            {"keys": ", ".join(BLOCK_KEYS), "other": others[0], "key": others[0]},
+        )
     children = raw.get("children")
     if children is None:
         children = {}
@@ -256,8 +289,7 @@ def _tag_block(raw: dict, options: dict) -> dict:
         named: dict[str, Any] = {}
         for k, v in children.items():
             if str(k) in named:
-                raise PydanticCustomError("child_twice", "two children are named '{name}'",
-                                          {"name": str(k), "key": k})
+                raise PydanticCustomError("child_twice", "two children are named '{name}'", {"name": str(k), "key": k})
             named[str(k)] = v
         children = named
     tagged = {"kind": "block", "children": children, **options}
@@ -275,9 +307,10 @@ def _tag(value: Any) -> str:
 NODE_JSON_SCHEMA: dict[str, Any] = {
     "title": "Node",
     "description": "A type name (ReLU), {Type: args} ({Linear: [4, 8]}), a list of nodes "
-                   "(a Sequential), {use: NAME, with: {...}}, {ref: NAME}, or a custom block "
-                   "{children: {...}, forward: ..., params: {...}, inputs: [...], class: NAME}, with options "
-                   + ", ".join(OPTIONS) + ".",
+    "(a Sequential), {use: NAME, with: {...}}, {ref: NAME}, or a custom block "
+    "{children: {...}, forward: ..., params: {...}, inputs: [...], class: NAME}, with options "
+    + ", ".join(OPTIONS)
+    + ".",
     "anyOf": [
         {"type": "string"},
         {"type": "array", "description": "children in order (a Sequential)"},
@@ -286,13 +319,11 @@ NODE_JSON_SCHEMA: dict[str, Any] = {
 }
 
 Node = Annotated[
-    Union[
-        Annotated[LayerNode, Tag("layer")],
-        Annotated[SequenceNode, Tag("sequence")],
-        Annotated[UseNode, Tag("use")],
-        Annotated[RefNode, Tag("ref")],
-        Annotated[BlockNode, Tag("block")],
-    ],
+    Annotated[LayerNode, Tag("layer")]
+    | Annotated[SequenceNode, Tag("sequence")]
+    | Annotated[UseNode, Tag("use")]
+    | Annotated[RefNode, Tag("ref")]
+    | Annotated[BlockNode, Tag("block")],
     Discriminator(_tag),
     WithJsonSchema(NODE_JSON_SCHEMA),
 ]
@@ -317,12 +348,13 @@ class InitRuleSpec(BaseModel):
     args: dict[str, Any] = Field(default_factory=dict, description="keyword arguments of the initializer")
     target: str = Field("*", description="*, a path (0.1.0, 2.bias), a type name (Linear) or a glob (*.bias)")
     params: Literal["weight", "bias", "all"] | None = Field(
-        None, description="on a module target: which parameters (default: weights)")
+        None, description="on a module target: which parameters (default: weights)"
+    )
 
 
 # A rule is text (`xavier:0`) or the long mapping; tagging them gives one error per bad rule.
 InitRuleField = Annotated[
-    Union[Annotated[str, Tag("text")], Annotated[InitRuleSpec, Tag("long")]],
+    Annotated[str, Tag("text")] | Annotated[InitRuleSpec, Tag("long")],
     Discriminator(lambda v: "text" if isinstance(v, str) or not isinstance(v, (dict, InitRuleSpec)) else "long"),
 ]
 
@@ -343,11 +375,11 @@ class InputEntry(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     shape: ShapeList = Field(description="the input's shape, e.g. [2, 16]")
-    dtype: str = Field("float32", description="float32 (default), float64, float16, bfloat16, int64, int32, "
-                                              "int16, int8, uint8, bool")
-    low: Union[int, float, None] = Field(None, description="the smallest value (default 0)")
-    high: Union[int, float, None] = Field(None, description="values stay below it (float default 1; "
-                                                            "required for integers)")
+    dtype: str = Field(
+        "float32", description="float32 (default), float64, float16, bfloat16, int64, int32, int16, int8, uint8, bool"
+    )
+    low: int | float | None = Field(None, description="the smallest value (default 0)")
+    high: int | float | None = Field(None, description="values stay below it (float default 1; required for integers)")
 
     @field_validator("dtype")
     @classmethod
@@ -355,18 +387,27 @@ class InputEntry(BaseModel):
         name = INPUT_DTYPE_ALIASES.get(dtype.removeprefix("torch."), dtype.removeprefix("torch."))
         if name not in INPUT_DTYPES:
             import difflib
+
             close = difflib.get_close_matches(name, INPUT_DTYPES, n=1)
-            raise PydanticCustomError("input_dtype", "unknown input dtype '{dtype}'{hint}",
-                                      {"dtype": dtype, "hint": f" (did you mean '{close[0]}'?)" if close
-                                       else f" (one of {', '.join(INPUT_DTYPES)})"})
+            raise PydanticCustomError(
+                "input_dtype",
+                "unknown input dtype '{dtype}'{hint}",
+                {
+                    "dtype": dtype,
+                    "hint": f" (did you mean '{close[0]}'?)" if close else f" (one of {', '.join(INPUT_DTYPES)})",
+                },
+            )
         return name
 
     @model_validator(mode="after")
     def _range(self):
         integer = self.dtype not in ("float32", "float64", "float16", "bfloat16")
         if integer and self.dtype != "bool" and self.high is None:
-            raise PydanticCustomError("input_high", "an integer input needs high: its values are drawn from "
-                                      "[low, high) (e.g. high: the Embedding's num_embeddings)")
+            raise PydanticCustomError(
+                "input_high",
+                "an integer input needs high: its values are drawn from "
+                "[low, high) (e.g. high: the Embedding's num_embeddings)",
+            )
         if self.low is not None and self.high is not None and not self.low < self.high:
             raise PydanticCustomError("input_range", "low must be below high")
         return self
@@ -385,8 +426,9 @@ def _input_tag(value: Any) -> str:
 
 
 InputField = Annotated[
-    Union[Annotated[ShapeList, Tag("shape")], Annotated[InputEntry, Tag("entry")],
-          Annotated[Annotated[list[Union[ShapeList, InputEntry]], Field(min_length=1)], Tag("entries")]],
+    Annotated[ShapeList, Tag("shape")]
+    | Annotated[InputEntry, Tag("entry")]
+    | Annotated[Annotated[list[ShapeList | InputEntry], Field(min_length=1)], Tag("entries")],
     Discriminator(_input_tag),
 ]
 
@@ -417,34 +459,44 @@ class Spec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, title="netcli spec")
 
-    name: Union[str, None] = Field(None, description="default: the file's stem")
-    input: Union[InputField, None] = Field(
-        None, description="an example input: a shape ([2, 4]), {shape, dtype, low, high}, or a list of "
-                          "those for a forward with several inputs")
-    seed: Union[Annotated[int, Field(ge=SEED_MIN, le=SEED_MAX)], None] = Field(
-        None, description="build and init are then bit-reproducible")
-    device: Union[str, None] = Field(None, description="cpu | cuda | cuda:N | auto | auto:N | meta")
+    name: str | None = Field(None, description="default: the file's stem")
+    input: InputField | None = Field(
+        None,
+        description="an example input: a shape ([2, 4]), {shape, dtype, low, high}, or a list of "
+        "those for a forward with several inputs",
+    )
+    seed: Annotated[int, Field(ge=SEED_MIN, le=SEED_MAX)] | None = Field(
+        None, description="build and init are then bit-reproducible"
+    )
+    device: str | None = Field(None, description="cpu | cuda | cuda:N | auto | auto:N | meta")
     vars: dict[str, Any] = Field(default_factory=dict, description="values that ${name} stands for")
     plugins: list[str] = Field(default_factory=list, description="Python modules that register types")
     blocks: dict[str, NodeField] = Field(default_factory=dict, description="named definitions")
     model: NodeField = Field(description="the network")
     init: list[InitRuleField] = Field(
-        default_factory=list, description="rules INIT:TARGET applied in order after building")
+        default_factory=list, description="rules INIT:TARGET applied in order after building"
+    )
     shard: list[str] = Field(
-        default_factory=list, description="with --shard fsdp: the blocks FSDP2 shards as units, by type (Linear) "
-                                          "or path (0, encoder.*); default: each direct child of the model")
+        default_factory=list,
+        description="with --shard fsdp: the blocks FSDP2 shards as units, by type (Linear) "
+        "or path (0, encoder.*); default: each direct child of the model",
+    )
     # Resolved when the file is read (spec/compose.py), so a validated document no longer has it.
-    extends: Union[str, list[str], None] = Field(
-        None, description="base spec file(s), relative to this file, merged in order with this file on top: "
-                          "mappings merge, lists and values replace, KEY+=: [...] appends to a base's list, "
-                          "KEY: ~ deletes a base's key")
+    extends: str | list[str] | None = Field(
+        None,
+        description="base spec file(s), relative to this file, merged in order with this file on top: "
+        "mappings merge, lists and values replace, KEY+=: [...] appends to a base's list, "
+        "KEY: ~ deletes a base's key",
+    )
 
     @field_validator("extends")
     @classmethod
     def _extends_is_resolved_first(cls, value):
         if value is not None:  # only --set can write it after the file was read
-            raise PydanticCustomError("extends_late", "'extends' is resolved when the file is read, before --set "
-                                      "applies (name the base in the spec file)")
+            raise PydanticCustomError(
+                "extends_late",
+                "'extends' is resolved when the file is read, before --set applies (name the base in the spec file)",
+            )
         return value
 
     @field_validator("input")
@@ -456,8 +508,11 @@ class Spec(BaseModel):
             for size in shape:
                 numel *= size
             if numel > MAX_INPUT_NUMEL or any(size > MAX_INPUT_NUMEL for size in shape):
-                raise PydanticCustomError("input_too_large", "an input of shape {shape} has more elements than "
-                                          "a tensor can hold", {"shape": shape})
+                raise PydanticCustomError(
+                    "input_too_large",
+                    "an input of shape {shape} has more elements than a tensor can hold",
+                    {"shape": shape},
+                )
         return value
 
     @property

@@ -4,23 +4,34 @@
 document, for error locations) or raises NetcliError listing every problem in
 the file; `build.validate.load_spec` adds the checks that need the registry.
 """
+
 from __future__ import annotations
 
 import hashlib
 import os
 import re
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path as FsPath
-from typing import Callable, Any, Iterable, Iterator
+from typing import Any
 
 from pydantic import ValidationError
 
 from netcli.core.errors import Location, NetcliError, Problem, did_you_mean, relocated
-from netcli.spec.schema import (OPTIONS, RULE_KEYS, TOP_LEVEL_KEYS, BlockNode, LayerNode, RefNode, SequenceNode,
-                                Spec, UseNode)
-from netcli.spec.overrides import apply_sets
-from netcli.spec.variables import substitute_vars
-from netcli.spec.yamldoc import Document, Path, parse_yaml, render_path
+from netcli.specfile.overrides import apply_sets
+from netcli.specfile.schema import (
+    OPTIONS,
+    RULE_KEYS,
+    TOP_LEVEL_KEYS,
+    BlockNode,
+    LayerNode,
+    RefNode,
+    SequenceNode,
+    Spec,
+    UseNode,
+)
+from netcli.specfile.variables import substitute_vars
+from netcli.specfile.yamldoc import Document, Path, parse_yaml, render_path
 
 # The chapter's parameter-management network, used when no spec is named.
 DEFAULT_SPEC = """\
@@ -32,8 +43,6 @@ model:
   - Linear: [8, 1]
 """
 DEFAULT_NAME = "<default>"
-
-
 
 
 @dataclass
@@ -49,7 +58,7 @@ class LoadedSpec:
     # what builders share across builds of this spec (block classes, parsed forwards)
     cache: dict = field(default_factory=dict, repr=False)
 
-    def instance(self, node: Any, path: Path) -> "NodeAt | None":
+    def instance(self, node: Any, path: Path) -> NodeAt | None:
         """The node a `use` builds, its definition's params filled in from `with:`; None if it cannot be bound.
 
         A definition without params is its own node. Problems (an unknown or
@@ -68,13 +77,19 @@ class LoadedSpec:
         self.cache[key] = at
         return at
 
-    def bind(self, at: "NodeAt", given: dict | None = None, use_path: Path | None = None) -> "NodeAt | None":
+    def bind(self, at: NodeAt, given: dict | None = None, use_path: Path | None = None) -> NodeAt | None:
         """Return the block at `at` with its params bound to their defaults and `given`; None on problems."""
-        from netcli.spec.params import MAX_INSTANCES, instance_key, resolve_values, substitute
-        from netcli.spec.schema import param_defaults
+        from netcli.specfile.params import MAX_INSTANCES, instance_key, resolve_values, substitute
+        from netcli.specfile.schema import param_defaults
+
         block = at.node
-        label = (block.class_ if isinstance(block, BlockNode) and block.class_ else
-                 at.path[1] if at.path[:1] == ("blocks",) and len(at.path) == 2 else "this block")
+        label = (
+            block.class_
+            if isinstance(block, BlockNode) and block.class_
+            else at.path[1]
+            if at.path[:1] == ("blocks",) and len(at.path) == 2
+            else "this block"
+        )
         defaults = param_defaults(block.params) if isinstance(block, BlockNode) else {}
         given = dict(given or {})
         via = f" (from {render_path(use_path)})" if use_path is not None and given else ""
@@ -84,6 +99,7 @@ class LoadedSpec:
 
         def at_use(message, hint):
             return self.problem((use_path + ("use",)) if use_path is not None else at.path, message, hint)
+
         values, problems = resolve_values(defaults, given, block=label, at_given=at_given, at_use=at_use)
         if problems:
             self._record(problems)
@@ -92,14 +108,23 @@ class LoadedSpec:
         if key in self.instances:
             return self.instances[key]
         if len(self.instances) >= MAX_INSTANCES:
-            self._record([self.problem(use_path or at.path, f"more than {MAX_INSTANCES} differently "
-                                       "parameterized copies of blocks", "fewer distinct with: values")])
+            self._record(
+                [
+                    self.problem(
+                        use_path or at.path,
+                        f"more than {MAX_INSTANCES} differently parameterized copies of blocks",
+                        "fewer distinct with: values",
+                    )
+                ]
+            )
             return None
         raw = doc_get(self.doc.data, at.path)
         bound = substitute(raw, values)
         try:
             from pydantic import TypeAdapter
-            from netcli.spec.schema import NodeField
+
+            from netcli.specfile.schema import NodeField
+
             node = TypeAdapter(NodeField).validate_python(bound)
         except ValidationError as exc:
             found = [_problem_from_pydantic(self.doc, err, data=bound, prefix=at.path) for err in pydantic_errors(exc)]
@@ -118,13 +143,14 @@ class LoadedSpec:
     def locate(self, path: Path, *, key: bool = False) -> Location:
         return self.doc.locate(path, key=key)
 
-    def problem(self, path: Path, message: str, hint: str | None = None, *,
-                key: bool = False, where: str | None = None) -> Problem:
-        return Problem(message, where if where is not None else render_path(path),
-                       self.locate(path, key=key), hint)
+    def problem(
+        self, path: Path, message: str, hint: str | None = None, *, key: bool = False, where: str | None = None
+    ) -> Problem:
+        return Problem(message, where if where is not None else render_path(path), self.locate(path, key=key), hint)
 
-    def relocate(self, path: Path, problems: Iterable[Problem], *, key: bool = False,
-                 where: str | None = None) -> list[Problem]:
+    def relocate(
+        self, path: Path, problems: Iterable[Problem], *, key: bool = False, where: str | None = None
+    ) -> list[Problem]:
         """Say `problems` (found by a lower layer) of the place `path` in this spec."""
         return relocated(problems, where if where is not None else render_path(path), self.locate(path, key=key))
 
@@ -132,6 +158,7 @@ class LoadedSpec:
     def resolved_text(self) -> str:
         """The spec after --set and ${vars}, as YAML: what a checkpoint embeds."""
         import yaml
+
         return yaml.safe_dump(self.doc.data, sort_keys=False, allow_unicode=True)
 
     @property
@@ -149,15 +176,20 @@ def resolve_spec_source(spec: str | None) -> tuple[str, str, str | None]:
         elif FsPath("netcli.yaml").is_file():
             spec, note = "netcli.yaml", "netcli: using ./netcli.yaml"
         else:
-            return DEFAULT_SPEC, DEFAULT_NAME, (
-                "netcli: no spec given; using the built-in default [Linear(4, 8), ReLU, Linear(8, 1)]")
+            return (
+                DEFAULT_SPEC,
+                DEFAULT_NAME,
+                ("netcli: no spec given; using the built-in default [Linear(4, 8), ReLU, Linear(8, 1)]"),
+            )
     path = FsPath(spec)
     if not path.exists():
-        raise NetcliError(Problem(f"no such file: {spec}", location=Location(spec),
-                                  hint="give the path of a .yaml spec"))
+        raise NetcliError(
+            Problem(f"no such file: {spec}", location=Location(spec), hint="give the path of a .yaml spec")
+        )
     if path.is_dir():
         raise NetcliError(Problem("is a folder, not a spec file", location=Location(spec)))
-    from netcli.spec.yamldoc import MAX_BYTES
+    from netcli.specfile.yamldoc import MAX_BYTES
+
     try:
         # Read at most the limit: a device or a FIFO (/dev/zero, /dev/urandom) has size 0 and no end.
         with open(path, "rb") as f:
@@ -165,13 +197,19 @@ def resolve_spec_source(spec: str | None) -> tuple[str, str, str | None]:
     except OSError as exc:
         raise NetcliError(Problem(f"cannot read: {exc.strerror}", location=Location(spec))) from exc
     if len(data) > MAX_BYTES:
-        raise NetcliError(Problem(f"the file is larger than {MAX_BYTES // 1024} KiB",
-                                  location=Location(spec), hint="a spec should be a short file"))
+        raise NetcliError(
+            Problem(
+                f"the file is larger than {MAX_BYTES // 1024} KiB",
+                location=Location(spec),
+                hint="a spec should be a short file",
+            )
+        )
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise NetcliError(Problem(f"not UTF-8 text (byte {exc.start})", location=Location(spec),
-                                  hint="a spec is a YAML text file")) from exc
+        raise NetcliError(
+            Problem(f"not UTF-8 text (byte {exc.start})", location=Location(spec), hint="a spec is a YAML text file")
+        ) from exc
     except OSError as exc:
         raise NetcliError(Problem(f"cannot read: {exc.strerror}", location=Location(spec))) from exc
     return text, spec, note
@@ -244,10 +282,14 @@ def _problem_from_pydantic(doc: Document, err: dict, *, data: Any = None, prefix
 
 def pydantic_errors(exc: ValidationError) -> list[dict]:
     """The errors to report: without the `${param}` alternative an option also accepts (it is never the fix)."""
-    from netcli.spec.schema import PARAM_TEXT
+    from netcli.specfile.schema import PARAM_TEXT
+
     errors = exc.errors()
-    kept = [e for e in errors if not (e["type"] == "string_pattern_mismatch"
-                                       and (e.get("ctx") or {}).get("pattern") == PARAM_TEXT)]
+    kept = [
+        e
+        for e in errors
+        if not (e["type"] == "string_pattern_mismatch" and (e.get("ctx") or {}).get("pattern") == PARAM_TEXT)
+    ]
     return kept or errors
 
 
@@ -263,11 +305,15 @@ def doc_get(data: Any, path: Path) -> Any:
 def validate_document(doc: Document) -> Spec:
     """Check the document's structure with the pydantic models; raise with every problem."""
     if doc.data is None:
-        raise NetcliError(Problem("the spec is empty", location=Location(doc.source),
-                                  hint="a spec needs at least model: [...]"))
+        raise NetcliError(
+            Problem("the spec is empty", location=Location(doc.source), hint="a spec needs at least model: [...]")
+        )
     if not isinstance(doc.data, dict):
-        raise NetcliError(Problem("a spec is a mapping of keys (model:, blocks:, ...)",
-                                  location=doc.locate(()), hint="start with model:"))
+        raise NetcliError(
+            Problem(
+                "a spec is a mapping of keys (model:, blocks:, ...)", location=doc.locate(()), hint="start with model:"
+            )
+        )
     try:
         return Spec.model_validate(doc.data)
     except ValidationError as exc:
@@ -280,14 +326,16 @@ def validate_document(doc: Document) -> Spec:
         raise NetcliError(problems) from None
 
 
-def read_spec_text(text: str, source: str, sets: Iterable[str] = (), *,
-                   check: Callable[[LoadedSpec], None] | None = None) -> LoadedSpec:
+def read_spec_text(
+    text: str, source: str, sets: Iterable[str] = (), *, check: Callable[[LoadedSpec], None] | None = None
+) -> LoadedSpec:
     """Parse text already read (a file, an embedded spec, the default): --set, ${vars}, the schema.
 
     `check` (build.validate's registry, shape and size checks) runs on the
     result, and its problems are reported together with this file's.
     """
-    from netcli.spec.compose import compose
+    from netcli.specfile.compose import compose
+
     doc = compose(parse_yaml(text, source))  # extends: merged first, so --set and ${vars} apply to the result
     apply_sets(doc, sets)
     problems = substitute_vars(doc)
@@ -347,8 +395,9 @@ def has_params(node: Any) -> bool:
     return isinstance(node, BlockNode) and bool(node.params)
 
 
-def walk_tree(loaded: LoadedSpec, at: NodeAt, *, templates: bool = False,
-              done: set[int] | None = None) -> Iterator[NodeAt]:
+def walk_tree(
+    loaded: LoadedSpec, at: NodeAt, *, templates: bool = False, done: set[int] | None = None
+) -> Iterator[NodeAt]:
     """Yield `at` and every node under it; a `use` of a definition with params goes on into its bound copy
     (each copy once per `done`), an inline block with params is bound to its defaults (see walk_nodes)."""
     done = set() if done is None else done
@@ -367,8 +416,9 @@ def walk_tree(loaded: LoadedSpec, at: NodeAt, *, templates: bool = False,
             done.add(id(bound))
             given = ", ".join(f"{k}={v!r}" for k, v in at.node.with_.items())
             via = f"with {given}, from {render_path(at.path)}" if given else at.via
-            yield from walk_tree(loaded, NodeAt(bound.node, bound.path, bound.params, via), templates=templates,
-                                 done=done)
+            yield from walk_tree(
+                loaded, NodeAt(bound.node, bound.path, bound.params, via), templates=templates, done=done
+            )
 
 
 def walk_nodes(loaded: LoadedSpec, *, templates: bool = False) -> Iterator[NodeAt]:
@@ -388,7 +438,8 @@ def walk_nodes(loaded: LoadedSpec, *, templates: bool = False) -> Iterator[NodeA
     for name, node in loaded.spec.blocks.items():
         at = NodeAt(node, ("blocks", name))
         if not templates and has_params(node):
-            from netcli.spec.schema import REQUIRED, param_defaults
+            from netcli.specfile.schema import REQUIRED, param_defaults
+
             if any(v is REQUIRED for v in param_defaults(node.params).values()):
                 yield at  # checked through each use, which gives its values
                 continue

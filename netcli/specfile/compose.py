@@ -22,6 +22,7 @@ The limits of one file hold across all of them: together the files are at most
 `MAX_FILES` files are read for one spec; a cycle or a missing base is an error
 at the `extends:` entry that names it.
 """
+
 from __future__ import annotations
 
 import os
@@ -29,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from netcli.core.errors import Location, NetcliError, Problem
-from netcli.spec.yamldoc import MAX_BYTES, MAX_NODES, Document, Path, parse_yaml
+from netcli.specfile.yamldoc import MAX_BYTES, MAX_NODES, Document, Path, parse_yaml
 
 KEY = "extends"
 APPEND = "+="
@@ -56,8 +57,11 @@ class _Layer:
 
 
 def _layer_of(doc: Document) -> _Layer:
-    return _Layer(doc.data, {p: (doc.sources.get(p, doc.source), *pos) for p, pos in doc.positions.items()},
-                  {p: (doc.key_sources.get(p, doc.source), *pos) for p, pos in doc.key_positions.items()})
+    return _Layer(
+        doc.data,
+        {p: (doc.sources.get(p, doc.source), *pos) for p, pos in doc.positions.items()},
+        {p: (doc.key_sources.get(p, doc.source), *pos) for p, pos in doc.key_positions.items()},
+    )
 
 
 def _location(entry: tuple[str, int, int] | None, fallback: str) -> Location:
@@ -92,11 +96,20 @@ def _real(source: str) -> str:
 def _bases(doc: Document) -> list[tuple[str, Path]]:
     """The base paths `doc` names, each with its document path (for errors)."""
     value = doc.data[KEY]
-    entries = [(value, (KEY,))] if isinstance(value, str) else (
-        [(v, (KEY, i)) for i, v in enumerate(value)] if isinstance(value, list) else None)
+    entries = (
+        [(value, (KEY,))]
+        if isinstance(value, str)
+        else ([(v, (KEY, i)) for i, v in enumerate(value)] if isinstance(value, list) else None)
+    )
     if not entries or any(not isinstance(v, str) or not v.strip() for v, _ in entries):
-        raise NetcliError(Problem("extends names a base spec file, or a list of them", KEY,
-                                  doc.locate((KEY,)), "e.g. extends: base.yaml (a path relative to this file)"))
+        raise NetcliError(
+            Problem(
+                "extends names a base spec file, or a list of them",
+                KEY,
+                doc.locate((KEY,)),
+                "e.g. extends: base.yaml (a path relative to this file)",
+            )
+        )
     return entries
 
 
@@ -117,16 +130,34 @@ def _read_base(doc: Document, value: str, path: Path, budget: _Budget, stack: tu
     source = os.path.normpath(os.path.join(directory, os.path.expanduser(value)))
     real = _real(source)
     if real in stack:
-        chain = " -> ".join(os.path.relpath(s) for s in stack[stack.index(real):] + (real,))
-        raise NetcliError(Problem(f"extends forms a cycle: {chain}", render(path), here,
-                                  "a spec cannot extend itself, directly or through its bases"))
+        chain = " -> ".join(os.path.relpath(s) for s in stack[stack.index(real) :] + (real,))
+        raise NetcliError(
+            Problem(
+                f"extends forms a cycle: {chain}",
+                render(path),
+                here,
+                "a spec cannot extend itself, directly or through its bases",
+            )
+        )
     budget.files += 1
     if budget.files > MAX_FILES:
-        raise NetcliError(Problem(f"extends reads more than {MAX_FILES} files for one spec", render(path), here,
-                                  "bases that extend bases multiply; flatten the chain"))
+        raise NetcliError(
+            Problem(
+                f"extends reads more than {MAX_FILES} files for one spec",
+                render(path),
+                here,
+                "bases that extend bases multiply; flatten the chain",
+            )
+        )
     if not os.path.exists(source):
-        raise NetcliError(Problem(f"no such file: {source}", render(path), here,
-                                  "a base is named by a path relative to the file that extends it"))
+        raise NetcliError(
+            Problem(
+                f"no such file: {source}",
+                render(path),
+                here,
+                "a base is named by a path relative to the file that extends it",
+            )
+        )
     if os.path.isdir(source):
         raise NetcliError(Problem(f"{source} is a folder, not a spec file", render(path), here))
     try:
@@ -136,20 +167,26 @@ def _read_base(doc: Document, value: str, path: Path, budget: _Budget, stack: tu
         raise NetcliError(Problem(f"cannot read {source}: {exc.strerror}", render(path), here)) from exc
     budget.bytes += len(data)
     if budget.bytes > MAX_BYTES:
-        raise NetcliError(Problem(f"this spec and its bases are larger than {MAX_BYTES // 1024} KiB together",
-                                  render(path), here, "a spec should be a short file"))
+        raise NetcliError(
+            Problem(
+                f"this spec and its bases are larger than {MAX_BYTES // 1024} KiB together",
+                render(path),
+                here,
+                "a spec should be a short file",
+            )
+        )
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise NetcliError(Problem(f"not UTF-8 text (byte {exc.start})", location=Location(source),
-                                  hint="a spec is a YAML text file")) from exc
+        raise NetcliError(
+            Problem(f"not UTF-8 text (byte {exc.start})", location=Location(source), hint="a spec is a YAML text file")
+        ) from exc
     base = parse_yaml(text, source)
     budget.texts[source] = text
     if base.data is None:
         return _Layer({})
     if not isinstance(base.data, dict):
-        raise NetcliError(Problem("a base spec is a mapping of keys (model:, blocks:, ...)",
-                                  location=base.locate(())))
+        raise NetcliError(Problem("a base spec is a mapping of keys (model:, blocks:, ...)", location=base.locate(())))
     layer = _resolve(base, budget, stack + (real,)) if KEY in base.data else _layer_of(base)
     layer.data = {k: v for k, v in layer.data.items() if k != "name"}  # a name is not inherited
     return layer
@@ -182,8 +219,13 @@ class _Merger:
     def spend(self, path: Path, src: _Layer) -> None:
         self.budget.values += 1
         if self.budget.values > MAX_NODES:
-            raise NetcliError(Problem(f"the spec and its bases merge to more than {MAX_NODES} values",
-                                      render(path), _location(src.at.get(path), "")))
+            raise NetcliError(
+                Problem(
+                    f"the spec and its bases merge to more than {MAX_NODES} values",
+                    render(path),
+                    _location(src.at.get(path), ""),
+                )
+            )
 
     def copy(self, src: _Layer, sp: Path, dp: Path, value: Any, normalize: bool) -> Any:
         """Copy a value written in `src` at `sp` to `dp`; in the top file, `KEY+=` keys become `KEY`."""
@@ -195,7 +237,7 @@ class _Merger:
             for k, v in value.items():
                 key = k
                 if normalize and _is_append(k):
-                    key = k[:-len(APPEND)]
+                    key = k[: -len(APPEND)]
                     _check_append(src, sp, k, v, value)
                 if sp + (k,) in src.key_at:
                     self.out.key_at[dp + (key,)] = src.key_at[sp + (k,)]
@@ -217,7 +259,7 @@ class _Merger:
         self.spend(path, over)
         self.out.at[path] = over.at.get(path) or base.at.get(path)
         result: dict = {}
-        appends = {k[:-len(APPEND)]: k for k in o if _is_append(k)}
+        appends = {k[: -len(APPEND)]: k for k in o if _is_append(k)}
         for k, v in o.items():
             if _is_append(k):
                 _check_append(over, path, k, v, o)
@@ -233,7 +275,7 @@ class _Merger:
                 result[k] = self.copy(base, path + (k,), path + (k,), v, False)
                 self.key_from(base, path, k, k)
         for k, v in o.items():  # keys only the later file writes (a null there has nothing to delete)
-            key = k[:-len(APPEND)] if _is_append(k) else k
+            key = k[: -len(APPEND)] if _is_append(k) else k
             if key not in b:
                 result[key] = self.copy(over, path + (k,), path + (key,), v, True)
                 self.key_from(over, path, k, key)
@@ -243,12 +285,19 @@ class _Merger:
         """`KEY+=: [...]`: the base's list, then the later file's items."""
         base, over = self.base, self.over
         if not isinstance(items, list):
-            raise NetcliError(Problem(f"'{added}' appends to a list, but the base's '{k}' is not one",
-                                      render(path + (added,)), _location(over.key_at.get(path + (added,)), ""),
-                                      f"write '{k}:' to replace it"))
+            raise NetcliError(
+                Problem(
+                    f"'{added}' appends to a list, but the base's '{k}' is not one",
+                    render(path + (added,)),
+                    _location(over.key_at.get(path + (added,)), ""),
+                    f"write '{k}:' to replace it",
+                )
+            )
         result = [self.copy(base, path + (k, i), path + (k, i), item, False) for i, item in enumerate(items)]
-        result += [self.copy(over, path + (added, j), path + (k, len(items) + j), item, True)
-                   for j, item in enumerate(added_items)]
+        result += [
+            self.copy(over, path + (added, j), path + (k, len(items) + j), item, True)
+            for j, item in enumerate(added_items)
+        ]
         self.out.at[path + (k,)] = base.at.get(path + (k,)) or over.at.get(path + (added,))
         self.key_from(over, path, added, k)
         return result
@@ -280,11 +329,22 @@ def _is_append(key: Any) -> bool:
 
 def _check_append(src: _Layer, path: Path, key: str, value: Any, mapping: dict) -> None:
     where = _location(src.key_at.get(path + (key,)), "")
-    target = key[:-len(APPEND)]
+    target = key[: -len(APPEND)]
     if target in mapping:
-        raise NetcliError(Problem(f"'{target}' and '{key}' are both written here", render(path + (key,)), where,
-                                  f"keep one: '{target}:' replaces the base's list, '{key}:' appends to it"))
+        raise NetcliError(
+            Problem(
+                f"'{target}' and '{key}' are both written here",
+                render(path + (key,)),
+                where,
+                f"keep one: '{target}:' replaces the base's list, '{key}:' appends to it",
+            )
+        )
     if not isinstance(value, list):
-        raise NetcliError(Problem(f"'{key}' appends a list to the base's '{target}', not a "
-                                  f"{type(value).__name__}", render(path + (key,)), where,
-                                  f"write a list, e.g. {key}: [...], or '{target}:' to replace the value"))
+        raise NetcliError(
+            Problem(
+                f"'{key}' appends a list to the base's '{target}', not a {type(value).__name__}",
+                render(path + (key,)),
+                where,
+                f"write a list, e.g. {key}: [...], or '{target}:' to replace the value",
+            )
+        )

@@ -15,6 +15,7 @@ collective has a bounded timeout (`NETCLI_DIST_TIMEOUT` seconds, default 300).
 - a rank killed outright (SIGKILL) leaves no record: torchrun then stops the
   others, and a collective waiting on it ends at the timeout at the latest.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -23,8 +24,8 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Callable
 
 from netcli.core.errors import first_line
 
@@ -48,6 +49,7 @@ def world_size() -> int:
 
 def rank() -> int:
     import torch.distributed as dist
+
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank()
     return _env_number("RANK", 0)
@@ -59,6 +61,7 @@ def timeout_s() -> float:
 
 def joined() -> bool:
     import torch.distributed as dist
+
     return dist.is_available() and dist.is_initialized()
 
 
@@ -66,6 +69,7 @@ def join() -> None:
     """Join the default process group (torchrun's environment), or a group of one when run alone."""
     import torch
     import torch.distributed as dist
+
     if joined():
         return
     timeout = timedelta(seconds=timeout_s())
@@ -84,6 +88,7 @@ def join() -> None:
 
 def leave() -> None:
     import torch.distributed as dist
+
     if joined():
         with contextlib.suppress(Exception):
             dist.destroy_process_group()
@@ -91,6 +96,7 @@ def leave() -> None:
 
 def barrier() -> None:
     import torch.distributed as dist
+
     if joined() and dist.get_world_size() > 1:
         dist.barrier()
 
@@ -98,6 +104,7 @@ def barrier() -> None:
 def broadcast_object(value):
     """Rank 0's `value` on every rank."""
     import torch.distributed as dist
+
     if not joined() or dist.get_world_size() == 1:
         return value
     box = [value]
@@ -111,6 +118,7 @@ def local_device(device: str | None) -> str:
         return "cpu"
     if device in ("cuda", "auto"):
         import torch
+
         if torch.cuda.is_available():
             return f"cuda:{int(os.environ.get('LOCAL_RANK', '0')) % torch.cuda.device_count()}"
         return "cuda" if device == "cuda" else "cpu"
@@ -146,17 +154,21 @@ def distributed_main(invoke: Callable[[], int]) -> int:
     try:
         join()
     except Exception as exc:
-        print(f"netcli: rank {os.environ.get('RANK', '?')}: cannot join the job's process group: "
-              f"{first_line(exc)}", file=sys.stderr)
+        print(
+            f"netcli: rank {os.environ.get('RANK', '?')}: cannot join the job's process group: {first_line(exc)}",
+            file=sys.stderr,
+        )
         return 1
     import torch.distributed as dist
+
     me, n = dist.get_rank(), dist.get_world_size()
     store = dist.distributed_c10d._get_default_store()
     real_out, real_err = sys.stdout, sys.stderr
     err = _Tee(real_err if me == 0 else None, keep=me != 0)
     finished = threading.Event()
-    watcher = threading.Thread(target=_leave_when_another_fails, args=(store, finished, real_err),
-                               name="netcli-rank-watch", daemon=True)
+    watcher = threading.Thread(
+        target=_leave_when_another_fails, args=(store, finished, real_err), name="netcli-rank-watch", daemon=True
+    )
     code = 1
     try:
         sys.stdout, sys.stderr = (real_out if me == 0 else open(os.devnull, "w")), err

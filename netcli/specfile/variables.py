@@ -3,15 +3,16 @@
 References multiply text the way YAML aliases do (a variable used twice in a
 variable used twice...), so the expansion is bounded as it is made.
 """
+
 from __future__ import annotations
 
 import re
 from typing import Any
 
 from netcli.core.errors import Problem, did_you_mean
-from netcli.spec.params import param_names
-from netcli.spec.schema import is_block
-from netcli.spec.yamldoc import Document, Path, render_path
+from netcli.specfile.params import param_names
+from netcli.specfile.schema import is_block
+from netcli.specfile.yamldoc import Document, Path, render_path
 
 MAX_EXPANDED = 4 << 20  # after ${} substitution: 4 Mi characters and values (a spec is at most 1 MiB)
 VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_.]*)\}")
@@ -41,10 +42,14 @@ def substitute_vars(doc: Document) -> list[Problem]:
             data[key] = expander.resolve(data[key], (key,))
         except _TooBig as exc:
             at = exc.args[0]
-            expander.problems.append(Problem(
-                f"${{...}} variables expand the spec to more than {MAX_EXPANDED:,} characters and values",
-                render_path(at), doc.locate(at),
-                "variables that use each other several times multiply; write it out, or use blocks and use"))
+            expander.problems.append(
+                Problem(
+                    f"${{...}} variables expand the spec to more than {MAX_EXPANDED:,} characters and values",
+                    render_path(at),
+                    doc.locate(at),
+                    "variables that use each other several times multiply; write it out, or use blocks and use",
+                )
+            )
             break
     return expander.problems
 
@@ -81,8 +86,7 @@ class _Expander:
             inner = shadow
             if path[:1] in (("blocks",), ("model",)) and is_block(value) and "params" in value:
                 inner = shadow | frozenset(param_names(value))  # a block's params shadow the vars
-            return {k: self.resolve(v, path + (k,), seen, shadow if k == "params" else inner)
-                    for k, v in value.items()}
+            return {k: self.resolve(v, path + (k,), seen, shadow if k == "params" else inner) for k, v in value.items()}
         if isinstance(value, list):
             self.spend(len(value), path)
             return [self.resolve(v, path + (i,), seen, shadow) for i, v in enumerate(value)]
@@ -94,11 +98,13 @@ class _Expander:
         except KeyError as exc:
             name = exc.args[0]
             hint = did_you_mean(name, self.variables) or f"define it under vars:, or pass --set vars.{name}=VALUE"
-            self.problems.append(Problem(f"undefined variable '${{{name}}}'", render_path(path),
-                                         self.doc.locate(path), hint))
+            self.problems.append(
+                Problem(f"undefined variable '${{{name}}}'", render_path(path), self.doc.locate(path), hint)
+            )
         except RecursionError as exc:
-            self.problems.append(Problem(f"variables refer to each other in a cycle: {exc}",
-                                         render_path(path), self.doc.locate(path)))
+            self.problems.append(
+                Problem(f"variables refer to each other in a cycle: {exc}", render_path(path), self.doc.locate(path))
+            )
         return value
 
     def text(self, value: str, path: Path, seen: tuple[str, ...], shadow: frozenset) -> Any:
@@ -115,6 +121,7 @@ class _Expander:
                 return self.text_of(self.lookup(m.group(1), path, seen, shadow), path)
             except _Shadowed:
                 return m.group(0)
+
         text = VAR.sub(one, value)
         self.spend(len(text), path)
         return text

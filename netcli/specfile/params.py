@@ -7,14 +7,16 @@ the same name); `bind` writes one use's values into a copy of the block's
 YAML and validates that copy as a node, so every value is checked where it is
 written, and the builder sees plain nodes.
 """
+
 from __future__ import annotations
 
 import json
 import re
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from netcli.core.errors import Problem, did_you_mean
-from netcli.spec.schema import REQUIRED, is_block, param_defaults
+from netcli.specfile.schema import REQUIRED, is_block, param_defaults
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_.]*)\}")
 MAX_INSTANCES = 10_000  # distinct (definition, params) copies in one spec
@@ -39,14 +41,18 @@ def substitute(raw: Any, values: dict[str, Any]) -> Any:
     text. A nested block that declares a param of the same name shadows it. The
     block's own `params:` entry is dropped: the copy is bound.
     """
+
     def fill(value: Any, scope: dict[str, Any]) -> Any:
         if isinstance(value, dict):
             inner = scope
             own = declared(value)
             if own and value is not raw:
                 inner = {k: v for k, v in scope.items() if k not in own}
-            return {k: (fill(v, scope) if k == "params" else fill(v, inner))
-                    for k, v in value.items() if not (value is raw and k == "params")}
+            return {
+                k: (fill(v, scope) if k == "params" else fill(v, inner))
+                for k, v in value.items()
+                if not (value is raw and k == "params")
+            }
         if isinstance(value, list):
             return [fill(v, scope) for v in value]
         if not isinstance(value, str) or "${" not in value:
@@ -54,8 +60,7 @@ def substitute(raw: Any, values: dict[str, Any]) -> Any:
         whole = _VAR.fullmatch(value)
         if whole and _known(whole.group(1), scope):
             return _lookup(whole.group(1), scope)
-        return _VAR.sub(lambda m: str(_lookup(m.group(1), scope)) if _known(m.group(1), scope) else m.group(0),
-                        value)
+        return _VAR.sub(lambda m: str(_lookup(m.group(1), scope)) if _known(m.group(1), scope) else m.group(0), value)
 
     return fill(raw, dict(values))
 
@@ -80,9 +85,14 @@ def _lookup(name: str, scope: dict[str, Any]) -> Any:
     return value
 
 
-def resolve_values(defaults: dict[str, Any], given: dict[str, Any], *, block: str,
-                   at_given: Callable[[str, str, str | None], Problem],
-                   at_use: Callable[[str, str | None], Problem]) -> tuple[dict[str, Any], list[Problem]]:
+def resolve_values(
+    defaults: dict[str, Any],
+    given: dict[str, Any],
+    *,
+    block: str,
+    at_given: Callable[[str, str, str | None], Problem],
+    at_use: Callable[[str, str | None], Problem],
+) -> tuple[dict[str, Any], list[Problem]]:
     """Return the values of one use: the defaults, overridden by `with:`; and its problems.
 
     An argument the block does not declare (`at_given(name, message, hint)`)
@@ -93,15 +103,20 @@ def resolve_values(defaults: dict[str, Any], given: dict[str, Any], *, block: st
     for name in given:
         if name not in defaults:
             hint = did_you_mean(str(name), defaults) or (
-                f"{block} takes {', '.join(defaults)}" if defaults else f"{block} declares no params")
+                f"{block} takes {', '.join(defaults)}" if defaults else f"{block} declares no params"
+            )
             problems.append(at_given(str(name), f"unknown param '{name}' of {block}", hint))
     values = {k: v for k, v in defaults.items() if v is not REQUIRED}
     values.update({k: v for k, v in given.items() if k in defaults})
     missing = [k for k, v in defaults.items() if v is REQUIRED and k not in given]
     if missing:
         shown = ", ".join(f"{k}: ..." for k in missing)
-        problems.append(at_use(f"{block} needs the param{'s' if len(missing) > 1 else ''} "
-                               f"{', '.join(repr(k) for k in missing)}", f"pass it: with: {{{shown}}}"))
+        problems.append(
+            at_use(
+                f"{block} needs the param{'s' if len(missing) > 1 else ''} {', '.join(repr(k) for k in missing)}",
+                f"pass it: with: {{{shown}}}",
+            )
+        )
     return values, problems
 
 

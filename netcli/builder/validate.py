@@ -4,24 +4,39 @@ Every type is looked up, every constructor call is bound to its signature,
 every `use`/`ref` is resolved and cycles are found; all problems of a file are
 collected and raised together (torchtune's `validate`).
 """
+
 from __future__ import annotations
 
 import dataclasses
 import re
-from typing import Iterable
+from collections.abc import Iterable
 
-from netcli.build import inference
 from netcli import registry
+from netcli.builder import inference
 from netcli.core.errors import NetcliError, Problem, did_you_mean
-from netcli.spec.schema import LayerNode, RefNode, SequenceNode, UseNode
-from netcli.spec.yamldoc import render_path
-from netcli.spec.loading import (LoadedSpec, NodeAt, block_children, children_of, has_params, walk_nodes,
-                                 walk_tree, read_spec_text, resolve_spec_source)
-from netcli.spec.schema import REQUIRED, BlockNode, param_defaults
+from netcli.specfile.loading import (
+    LoadedSpec,
+    NodeAt,
+    block_children,
+    children_of,
+    has_params,
+    read_spec_text,
+    resolve_spec_source,
+    walk_nodes,
+    walk_tree,
+)
+from netcli.specfile.schema import REQUIRED, BlockNode, LayerNode, RefNode, SequenceNode, UseNode, param_defaults
+from netcli.specfile.yamldoc import render_path
 
 
-def load_spec(spec: str | None = None, sets: Iterable[str] = (), plugins: Iterable[str] = (), *,
-              check: bool = True, notes: list[str] | None = None) -> LoadedSpec:
+def load_spec(
+    spec: str | None = None,
+    sets: Iterable[str] = (),
+    plugins: Iterable[str] = (),
+    *,
+    check: bool = True,
+    notes: list[str] | None = None,
+) -> LoadedSpec:
     """Read, override, validate and check a spec; raise NetcliError listing every problem.
 
     The one entry point every command uses. `spec` None: NETCLI_SPEC, else
@@ -33,15 +48,23 @@ def load_spec(spec: str | None = None, sets: Iterable[str] = (), plugins: Iterab
     return load_spec_text(text, source, sets, plugins, check=check)
 
 
-def load_spec_text(text: str, source: str, sets: Iterable[str] = (), plugins: Iterable[str] = (), *,
-                   check: bool = True, embedded: bool = False) -> LoadedSpec:
+def load_spec_text(
+    text: str,
+    source: str,
+    sets: Iterable[str] = (),
+    plugins: Iterable[str] = (),
+    *,
+    check: bool = True,
+    embedded: bool = False,
+) -> LoadedSpec:
     """Like load_spec, from text already read (an embedded spec, the default).
 
     `embedded`: the text came out of a checkpoint, which anyone may have written;
     its `plugins:` are then never imported (see check_spec).
     """
-    return read_spec_text(text, source, sets,
-                          check=(lambda loaded: check_spec(loaded, plugins, embedded=embedded)) if check else None)
+    return read_spec_text(
+        text, source, sets, check=(lambda loaded: check_spec(loaded, plugins, embedded=embedded)) if check else None
+    )
 
 
 def check_spec(loaded: LoadedSpec, plugins: Iterable[str] = (), *, embedded: bool = False) -> None:
@@ -59,10 +82,14 @@ def check_spec(loaded: LoadedSpec, plugins: Iterable[str] = (), *, embedded: boo
     for i, module in enumerate(loaded.spec.plugins):
         if embedded:
             if module not in plugins:
-                problems.append(loaded.problem(
-                    ("plugins", i), f"the checkpoint's spec asks for plugin '{module}'; plugins named inside a "
-                                    "file are never imported",
-                    f"if you trust this file, name it yourself: --plugin {module}"))
+                problems.append(
+                    loaded.problem(
+                        ("plugins", i),
+                        f"the checkpoint's spec asks for plugin '{module}'; plugins named inside a "
+                        "file are never imported",
+                        f"if you trust this file, name it yourself: --plugin {module}",
+                    )
+                )
             continue
         try:
             registry.load_plugin(module)
@@ -140,15 +167,20 @@ def _check_size(loaded: LoadedSpec) -> list[Problem]:
             define(at)
     if total <= MAX_MODULES and not culprit:
         return []
-    return [loaded.problem(culprit[0] if culprit else ("model",),
-                           f"the network expands to more than {MAX_MODULES:,} modules",
-                           "repeats multiply: lower a repeat, or share one block with ref")]
+    return [
+        loaded.problem(
+            culprit[0] if culprit else ("model",),
+            f"the network expands to more than {MAX_MODULES:,} modules",
+            "repeats multiply: lower a repeat, or share one block with ref",
+        )
+    ]
 
 
 def _check_device(loaded: LoadedSpec, path, text) -> list[Problem]:
     if text is None:
         return []
     from netcli.core.devices import resolve_device
+
     try:
         resolve_device(text)
     except NetcliError as exc:
@@ -166,17 +198,26 @@ def _check_node(loaded: LoadedSpec, at: NodeAt) -> list[Problem]:
                 raise ValueError(fault)
             names = [node.names.format(i=i) for i in range(node.repeat)]
         except (KeyError, IndexError, ValueError, AttributeError, TypeError) as exc:
-            problems.append(loaded.problem(path + ("names",), f"cannot format names: {exc}",
-                                           "write e.g. 'block {i}'"))
+            problems.append(loaded.problem(path + ("names",), f"cannot format names: {exc}", "write e.g. 'block {i}'"))
         else:
             if len(set(names)) != len(names):
-                problems.append(loaded.problem(path + ("names",), f"'{node.names}' gives the same name twice",
-                                               "put {i} in it, e.g. 'block {i}'"))
+                problems.append(
+                    loaded.problem(
+                        path + ("names",),
+                        f"'{node.names}' gives the same name twice",
+                        "put {i} in it, e.g. 'block {i}'",
+                    )
+                )
             bad = next(((n, why) for n in names if (why := child_name_fault(n)) is not None), None)
             if bad is not None:
-                problems.append(loaded.problem(path + ("names",), f"'{bad[0]}' cannot be a child's name: {bad[1]}",
-                                               "names are not empty, contain no '.' and no control characters, "
-                                               "and are not attributes of nn.Module"))
+                problems.append(
+                    loaded.problem(
+                        path + ("names",),
+                        f"'{bad[0]}' cannot be a child's name: {bad[1]}",
+                        "names are not empty, contain no '.' and no control characters, "
+                        "and are not attributes of nn.Module",
+                    )
+                )
     if isinstance(node, LayerNode):
         problems += _check_layer(loaded, node, path)
     elif isinstance(node, (UseNode, RefNode)):
@@ -184,27 +225,38 @@ def _check_node(loaded: LoadedSpec, at: NodeAt) -> list[Problem]:
         if target not in loaded.spec.blocks:
             defined = list(loaded.spec.blocks)
             hint = did_you_mean(target, defined) or (
-                f"defined blocks: {', '.join(defined)}" if defined else "define it under blocks:")
+                f"defined blocks: {', '.join(defined)}" if defined else "define it under blocks:"
+            )
             problems.append(loaded.problem(path + (node.kind,), f"'{target}' is not defined", hint))
         elif isinstance(node, RefNode) and has_params(loaded.spec.blocks[target]):
             required = [k for k, v in param_defaults(loaded.spec.blocks[target].params).items() if v is REQUIRED]
             if required:
-                problems.append(loaded.problem(
-                    path + ("ref",), f"a ref is the one shared {target}: it is built with its params' defaults, "
-                    f"and {', '.join(repr(r) for r in required)} has none",
-                    f"give {target}'s params defaults, or use {{use: {target}, with: {{...}}}} for a fresh copy"))
+                problems.append(
+                    loaded.problem(
+                        path + ("ref",),
+                        f"a ref is the one shared {target}: it is built with its params' defaults, "
+                        f"and {', '.join(repr(r) for r in required)} has none",
+                        f"give {target}'s params defaults, or use {{use: {target}, with: {{...}}}} for a fresh copy",
+                    )
+                )
     elif isinstance(node, BlockNode):
         problems += _check_block(loaded, node, path, bound=at.params is not None or not has_params(node))
     elif isinstance(node, SequenceNode):
         seen: dict[str, int] = {}
         for i, (name, child) in enumerate(children_of(node, path)):
             if name in seen:
-                problems.append(loaded.problem(child.path, f"two children are named '{name}'",
-                                               "give each child its own name"))
+                problems.append(
+                    loaded.problem(child.path, f"two children are named '{name}'", "give each child its own name")
+                )
             elif (why := child_name_fault(name)) is not None:
-                problems.append(loaded.problem(child.path, f"'{name}' cannot be a child's name: {why}",
-                                               "names are not empty, contain no '.' and no control characters, "
-                                               "and are not attributes of nn.Module"))
+                problems.append(
+                    loaded.problem(
+                        child.path,
+                        f"'{name}' cannot be a child's name: {why}",
+                        "names are not empty, contain no '.' and no control characters, "
+                        "and are not attributes of nn.Module",
+                    )
+                )
             seen[name] = i
     return problems
 
@@ -217,26 +269,49 @@ def _check_block(loaded: LoadedSpec, node: BlockNode, path, *, bound: bool) -> l
     """
     problems = []
     if node.class_ is not None and not (node.class_.isidentifier() and not node.class_.startswith("__")):
-        problems.append(loaded.problem(path + ("class",), f"'{node.class_}' cannot be a class name",
-                                       "write a Python class name, e.g. BasicBlock"))
+        problems.append(
+            loaded.problem(
+                path + ("class",),
+                f"'{node.class_}' cannot be a class name",
+                "write a Python class name, e.g. BasicBlock",
+            )
+        )
     for name, child in block_children(node, path):
         if (why := child_name_fault(name)) is not None:
-            problems.append(loaded.problem(child.path, f"'{name}' cannot be a child's name: {why}",
-                                           "names are not empty, contain no '.' and no control characters, "
-                                           "and are not attributes of nn.Module", key=True))
+            problems.append(
+                loaded.problem(
+                    child.path,
+                    f"'{name}' cannot be a child's name: {why}",
+                    "names are not empty, contain no '.' and no control characters, "
+                    "and are not attributes of nn.Module",
+                    key=True,
+                )
+            )
         elif child.node.name is not None:
-            problems.append(loaded.problem(child.path + ("name",), f"the child '{name}' is named by its key",
-                                           "remove name: (the key under children: is the name)", key=True))
+            problems.append(
+                loaded.problem(
+                    child.path + ("name",),
+                    f"the child '{name}' is named by its key",
+                    "remove name: (the key under children: is the name)",
+                    key=True,
+                )
+            )
     if node.forward is None:
         if node.inputs is not None and len(node.inputs) > 1:
-            problems.append(loaded.problem(path + ("inputs",), "without forward: the children run in order on "
-                                           "one input", "write a forward: that uses each input"))
+            problems.append(
+                loaded.problem(
+                    path + ("inputs",),
+                    "without forward: the children run in order on one input",
+                    "write a forward: that uses each input",
+                )
+            )
         return problems
     return problems + _check_forward(loaded, node, path)
 
 
 def _check_forward(loaded: LoadedSpec, node: BlockNode, path) -> list[Problem]:
-    from netcli.build.blocks import program_for
+    from netcli.builder.blocks import program_for
+
     try:
         program_for(loaded, node, path)
     except NetcliError as exc:
@@ -256,6 +331,7 @@ def _names_format_fault(fmt: str) -> str | None:
     reaches attributes.
     """
     import string
+
     try:
         fields = list(string.Formatter().parse(fmt))
     except ValueError as exc:
@@ -292,6 +368,7 @@ def _module_attributes() -> set[str]:
     """The names an nn.Sequential already has: add_module refuses them (KeyError)."""
     if not _MODULE_ATTRIBUTES:
         import torch.nn as nn
+
         _MODULE_ATTRIBUTES.update(n for n in dir(nn.Sequential()) if not n.isdigit())
     return _MODULE_ATTRIBUTES
 
@@ -312,8 +389,13 @@ def check_spec_name(loaded: LoadedSpec) -> list[Problem]:
         why = "it contains a control character"
     if why is None:
         return []
-    return [loaded.problem(("name",), f"'{name}' cannot be the network's name: {why}",
-                           "write a plain name such as my_net (save writes NAME.safetensors)")]
+    return [
+        loaded.problem(
+            ("name",),
+            f"'{name}' cannot be the network's name: {why}",
+            "write a plain name such as my_net (save writes NAME.safetensors)",
+        )
+    ]
 
 
 def _check_layer(loaded: LoadedSpec, node: LayerNode, path) -> list[Problem]:
@@ -333,7 +415,8 @@ def _check_layer(loaded: LoadedSpec, node: LayerNode, path) -> list[Problem]:
     inner: list[Problem] = []
     nodes = _module_arguments(entry.obj, node.args, node.kwargs)
     if nodes:  # arguments written as nodes (encoder_layer): checked as nodes, built before the layer
-        from netcli.build.blocks import parse_node
+        from netcli.builder.blocks import parse_node
+
         found = [(arg, problem) for arg, problem in found if arg not in nodes]
         for key, value in nodes.items():
             try:
@@ -346,24 +429,41 @@ def _check_layer(loaded: LoadedSpec, node: LayerNode, path) -> list[Problem]:
     shifted = None if has_input or not found else inference.plan_arguments(entry, node.args, node.kwargs)
     if shifted is not None and shifted.positions:  # with an input shape it would infer a size
         meant = ", ".join(f"{name}={shifted.kwargs[name]!r}" for name in shifted.positions)
-        hint = (f"with an input: shape, {' and '.join(shifted.missing)} is inferred and this reads "
-                f"{meant}; without one, {inference.cannot_infer_hint(node.type, shifted)}")
+        hint = (
+            f"with an input: shape, {' and '.join(shifted.missing)} is inferred and this reads "
+            f"{meant}; without one, {inference.cannot_infer_hint(node.type, shifted)}"
+        )
         found = [(arg, dataclasses.replace(problem, hint=hint)) for arg, problem in found]
     if plan.missing and not has_input and not found:
-        found = [("", Problem(f"cannot infer {' and '.join(plan.missing)}: the spec has no input: shape",
-                              hint=inference.cannot_infer_hint(node.type, plan, no_input=True)))]
+        found = [
+            (
+                "",
+                Problem(
+                    f"cannot infer {' and '.join(plan.missing)}: the spec has no input: shape",
+                    hint=inference.cannot_infer_hint(node.type, plan, no_input=True),
+                ),
+            )
+        ]
     out = []
     for arg, problem in found:
         arg_path = type_path + (arg,) if arg != "" else type_path
-        out.append(loaded.problem(arg_path, problem.message, problem.hint, key=isinstance(arg, str) and arg != "",
-                                  where=render_path(type_path)))
+        out.append(
+            loaded.problem(
+                arg_path,
+                problem.message,
+                problem.hint,
+                key=isinstance(arg, str) and arg != "",
+                where=render_path(type_path),
+            )
+        )
     return out + inner
 
 
 def _module_arguments(cls, args, kwargs) -> dict:
     if not isinstance(cls, type):
         return {}
-    from netcli.build.blocks import module_arguments
+    from netcli.builder.blocks import module_arguments
+
     return module_arguments(cls, args, kwargs)
 
 
@@ -380,12 +480,17 @@ def _check_cycles(loaded: LoadedSpec) -> list[Problem]:
     def visit(name: str, stack: list[str]) -> None:
         for target, path in uses.get(name, []):
             if target in stack:
-                cycle = stack[stack.index(target):] + [target]
+                cycle = stack[stack.index(target) :] + [target]
                 key = frozenset(cycle)
                 if key not in reported:
                     reported.add(key)
-                    problems.append(loaded.problem(path, "definitions refer to each other in a cycle: "
-                                                   + " -> ".join(cycle), "a block cannot contain itself"))
+                    problems.append(
+                        loaded.problem(
+                            path,
+                            "definitions refer to each other in a cycle: " + " -> ".join(cycle),
+                            "a block cannot contain itself",
+                        )
+                    )
             elif target in blocks:
                 visit(target, stack + [target])
 

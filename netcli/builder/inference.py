@@ -7,13 +7,14 @@ the argument (`infer_value`) before it creates the real module, which is then
 the same plain `nn.Linear(400, 120)`. Which arguments are inferable comes from
 the registry (`Entry.inferable`, `register_block(inferable=...)`).
 """
+
 from __future__ import annotations
 
 import inspect
 import re
 import typing
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 from netcli import registry
@@ -35,7 +36,7 @@ class Reported(Exception):
     """Raised inside a forward on the inference pass after the problem was recorded: stop, say nothing more."""
 
 
-@lru_cache(maxsize=None)
+@cache
 def constructor_signature(cls: type) -> inspect.Signature | None:
     """Return the constructor's signature, looking through `*args, **kwargs` to its overloads.
 
@@ -115,7 +116,7 @@ def plan_arguments(entry: registry.Entry, args: list, kwargs: dict, *, shift: bo
         return written  # bind_arguments reports it
     missing = [n for n in required if n not in bound.arguments]
     if not missing:
-        if shift and args and any(n in inferable and n not in kwargs for n in list(bound.arguments)[:len(args)]):
+        if shift and args and any(n in inferable and n not in kwargs for n in list(bound.arguments)[: len(args)]):
             other = _shifted(sig, args, kwargs, inferable, required)
             if other is not None:
                 return ArgumentPlan(list(args), dict(kwargs), alternative=other)
@@ -128,8 +129,9 @@ def plan_arguments(entry: registry.Entry, args: list, kwargs: dict, *, shift: bo
     return _reading_without(sig, args, kwargs, left_out, inferable, required) or written
 
 
-def _reading_without(sig: inspect.Signature, args: list, kwargs: dict, left_out: set, inferable,
-                     required) -> ArgumentPlan | None:
+def _reading_without(
+    sig: inspect.Signature, args: list, kwargs: dict, left_out: set, inferable, required
+) -> ArgumentPlan | None:
     """`args` read in order over the parameters but `left_out`, if what is then missing can be inferred."""
     order = [p.name for p in _named(sig) if p.kind is not p.KEYWORD_ONLY and p.name not in left_out]
     if len(args) > len(order) or any(order[i] in kwargs for i in range(len(args))):
@@ -186,9 +188,11 @@ def meaning_problem(type_name: str, plan: ArgumentPlan, cls: type, shape: tuple[
         if bound[arg] != actual:
             torch_reading = ", ".join(f"{k}={v!r}" for k, v in bound.items())
             named = ", ".join(f"{k}: {v!r}" for k, v in other.kwargs.items())
-            return (f"{list(plan.args)} reads {torch_reading} in torch's order, but its input has "
-                    f"{arg}={actual} (shape {list(shape)}); name the arguments: {{{type_name}: {{{named}}}}} "
-                    f"infers {arg}, or write {arg}: {bound[arg]!r} by name to keep torch's reading")
+            return (
+                f"{list(plan.args)} reads {torch_reading} in torch's order, but its input has "
+                f"{arg}={actual} (shape {list(shape)}); name the arguments: {{{type_name}: {{{named}}}}} "
+                f"infers {arg}, or write {arg}: {bound[arg]!r} by name to keep torch's reading"
+            )
     return None
 
 
@@ -224,16 +228,20 @@ def _channel_dim(cls: type, arg: str, shape: tuple[int, ...]) -> int:
     if "BatchNorm" in name:
         allowed = {1: (2, 3), 2: (4,), 3: (5,)}.get(spatial or 0, tuple(range(2, 6)))
         if len(shape) not in allowed:
-            raise InferenceError(f"{name} expects a {' or '.join(f'{n}-d' for n in allowed)} input "
-                                 f"(N, C, ...), but its input has shape {list(shape)}")
+            raise InferenceError(
+                f"{name} expects a {' or '.join(f'{n}-d' for n in allowed)} input "
+                f"(N, C, ...), but its input has shape {list(shape)}"
+            )
         return 1
     if spatial is not None:  # Conv*, ConvTranspose*, InstanceNorm*: batched or not
         if len(shape) == spatial + 2:
             return 1
         if len(shape) == spatial + 1:
             return 0
-        raise InferenceError(f"{name} expects a {spatial + 2}-d (N, C, ...) or {spatial + 1}-d (C, ...) "
-                             f"input, but its input has shape {list(shape)}")
+        raise InferenceError(
+            f"{name} expects a {spatial + 2}-d (N, C, ...) or {spatial + 1}-d (C, ...) "
+            f"input, but its input has shape {list(shape)}"
+        )
     if len(shape) < 2:
         raise InferenceError(f"{name} reads {arg} from dimension 1, but its input has shape {list(shape)}")
     return 1
@@ -252,6 +260,7 @@ class Flow:
     def __init__(self, example):
         """`example`: a shape, or the spec's input entries (several for a forward with several inputs)."""
         import torch
+
         self.shape_given = example is not None
         self.value: Any = None
         self.spread = False  # the value is the network's several inputs: the first block takes them as arguments
@@ -269,6 +278,7 @@ class Flow:
     @property
     def shape(self) -> tuple[int, ...] | None:
         import torch
+
         return tuple(self.value.shape) if isinstance(self.value, torch.Tensor) else None
 
     @property
@@ -277,14 +287,17 @@ class Flow:
         if self.value is None:
             return self._reason
         if self.shape is None:
-            return (f"block {self._last} returns a {type(self.value).__name__}, not one tensor, "
-                    "so the shape after it is unknown")
+            return (
+                f"block {self._last} returns a {type(self.value).__name__}, not one tensor, "
+                "so the shape after it is unknown"
+            )
         return None
 
     def advance(self, module, name: str) -> None:
         """Run `module` (built on meta) on the flowing value; its output flows on."""
         import torch
         from torch import nn
+
         if self.value is None:
             return
         x = self.value
@@ -297,8 +310,9 @@ class Flow:
         except Reported:
             self.stop(f"the shape after block {label} is unknown")
         except Exception as exc:
-            from netcli.build.forward import failure_location
-            from netcli.build.shapes import ShapeTrace
+            from netcli.builder.forward import failure_location
+            from netcli.builder.shapes import ShapeTrace
+
             text = first_line(exc)
             at = failure_location(exc)
             where = f" (in its forward at {at})" if at is not None else ""
@@ -322,8 +336,9 @@ def needs_inference(loaded) -> bool:
 
 
 def _needs_inference(loaded) -> bool:
-    from netcli.spec.schema import LayerNode
-    from netcli.spec.loading import walk_nodes
+    from netcli.specfile.loading import walk_nodes
+    from netcli.specfile.schema import LayerNode
+
     registry.ensure_loaded()
     for at in walk_nodes(loaded):
         if isinstance(at.node, LayerNode) and at.node.type in registry.types:
@@ -338,9 +353,11 @@ def cannot_infer_hint(type_name: str, plan: ArgumentPlan, *, no_input: bool = Fa
     """Say what to write instead: the argument, by name (and `input:` when there is none)."""
     args = ", ".join(f"{a}: N" for a in plan.missing)
     written = ", ".join(f"{k}: {v!r}" for k, v in plan.kwargs.items())
-    return (f"write {' and '.join(plan.missing)}, e.g. {{{type_name}: {{{args}"
-            f"{', ' + written if written else ''}}}}}"
-            + (", or give the spec an input: shape such as [2, ...]" if no_input else ""))
+    return (
+        f"write {' and '.join(plan.missing)}, e.g. {{{type_name}: {{{args}"
+        f"{', ' + written if written else ''}}}}}"
+        + (", or give the spec an input: shape such as [2, ...]" if no_input else "")
+    )
 
 
 def describe_inferred(values: dict[str, Any]) -> str:
@@ -357,6 +374,7 @@ def input_shape_of(text: str | None) -> list[int] | None:
     if text is None:
         return None
     from netcli.io.inputs import load_tensor_file, parse_input
+
     source = parse_input(text)
     return source.shape if source.generator is not None else list(load_tensor_file(source.path, source.key).shape)
 
@@ -369,6 +387,9 @@ def input_sets(text: str | None) -> list[str]:
 
 def format_inferred(inferred: dict[str, dict[str, Any]]) -> str:
     """Return `0.in_channels=1, 7.in_features=400`: every inferred argument, by module name."""
-    return ", ".join(f"{name + '.' if name else ''}{arg}={value}"
-                     for name, values in inferred.items() for arg, value in values.items()
-                     if not name.startswith("<"))  # a shared block's own entry: listed where it is used
+    return ", ".join(
+        f"{name + '.' if name else ''}{arg}={value}"
+        for name, values in inferred.items()
+        for arg, value in values.items()
+        if not name.startswith("<")
+    )  # a shared block's own entry: listed where it is used

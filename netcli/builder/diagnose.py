@@ -5,10 +5,12 @@ the shape check, app.running for a run). For a few failures torch's own words
 describe what went wrong inside the kernel, not why: those are translated here,
 once, for both places.
 """
+
 from __future__ import annotations
 
 import re
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from torch import nn
 
@@ -18,8 +20,9 @@ from netcli.core.errors import first_line
 _BATCH_STATS = "Expected more than 1 value per channel when training"
 
 
-def explain(module: nn.Module | None, exc: BaseException, shape: Sequence[int] | None,
-            example: Sequence[int] | None = None) -> tuple[str, str] | None:
+def explain(
+    module: nn.Module | None, exc: BaseException, shape: Sequence[int] | None, example: Sequence[int] | None = None
+) -> tuple[str, str] | None:
     """(message, hint) for a failure with a known cause, else None (the caller words it as before).
 
     `shape` is the failing block's input shape, `example` the network's input shape (for the fix).
@@ -31,15 +34,18 @@ def explain(module: nn.Module | None, exc: BaseException, shape: Sequence[int] |
         got = f" (its input has shape {list(shape)})" if shape is not None else ""
         asked = re.search(r"allocate (\d+) bytes", text) or re.search(r"[Tt]ried to allocate ([\d.]+ [KMGT]?i?B)", text)
         size = (human_bytes(int(asked.group(1))) if asked.group(1).isdigit() else asked.group(1)) if asked else None
-        return (f"{type(module).__name__} ran out of memory{got}"
-                + (f": it asked for {size}, more than the device could give" if size else ""),
-                "give a smaller input (fewer samples in a batch), or --device meta to see the shapes without values")
+        return (
+            f"{type(module).__name__} ran out of memory{got}"
+            + (f": it asked for {size}, more than the device could give" if size else ""),
+            "give a smaller input (fewer samples in a batch), or --device meta to see the shapes without values",
+        )
     return None
 
 
 def out_of_memory(exc: BaseException | None) -> bool:
     """True for an allocation the device refused (CPU or GPU), whatever torch calls it."""
     import torch
+
     if exc is None:
         return False
     if isinstance(exc, (MemoryError, torch.OutOfMemoryError)):
@@ -53,8 +59,12 @@ def _batch_of_one(module: Any, shape: Sequence[int] | None, example: Sequence[in
     kind = type(module).__name__ if isinstance(module, nn.modules.batchnorm._BatchNorm) else "BatchNorm"
     got = f" has shape {list(shape)}:" if shape is not None else " has"
     bigger = f"e.g. input: [{', '.join(map(str, [2, *list(example)[1:]]))}]" if example else "e.g. input: [2, ...]"
-    message = (f"{kind} in training mode normalizes with the batch's own statistics, and its input{got} "
-               "one value per channel, whose variance is undefined")
-    hint = (f"give the example input a batch of 2 or more, {bigger}; or run the network in eval mode, "
-            "where it uses its running statistics, as load and export do")
+    message = (
+        f"{kind} in training mode normalizes with the batch's own statistics, and its input{got} "
+        "one value per channel, whose variance is undefined"
+    )
+    hint = (
+        f"give the example input a batch of 2 or more, {bigger}; or run the network in eval mode, "
+        "where it uses its running statistics, as load and export do"
+    )
     return message, hint

@@ -4,10 +4,12 @@ Only YAML's standard tags are accepted (no `!!python/...`), a key written twice
 is an error, and size, depth and alias expansion are bounded so that no file
 can hang or exhaust the machine.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 import yaml
 
@@ -18,8 +20,7 @@ MAX_DEPTH = 64  # nesting deeper than any real network description
 MAX_NODES = 200_000  # values after alias expansion: stops "billion laughs" files early
 
 _SAFE_TAGS = {
-    "tag:yaml.org,2002:" + t
-    for t in ("str", "int", "float", "bool", "null", "seq", "map", "timestamp", "binary")
+    "tag:yaml.org,2002:" + t for t in ("str", "int", "float", "bool", "null", "seq", "map", "timestamp", "binary")
 }
 
 Path = tuple  # a path into the document: keys and list indices
@@ -108,13 +109,17 @@ class _Walker:
     def walk(self, node: yaml.Node, path: Path, depth: int = 0) -> Any:
         self.count += 1
         if self.count > MAX_NODES:
-            raise self.fail(node, f"the document expands to more than {MAX_NODES} values",
-                            "YAML aliases (*name) multiply; write the structure out, or use blocks/use")
+            raise self.fail(
+                node,
+                f"the document expands to more than {MAX_NODES} values",
+                "YAML aliases (*name) multiply; write the structure out, or use blocks/use",
+            )
         if depth > MAX_DEPTH:
             raise self.fail(node, f"nesting deeper than {MAX_DEPTH} levels")
         if node.tag not in _SAFE_TAGS:
-            raise self.fail(node, f"the tag '{node.tag}' is not allowed",
-                            "a spec is plain data; only standard YAML types are read")
+            raise self.fail(
+                node, f"the tag '{node.tag}' is not allowed", "a spec is plain data; only standard YAML types are read"
+            )
         self.positions.setdefault(path, _mark(node))
         if isinstance(node, yaml.SequenceNode):
             return [self.walk(item, path + (i,), depth + 1) for i, item in enumerate(node.value)]
@@ -122,8 +127,9 @@ class _Walker:
             out: dict[Any, Any] = {}
             for key_node, value_node in node.value:
                 if key_node.tag == "tag:yaml.org,2002:merge":
-                    raise self.fail(key_node, "merge keys (<<) are not supported",
-                                    "define a block under 'blocks:' and 'use' it")
+                    raise self.fail(
+                        key_node, "merge keys (<<) are not supported", "define a block under 'blocks:' and 'use' it"
+                    )
                 if not isinstance(key_node, yaml.ScalarNode):
                     raise self.fail(key_node, "a key must be a plain value, not a list or mapping")
                 key = self.walk(key_node, path + ("<key>",), depth + 1)
@@ -132,8 +138,11 @@ class _Walker:
                 if key in out:
                     first = self.key_positions.get(path + (key,))
                     where = f" (first at line {first[0]})" if first else ""
-                    raise self.fail(key_node, f"the key '{key}' is written twice{where}",
-                                    "a plain YAML loader would silently keep the last one; keep one")
+                    raise self.fail(
+                        key_node,
+                        f"the key '{key}' is written twice{where}",
+                        "a plain YAML loader would silently keep the last one; keep one",
+                    )
                 self.key_positions[path + (key,)] = _mark(key_node)
                 out[key] = self.walk(value_node, path + (key,), depth + 1)
             return out
@@ -146,8 +155,13 @@ class _Walker:
 def parse_yaml(text: str, source: str) -> Document:
     """Parse `text` safely; raise NetcliError with a location on any problem."""
     if len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
-        raise NetcliError(Problem(f"the file is larger than {MAX_BYTES // 1024} KiB",
-                                  location=Location(source), hint="a spec should be a short file"))
+        raise NetcliError(
+            Problem(
+                f"the file is larger than {MAX_BYTES // 1024} KiB",
+                location=Location(source),
+                hint="a spec should be a short file",
+            )
+        )
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
@@ -159,9 +173,13 @@ def parse_yaml(text: str, source: str) -> Document:
         line = text.count("\n", 0, exc.position) + 1
         column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
         code = exc.character if isinstance(exc.character, int) else ord(str(exc.character)[:1] or "\0")
-        raise NetcliError(Problem(f"invalid YAML: the character U+{code:04X} is not allowed in YAML",
-                                  location=Location(source, line, column),
-                                  hint='remove it, or write it as an escape in a "double-quoted" string')) from exc
+        raise NetcliError(
+            Problem(
+                f"invalid YAML: the character U+{code:04X} is not allowed in YAML",
+                location=Location(source, line, column),
+                hint='remove it, or write it as an escape in a "double-quoted" string',
+            )
+        ) from exc
     except yaml.YAMLError as exc:
         raise NetcliError(Problem(f"invalid YAML: {exc}", location=Location(source))) from exc
     except RecursionError as exc:

@@ -10,14 +10,16 @@ Generating needs torch (the registry), so a generated copy ships as
 with; `schema_text()` returns that file while it is current and regenerates
 only when asked, when the versions differ, or when plugins add types.
 """
+
 from __future__ import annotations
 
 import inspect
 import json
 import re
+from collections.abc import Iterable
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 SCHEMA_FILE = Path(__file__).resolve().parents[2] / "schema" / "netcli.schema.json"
@@ -31,6 +33,7 @@ _PRIMITIVES = {"integer", "number", "boolean", "null"}
 def versions() -> dict[str, str]:
     """Return the netcli and torch versions, read from package metadata (no torch import)."""
     from netcli.core.version import VERSION
+
     try:
         torch_version = metadata.version("torch")
     except metadata.PackageNotFoundError:
@@ -50,7 +53,7 @@ def generate(*, plugins: Iterable[str] = (), builtin_only: bool = False) -> dict
     holds only what every netcli install has.
     """
     from netcli import registry
-    from netcli.spec.schema import json_schema
+    from netcli.specfile.schema import json_schema
 
     registry.ensure_loaded()
     for module in plugins:
@@ -74,14 +77,18 @@ def generate(*, plugins: Iterable[str] = (), builtin_only: bool = False) -> dict
             continue
         defs.update(arguments_schema(entry.obj, entry.name, entry.inferable))
         defs[f"layer.{entry.name}"] = _node_object(
-            entry.name, {"$ref": f"#/$defs/args.{entry.name}"}, options, _describe(entry))
+            entry.name, {"$ref": f"#/$defs/args.{entry.name}"}, options, _describe(entry)
+        )
         layer_refs.append({"$ref": f"#/$defs/layer.{entry.name}"})
     defs["Node"] = _node_union(layer_refs)
     schema = allow_vars(schema)
     schema["$schema"] = DRAFT
-    schema["x-netcli"] = {**versions(), "types": len(type_names), "initializers": init_names,
-                          "plugins": sorted({e.origin.rsplit(".", 1)[0] for e in entries
-                                             if not builtin_origin(e.origin)})}
+    schema["x-netcli"] = {
+        **versions(),
+        "types": len(type_names),
+        "initializers": init_names,
+        "plugins": sorted({e.origin.rsplit(".", 1)[0] for e in entries if not builtin_origin(e.origin)}),
+    }
     return {"$schema": schema.pop("$schema"), **schema}
 
 
@@ -91,18 +98,25 @@ def _top_level(schema: dict, defs: dict, init_names: list[str]) -> None:
     props["model"] = {**NODE_REF, "description": "the network"}
     props["blocks"]["additionalProperties"] = NODE_REF
     # In a spec that extends another, KEY+=: [...] appends to the base's list (spec/compose.py).
-    schema["patternProperties"] = {r"^[A-Za-z_]+\+=$": {
-        "type": "array", "description": "with extends: appended to the base's list under the same key"}}
+    schema["patternProperties"] = {
+        r"^[A-Za-z_]+\+=$": {
+            "type": "array",
+            "description": "with extends: appended to the base's list under the same key",
+        }
+    }
     items = props["init"]["items"]
     items[next(k for k in ("oneOf", "anyOf") if k in items)][0] = {
-        "type": "string", "description": "INIT:TARGET, e.g. xavier:0, normal(std=0.01):Linear, const42:*",
-        "examples": [f"{n}:*" for n in init_names]}
+        "type": "string",
+        "description": "INIT:TARGET, e.g. xavier:0, normal(std=0.01):Linear, const42:*",
+        "examples": [f"{n}:*" for n in init_names],
+    }
     defs["InitRuleSpec"]["properties"]["init"]["examples"] = init_names
 
 
 def _options(defs: dict) -> dict:
     """A node's options (name, repeat, device, ...), each defined once and referenced by every node form."""
-    from netcli.spec.schema import OPTIONS, NodeOptions
+    from netcli.specfile.schema import OPTIONS, NodeOptions
+
     option_props = NodeOptions.model_json_schema()["properties"]
     for name in OPTIONS:
         defs[f"option.{name}"] = option_props[name]
@@ -111,25 +125,52 @@ def _options(defs: dict) -> dict:
 
 def _node_forms(type_names: list[str], options: dict) -> dict:
     """The node forms other than a layer: a type name, a list, use, ref, a custom block, a Sequential."""
-    from netcli.spec.schema import BLOCK_KEYS
+    from netcli.specfile.schema import BLOCK_KEYS
+
     forms: dict[str, Any] = {}
     forms["Var"] = {"type": "string", "pattern": VAR_PATTERN, "description": "${name}: the value of vars.name"}
-    forms["TypeName"] = {"type": "string", "enum": type_names,
-                         "description": "a registered type with no arguments, e.g. ReLU"}
-    forms["Sequence"] = {"type": "array", "items": NODE_REF,
-                         "description": "children in order, named 0, 1, ... (nn.Sequential)"}
-    forms["UseNode"] = _node_object("use", {"type": "string", "description": "a definition under blocks:"},
-                                    {**options, "with": {"type": "object", "description": "the definition's params "
-                                                         "for this copy, e.g. {planes: 128, stride: 2}"}},
-                                    "a fresh copy of a definition under blocks:")
+    forms["TypeName"] = {
+        "type": "string",
+        "enum": type_names,
+        "description": "a registered type with no arguments, e.g. ReLU",
+    }
+    forms["Sequence"] = {
+        "type": "array",
+        "items": NODE_REF,
+        "description": "children in order, named 0, 1, ... (nn.Sequential)",
+    }
+    forms["UseNode"] = _node_object(
+        "use",
+        {"type": "string", "description": "a definition under blocks:"},
+        {
+            **options,
+            "with": {
+                "type": "object",
+                "description": "the definition's params for this copy, e.g. {planes: 128, stride: 2}",
+            },
+        },
+        "a fresh copy of a definition under blocks:",
+    )
     forms["BlockNode"] = _block_node(options)
     assert set(forms["BlockNode"]["properties"]) >= set(BLOCK_KEYS)
-    forms["RefNode"] = _node_object("ref", {"type": "string", "description": "a definition under blocks:"},
-                                    options, "the one shared instance of a definition (tied parameters)")
-    forms["SequentialNode"] = _node_object("Sequential", {"anyOf": [
-        {"$ref": "#/$defs/Sequence"},
-        {"type": "object", "additionalProperties": NODE_REF, "description": "named children"},
-        {"type": "null"}]}, options, "nn.Sequential: a list of children, or a mapping of named children")
+    forms["RefNode"] = _node_object(
+        "ref",
+        {"type": "string", "description": "a definition under blocks:"},
+        options,
+        "the one shared instance of a definition (tied parameters)",
+    )
+    forms["SequentialNode"] = _node_object(
+        "Sequential",
+        {
+            "anyOf": [
+                {"$ref": "#/$defs/Sequence"},
+                {"type": "object", "additionalProperties": NODE_REF, "description": "named children"},
+                {"type": "null"},
+            ]
+        },
+        options,
+        "nn.Sequential: a list of children, or a mapping of named children",
+    )
     return forms
 
 
@@ -137,46 +178,78 @@ def _block_node(options: dict) -> dict:
     return {
         "type": "object",
         "description": "a custom block (a hand-written nn.Module): the children __init__ creates, in order, "
-                       "and its forward; params are its arguments, ${name} inside it",
+        "and its forward; params are its arguments, ${name} inside it",
         "properties": {
-            "children": {"type": "object", "additionalProperties": NODE_REF,
-                         "description": "name -> node, created and registered in this order"},
-            "forward": {"type": "string", "description": "the forward in netcli's subset of Python: assignments, "
-                                                         "one return, calls of children and listed functions"},
-            "params": {"anyOf": [
-                {"type": "object", "description": "name -> default"},
-                {"type": "array", "items": {"anyOf": [{"type": "string"}, {"type": "object", "minProperties": 1,
-                                                                            "maxProperties": 1}]},
-                 "description": "names (required) or {name: default}"}]},
-            "inputs": {"type": "array", "items": {"type": "string"}, "minItems": 1,
-                       "description": "the forward's inputs (default [x])"},
+            "children": {
+                "type": "object",
+                "additionalProperties": NODE_REF,
+                "description": "name -> node, created and registered in this order",
+            },
+            "forward": {
+                "type": "string",
+                "description": "the forward in netcli's subset of Python: assignments, "
+                "one return, calls of children and listed functions",
+            },
+            "params": {
+                "anyOf": [
+                    {"type": "object", "description": "name -> default"},
+                    {
+                        "type": "array",
+                        "items": {
+                            "anyOf": [{"type": "string"}, {"type": "object", "minProperties": 1, "maxProperties": 1}]
+                        },
+                        "description": "names (required) or {name: default}",
+                    },
+                ]
+            },
+            "inputs": {
+                "type": "array",
+                "items": {"type": "string"},
+                "minItems": 1,
+                "description": "the forward's inputs (default [x])",
+            },
             "class": {"type": "string", "description": "the class name it prints as (default: the definition's name)"},
-            **options},
+            **options,
+        },
         "anyOf": [{"required": ["children"]}, {"required": ["forward"]}],
         "additionalProperties": False,
     }
 
 
 def _node_union(layer_refs: list[dict]) -> dict:
-    from netcli.spec.schema import OPTIONS
+    from netcli.specfile.schema import OPTIONS
+
     return {
         "title": "Node",
         "description": "A type name (ReLU), {Type: args} ({Linear: [4, 8]}), a list of nodes "
-                       "(a Sequential), {use: NAME, with: {...}} or {ref: NAME}, a custom block "
-                       "{children: {...}, forward: ...}, with options " + ", ".join(OPTIONS) + ".",
-        "anyOf": [{"$ref": "#/$defs/TypeName"}, VAR_REF, {"$ref": "#/$defs/Sequence"},
-                  {"$ref": "#/$defs/UseNode"}, {"$ref": "#/$defs/RefNode"}, {"$ref": "#/$defs/BlockNode"},
-                  {"$ref": "#/$defs/SequentialNode"}, *layer_refs],
+        "(a Sequential), {use: NAME, with: {...}} or {ref: NAME}, a custom block "
+        "{children: {...}, forward: ...}, with options " + ", ".join(OPTIONS) + ".",
+        "anyOf": [
+            {"$ref": "#/$defs/TypeName"},
+            VAR_REF,
+            {"$ref": "#/$defs/Sequence"},
+            {"$ref": "#/$defs/UseNode"},
+            {"$ref": "#/$defs/RefNode"},
+            {"$ref": "#/$defs/BlockNode"},
+            {"$ref": "#/$defs/SequentialNode"},
+            *layer_refs,
+        ],
     }
 
 
 def _node_object(key: str, value: dict, options: dict, description: str) -> dict:
-    return {"type": "object", "description": description,
-            "properties": {key: value, **options}, "required": [key], "additionalProperties": False}
+    return {
+        "type": "object",
+        "description": description,
+        "properties": {key: value, **options},
+        "required": [key],
+        "additionalProperties": False,
+    }
 
 
 def _describe(entry) -> str:
     from netcli import registry
+
     sig = registry.signature(entry.obj)
     sig = sig.replace(return_annotation=inspect.Signature.empty) if sig is not None else None
     doc = inspect.getdoc(entry.obj) or ""
@@ -192,6 +265,7 @@ def arguments_schema(cls: type, name: str, inferable: Iterable[str] = ()) -> dic
     entry that all four forms refer to.
     """
     from netcli import registry
+
     sig = registry.signature(cls)
     if sig is None:
         return {f"args.{name}": {"description": "arguments (not checked: the signature is unknown)"}}
@@ -217,8 +291,14 @@ def arguments_schema(cls: type, name: str, inferable: Iterable[str] = ()) -> dic
     left = [p for p in positional if p.name not in inferable]
     if inferable and left != positional:  # shape inference fills the input size in
         forms.append(as_list(left))
-    forms.append({"type": "object", "properties": ref, "additionalProperties": var_keyword,
-                  "required": [p.name for p in named if p.default is p.empty and p.name not in inferable]})
+    forms.append(
+        {
+            "type": "object",
+            "properties": ref,
+            "additionalProperties": var_keyword,
+            "required": [p.name for p in named if p.default is p.empty and p.name not in inferable],
+        }
+    )
     for p in dict.fromkeys(positional[:1] + left[:1]):  # {Dropout: 0.5}; {Linear: 10} infers in_features
         forms.append(ref[p.name])
     if not any(p.default is p.empty and p.name not in inferable for p in named):
@@ -232,8 +312,9 @@ def parameter_schema(param: inspect.Parameter, hint: Any) -> dict[str, Any]:
     """Return the JSON schema of one constructor argument, from its type hint."""
     schema: dict[str, Any] = {}
     if param.name == "dtype":
-        schema = {"anyOf": [{"type": "string", "examples": ["float32", "float64", "float16", "bfloat16"]},
-                            {"type": "null"}]}
+        schema = {
+            "anyOf": [{"type": "string", "examples": ["float32", "float64", "float16", "bfloat16"]}, {"type": "null"}]
+        }
     elif param.name == "device":
         schema = {"anyOf": [{"type": "string", "examples": ["cpu", "cuda", "meta"]}, {"type": "null"}]}
     elif hint is not None:
@@ -257,6 +338,7 @@ def stable(text: str) -> str:
 
 def _hint_schema(hint: Any) -> dict[str, Any]:
     from netcli import registry
+
     adapter = registry.type_adapter(hint)
     if adapter is None:
         return {}
@@ -282,8 +364,10 @@ def allow_vars(schema: Any) -> Any:
         return [allow_vars(s) for s in schema]
     if not isinstance(schema, dict):
         return schema
-    out = {k: (v if k in ("default", "examples", "enum", "const", "x-netcli") else allow_vars(v))
-           for k, v in schema.items()}
+    out = {
+        k: (v if k in ("default", "examples", "enum", "const", "x-netcli") else allow_vars(v))
+        for k, v in schema.items()
+    }
     kind = out.get("type")
     kinds = set(kind) if isinstance(kind, list) else {kind}
     if (kinds & _PRIMITIVES or "enum" in out or "const" in out) and "string" not in kinds:
@@ -306,8 +390,11 @@ def is_current(schema: dict[str, Any] | None) -> bool:
         return False
     recorded = schema.get("x-netcli", {})
     now = versions()
-    return (recorded.get("netcli") == now["netcli"] and recorded.get("torch") == now["torch"]
-            and not recorded.get("plugins"))
+    return (
+        recorded.get("netcli") == now["netcli"]
+        and recorded.get("torch") == now["torch"]
+        and not recorded.get("plugins")
+    )
 
 
 def installed_plugins() -> list[str]:
@@ -331,8 +418,9 @@ def schema_text(*, regenerate: bool = False, plugins: Iterable[str] = ()) -> tup
 
 
 def write_shipped() -> Path:
-    """Regenerate the shipped file from the built-in types only (run `python -m netcli.spec.jsonschema`)."""
+    """Regenerate the shipped file from the built-in types only (run `python -m netcli.specfile.jsonschema`)."""
     from netcli.core.atomic import atomic_write
+
     text = render(generate(builtin_only=True))
     atomic_write(SCHEMA_FILE, lambda p: p.write_text(text))
     return SCHEMA_FILE

@@ -7,6 +7,7 @@ match. `ref` definitions are created first, in the order `blocks:` declares
 them, as hand-written code creates `shared = nn.Linear(8, 8)` before the
 network that uses it.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -17,14 +18,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from netcli.build import blocks, inference
-from netcli.build.custom_block import CustomBlock
-from netcli.build.meta import SkipMetaFills
 from netcli import registry
+from netcli.builder import blocks, inference
+from netcli.builder.custom_block import CustomBlock
+from netcli.builder.meta import SkipMetaFills
 from netcli.core.devices import resolve_device
 from netcli.core.errors import NetcliError
-from netcli.spec.schema import BlockNode, LayerNode, RefNode, SequenceNode, UseNode
-from netcli.spec.loading import LoadedSpec, NodeAt, block_children, children_of, has_params, type_path, walk_nodes
+from netcli.specfile.loading import LoadedSpec, NodeAt, block_children, children_of, has_params, type_path, walk_nodes
+from netcli.specfile.schema import BlockNode, LayerNode, RefNode, SequenceNode, UseNode
 
 Path = tuple
 
@@ -38,12 +39,15 @@ class Built:
     device: torch.device
     origins: dict[str, Path] = field(default_factory=dict)  # qualified module name -> document path
     devices: dict[str, torch.device] = field(default_factory=dict)  # module name -> device of a device: node
-    inferred: dict[str, dict[str, Any]] = field(default_factory=dict)  # module name -> arguments shape inference filled in
+    inferred: dict[str, dict[str, Any]] = field(
+        default_factory=dict
+    )  # module name -> arguments shape inference filled in
     init_report: list = field(default_factory=list)  # rules.Touched: what the init rules set
 
 
-def build_network(loaded: LoadedSpec, dev: torch.device, inferred: dict[str, dict[str, Any]],
-                  builder: "Builder | None" = None) -> Built:
+def build_network(
+    loaded: LoadedSpec, dev: torch.device, inferred: dict[str, dict[str, Any]], builder: Builder | None = None
+) -> Built:
     """Build the spec's modules on `dev` (each constructor draws its default init) and link devices."""
     builder = builder or Builder(loaded, dev)
     builder.inferred = inferred
@@ -72,8 +76,9 @@ class Builder:
         """Create each definition that some `ref` names, in declaration order."""
         referenced = self.loaded.cache.get("referenced")
         if referenced is None:
-            referenced = self.loaded.cache["referenced"] = {n.ref for n in _all_nodes(self.loaded)
-                                                            if isinstance(n, RefNode)}
+            referenced = self.loaded.cache["referenced"] = {
+                n.ref for n in _all_nodes(self.loaded) if isinstance(n, RefNode)
+            }
         for name in self.loaded.spec.blocks:
             if name in referenced:
                 self._shared(name)
@@ -89,8 +94,9 @@ class Builder:
     def _bound(self, at: NodeAt, bound: NodeAt | None) -> NodeAt:
         """`bound`, or the problems that kept the block from being bound (check_spec reports them first)."""
         if bound is None:
-            problems = list(self.loaded.instance_problems.values()) or [self.loaded.problem(
-                at.path, "this block's params cannot be bound")]
+            problems = list(self.loaded.instance_problems.values()) or [
+                self.loaded.problem(at.path, "this block's params cannot be bound")
+            ]
             raise NetcliError(problems)
         return bound
 
@@ -106,8 +112,9 @@ class Builder:
         if node.repeat is not None:
             names = [node.names.format(i=i) if node.names else str(i) for i in range(node.repeat)]
             with _on(device):
-                module = nn.Sequential(OrderedDict(
-                    (n, self._one(node, path, device, _join(qualname, n))) for n in names))
+                module = nn.Sequential(
+                    OrderedDict((n, self._one(node, path, device, _join(qualname, n))) for n in names)
+                )
         else:
             module = self._one(node, path, device, qualname)
         if node.device is not None:
@@ -127,8 +134,13 @@ class Builder:
                 self.flow.advance(module, qualname)
             if self.flow is not None:  # the summary names a shared module by each place it is used
                 own = f"<{node.ref}>"
-                self.inferred.update({qualname + key[len(own):]: values for key, values in list(self.inferred.items())
-                                      if key == own or key.startswith(own + ".")})
+                self.inferred.update(
+                    {
+                        qualname + key[len(own) :]: values
+                        for key, values in list(self.inferred.items())
+                        if key == own or key.startswith(own + ".")
+                    }
+                )
             return module
         if isinstance(node, UseNode):
             at = self._bound(NodeAt(node, path), self.loaded.instance(node, path))
@@ -155,8 +167,10 @@ class Builder:
         """
         cls = blocks.block_class_for(self.loaded.cache, node, path)
         if node.forward is None:
-            children = OrderedDict((name, self.build(child.node, child.path, device, _join(qualname, name)))
-                                   for name, child in block_children(node, path))
+            children = OrderedDict(
+                (name, self.build(child.node, child.path, device, _join(qualname, name)))
+                for name, child in block_children(node, path)
+            )
             with _on(device):
                 return cls(children)
         program = blocks.program_for(self.loaded, node, path)
@@ -178,14 +192,17 @@ class Builder:
         found = self.loaded.cache.get(key)
         if found is None:
             cls = registry.get_type(node.type)
-            found = self.loaded.cache[key] = (cls, inference.plan_arguments(registry.types.entry(node.type),
-                                                                            node.args, node.kwargs))
+            found = self.loaded.cache[key] = (
+                cls,
+                inference.plan_arguments(registry.types.entry(node.type), node.args, node.kwargs),
+            )
         cls, plan = found
         args, kwargs = node.args, node.kwargs
         if plan.missing:
             if self.flow is not None and self.quiet:  # inside a custom block: made when the forward calls it
-                return blocks.Deferred(lambda x: self._deferred(node, path, device, qualname, cls, plan, x),
-                                       f"{node.type}, to be created")
+                return blocks.Deferred(
+                    lambda x: self._deferred(node, path, device, qualname, cls, plan, x), f"{node.type}, to be created"
+                )
             values = self._infer(node, path, qualname, cls, plan)
             if values is None:  # reported; the inference pass goes on to find every such layer
                 return nn.Identity()
@@ -199,15 +216,24 @@ class Builder:
         where = type_path(node, path)
         shape = tuple(x.shape) if isinstance(x, torch.Tensor) else None
         if shape is None:
-            self.flow.problems.append(self.loaded.problem(
-                where, f"cannot infer {' and '.join(plan.missing)}: its input is a {type(x).__name__}, not a tensor",
-                inference.cannot_infer_hint(node.type, plan)))
+            self.flow.problems.append(
+                self.loaded.problem(
+                    where,
+                    f"cannot infer {' and '.join(plan.missing)}: its input is a {type(x).__name__}, not a tensor",
+                    inference.cannot_infer_hint(node.type, plan),
+                )
+            )
             raise inference.Reported()
         try:
             values = {arg: inference.infer_value(cls, arg, shape, node.type) for arg in plan.missing}
         except inference.InferenceError as exc:
-            self.flow.problems.append(self.loaded.problem(
-                where, f"cannot infer {' and '.join(plan.missing)}: {exc}", inference.cannot_infer_hint(node.type, plan)))
+            self.flow.problems.append(
+                self.loaded.problem(
+                    where,
+                    f"cannot infer {' and '.join(plan.missing)}: {exc}",
+                    inference.cannot_infer_hint(node.type, plan),
+                )
+            )
             raise inference.Reported() from None
         self.inferred[qualname] = values
         args, kwargs = plan.complete(values)
@@ -223,8 +249,9 @@ class Builder:
         if message is not None:
             self.flow.problems.append(self.loaded.problem(type_path(node, path), message))
 
-    def create(self, node: LayerNode, path: Path, device: torch.device, qualname: str, cls: type,
-               args: list, kwargs: dict) -> nn.Module:
+    def create(
+        self, node: LayerNode, path: Path, device: torch.device, qualname: str, cls: type, args: list, kwargs: dict
+    ) -> nn.Module:
         """Create one layer from its full constructor call (arguments that are nodes are built first)."""
         key = ("call", node.type, repr(args), repr(kwargs))  # the checked call, the same in every build
         call = self.loaded.cache.get(key)
@@ -257,9 +284,13 @@ class Builder:
         except NetcliError:
             raise
         except Exception as exc:  # the constructor refused its arguments
-            raise NetcliError(self.loaded.problem(
-                type_path(node, path), f"{node.type}(...) failed: {type(exc).__name__}: {exc}",
-                "check the arguments against the constructor")) from exc
+            raise NetcliError(
+                self.loaded.problem(
+                    type_path(node, path),
+                    f"{node.type}(...) failed: {type(exc).__name__}: {exc}",
+                    "check the arguments against the constructor",
+                )
+            ) from exc
         if self.advancing:
             self.flow.advance(module, qualname)
         self.origins.setdefault(qualname, path)
@@ -272,28 +303,37 @@ class Builder:
             self.loaded.cache[key] = blocks.parse_node(self.loaded, value, path)
         return self.loaded.cache[key]
 
-    def _infer(self, node: LayerNode, path: Path, qualname: str, cls: type,
-               plan: inference.ArgumentPlan) -> dict[str, Any] | None:
+    def _infer(
+        self, node: LayerNode, path: Path, qualname: str, cls: type, plan: inference.ArgumentPlan
+    ) -> dict[str, Any] | None:
         """Return the left-out arguments' values: from the flowing shape, or the inference pass."""
         where = type_path(node, path)
         hint = inference.cannot_infer_hint(node.type, plan)
         if self.flow is None:  # the real build: the inference pass saw this layer, or no input reached it
             if qualname in self.inferred:
                 return self.inferred[qualname]
-            raise NetcliError(self.loaded.problem(
-                where, f"cannot infer {' and '.join(plan.missing)}: no input reaches this block", hint))
+            raise NetcliError(
+                self.loaded.problem(
+                    where, f"cannot infer {' and '.join(plan.missing)}: no input reaches this block", hint
+                )
+            )
         shape = self.flow.shape
         if shape is None:
             no_input = not self.flow.shape_given
-            self.flow.problems.append(self.loaded.problem(
-                where, f"cannot infer {' and '.join(plan.missing)}: {self.flow.stopped}",
-                inference.cannot_infer_hint(node.type, plan, no_input=no_input)))
+            self.flow.problems.append(
+                self.loaded.problem(
+                    where,
+                    f"cannot infer {' and '.join(plan.missing)}: {self.flow.stopped}",
+                    inference.cannot_infer_hint(node.type, plan, no_input=no_input),
+                )
+            )
             return None
         try:
             values = {arg: inference.infer_value(cls, arg, shape, node.type) for arg in plan.missing}
         except inference.InferenceError as exc:
-            self.flow.problems.append(self.loaded.problem(
-                where, f"cannot infer {' and '.join(plan.missing)}: {exc}", hint))
+            self.flow.problems.append(
+                self.loaded.problem(where, f"cannot infer {' and '.join(plan.missing)}: {exc}", hint)
+            )
             self.flow.stop(f"the shape after '{qualname or '(root)'}' is unknown (its sizes could not be inferred)")
             return None
         self.inferred[qualname] = values
@@ -353,9 +393,13 @@ def link_devices(module: nn.Module, device: torch.device, runs_on: dict, incomin
 
 def _move_inputs(device: torch.device):
     """Return a pre-hook that moves tensor inputs to `device` (D2L's `X.cuda(1)`)."""
+
     def hook(module, args):
         if device.type != "meta" and any(isinstance(a, torch.Tensor) and a.is_meta for a in args):
-            raise NetcliError(f"a {type(module).__name__} on {device} gets its input from a block on meta, "
-                              "which has no values", hint="put the meta blocks last, or run it all with --device meta")
+            raise NetcliError(
+                f"a {type(module).__name__} on {device} gets its input from a block on meta, which has no values",
+                hint="put the meta blocks last, or run it all with --device meta",
+            )
         return tuple(a.to(device) if isinstance(a, torch.Tensor) else a for a in args)
+
     return hook

@@ -4,14 +4,16 @@ A path names keys and list positions of the document, never Python
 attributes; a key that does not exist is an error unless the schema lets its
 mapping grow (vars:, blocks:) and the new key is used.
 """
+
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from netcli.core.errors import Location, NetcliError, Problem, did_you_mean
-from netcli.spec.variables import VAR
-from netcli.spec.yamldoc import Document, Path, parse_value, render_path
-from netcli.spec.schema import TOP_LEVEL_KEYS
+from netcli.specfile.schema import TOP_LEVEL_KEYS
+from netcli.specfile.variables import VAR
+from netcli.specfile.yamldoc import Document, Path, parse_value, render_path
 
 
 def apply_sets(doc: Document, sets: Iterable[str]) -> None:
@@ -25,14 +27,16 @@ def apply_sets(doc: Document, sets: Iterable[str]) -> None:
     for item in sets:
         label = f"--set {item}"
         if "=" not in item:
-            raise NetcliError(Problem("expected PATH=VALUE", location=Location(label),
-                                      hint="e.g. --set vars.hidden=64"))
+            raise NetcliError(
+                Problem("expected PATH=VALUE", location=Location(label), hint="e.g. --set vars.hidden=64")
+            )
         dotted, text = item.split("=", 1)
         value = parse_value(text, label)
         parts = dotted.strip().split(".")
         if not dotted.strip() or any(p == "" for p in parts):
-            raise NetcliError(Problem(f"'{dotted}' is not a path", location=Location(label),
-                                      hint="e.g. model.1.Linear.1"))
+            raise NetcliError(
+                Problem(f"'{dotted}' is not a path", location=Location(label), hint="e.g. model.1.Linear.1")
+            )
         if doc.data is None:
             doc.data = {}
         node, path, made = doc.data, (), None
@@ -40,9 +44,13 @@ def apply_sets(doc: Document, sets: Iterable[str]) -> None:
             last = i == len(parts) - 1
             if isinstance(node, list):
                 if not part.lstrip("-").isdigit() or not -len(node) <= int(part) <= len(node):
-                    raise NetcliError(Problem(
-                        f"'{render_path(path) or 'the document'}' is a list of {len(node)}; '{part}' is not an index in it",
-                        location=Location(label)))
+                    raise NetcliError(
+                        Problem(
+                            f"'{render_path(path) or 'the document'}' is a list of {len(node)}; "
+                            f"'{part}' is not an index in it",
+                            location=Location(label),
+                        )
+                    )
                 key: Any = int(part) % (len(node) + 1) if int(part) < 0 else int(part)
                 if key == len(node):
                     node.append(None)
@@ -51,9 +59,11 @@ def apply_sets(doc: Document, sets: Iterable[str]) -> None:
                 if made is None and key not in node and path:  # a new top-level key is checked below
                     made = (path + (key,), sorted(str(k) for k in node))
             else:
-                raise NetcliError(Problem(
-                    f"'{render_path(path)}' is a value ({node!r}), it has no '{part}'",
-                    location=Location(label)))
+                raise NetcliError(
+                    Problem(
+                        f"'{render_path(path)}' is a value ({node!r}), it has no '{part}'", location=Location(label)
+                    )
+                )
             path = path + (key,)
             if last:
                 node[key] = value
@@ -95,8 +105,10 @@ def _unused_new_key(data: Any, path: Path, siblings: list[str], label: str) -> P
             return None
         what = f"no use: {name} or ref: {name} in the spec uses it"
     hint = did_you_mean(str(path[-1]), siblings) or (
-        f"{render_path(path[:-1])} has {', '.join(siblings)}" if siblings else
-        f"{render_path(path[:-1])} is empty here; refer to the new one, or set an existing path")
+        f"{render_path(path[:-1])} has {', '.join(siblings)}"
+        if siblings
+        else f"{render_path(path[:-1])} is empty here; refer to the new one, or set an existing path"
+    )
     return Problem(f"'{render_path(path)}' does not exist and {what}", location=Location(label), hint=hint)
 
 

@@ -5,14 +5,15 @@ device's kernels are Python references whose first call imports torch._dynamo,
 about 1 s per process); anything else runs on meta, whatever its size. Either
 way, the first block whose shapes do not fit is named, at its place in the spec.
 """
+
 from __future__ import annotations
 
-from netcli.build.validate import origin_of
+from netcli.builder.validate import origin_of
 from netcli.core.errors import NetcliError, Problem, first_line
 from netcli.io.format import numel
-from netcli.spec.loading import LoadedSpec, walk_nodes
-from netcli.spec.schema import InputEntry
-from netcli.spec.yamldoc import render_path
+from netcli.specfile.loading import LoadedSpec, walk_nodes
+from netcli.specfile.schema import InputEntry
+from netcli.specfile.yamldoc import render_path
 
 
 def check_shapes(loaded: LoadedSpec, input_shape: list[int] | None = None):
@@ -22,8 +23,9 @@ def check_shapes(loaded: LoadedSpec, input_shape: list[int] | None = None):
     shapes stop fitting; `note` says when a block needs real values (a `while`
     on a tensor) so shapes past it cannot be checked without memory.
     """
-    from netcli.build.builder import build_network
-    from netcli.build.preflight import prepare
+    from netcli.builder.builder import build_network
+    from netcli.builder.preflight import prepare
+
     entries = [InputEntry(shape=input_shape)] if input_shape is not None else loaded.spec.inputs
     dev, _, inferred = prepare(loaded, device="meta", input_shape=input_shape)
     built = build_network(loaded, dev, inferred)
@@ -34,28 +36,43 @@ def check_shapes(loaded: LoadedSpec, input_shape: list[int] | None = None):
         return trace, built, None
     name = trace.failed_at or ""
     if trace.data_dependent:
-        return trace, built, (f"shapes after '{name or '(root)'}' are not checked: it needs real values "
-                              f"({type(built.net.get_submodule(name)).__name__} has data-dependent control flow)")
+        return (
+            trace,
+            built,
+            (
+                f"shapes after '{name or '(root)'}' are not checked: it needs real values "
+                f"({type(built.net.get_submodule(name)).__name__} has data-dependent control flow)"
+            ),
+        )
     path = origin_of(built.origins, name)
     got = trace.inputs.get(name)
     message = first_line(trace.error)
     module = built.net.get_submodule(name) if name else built.net
     hint = f"its input has shape {list(got)}" if got is not None else None
-    from netcli.build.forward import failure_location
+    from netcli.builder.forward import failure_location
+
     at = failure_location(trace.error)  # the statement of a custom block's forward that failed
-    if at is not None and type(module).__module__.startswith("netcli.build."):
-        raise NetcliError(Problem(f"shapes stop fitting in the forward of block '{name or '(root)'}' "
-                                  f"({type(module).__name__}): {message}", render_path(path + ("forward",)), at,
-                                  hint)) from trace.error
-    from netcli.build.diagnose import explain
+    if at is not None and type(module).__module__.startswith("netcli.builder."):
+        raise NetcliError(
+            Problem(
+                f"shapes stop fitting in the forward of block '{name or '(root)'}' "
+                f"({type(module).__name__}): {message}",
+                render_path(path + ("forward",)),
+                at,
+                hint,
+            )
+        ) from trace.error
+    from netcli.builder.diagnose import explain
+
     known = explain(module, trace.error, got, entries[0].shape if len(entries) == 1 else None)  # a cause torch's
     # words hide (BatchNorm on a batch of one)
     if known is not None:
         raise NetcliError(loaded.problem(path, known[0], known[1])) from trace.error
     if at is not None:
         hint = f"{hint + '; ' if hint else ''}called from the forward at {at}"
-    raise NetcliError(loaded.problem(
-        path, f"shapes stop fitting at block '{name or '(root)'}' ({module}): {message}", hint)) from trace.error
+    raise NetcliError(
+        loaded.problem(path, f"shapes stop fitting at block '{name or '(root)'}' ({module}): {message}", hint)
+    ) from trace.error
 
 
 # Networks up to this many bytes of tensors are checked with the CPU's kernels on zeros: torch's meta
@@ -63,7 +80,7 @@ def check_shapes(loaded: LoadedSpec, input_shape: list[int] | None = None):
 # more than a ResNet-18's forward on zeros). The example inputs are bounded too (the activations grow
 # with them).
 # Modules whose forward has no `while` on values: torch.nn's, and custom blocks (their forward has no loops).
-_NO_CONTROL_FLOW = ("torch.nn.", "netcli.build.custom_block", "netcli.build.blocks")
+_NO_CONTROL_FLOW = ("torch.nn.", "netcli.builder.custom_block", "netcli.builder.blocks")
 CPU_CHECK_BYTES = 64 << 20
 CPU_CHECK_INPUT = 1 << 22  # elements of the example inputs together
 
@@ -77,18 +94,24 @@ def _trace(loaded: LoadedSpec, net, entries: list[InputEntry]):
     Anything else runs on meta, where nothing is allocated whatever its size.
     """
     import copy
+
     import torch
-    from netcli.build.shapes import trace_shapes
+
+    from netcli.builder.shapes import trace_shapes
+
     def example(device):
         xs = tuple(torch.zeros(*e.shape, dtype=getattr(torch, e.dtype), device=device) for e in entries)
         return xs[0] if len(xs) == 1 else xs
+
     if _cpu_checkable(loaded, net) and sum(numel(e.shape) for e in entries) <= CPU_CHECK_INPUT:
         zeros = copy.deepcopy(net)._apply(lambda t: torch.zeros(t.shape, dtype=t.dtype))
         from netcli.core.devices import cpu_allocation_cap
+
         # dropout's draws must not move the caller's RNG; activations beyond free memory fail, not kill
         with torch.random.fork_rng(devices=[]), cpu_allocation_cap():
             trace = trace_shapes(zeros, example("cpu"))
-        from netcli.build.diagnose import out_of_memory
+        from netcli.builder.diagnose import out_of_memory
+
         if not out_of_memory(trace.error):
             return trace
         del zeros, trace  # the activations did not fit on the CPU: the same shapes on meta allocate nothing
@@ -97,7 +120,8 @@ def _trace(loaded: LoadedSpec, net, entries: list[InputEntry]):
 
 def _cpu_checkable(loaded: LoadedSpec, net) -> bool:
     tensors = list(net.parameters()) + list(net.buffers())
-    return (sum(t.numel() * t.element_size() for t in tensors) <= CPU_CHECK_BYTES
-            and all(type(m).__module__.startswith(_NO_CONTROL_FLOW)
-                    for m in net.modules())
-            and not any(at.node.device is not None for at in walk_nodes(loaded)))
+    return (
+        sum(t.numel() * t.element_size() for t in tensors) <= CPU_CHECK_BYTES
+        and all(type(m).__module__.startswith(_NO_CONTROL_FLOW) for m in net.modules())
+        and not any(at.node.device is not None for at in walk_nodes(loaded))
+    )

@@ -1,4 +1,5 @@
 """Building on the meta device: structure and shapes with no memory and no random draws."""
+
 from __future__ import annotations
 
 import torch
@@ -10,13 +11,25 @@ CPU = torch.device("cpu")
 
 # In-place random fills: on a meta tensor they have no values to draw, only a cost
 # (torch runs normal_'s meta kernel in Python, and its first use imports torch._dynamo: ~1.7 s).
-RANDOM_FILLS = frozenset({"normal_", "uniform_", "random_", "bernoulli_", "exponential_", "geometric_",
-                          "log_normal_", "cauchy_"})
+RANDOM_FILLS = frozenset(
+    {"normal_", "uniform_", "random_", "bernoulli_", "exponential_", "geometric_", "log_normal_", "cauchy_"}
+)
 
 
 # torch.nn.init's initializers: each hands itself to a torch-function mode when given a meta tensor.
-INIT_FUNCTIONS = frozenset({"kaiming_uniform_", "kaiming_normal_", "xavier_uniform_", "xavier_normal_",
-                            "trunc_normal_", "orthogonal_", "sparse_", "uniform_", "normal_"})
+INIT_FUNCTIONS = frozenset(
+    {
+        "kaiming_uniform_",
+        "kaiming_normal_",
+        "xavier_uniform_",
+        "xavier_normal_",
+        "trunc_normal_",
+        "orthogonal_",
+        "sparse_",
+        "uniform_",
+        "normal_",
+    }
+)
 
 
 class SkipMetaFills(TorchFunctionMode):

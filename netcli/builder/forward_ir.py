@@ -5,25 +5,192 @@ into a module's forward, and `to_python` writes them back as the plain PyTorch
 a person would write (for `netcli code`). No torch here: checking a spec must
 not pay for importing it.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from netcli.core.errors import Location
 
-_TORCH = ["abs", "add", "amax", "amin", "argmax", "argmin", "bmm", "cat", "chunk", "clamp", "concat", "cos", "cumsum", "div", "erf", "exp", "flatten", "flip", "log", "log1p", "log_softmax", "logsumexp", "matmul", "max", "maximum", "mean", "min", "minimum", "mm", "mul", "narrow", "neg", "ones_like", "permute", "pow", "prod", "repeat_interleave", "reshape", "roll", "rsqrt", "select", "sigmoid", "sign", "sin", "softmax", "split", "sqrt", "square", "squeeze", "stack", "std", "sub", "sum", "t", "tanh", "tile", "transpose", "unbind", "unsqueeze", "var", "where", "zeros_like"]
-_FUNCTIONAL = ["adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_max_pool2d", "avg_pool1d", "avg_pool2d", "celu", "dropout", "elu", "gelu", "glu", "hardsigmoid", "hardswish", "hardtanh", "interpolate", "layer_norm", "leaky_relu", "logsigmoid", "max_pool1d", "max_pool2d", "mish", "normalize", "one_hot", "pad", "pixel_shuffle", "relu", "relu6", "scaled_dot_product_attention", "selu", "silu", "softmin", "softplus", "softsign", "tanhshrink"]
+_TORCH = [
+    "abs",
+    "add",
+    "amax",
+    "amin",
+    "argmax",
+    "argmin",
+    "bmm",
+    "cat",
+    "chunk",
+    "clamp",
+    "concat",
+    "cos",
+    "cumsum",
+    "div",
+    "erf",
+    "exp",
+    "flatten",
+    "flip",
+    "log",
+    "log1p",
+    "log_softmax",
+    "logsumexp",
+    "matmul",
+    "max",
+    "maximum",
+    "mean",
+    "min",
+    "minimum",
+    "mm",
+    "mul",
+    "narrow",
+    "neg",
+    "ones_like",
+    "permute",
+    "pow",
+    "prod",
+    "repeat_interleave",
+    "reshape",
+    "roll",
+    "rsqrt",
+    "select",
+    "sigmoid",
+    "sign",
+    "sin",
+    "softmax",
+    "split",
+    "sqrt",
+    "square",
+    "squeeze",
+    "stack",
+    "std",
+    "sub",
+    "sum",
+    "t",
+    "tanh",
+    "tile",
+    "transpose",
+    "unbind",
+    "unsqueeze",
+    "var",
+    "where",
+    "zeros_like",
+]
+_FUNCTIONAL = [
+    "adaptive_avg_pool1d",
+    "adaptive_avg_pool2d",
+    "adaptive_max_pool2d",
+    "avg_pool1d",
+    "avg_pool2d",
+    "celu",
+    "dropout",
+    "elu",
+    "gelu",
+    "glu",
+    "hardsigmoid",
+    "hardswish",
+    "hardtanh",
+    "interpolate",
+    "layer_norm",
+    "leaky_relu",
+    "logsigmoid",
+    "max_pool1d",
+    "max_pool2d",
+    "mish",
+    "normalize",
+    "one_hot",
+    "pad",
+    "pixel_shuffle",
+    "relu",
+    "relu6",
+    "scaled_dot_product_attention",
+    "selu",
+    "silu",
+    "softmin",
+    "softplus",
+    "softsign",
+    "tanhshrink",
+]
 
 #: The pure tensor functions a forward may call: bare name -> the callable's dotted path.
 #: `torch.NAME(...)` and `F.NAME(...)` are accepted spellings of the same function.
-FUNCTIONS: dict[str, str] = {**{n: f"torch.{n}" for n in _TORCH},
-                             **{n: f"torch.nn.functional.{n}" for n in _FUNCTIONAL}}
+FUNCTIONS: dict[str, str] = {
+    **{n: f"torch.{n}" for n in _TORCH},
+    **{n: f"torch.nn.functional.{n}" for n in _FUNCTIONAL},
+}
 #: The tensor methods a forward may call on a value: `x.flatten(1)`.
-METHODS = frozenset(["abs", "add", "amax", "amin", "argmax", "argmin", "bmm", "chunk", "clamp", "contiguous", "cos", "cumsum", "detach", "div", "exp", "expand", "expand_as", "flatten", "flip", "float", "log", "log_softmax", "long", "masked_fill", "matmul", "max", "mean", "min", "mm", "mul", "narrow", "neg", "permute", "pow", "prod", "relu", "repeat", "reshape", "reshape_as", "roll", "rsqrt", "select", "sigmoid", "sin", "size", "softmax", "split", "sqrt", "square", "squeeze", "std", "sub", "sum", "t", "tanh", "tile", "transpose", "type_as", "unbind", "unsqueeze", "var", "view", "view_as"])
+METHODS = frozenset(
+    [
+        "abs",
+        "add",
+        "amax",
+        "amin",
+        "argmax",
+        "argmin",
+        "bmm",
+        "chunk",
+        "clamp",
+        "contiguous",
+        "cos",
+        "cumsum",
+        "detach",
+        "div",
+        "exp",
+        "expand",
+        "expand_as",
+        "flatten",
+        "flip",
+        "float",
+        "log",
+        "log_softmax",
+        "long",
+        "masked_fill",
+        "matmul",
+        "max",
+        "mean",
+        "min",
+        "mm",
+        "mul",
+        "narrow",
+        "neg",
+        "permute",
+        "pow",
+        "prod",
+        "relu",
+        "repeat",
+        "reshape",
+        "reshape_as",
+        "roll",
+        "rsqrt",
+        "select",
+        "sigmoid",
+        "sin",
+        "size",
+        "softmax",
+        "split",
+        "sqrt",
+        "square",
+        "squeeze",
+        "std",
+        "sub",
+        "sum",
+        "t",
+        "tanh",
+        "tile",
+        "transpose",
+        "type_as",
+        "unbind",
+        "unsqueeze",
+        "var",
+        "view",
+        "view_as",
+    ]
+)
 #: The tensor attributes a forward may read: `x.shape[0]`.
 ATTRIBUTES = frozenset({"shape", "ndim"})
 #: Names that qualify a listed function: `torch.cat`, `F.gelu`.
 QUALIFIERS = frozenset({"torch", "F"})
+
 
 @dataclass(frozen=True)
 class Const:
@@ -135,8 +302,7 @@ class Negate:
     loc: Location
 
 
-Expr = (Const | Ref | Seq | SliceExpr | ChildCall | FunctionCall | MethodCall | AttrGet | IndexGet
-        | BinaryOp | Negate)
+Expr = Const | Ref | Seq | SliceExpr | ChildCall | FunctionCall | MethodCall | AttrGet | IndexGet | BinaryOp | Negate
 Target = str | tuple  # a name, or a (nested) tuple of names
 
 
@@ -177,12 +343,17 @@ def to_python(program: ForwardProgram, *, self_name: str = "self") -> str:
     """
     w = _PythonWriter(self_name)
     lines = [f"def forward({self_name}, {', '.join(program.inputs)}):"]
-    lines += [f"    {_target(a.target)} {a.value.op}= {w.expr(a.value.right, 1 if a.value.op in '+-' else 2, True)}"
-              if isinstance(a.value, BinaryOp) and a.value.inplace else f"    {_target(a.target)} = {w.expr(a.value)}"
-              for a in program.body]
+    lines += [
+        f"    {_target(a.target)} {a.value.op}= {w.expr(a.value.right, 1 if a.value.op in '+-' else 2, True)}"
+        if isinstance(a.value, BinaryOp) and a.value.inplace
+        else f"    {_target(a.target)} = {w.expr(a.value)}"
+        for a in program.body
+    ]
     result = program.result
     if isinstance(result, Seq) and not result.is_list and result.items:
-        lines.append("    return " + ", ".join(w.expr(i) for i in result.items) + ("," if len(result.items) == 1 else ""))
+        lines.append(
+            "    return " + ", ".join(w.expr(i) for i in result.items) + ("," if len(result.items) == 1 else "")
+        )
     else:
         lines.append(f"    return {w.expr(result)}")
     return "\n".join(lines) + "\n"
@@ -191,8 +362,7 @@ def to_python(program: ForwardProgram, *, self_name: str = "self") -> str:
 def _target(t) -> str:
     if isinstance(t, str):
         return t
-    return ", ".join(_target(p) if isinstance(p, str) else f"({_target(p)})" for p in t) + \
-        ("," if len(t) == 1 else "")
+    return ", ".join(_target(p) if isinstance(p, str) else f"({_target(p)})" for p in t) + ("," if len(t) == 1 else "")
 
 
 class _PythonWriter:
@@ -229,8 +399,11 @@ class _PythonWriter:
             return f"{self.child(e.path)}({self.args(e)})"
         if isinstance(e, FunctionCall):
             qualifier = "F" if e.target.startswith("torch.nn.functional.") else "torch"
-            extra = [f"training={self.s}.training"] if e.name == "dropout" and len(e.args) < 3 \
-                and all(k != "training" for k, _ in e.kwargs) else []
+            extra = (
+                [f"training={self.s}.training"]
+                if e.name == "dropout" and len(e.args) < 3 and all(k != "training" for k, _ in e.kwargs)
+                else []
+            )
             return f"{qualifier}.{e.name}({self.args(e, extra)})"
         return f"{self.expr(e.obj, 9)}.{e.method}({self.args(e)})"
 

@@ -8,6 +8,7 @@ forward costs (no interpretation per call), the module prints and saves like a
 hand-written class with the same children, and torch.jit.trace, torch.export
 and ONNX export see ordinary module code.
 """
+
 from __future__ import annotations
 
 import builtins
@@ -20,17 +21,29 @@ import weakref
 
 from torch import fx, nn
 
-from netcli.build.forward_ir import (
-    ATTRIBUTES, FUNCTIONS, METHODS, AttrGet, BinaryOp, ChildCall, Const, ForwardProgram,
-    FunctionCall, IndexGet, MethodCall, Negate, Ref, Seq, SliceExpr, show_path,
+from netcli.builder.custom_block import CustomBlock, block_class  # noqa: F401  (block_class: forward.py's API)
+from netcli.builder.forward_ir import (
+    ATTRIBUTES,
+    FUNCTIONS,
+    METHODS,
+    AttrGet,
+    BinaryOp,
+    ChildCall,
+    Const,
+    ForwardProgram,
+    FunctionCall,
+    IndexGet,
+    MethodCall,
+    Negate,
+    Ref,
+    Seq,
+    SliceExpr,
+    show_path,
 )
-from netcli.build.custom_block import CustomBlock, block_class  # noqa: F401  (block_class: forward.py's API)
 from netcli.core.errors import Location, NetcliError, Problem, did_you_mean
 
-_OPERATORS = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,
-              "@": operator.matmul}
-_INPLACE = {"+": operator.iadd, "-": operator.isub, "*": operator.imul, "/": operator.itruediv,
-            "@": operator.imatmul}
+_OPERATORS = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv, "@": operator.matmul}
+_INPLACE = {"+": operator.iadd, "-": operator.isub, "*": operator.imul, "/": operator.itruediv, "@": operator.imatmul}
 _LITERALS = (bool, int, float, type(None), type(Ellipsis))
 # fx writes a child name that is not an identifier as getattr(self.net, "NAME"): a name
 # that could end that string literal must never reach the generated code; nor may a
@@ -40,8 +53,7 @@ _DROPOUT = "torch.nn.functional.dropout"
 
 # generated forward's code object -> (its source lines, node name -> where in the text);
 # weak, so a network that is dropped takes its entries with it
-_ORIGINS: weakref.WeakKeyDictionary[types.CodeType, tuple[list[str], dict[str, Location]]] = \
-    weakref.WeakKeyDictionary()
+_ORIGINS: weakref.WeakKeyDictionary[types.CodeType, tuple[list[str], dict[str, Location]]] = weakref.WeakKeyDictionary()
 
 
 def compile_forward(program: ForwardProgram, root: nn.Module) -> nn.Module:
@@ -67,8 +79,9 @@ def compile_forward(program: ForwardProgram, root: nn.Module) -> nn.Module:
             variants = {}
             cls._netcli_variants = variants
         if source not in variants:
-            variants[source] = type(cls.__name__, (cls,), {"__module__": cls.__module__,
-                                                          "__qualname__": cls.__qualname__})
+            variants[source] = type(
+                cls.__name__, (cls,), {"__module__": cls.__module__, "__qualname__": cls.__qualname__}
+            )
         root.__class__ = target = variants[source]
         if "_netcli_source" in target.__dict__:
             return root
@@ -149,8 +162,9 @@ class _Emitter:
             return
         for i, part in enumerate(target):
             if isinstance(value, fx.Node):
-                item = self.node("call_function", operator.getitem, (value, i), {},
-                                 part if isinstance(part, str) else None, None)
+                item = self.node(
+                    "call_function", operator.getitem, (value, i), {}, part if isinstance(part, str) else None, None
+                )
             else:
                 item = value[i] if value is not None else None
             self.bind(part, item)
@@ -197,12 +211,10 @@ class _Emitter:
                 raise ValueError(f"not a checked program: attribute {e.attr!r}")
             return self.node("call_function", builtins.getattr, (self.expr(e.obj), e.attr), {}, name, e.loc)
         if isinstance(e, IndexGet):
-            return self.node("call_function", operator.getitem, (self.expr(e.obj), self.expr(e.index)), {},
-                             name, e.loc)
+            return self.node("call_function", operator.getitem, (self.expr(e.obj), self.expr(e.index)), {}, name, e.loc)
         if isinstance(e, BinaryOp):
             table = _INPLACE if e.inplace else _OPERATORS
-            return self.node("call_function", table[e.op], (self.expr(e.left), self.expr(e.right)), {},
-                             name, e.loc)
+            return self.node("call_function", table[e.op], (self.expr(e.left), self.expr(e.right)), {}, name, e.loc)
         if isinstance(e, Negate):
             return self.node("call_function", operator.neg, (self.expr(e.operand),), {}, name, e.loc)
         raise ValueError(f"not a checked program: {type(e).__name__}")
@@ -218,16 +230,23 @@ class _Emitter:
             children = list(module._modules)
             if isinstance(key, int) and not isinstance(key, bool):
                 if not isinstance(module, (nn.Sequential, nn.ModuleList)):
-                    return self.problem(f"{shown} is a {type(module).__name__}, not a Sequential or ModuleList",
-                                        loc, "pick its child by name: net['name']")
+                    return self.problem(
+                        f"{shown} is a {type(module).__name__}, not a Sequential or ModuleList",
+                        loc,
+                        "pick its child by name: net['name']",
+                    )
                 if not -len(children) <= key < len(children):
                     return self.problem(f"{shown} has {len(children)} children: [{key}] is out of range", loc)
                 key = children[key]
             elif key not in module._modules:
                 return self.problem(f"{shown} has no child {key!r}", loc, did_you_mean(key, children, listing=8))
-            if module._modules[key] is None or _UNSAFE_IN_CODE.search(key) or not key.isprintable() \
-                    or keyword.iskeyword(key):
-                return self.problem(f"child {show_path(path[:i + 1])} cannot be called from a forward", loc)
+            if (
+                module._modules[key] is None
+                or _UNSAFE_IN_CODE.search(key)
+                or not key.isprintable()
+                or keyword.iskeyword(key)
+            ):
+                return self.problem(f"child {show_path(path[: i + 1])} cannot be called from a forward", loc)
             module = module._modules[key]
             names.append(key)
         return ".".join(names)

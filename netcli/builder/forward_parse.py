@@ -6,6 +6,7 @@ file, before anything is built or run. Nothing in the text is ever evaluated;
 forward_graph.py turns the checked program into code. This module imports no
 torch, so `netcli validate` can check a forward without paying for torch.
 """
+
 from __future__ import annotations
 
 import ast
@@ -14,9 +15,26 @@ import re
 import warnings
 from collections.abc import Iterable
 
-from netcli.build.forward_ir import (
-    ATTRIBUTES, FUNCTIONS, METHODS, QUALIFIERS, Assign, AttrGet, BinaryOp, ChildCall, Const, Expr,
-    ForwardProgram, FunctionCall, IndexGet, MethodCall, Negate, Ref, Seq, SliceExpr, Target,
+from netcli.builder.forward_ir import (
+    ATTRIBUTES,
+    FUNCTIONS,
+    METHODS,
+    QUALIFIERS,
+    Assign,
+    AttrGet,
+    BinaryOp,
+    ChildCall,
+    Const,
+    Expr,
+    ForwardProgram,
+    FunctionCall,
+    IndexGet,
+    MethodCall,
+    Negate,
+    Ref,
+    Seq,
+    SliceExpr,
+    Target,
     show_path,
 )
 from netcli.core.errors import Location, NetcliError, Problem, did_you_mean
@@ -26,17 +44,43 @@ MAX_DEPTH = 64
 OPERATORS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.MatMult: "@"}
 
 _DESCRIBE = {
-    ast.Import: "an import", ast.ImportFrom: "an import", ast.For: "a loop", ast.AsyncFor: "a loop",
-    ast.While: "a loop", ast.If: "a conditional", ast.IfExp: "a conditional", ast.With: "a with block",
-    ast.AsyncWith: "a with block", ast.FunctionDef: "a function definition",
-    ast.AsyncFunctionDef: "a function definition", ast.ClassDef: "a class definition",
-    ast.Lambda: "a lambda", ast.ListComp: "a comprehension", ast.SetComp: "a comprehension",
-    ast.DictComp: "a comprehension", ast.GeneratorExp: "a comprehension", ast.NamedExpr: "walrus (:=)",
-    ast.Try: "try/except", ast.Raise: "raise", ast.Assert: "assert", ast.Delete: "del",
-    ast.Global: "global", ast.Nonlocal: "nonlocal", ast.Pass: "pass", ast.Break: "break",
-    ast.Continue: "continue", ast.Compare: "a comparison", ast.BoolOp: "and/or",
-    ast.JoinedStr: "an f-string", ast.Dict: "a dict", ast.Set: "a set", ast.Starred: "star-arguments",
-    ast.Await: "await", ast.Yield: "yield", ast.YieldFrom: "yield", ast.AnnAssign: "an annotation",
+    ast.Import: "an import",
+    ast.ImportFrom: "an import",
+    ast.For: "a loop",
+    ast.AsyncFor: "a loop",
+    ast.While: "a loop",
+    ast.If: "a conditional",
+    ast.IfExp: "a conditional",
+    ast.With: "a with block",
+    ast.AsyncWith: "a with block",
+    ast.FunctionDef: "a function definition",
+    ast.AsyncFunctionDef: "a function definition",
+    ast.ClassDef: "a class definition",
+    ast.Lambda: "a lambda",
+    ast.ListComp: "a comprehension",
+    ast.SetComp: "a comprehension",
+    ast.DictComp: "a comprehension",
+    ast.GeneratorExp: "a comprehension",
+    ast.NamedExpr: "walrus (:=)",
+    ast.Try: "try/except",
+    ast.Raise: "raise",
+    ast.Assert: "assert",
+    ast.Delete: "del",
+    ast.Global: "global",
+    ast.Nonlocal: "nonlocal",
+    ast.Pass: "pass",
+    ast.Break: "break",
+    ast.Continue: "continue",
+    ast.Compare: "a comparison",
+    ast.BoolOp: "and/or",
+    ast.JoinedStr: "an f-string",
+    ast.Dict: "a dict",
+    ast.Set: "a set",
+    ast.Starred: "star-arguments",
+    ast.Await: "await",
+    ast.Yield: "yield",
+    ast.YieldFrom: "yield",
+    ast.AnnAssign: "an annotation",
 }
 _CONTROL = "Python control flow stays in registered types"
 
@@ -75,8 +119,11 @@ class _Reader:
 
     def refuse_construct(self, node):
         what = _DESCRIBE.get(type(node), type(node).__name__)
-        hint = _CONTROL if isinstance(node, (ast.For, ast.While, ast.If, ast.IfExp, ast.Compare,
-                                             ast.BoolOp, ast.AsyncFor, ast.Try)) else None
+        hint = (
+            _CONTROL
+            if isinstance(node, (ast.For, ast.While, ast.If, ast.IfExp, ast.Compare, ast.BoolOp, ast.AsyncFor, ast.Try))
+            else None
+        )
         self.refuse(node, f"{what} is not allowed in a forward", hint)
 
     # -- the whole text --
@@ -108,12 +155,16 @@ class _Reader:
                 self.bind_all(stmt)
         if result is None and not problems:
             last = max((n for n, s in enumerate(self.lines, 1) if s.strip()), default=1)
-            problems.append(Problem("the forward has no return", self.where, self.loc(lineno=last, char=0),
-                                    "end it with `return VALUE`"))
+            problems.append(
+                Problem(
+                    "the forward has no return", self.where, self.loc(lineno=last, char=0), "end it with `return VALUE`"
+                )
+            )
         if problems:
             raise NetcliError(problems)
-        return ForwardProgram(self.text, self.inputs, tuple(body), result, self.children,
-                              frozenset(self.used), start, self.where)
+        return ForwardProgram(
+            self.text, self.inputs, tuple(body), result, self.children, frozenset(self.used), start, self.where
+        )
 
     def check_names(self, start):
         seen: set[str] = set()
@@ -150,8 +201,13 @@ class _Reader:
     def bind_all(self, stmt):
         """After a refused statement, treat the names it assigns as bound, so one mistake is one error."""
         for node in ast.walk(stmt):
-            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store) \
-                    and node.id not in self.children and node.id not in QUALIFIERS and node.id != "self":
+            if (
+                isinstance(node, ast.Name)
+                and isinstance(node.ctx, ast.Store)
+                and node.id not in self.children
+                and node.id not in QUALIFIERS
+                and node.id != "self"
+            ):
                 self.kinds.setdefault(node.id, "value")
 
     # -- statements --
@@ -192,8 +248,7 @@ class _Reader:
             items = value.items if isinstance(value, Seq) else None
             if items is not None and len(items) != len(node.elts):
                 self.refuse(node, f"{len(node.elts)} names for {len(items)} values")
-            return tuple(self.target(elt, items[i] if items is not None else None)
-                         for i, elt in enumerate(node.elts))
+            return tuple(self.target(elt, items[i] if items is not None else None) for i, elt in enumerate(node.elts))
         if isinstance(node, ast.Starred):
             self.refuse(node, "star-unpacking is not allowed", "name each part: a, b = ...")
         if isinstance(node, (ast.Subscript, ast.Attribute)):
@@ -204,8 +259,9 @@ class _Reader:
 
     def expr(self, node, depth) -> Expr:
         if depth > MAX_DEPTH:
-            self.refuse(node, f"the expression is nested deeper than {MAX_DEPTH} levels",
-                        "split it into several assignments")
+            self.refuse(
+                node, f"the expression is nested deeper than {MAX_DEPTH} levels", "split it into several assignments"
+            )
         depth += 1
         loc = self.loc(node)
         if isinstance(node, ast.Constant):
@@ -247,8 +303,7 @@ class _Reader:
         if value is Ellipsis:
             self.refuse(node, "... belongs inside [ ], as in x[..., 0]")
         if value is not None and not isinstance(value, (bool, int, float)):
-            self.refuse(node, f"{type(value).__name__} literals are not allowed",
-                        "numbers, True/False and None are")
+            self.refuse(node, f"{type(value).__name__} literals are not allowed", "numbers, True/False and None are")
         return Const(value, self.loc(node))
 
     def name(self, node, depth) -> Expr:
@@ -266,19 +321,25 @@ class _Reader:
         if name in QUALIFIERS:
             self.refuse(node, f"`{name}` only qualifies a listed function", f"{name}.cat(...)")
         if name in self.assigned_at:
-            self.refuse(node, f"{name!r} is used before it is assigned (line "
-                        f"{self.loc(lineno=self.assigned_at[name]).line})")
+            self.refuse(
+                node, f"{name!r} is used before it is assigned (line {self.loc(lineno=self.assigned_at[name]).line})"
+            )
         if name in _BUILTINS:
-            self.refuse(node, f"Python's {name!r} is not available in a forward",
-                        "a forward calls children and the listed tensor functions only")
+            self.refuse(
+                node,
+                f"Python's {name!r} is not available in a forward",
+                "a forward calls children and the listed tensor functions only",
+            )
         choices = [*self.kinds, *self.children, *FUNCTIONS]
-        self.refuse(node, f"unknown name {name!r}", did_you_mean(name, choices)
-                    or "use an input, an earlier value, a child or a listed function")
+        self.refuse(
+            node,
+            f"unknown name {name!r}",
+            did_you_mean(name, choices) or "use an input, an earlier value, a child or a listed function",
+        )
 
     def operand(self, node, depth) -> Expr:
         expr = self.expr(node, depth)
-        if isinstance(expr, Seq) or (isinstance(expr, Const) and
-                                     (expr.value is None or isinstance(expr.value, bool))):
+        if isinstance(expr, Seq) or (isinstance(expr, Const) and (expr.value is None or isinstance(expr.value, bool))):
             self.refuse(node, "arithmetic needs tensors or numbers")
         return expr
 
@@ -306,8 +367,12 @@ class _Reader:
         if _dunder(attr):
             self.refuse(node, f"dunder names are not allowed: {attr!r}")
         base = node.value
-        if isinstance(base, ast.Name) and base.id not in self.kinds and base.id not in self.children \
-                and base.id not in QUALIFIERS:
+        if (
+            isinstance(base, ast.Name)
+            and base.id not in self.kinds
+            and base.id not in self.children
+            and base.id not in QUALIFIERS
+        ):
             self.name(base, depth)  # refuses `self`, builtins and unknown names, saying why
         if isinstance(base, ast.Name) and base.id in QUALIFIERS and base.id not in self.kinds:
             if attr in FUNCTIONS:
@@ -315,14 +380,18 @@ class _Reader:
             self.refuse(node, f"{base.id}.{attr} is not an allowed function", did_you_mean(attr, FUNCTIONS))
         path = self.child_path(base)
         if path is not None:
-            self.refuse(node, "a child's attributes are not reachable from a forward",
-                        f"call the child: {show_path(path)}(...)")
+            self.refuse(
+                node, "a child's attributes are not reachable from a forward", f"call the child: {show_path(path)}(...)"
+            )
         if attr in ATTRIBUTES:
             return AttrGet(self.value_of(base, depth, "asked for ." + attr), attr, self.loc(node))
         if attr in METHODS:
             self.refuse(node, f".{attr} is a method: call it", f".{attr}(...)")
-        self.refuse(node, f"attribute .{attr} is not allowed",
-                    did_you_mean(attr, sorted(ATTRIBUTES | METHODS)) or "allowed: .shape, .ndim and the listed methods")
+        self.refuse(
+            node,
+            f"attribute .{attr} is not allowed",
+            did_you_mean(attr, sorted(ATTRIBUTES | METHODS)) or "allowed: .shape, .ndim and the listed methods",
+        )
 
     def child_path(self, node):
         """("net", 0, "hidden") for `net[0]['hidden']` when `net` is a child; None when not a child."""
@@ -334,14 +403,19 @@ class _Reader:
             return None
         path = [node.id]
         for key in reversed(keys):
-            if isinstance(key, ast.UnaryOp) and isinstance(key.op, ast.USub) \
-                    and isinstance(key.operand, ast.Constant) and type(key.operand.value) is int:
+            if (
+                isinstance(key, ast.UnaryOp)
+                and isinstance(key.op, ast.USub)
+                and isinstance(key.operand, ast.Constant)
+                and type(key.operand.value) is int
+            ):
                 path.append(-key.operand.value)
             elif isinstance(key, ast.Constant) and type(key.value) in (int, str):
                 path.append(key.value)
             else:
-                self.refuse(key, "a child's child is picked by a number or a quoted name",
-                            "net[0](x) or net['hidden'](x)")
+                self.refuse(
+                    key, "a child's child is picked by a number or a quoted name", "net[0](x) or net['hidden'](x)"
+                )
         return tuple(path)
 
     def call(self, node, depth) -> Expr:
@@ -356,12 +430,15 @@ class _Reader:
             return FunctionCall(func.id, FUNCTIONS[func.id], args, kwargs, loc)
         if isinstance(func, ast.Attribute):
             base, attr = func.value, func.attr
-            if isinstance(base, ast.Name) and base.id in QUALIFIERS and base.id not in self.kinds \
-                    and attr in FUNCTIONS:
+            if isinstance(base, ast.Name) and base.id in QUALIFIERS and base.id not in self.kinds and attr in FUNCTIONS:
                 args, kwargs = self.arguments(node, depth)
                 return FunctionCall(attr, FUNCTIONS[attr], args, kwargs, loc)
-            if attr in METHODS and not _dunder(attr) and self.child_path(base) is None \
-                    and not (isinstance(base, ast.Name) and base.id in QUALIFIERS and base.id not in self.kinds):
+            if (
+                attr in METHODS
+                and not _dunder(attr)
+                and self.child_path(base) is None
+                and not (isinstance(base, ast.Name) and base.id in QUALIFIERS and base.id not in self.kinds)
+            ):
                 obj = self.value_of(base, depth, f"given .{attr}()")
                 args, kwargs = self.arguments(node, depth)
                 return MethodCall(obj, attr, args, kwargs, loc)
@@ -369,8 +446,11 @@ class _Reader:
             self.refuse(func, f"method .{attr}() is not allowed", did_you_mean(attr, sorted(METHODS)))
         if isinstance(func, ast.Name):
             if func.id in self.kinds:
-                self.refuse(func, f"{func.id!r} is a value, not a child: it cannot be called",
-                            did_you_mean(func.id, [*self.children, *FUNCTIONS]))
+                self.refuse(
+                    func,
+                    f"{func.id!r} is a value, not a child: it cannot be called",
+                    did_you_mean(func.id, [*self.children, *FUNCTIONS]),
+                )
             self.name(func, depth)  # refuses, saying why
         if isinstance(func, ast.Subscript):
             self.expr(func.value, depth)  # an unknown name is the better message
@@ -401,9 +481,16 @@ _GENERATED_CODE_NAMES = frozenset({"self", "inf", "nan", "device", "NoneType", "
 _BUILTINS = frozenset(dir(builtins))
 
 
-def parse_forward(text: str, *, inputs: Iterable[str] = ("x",), children: Iterable[str] = (),
-                  source: str = "", line: int | None = None, column: int | None = None,
-                  where: str = "") -> ForwardProgram:
+def parse_forward(
+    text: str,
+    *,
+    inputs: Iterable[str] = ("x",),
+    children: Iterable[str] = (),
+    source: str = "",
+    line: int | None = None,
+    column: int | None = None,
+    where: str = "",
+) -> ForwardProgram:
     """Check a `forward:` text against SPEC §1.6 and return it as a program; never runs it.
 
     `source`, `line` and `column` locate the text's first character in the YAML file

@@ -10,23 +10,35 @@
 forward_parse); `compile_forward` writes the forward once as plain Python with
 torch.fx, so a call costs what a hand-written forward costs.
 """
+
 from __future__ import annotations
 
-from netcli.build.forward_graph import (
+from netcli.builder.forward_graph import (
     CustomBlock,
     block_class,
     compile_forward,
     compiled_program,
     failure_location,
 )
-from netcli.build.forward_ir import (
+from netcli.builder.forward_ir import (
     ATTRIBUTES,
     FUNCTIONS,
     METHODS,
     ForwardProgram,
     to_python,
 )
-from netcli.build.forward_parse import parse_forward
+from netcli.builder.forward_parse import parse_forward
 
-__all__ = ["ATTRIBUTES", "FUNCTIONS", "METHODS", "CustomBlock", "ForwardProgram", "block_class",
-           "compile_forward", "compiled_program", "failure_location", "parse_forward", "to_python"]
+__all__ = [
+    "ATTRIBUTES",
+    "FUNCTIONS",
+    "METHODS",
+    "CustomBlock",
+    "ForwardProgram",
+    "block_class",
+    "compile_forward",
+    "compiled_program",
+    "failure_location",
+    "parse_forward",
+    "to_python",
+]

@@ -11,17 +11,19 @@
   is left out is a `Deferred` stand-in: the forward decides what flows into it,
   so it is created when the forward first calls it, from what it is called with.
 """
+
 from __future__ import annotations
 
 import types
 import typing
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from torch import nn
 
 from netcli import registry
 from netcli.core.errors import NetcliError
-from netcli.spec.schema import OPTIONS, BlockNode, is_block
+from netcli.specfile.schema import OPTIONS, BlockNode, is_block
 
 DEFAULT_CLASS = "Block"  # an inline block without `class:`
 
@@ -42,11 +44,22 @@ def block_class_for(cache: dict, node: BlockNode, path: tuple) -> type[nn.Module
     cls = cache.get(key)
     if cls is None:
         if node.forward is None:
-            cls = nn.Sequential if name == "Sequential" else type(
-                name, (nn.Sequential,), {"__module__": __name__, "__qualname__": name,
-                                         "__doc__": "A custom block without forward: its children in order."})
+            cls = (
+                nn.Sequential
+                if name == "Sequential"
+                else type(
+                    name,
+                    (nn.Sequential,),
+                    {
+                        "__module__": __name__,
+                        "__qualname__": name,
+                        "__doc__": "A custom block without forward: its children in order.",
+                    },
+                )
+            )
         else:
-            from netcli.build.custom_block import block_class
+            from netcli.builder.custom_block import block_class
+
             cls = block_class(name)
         cache[key] = cls
     return cls
@@ -54,15 +67,24 @@ def block_class_for(cache: dict, node: BlockNode, path: tuple) -> type[nn.Module
 
 def program_for(loaded, node: BlockNode, path: tuple):
     """The block's forward, parsed and checked once per definition; located in the spec file."""
-    from netcli.build.forward import parse_forward
+    from netcli.builder.forward import parse_forward
+
     inputs = tuple(node.inputs or ("x",))
     key = ("program", path, node.forward, inputs, tuple(node.children))
     program = loaded.cache.get(key)
     if program is None:
         at = loaded.doc.text_start(path + ("forward",))
-        from netcli.spec.yamldoc import render_path
-        program = parse_forward(node.forward, inputs=inputs, children=tuple(node.children), source=at.source,
-                                line=at.line, column=at.column, where=render_path(path + ("forward",)))
+        from netcli.specfile.yamldoc import render_path
+
+        program = parse_forward(
+            node.forward,
+            inputs=inputs,
+            children=tuple(node.children),
+            source=at.source,
+            line=at.line,
+            column=at.column,
+            where=render_path(path + ("forward",)),
+        )
         loaded.cache[key] = program
     return program
 
@@ -78,7 +100,8 @@ def module_arguments(cls: type, args: list, kwargs: dict) -> dict[str | int, Any
     a hint, when its value is written as a node of a registered type, a
     `use`/`ref`, or a custom block.
     """
-    from netcli.build.inference import constructor_signature
+    from netcli.builder.inference import constructor_signature
+
     sig = constructor_signature(cls)
     if sig is None:
         return {}
@@ -90,6 +113,7 @@ def module_arguments(cls: type, args: list, kwargs: dict) -> dict[str | int, Any
         if name in hints:
             return _is_module_hint(hints[name]) and _node_like(value, strings=True)
         return _node_like(value, strings=False)
+
     for i, value in enumerate(args):
         if i < len(params) and wants_module(params[i].name, value):
             out[i] = value
@@ -123,13 +147,16 @@ def _node_like(value: Any, *, strings: bool) -> bool:
 def parse_node(loaded, value: Any, path: tuple):
     """Validate a node written as an argument; raise NetcliError located at `path` inside it."""
     from pydantic import TypeAdapter, ValidationError
-    from netcli.spec.loading import _problem_from_pydantic, pydantic_errors
-    from netcli.spec.schema import NodeField
+
+    from netcli.specfile.loading import _problem_from_pydantic, pydantic_errors
+    from netcli.specfile.schema import NodeField
+
     try:
         return TypeAdapter(NodeField).validate_python(value)
     except ValidationError as exc:
-        raise NetcliError([_problem_from_pydantic(loaded.doc, err, data=value, prefix=path)
-                           for err in pydantic_errors(exc)]) from None
+        raise NetcliError(
+            [_problem_from_pydantic(loaded.doc, err, data=value, prefix=path) for err in pydantic_errors(exc)]
+        ) from None
 
 
 # ---------------------------------------------------------------- tuples
@@ -141,7 +168,8 @@ def as_tuples(cls: type, args: list, kwargs: dict) -> tuple[list, dict]:
     An argument whose type hint asks for a list keeps its list.
     """
     hints = registry.type_hints(cls)
-    from netcli.build.inference import constructor_signature
+    from netcli.builder.inference import constructor_signature
+
     sig = constructor_signature(cls)
     names = [p.name for p in sig.parameters.values()] if sig is not None else []
 
@@ -149,8 +177,11 @@ def as_tuples(cls: type, args: list, kwargs: dict) -> tuple[list, dict]:
         if not isinstance(value, list) or (name is not None and _wants_list(hints.get(name))):
             return value
         return tuple(convert(None, v) for v in value)
-    return ([convert(names[i] if i < len(names) else None, v) for i, v in enumerate(args)],
-            {k: convert(k, v) for k, v in kwargs.items()})
+
+    return (
+        [convert(names[i] if i < len(names) else None, v) for i, v in enumerate(args)],
+        {k: convert(k, v) for k, v in kwargs.items()},
+    )
 
 
 def _wants_list(hint: Any) -> bool:
@@ -198,7 +229,8 @@ def compile_once(cache: dict, program, module: nn.Module) -> nn.Module:
     that depends only on the names of the modules under it, so the class made
     for the first instance with those names serves every later one.
     """
-    from netcli.build.forward_graph import compile_forward
+    from netcli.builder.forward_graph import compile_forward
+
     key = ("compiled", id(program), type(module), tuple(name for name, _ in module.named_modules()))
     cls = cache.get(key)
     if cls is not None:

@@ -15,6 +15,7 @@ ranks at once into a temp folder, rank 0 adds the resolved spec and swaps it in
 when every rank has finished; `load_dcp` reads one at any world size
 (DCP reshards) or into an unsharded network in one process.
 """
+
 from __future__ import annotations
 
 import fnmatch
@@ -24,12 +25,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from netcli.build.builder import build_network
-from netcli.build.preflight import prepare
-from netcli.build.meta import META
+from netcli.builder.builder import build_network
+from netcli.builder.preflight import prepare
 from netcli.core.errors import Location, NetcliError, Problem
 from netcli.core.ties import canonical_names
-from netcli.dist import group
+from netcli.distributed import group
 from netcli.init import fastinit
 from netcli.init.plan import plan_rules
 from netcli.init.rules import all_rules
@@ -44,12 +44,20 @@ def shard_units(net: nn.Module, patterns: list[str]) -> list[tuple[str, nn.Modul
     else:
         units = []
         for pattern in patterns:
-            hits = [(name, m) for name, m in named if name and (
-                type(m).__name__ == pattern or name == pattern or fnmatch.fnmatchcase(name, pattern))]
+            hits = [
+                (name, m)
+                for name, m in named
+                if name and (type(m).__name__ == pattern or name == pattern or fnmatch.fnmatchcase(name, pattern))
+            ]
             if not hits:
                 children = ", ".join(n for n, _ in net.named_children()) or "(none)"
-                raise NetcliError(Problem(f"shard: '{pattern}' matches no block", location=Location("shard"),
-                                          hint=f"name a type (Linear) or a path; the root's children are {children}"))
+                raise NetcliError(
+                    Problem(
+                        f"shard: '{pattern}' matches no block",
+                        location=Location("shard"),
+                        hint=f"name a type (Linear) or a path; the root's children are {children}",
+                    )
+                )
             units.extend(hits)
     seen, out = set(), []
     for name, m in units:
@@ -65,6 +73,7 @@ def build_sharded(loaded, *, device: str | None = None, seed: int | None = None,
     """Build `loaded` sharded over the job's ranks (see the module docstring); return a Built."""
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import fully_shard
+
     group.join()
     dev = torch.device(group.local_device(device if device is not None else loaded.spec.device))
     if dev.type not in ("cpu", "cuda"):
@@ -81,8 +90,11 @@ def build_sharded(loaded, *, device: str | None = None, seed: int | None = None,
         fully_shard(unit, mesh=mesh, reshard_after_forward=True)
     fully_shard(built.net, mesh=mesh)
     # blocks built for real hold their (sharded) values: keep them across to_empty
-    kept = {name: (t.to_local() if hasattr(t, "to_local") else t).detach().clone()
-            for name, t in built.net.state_dict().items() if not t.is_meta}
+    kept = {
+        name: (t.to_local() if hasattr(t, "to_local") else t).detach().clone()
+        for name, t in built.net.state_dict().items()
+        if not t.is_meta
+    }
     built.net.to_empty(device=dev)
     if kept:
         state = built.net.state_dict()
@@ -114,12 +126,19 @@ def full_state(built) -> dict:
 def save_dcp(built, dest: str | os.PathLike) -> dict:
     """Write a DCP folder from every rank at once; rank 0 adds the spec and swaps it in at the end."""
     import torch.distributed.checkpoint as dcp
+
     from netcli.core.atomic import atomic_dir
+
     dest = Path(str(dest).rstrip("/") or "/")
     state = full_state(built)
     if any(t.is_meta for t in state.values()):
-        raise NetcliError(Problem("a network on meta has no values to save", location=Location(str(dest)),
-                                  hint="build it on a real device: --device cpu"))
+        raise NetcliError(
+            Problem(
+                "a network on meta has no values to save",
+                location=Location(str(dest)),
+                hint="build it on a real device: --device cpu",
+            )
+        )
     me = group.rank()
     ctx = atomic_dir(dest, allowed=shards.owned_name) if me == 0 else None
     tmp = None
@@ -136,8 +155,9 @@ def save_dcp(built, dest: str | os.PathLike) -> dict:
         dcp.save(state, storage_writer=dcp.FileSystemWriter(tmp, sync_files=True))
         group.barrier()
         if me == 0:
-            for name, text in shards.sidecar(built.loaded.resolved_text, built.loaded.sha256,
-                                             aliases_of(built.net)).items():
+            for name, text in shards.sidecar(
+                built.loaded.resolved_text, built.loaded.sha256, aliases_of(built.net)
+            ).items():
                 (Path(tmp) / name).write_text(text)
     except BaseException as exc:
         if ctx is not None:
@@ -147,8 +167,12 @@ def save_dcp(built, dest: str | os.PathLike) -> dict:
         ctx.__exit__(None, None, None)
     group.barrier()  # no rank reports success before the folder is in place
     files = sorted(os.listdir(dest)) if me == 0 else []
-    return {"file": str(dest), "format": "dcp", "files": files,
-            "bytes": sum((dest / f).stat().st_size for f in files) if me == 0 else 0}
+    return {
+        "file": str(dest),
+        "format": "dcp",
+        "files": files,
+        "bytes": sum((dest / f).stat().st_size for f in files) if me == 0 else 0,
+    }
 
 
 def load_dcp(built, path: str | os.PathLike) -> None:
@@ -160,17 +184,31 @@ def load_dcp(built, path: str | os.PathLike) -> None:
     want = {k: v for k, v in state.items() if k in stored or aliases.get(k) not in stored}
     missing = sorted(k for k in want if k not in stored)
     extra = sorted(k for k in stored if k not in state)
-    problems = [Problem(f"missing key '{k}', expected shape {list(want[k].shape)}", location=Location(str(path)))
-                for k in missing]
+    problems = [
+        Problem(f"missing key '{k}', expected shape {list(want[k].shape)}", location=Location(str(path)))
+        for k in missing
+    ]
     for k in want:
         if k in stored and tuple(meta.state_dict_metadata[k].size) != tuple(want[k].shape):
-            problems.append(Problem(f"key '{k}' has shape {list(meta.state_dict_metadata[k].size)}, "
-                                    f"expected {list(want[k].shape)}", location=Location(str(path))))
-    problems += [Problem(f"unexpected key '{k}'", location=Location(str(path))) for k in extra
-                 if k not in aliases]
+            problems.append(
+                Problem(
+                    f"key '{k}' has shape {list(meta.state_dict_metadata[k].size)}, expected {list(want[k].shape)}",
+                    location=Location(str(path)),
+                )
+            )
+    problems += [Problem(f"unexpected key '{k}'", location=Location(str(path))) for k in extra if k not in aliases]
     if problems:
-        raise NetcliError(problems + [Problem("the checkpoint does not fit the spec; nothing was loaded",
-                                              location=Location(str(path)), hint="give the spec it was saved from")])
+        raise NetcliError(
+            problems
+            + [
+                Problem(
+                    "the checkpoint does not fit the spec; nothing was loaded",
+                    location=Location(str(path)),
+                    hint="give the spec it was saved from",
+                )
+            ]
+        )
     shards.load_dcp_state(want, path)
-    built.net.load_state_dict({**want, **{a: want[s] for a, s in aliases.items() if a not in want and s in want}},
-                              strict=False)
+    built.net.load_state_dict(
+        {**want, **{a: want[s] for a, s in aliases.items() if a not in want and s in want}}, strict=False
+    )

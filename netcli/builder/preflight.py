@@ -4,6 +4,7 @@ Each is decided without allocating: left-out sizes by a pass on the meta
 device, the memory a network needs by counting its layers on meta, so a
 network that does not fit is refused before the first tensor exists.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -11,15 +12,16 @@ from typing import Any
 import torch
 from torch import nn
 
-from netcli.build import inference
-from netcli.build.builder import Builder, _join
+from netcli.builder import inference
+from netcli.builder.builder import Builder, _join
 from netcli.core.devices import resolve_device
 from netcli.core.errors import NetcliError, relocated
-from netcli.spec.loading import LoadedSpec, block_children
+from netcli.specfile.loading import LoadedSpec, block_children
 
 
-def prepare(loaded: LoadedSpec, *, device: str | None = None, seed: int | None = None,
-            input_shape: list[int] | None = None) -> tuple[torch.device, int | None, dict[str, dict[str, Any]]]:
+def prepare(
+    loaded: LoadedSpec, *, device: str | None = None, seed: int | None = None, input_shape: list[int] | None = None
+) -> tuple[torch.device, int | None, dict[str, dict[str, Any]]]:
     """Resolve the device, seed torch's RNG, infer left-out sizes and check the memory, before building.
 
     With a seed (`seed` or the spec's `seed:`), `torch.manual_seed` is called,
@@ -68,6 +70,7 @@ def check_memory(loaded: LoadedSpec, dev: torch.device, inferred: dict, option: 
     walks the spec's structure with its ties (a `ref` counts once).
     """
     from netcli.core.devices import ensure_fits
+
     key = ("needed", str(dev), repr(inferred))  # what the spec needs is the same each time it is built
     needed = loaded.cache.get(key)
     if needed is None:
@@ -102,6 +105,7 @@ def _needed(loaded: LoadedSpec, dev: torch.device, inferred: dict) -> dict[torch
                 needed[device] = needed.get(device, 0) + t.numel() * t.element_size()
         for child in module.children():
             count(child, device)
+
     count(net, dev)
     return needed
 

@@ -3,6 +3,7 @@
 Used by `validate` (on the meta device, so no memory is spent on values) and
 by `build`'s summary.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -64,6 +65,7 @@ def trace_shapes(net: nn.Module, x) -> ShapeTrace:
             shape = _shape(out)
             if shape is not None:
                 trace.shapes.setdefault(current, shape)
+
         handles.append(module.register_forward_pre_hook(pre))
         handles.append(module.register_forward_hook(post))
     try:
