@@ -1,4 +1,5 @@
 """Sharded files in one process: the HF index layout, DCP folders, conversions between them (issue 15)."""
+
 from __future__ import annotations
 
 import json
@@ -8,7 +9,7 @@ import pytest
 import torch
 
 from netcli.core.errors import NetcliError
-from netcli.io import checkpoint, shards
+from netcli.io import checkpoint, convert, shards
 from conftest import ROOT
 
 
@@ -45,7 +46,7 @@ def test_greedy_in_key_order_and_a_big_tensor_alone():
 
 def test_index_layout_round_trip_with_ties_stored_once(saved, tmp_path):
     out = tmp_path / "hf"
-    report = shards.convert(str(saved), str(out) + "/", max_shard_size="200B")
+    report = convert.convert(str(saved), str(out) + "/", max_shard_size="200B")
     index = json.loads((out / shards.INDEX_NAME).read_text())
     n = len(report["shards"])
     assert n > 1 and sorted(os.listdir(out)) == sorted(report["shards"] + [shards.INDEX_NAME])
@@ -60,19 +61,19 @@ def test_index_layout_round_trip_with_ties_stored_once(saved, tmp_path):
 
 
 def test_dcp_round_trip_and_back(saved, tmp_path):
-    shards.convert(str(saved), str(tmp_path / "d") + "/")
+    convert.convert(str(saved), str(tmp_path / "d") + "/")
     assert (tmp_path / "d" / ".metadata").exists() and (tmp_path / "d" / "netcli.yaml").exists()
     ckpt = _same(saved, tmp_path / "d")
     assert ckpt.aliases == {"4.bias": "2.bias", "4.weight": "2.weight"}
-    shards.convert(str(tmp_path / "d"), str(tmp_path / "b.safetensors"))
+    convert.convert(str(tmp_path / "d"), str(tmp_path / "b.safetensors"))
     _same(saved, tmp_path / "b.safetensors")
-    shards.convert(str(tmp_path / "d"), str(tmp_path / "c.pt"))
+    convert.convert(str(tmp_path / "d"), str(tmp_path / "c.pt"))
     _same(saved, tmp_path / "c.pt")
 
 
 def test_damaged_dcp_folders_name_the_file(saved, tmp_path):
     d = tmp_path / "d"
-    shards.convert(str(saved), str(d) + "/")
+    convert.convert(str(saved), str(d) + "/")
     data = d / "__0_0.distcp"
     data.write_bytes(data.read_bytes()[:100])
     with pytest.raises(NetcliError, match="cut short") as exc:
@@ -86,7 +87,7 @@ def test_damaged_dcp_folders_name_the_file(saved, tmp_path):
 
 def test_damaged_index(saved, tmp_path):
     out = tmp_path / "hf"
-    report = shards.convert(str(saved), str(out), to="hf", max_shard_size="200B")
+    report = convert.convert(str(saved), str(out), to="hf", max_shard_size="200B")
     (out / report["shards"][-1]).unlink()
     with pytest.raises(NetcliError, match="missing"):
         checkpoint.read_checkpoint(out)
@@ -96,7 +97,7 @@ def test_a_folder_of_other_files_is_not_replaced(saved, tmp_path):
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("keep me")
     with pytest.raises(NetcliError, match="other files"):
-        shards.convert(str(saved), str(tmp_path / "mine"), to="dcp")
+        convert.convert(str(saved), str(tmp_path / "mine"), to="dcp")
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
 
 
@@ -104,7 +105,16 @@ def test_cli_convert_and_save_max_shard_size(run_cli, saved, tmp_path):
     r = run_cli("convert", str(saved), "-o", str(tmp_path / "hf") + "/", "--max-shard-size", "300B")
     assert r.code == 0, r.err
     _same(saved, tmp_path / "hf")
-    r = run_cli("save", str(ROOT / "configs/shared.yaml"), "--seed", "3", "-o", str(tmp_path / "s") + "/", "--max-shard-size", "300B")
+    r = run_cli(
+        "save",
+        str(ROOT / "configs/shared.yaml"),
+        "--seed",
+        "3",
+        "-o",
+        str(tmp_path / "s") + "/",
+        "--max-shard-size",
+        "300B",
+    )
     assert r.code == 0, r.err
     _same(saved, tmp_path / "s")
     r = run_cli("load", str(tmp_path / "s"), "--input", "ones:1,4")

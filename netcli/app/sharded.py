@@ -53,6 +53,7 @@ def is_sharded(built) -> bool:
 def save(built, output: str, *, max_shard_size: str | None = None) -> dict:
     """Save `built`: a DCP folder from every rank when sharded; the HF layout with a size; else one file."""
     from netcli.io import shards
+    from netcli.io.convert import target_of
 
     if is_sharded(built):
         if max_shard_size is not None:
@@ -68,9 +69,7 @@ def save(built, output: str, *, max_shard_size: str | None = None) -> dict:
         return save_dcp(built, output)
     if max_shard_size is None:
         raise NetcliError("save: nothing sharded to write")  # callers save one file themselves
-    shards.target_of(
-        output if output.endswith("/") or output.endswith(shards.INDEX_SUFFIX) else output, "hf", max_shard_size
-    )
+    target_of(output if output.endswith("/") or output.endswith(shards.INDEX_SUFFIX) else output, "hf", max_shard_size)
     ckpt = in_memory(built)
     index = shards.save_index(output, ckpt, shards.parse_size(max_shard_size))
     folder = Path(output) if not output.endswith(shards.INDEX_SUFFIX) else Path(output).parent

@@ -60,7 +60,8 @@ def save(
     if shard is not None or max_shard_size is not None:
         output = output or f"{loaded.name}/"
         if max_shard_size is not None and shard is None:
-            from netcli.io.shards import parse_size, target_of
+            from netcli.io.convert import target_of
+            from netcli.io.shards import parse_size
 
             target_of(output, "hf", max_shard_size)
             parse_size(max_shard_size)
@@ -214,7 +215,7 @@ def convert(
 ):
     """Convert a checkpoint between one .safetensors, the Hugging Face sharded layout, a DCP folder and .pt."""
     from netcli.core.atomic import refuse_overwriting_inputs
-    from netcli.io.shards import convert as convert_files
+    from netcli.io.convert import convert as convert_files
 
     refuse_overwriting_inputs(output, source)
     report = convert_files(source, output, to=to, max_shard_size=max_shard_size)

@@ -61,7 +61,7 @@ def read_dcp(path: str | os.PathLike):
     import torch
     from torch.distributed.checkpoint.metadata import TensorStorageMetadata
 
-    from netcli.io.checkpoint import Checkpoint, TensorInfo
+    from netcli.io.tensorfile import Checkpoint, TensorInfo
 
     p = Path(path)
     meta = check_dcp(p)

@@ -33,8 +33,8 @@ from netcli.io.shards_layout import INDEX_SUFFIX, index_file, netcli_version, ow
 
 def read_index(path: str | os.PathLike):
     """Open an HF index layout as one Checkpoint: every shard's tensors, read on demand."""
-    from netcli.io.checkpoint import Checkpoint, TensorInfo, read_safetensors
     from netcli.io.format import damaged
+    from netcli.io.tensorfile import Checkpoint, TensorInfo, read_safetensors
 
     index = index_file(path)
     label = str(index)

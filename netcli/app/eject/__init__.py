@@ -19,8 +19,10 @@ import tokenize
 from collections.abc import Sequence
 
 from netcli import registry
+from netcli.app.eject.blocks import write_block
 from netcli.app.eject.defs import definitions
 from netcli.app.eject.init import init_function
+from netcli.app.eject.layer import layer_call
 from netcli.app.eject.source import (
     Assign,
     Block,
@@ -90,7 +92,7 @@ def eject(
     with torch.random.fork_rng(devices=[]):  # the meta build draws nothing; the caller's RNG stays as it was
         inferred = infer_sizes(loaded, getattr(loaded.spec, "inputs", loaded.spec.input))
         built = build_network(loaded, torch.device("meta"), inferred)
-    writer = Writer(loaded, inferred, device)
+    writer = Writer(loaded, inferred, device, write_block=write_block, layer_call=layer_call)
     net_piece = writer.network()
     init = init_function(built.net, rule_list, writer.class_expr)
     seed = seed if seed is not None else loaded.spec.seed

@@ -104,7 +104,11 @@ def class_name(node: Any, path: tuple) -> str:
 class Writer:
     """Walks a spec as the builder does and writes each node as an expression."""
 
-    def __init__(self, loaded: LoadedSpec, inferred: dict, device: str | None):
+    def __init__(self, loaded: LoadedSpec, inferred: dict, device: str | None, *, write_block, layer_call):
+        # The writers of custom blocks and layers live in their own modules, which use this one;
+        # they are passed in (by the package) so that nothing here imports them back.
+        self.write_block = write_block
+        self.layer_call = layer_call
         self.loaded = loaded
         self.inferred = inferred
         self.device = device
@@ -191,9 +195,7 @@ class Writer:
         if isinstance(node, LayerNode):
             return self.layer(node, path, qualname, own)
         if isinstance(node, BlockNode):
-            from netcli.app.eject.blocks import write_block
-
-            return write_block(self, node, path, qualname, own, with_ or [], params)
+            return self.write_block(self, node, path, qualname, own, with_ or [], params)
         raise NetcliError(
             self.loaded.problem(
                 path, f"netcli code cannot write a '{node.kind}' node", "build it with netcli build instead"
@@ -331,9 +333,7 @@ class Writer:
 
     def layer(self, node: LayerNode, path: tuple, qualname: str, own: str) -> Piece:
         """A registered type's constructor call, written as the spec writes it, inferred sizes filled in."""
-        from netcli.app.eject.layer import layer_call
-
-        return layer_call(self, node, path, qualname, own)
+        return self.layer_call(self, node, path, qualname, own)
 
     def type_expr(self, cls: type, node: Any = None, path: tuple = ()) -> str:
         """How the code names a registered class: nn.Linear, a chapter class written out, a plugin's import."""
