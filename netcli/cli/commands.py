@@ -15,6 +15,7 @@ import sys
 from netcli.cli import (
     commands_files,  # noqa: F401
     commands_network,  # noqa: F401, I001
+    commands_spec,  # noqa: F401
     commands_tools,  # noqa: F401
     render,
 )
