@@ -6,8 +6,8 @@ import contextlib
 from typing import Any
 
 from netcli.builder.builder import Built
+from netcli.builder.origins import origin_of
 from netcli.builder.shapes import trace_shapes
-from netcli.builder.validate import origin_of
 from netcli.core.errors import NetcliError, Problem, first_line
 from netcli.core.nested import leaves
 from netcli.io.inputs import call

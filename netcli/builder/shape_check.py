@@ -8,7 +8,7 @@ way, the first block whose shapes do not fit is named, at its place in the spec.
 
 from __future__ import annotations
 
-from netcli.builder.validate import origin_of
+from netcli.builder.origins import origin_of
 from netcli.core.errors import NetcliError, Problem, first_line
 from netcli.io.format import numel
 from netcli.specfile.loading import LoadedSpec, walk_nodes

@@ -8,11 +8,12 @@ collected and raised together (torchtune's `validate`).
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Iterable
 
 from netcli import registry
 from netcli.builder import inference
+from netcli.builder.names import check_spec_name, child_name_fault, names_format_fault
+from netcli.builder.origins import check_cycles
 from netcli.core.errors import NetcliError, Problem, did_you_mean
 from netcli.specfile.loading import (
     LoadedSpec,
@@ -97,7 +98,7 @@ def check_spec(loaded: LoadedSpec, plugins: Iterable[str] = (), *, embedded: boo
             problems += loaded.relocate(("plugins", i), exc.problems)
     problems += _check_device(loaded, ("device",), loaded.spec.device)
     problems += check_spec_name(loaded)
-    cycles = _check_cycles(loaded)  # on the definitions as written: binding params must not recurse forever
+    cycles = check_cycles(loaded)  # on the definitions as written: binding params must not recurse forever
     if cycles:
         raise NetcliError(problems + cycles)
     seen: set[tuple] = set()
@@ -192,7 +193,7 @@ def _check_node(loaded: LoadedSpec, at: NodeAt) -> list[Problem]:
     node, path = at.node, at.path
     problems = _check_device(loaded, path + ("device",), node.device)
     if isinstance(node.repeat, int) and node.names is not None:
-        fault = _names_format_fault(node.names)
+        fault = names_format_fault(node.names)
         try:
             if fault is not None:
                 raise ValueError(fault)
@@ -319,85 +320,6 @@ def _check_forward(loaded: LoadedSpec, node: BlockNode, path) -> list[Problem]:
     return []
 
 
-MAX_NAME = 256  # a child's name; also bounds what a `names:` format may produce
-MAX_STEM_BYTES = 200  # the network's name: `.netcli-tmp-NAME.safetensors.XXXXXXXX` fits a 255-byte file name
-
-
-def _names_format_fault(fmt: str) -> str | None:
-    """Say what is wrong with a `names:` format before formatting it, or None.
-
-    Only `{i}` with a short format spec is allowed: `{i:>400000000}` would
-    build a 400 MB string per name, `{i:>{i}}` nests a width, `{i.__class__}`
-    reaches attributes.
-    """
-    import string
-
-    try:
-        fields = list(string.Formatter().parse(fmt))
-    except ValueError as exc:
-        return str(exc)
-    for _, field, spec, _ in fields:
-        if field is None:
-            continue
-        if field != "i":
-            return f"only {{i}} may be used, not {{{field}}}"
-        if spec and ("{" in spec or any(int(d) > 64 for d in re.findall(r"\d+", spec))):
-            return f"the format '{spec}' is too wide (64 characters at most, no nested fields)"
-    return None
-
-
-def child_name_fault(name: str) -> str | None:
-    """Say why `name` cannot name a child module, or None: torch's add_module rules, checked before building."""
-    if name == "":
-        return "it is empty"
-    if "." in name:
-        return "it contains '.'"
-    if len(name) > MAX_NAME:
-        return f"it is longer than {MAX_NAME} characters"
-    if re.search("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]", name):
-        return "it contains a control character"
-    if name in _module_attributes():
-        return "it is an attribute of nn.Module"
-    return None
-
-
-_MODULE_ATTRIBUTES: set[str] = set()
-
-
-def _module_attributes() -> set[str]:
-    """The names an nn.Sequential already has: add_module refuses them (KeyError)."""
-    if not _MODULE_ATTRIBUTES:
-        import torch.nn as nn
-
-        _MODULE_ATTRIBUTES.update(n for n in dir(nn.Sequential()) if not n.isdigit())
-    return _MODULE_ATTRIBUTES
-
-
-def check_spec_name(loaded: LoadedSpec) -> list[Problem]:
-    """The spec's `name:` is the default output file's stem: a plain name, no folder in it."""
-    name = loaded.spec.name
-    if name is None:
-        return []
-    why = None
-    if name in ("", ".", "..") or "/" in name or "\\" in name or "\x00" in name:
-        why = "it must be a plain name, not a path"
-    elif name.startswith(("-", ".")):
-        why = "it cannot start with '-' or '.'"
-    elif len(name.encode("utf-8", "surrogatepass")) > MAX_STEM_BYTES:  # NAME.safetensors and its temp file
-        why = f"it is longer than {MAX_STEM_BYTES} bytes (save's file name NAME.safetensors must fit in 255)"
-    elif re.search("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]", name):
-        why = "it contains a control character"
-    if why is None:
-        return []
-    return [
-        loaded.problem(
-            ("name",),
-            f"'{name}' cannot be the network's name: {why}",
-            "write a plain name such as my_net (save writes NAME.safetensors)",
-        )
-    ]
-
-
 def _check_layer(loaded: LoadedSpec, node: LayerNode, path) -> list[Problem]:
     type_path = path + (node.type,)
     try:
@@ -465,45 +387,3 @@ def _module_arguments(cls, args, kwargs) -> dict:
     from netcli.builder.blocks import module_arguments
 
     return module_arguments(cls, args, kwargs)
-
-
-def _check_cycles(loaded: LoadedSpec) -> list[Problem]:
-    """Find definitions that use or ref themselves, directly or through others."""
-    blocks = loaded.spec.blocks
-    uses: dict[str, list[tuple[str, tuple]]] = {}
-    for at in walk_nodes(loaded, templates=True):
-        if at.path[0] == "blocks" and isinstance(at.node, (UseNode, RefNode)):
-            target = at.node.use if isinstance(at.node, UseNode) else at.node.ref
-            uses.setdefault(at.path[1], []).append((target, at.path))
-    problems, reported = [], set()
-
-    def visit(name: str, stack: list[str]) -> None:
-        for target, path in uses.get(name, []):
-            if target in stack:
-                cycle = stack[stack.index(target) :] + [target]
-                key = frozenset(cycle)
-                if key not in reported:
-                    reported.add(key)
-                    problems.append(
-                        loaded.problem(
-                            path,
-                            "definitions refer to each other in a cycle: " + " -> ".join(cycle),
-                            "a block cannot contain itself",
-                        )
-                    )
-            elif target in blocks:
-                visit(target, stack + [target])
-
-    for name in blocks:
-        visit(name, [name])
-    return problems
-
-
-def origin_of(origins: dict[str, tuple], name: str) -> tuple:
-    """Return the document path of module `name`, or of its nearest ancestor in the spec."""
-    parts = name.split(".") if name else []
-    for n in range(len(parts), -1, -1):
-        key = ".".join(parts[:n])
-        if key in origins:
-            return origins[key]
-    return ("model",)
