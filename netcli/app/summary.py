@@ -144,7 +144,8 @@ def summarize(
     shapes, inferred = shapes or {}, inferred or {}
     owners = _owners(net)
     blocks = cost.blocks if cost is not None else {}
-    rows, seen = [], {}
+    rows: list = []
+    seen: dict = {}
     for name, module in net.named_modules(remove_duplicate=False):
         depth = 0 if not name else name.count(".") + 1
         params = list(module.parameters())  # each tensor once

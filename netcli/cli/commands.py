@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(code)
         if as_json and hasattr(exc, "format_message") and isinstance(getattr(exc, "exit_code", None), int):
             render.usage_error(exc)  # typer's UsageError and the like, which standalone mode would have printed
-            sys.exit(exc.exit_code)
+            sys.exit(exc.exit_code)  # type: ignore[attr-defined]  # checked just above
         print(
             f"netcli: internal error: {type(exc).__name__}: {exc}\n"
             "(run with --debug or NETCLI_DEBUG=1 to see the traceback; please report it)",

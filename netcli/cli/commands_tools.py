@@ -70,7 +70,7 @@ def types_(
 
         raise NetcliError(
             f"no registered type matches '{pattern}'",
-            hint=did_you_mean(pattern, registry.types.names())
+            hint=did_you_mean(pattern or "", registry.types.names())
             or "a plugin's types are listed once it is installed, or named with --plugin MODULE; "
             "netcli types lists them all",
         )

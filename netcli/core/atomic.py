@@ -15,6 +15,7 @@ import secrets
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from netcli.core.errors import Location, NetcliError, Problem
 
@@ -114,7 +115,7 @@ class _SignalTrap:
     """While a write runs, turn terminating signals into `_Signalled` so the temp file is removed."""
 
     def __init__(self):
-        self.saved: dict[int, object] = {}
+        self.saved: dict[int, Any] = {}  # signal number -> the handler signal.signal returned
 
     def __enter__(self):
         import signal
@@ -171,7 +172,7 @@ def _sigint_held() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
-def atomic_write(dest: str | os.PathLike, write: Callable[[Path], None]) -> None:
+def atomic_write(dest: str | os.PathLike, write: Callable[[Path], object]) -> None:
     """Call `write(tmp_path)` and move the result over `dest` atomically."""
     with atomic_path(dest) as tmp:
         write(tmp)
@@ -187,7 +188,7 @@ def clean_leftovers(dest: str | os.PathLike) -> list[Path]:
     folder = dest.parent
     prefix = temp_prefix(dest)
     pattern = re.compile(re.escape(prefix) + r"(\d+)\.")
-    removed = []
+    removed: list[Path] = []
     try:
         names = os.listdir(folder)
     except OSError:
@@ -412,7 +413,7 @@ def clean_leftover_dirs(dest: str | os.PathLike) -> list[Path]:
 
     dest = Path(dest)
     pattern = re.compile(re.escape(temp_prefix(dest)) + r"(\d+)\.")
-    removed = []
+    removed: list[Path] = []
     try:
         names = os.listdir(dest.parent if str(dest.parent) else ".")
     except OSError:

@@ -75,7 +75,8 @@ class Progress:
     def _follow(self) -> None:
         while not self._done:
             try:
-                self._bar.update(self._task, completed=os.path.getsize(self._watched))
+                if self._watched is not None:
+                    self._bar.update(self._task, completed=os.path.getsize(self._watched))
             except OSError:
                 pass
             time.sleep(0.1)

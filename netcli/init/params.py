@@ -83,8 +83,9 @@ def find(net: nn.Module, path: str, *, tensors: bool = True) -> Found:
         last = i == len(steps) - 1
         kids = children(module)
         names = [n for n, _ in kids]
-        if step in module._modules and module._modules[step] is not None:
-            module, name = module._modules[step], _join(name, step)
+        child = module._modules.get(step)
+        if child is not None:
+            module, name = child, _join(name, step)
             continue
         if step.lstrip("-").isdigit() and -len(kids) <= int(step) < len(kids):
             child_name, module = kids[int(step)]

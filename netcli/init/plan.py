@@ -105,7 +105,7 @@ def _dry_run(rule: Rule, selected: list[Selected]) -> None:
 def _dims_hint(rule: Rule, s: Selected) -> str:
     if "bias" in s.attr:
         return f"rules on a block set only weights unless params: says otherwise; for biases write e.g. zeros:{s.name}"
-    low = rule.dims[0]
+    low = rule.dims[0] if rule.dims else 0
     return (
         f"pick a convolution's weights, e.g. {rule.init}:Conv2d"
         if low >= 3

@@ -95,7 +95,7 @@ def parse_rule(text_or_mapping: Any, label: str, *, location: Location | None = 
     return rule
 
 
-def _non_finite(value: Any) -> float | None:
+def _non_finite(value: Any) -> float | complex | None:
     """The first infinite or NaN number in an argument (lists and mappings searched), else None."""
     if isinstance(value, bool):
         return None

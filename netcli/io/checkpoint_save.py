@@ -91,7 +91,12 @@ def save_checkpoint(built, path: str | os.PathLike) -> SaveReport:
         if fmt == "torch":
             cpu = _to_cpu(state)
             bar.restart(f"writing {path}", total)
-            atomic_write(path, lambda p: (bar.watch(p), call_writer(p, torch.save, cpu, p)))
+
+            def write(p: Path) -> None:
+                bar.watch(p)
+                call_writer(p, torch.save, cpu, p)
+
+            atomic_write(path, write)
             return report.written()
         from safetensors.torch import save_file
 
@@ -176,5 +181,5 @@ def _to_cpu(state: dict) -> dict:
             done[key] = t.detach().cpu()
         out[name] = done[key]
     if hasattr(state, "_metadata"):
-        out._metadata = state._metadata  # keeps the state_dict's module versions, as torch.save would
+        out._metadata = state._metadata  # type: ignore[attr-defined]  # keeps the state_dict's module versions, as torch.save would
     return out

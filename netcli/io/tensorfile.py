@@ -75,7 +75,7 @@ class Checkpoint:
         self.others = others  # non-tensor values of a torch file: name -> repr
         self._tensors = tensors  # torch files: loaded (memory-mapped where torch can)
         self._crc32 = crc32 or {}
-        self._handle = None
+        self._handle: _SafetensorsReader | None = None
         self._mapped = False  # a torch zip file listed through a memory map: its values are read by a copy
 
     @property
@@ -142,7 +142,8 @@ class _SafetensorsReader:
         code = entry.get("dtype") if isinstance(entry, dict) else None
         known = SAFETENSORS_DTYPES.get(code) if isinstance(code, str) else None
         if (
-            known is None
+            not isinstance(entry, dict)
+            or known is None
             or known[0] != info.dtype
             or tuple(entry.get("shape", ())) != tuple(info.shape)
             or not isinstance(entry.get("data_offsets"), list)
@@ -160,7 +161,7 @@ class _SafetensorsReader:
         buffer = torch.empty(info.nbytes, dtype=torch.uint8)
         try:
             self.file.seek(self.base + start)
-            got = self.file.readinto(memoryview(buffer.numpy())) if info.nbytes else 0
+            got = self.file.readinto(buffer.numpy().data) if info.nbytes else 0
         except OSError as exc:
             raise damaged(self.path, f"cannot read tensor '{name}': {exc.strerror or exc}") from exc
         if got != info.nbytes:

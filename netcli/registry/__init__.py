@@ -10,6 +10,7 @@ the installed plugins.
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 from netcli.core.errors import NetcliError
 from netcli.registry.catalog import (
@@ -67,7 +68,8 @@ def ensure_loaded() -> None:
             and issubclass(obj, nn.Module)
             and obj is not nn.Module
         ):
-            inferable = tuple(a for a in INPUT_SIZE_ARGS if a in parameters(obj))
+            cls: Any = obj
+            inferable = tuple(a for a in INPUT_SIZE_ARGS if a in parameters(cls))
             types.add(attr, obj, origin=f"torch.nn.{attr}", inferable=inferable)
     from netcli.registry import builtin_initializers, chapter_blocks  # noqa: F401  (they register on import)
 

@@ -9,7 +9,8 @@ ValueError. Plugins add their own with `@netcli.register_init`.
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Callable
+from typing import Any, Literal, cast
 
 import torch
 from torch.nn import init
@@ -175,4 +176,9 @@ for _fn, _names, _dims in [
     (custom, ("custom", "my_init"), None),
 ]:
     for _name in _names:
-        register_init(_fn, name=_name, dims=_dims, module_scope=_fn is default)
+        register_init(
+            cast(Callable[..., Any], _fn),
+            name=_name,
+            dims=_dims,
+            module_scope=_fn is default,
+        )

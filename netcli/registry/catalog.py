@@ -152,12 +152,8 @@ def register_block(
 
         if not (isinstance(c, type) and issubclass(c, nn.Module)):
             raise NetcliError(f"register_block takes an nn.Module subclass, not {c!r}")
-        types.add(
-            name or c.__name__,
-            c,
-            inferable=tuple(inferable),
-            **({"inferable_dims": dims} if dims else {}),
-        )
+        meta: dict[str, Any] = {"inferable_dims": dims} if dims else {}
+        types.add(name or c.__name__, c, inferable=tuple(inferable), **meta)
         return c
 
     return wrap(cls) if cls is not None else wrap
@@ -207,7 +203,7 @@ def signature(cls: type) -> inspect.Signature | None:
 @cache
 def type_hints(cls: type) -> dict[str, Any]:
     try:
-        return typing.get_type_hints(cls.__init__)
+        return typing.get_type_hints(getattr(cls, "__init__"))  # noqa: B009 (mypy: __init__ of a class object)
     except Exception:  # unresolvable annotations: skip type checks, binding still runs
         return {}
 
