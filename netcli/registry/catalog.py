@@ -302,7 +302,10 @@ def bind_arguments(
                 (
                     _arg_key(bound, name, args),
                     Problem(
-                        f"argument '{name}' must be {_type_name(hints[name])}, not {value!r}"
+                        f"argument '{name}' must be {_type_name(hints[name])}, not {value!r}",
+                        hint="in ${...}, // divides to a whole number (/ gives a float)"
+                        if isinstance(value, float)
+                        else None,
                     ),
                 )
             )

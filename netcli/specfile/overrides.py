@@ -11,8 +11,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from netcli.core.errors import Location, NetcliError, Problem, did_you_mean
+from netcli.specfile.arithmetic import referenced_names
 from netcli.specfile.schema import TOP_LEVEL_KEYS
-from netcli.specfile.variables import VAR
 from netcli.specfile.yamldoc import Document, Path, parse_value, render_path
 
 
@@ -94,7 +94,7 @@ def _unused_new_key(data: Any, path: Path, siblings: list[str], label: str) -> P
     words = _words_outside(data, path)
     name = ".".join(str(p) for p in path[1:])
     if path[0] == "vars":
-        refs = {m.group(1) for w in words for m in VAR.finditer(w)}
+        refs = {name for w in words for name in referenced_names(w)}
         if any(r == name or r.startswith(name + ".") or name.startswith(r + ".") for r in refs):
             return None
         what = f"no ${{{name}}} in the spec uses it"

@@ -11,14 +11,13 @@ written, and the builder sees plain nodes.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from netcli.core.errors import Problem, did_you_mean
+from netcli.specfile.arithmetic import REFERENCE, ExpressionError, Unknown, compute, is_plain_name, parse, partial
 from netcli.specfile.schema import REQUIRED, is_block, param_defaults
 
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_.]*)\}")
 MAX_INSTANCES = 10_000  # distinct (definition, params) copies in one spec
 
 
@@ -57,12 +56,40 @@ def substitute(raw: Any, values: dict[str, Any]) -> Any:
             return [fill(v, scope) for v in value]
         if not isinstance(value, str) or "${" not in value:
             return value
-        whole = _VAR.fullmatch(value)
-        if whole and _known(whole.group(1), scope):
-            return _lookup(whole.group(1), scope)
-        return _VAR.sub(lambda m: str(_lookup(m.group(1), scope)) if _known(m.group(1), scope) else m.group(0), value)
+        whole = REFERENCE.fullmatch(value)
+        if whole:
+            return _reference(whole.group(1), scope)
+
+        def one(m: Any) -> str:
+            found = _reference(m.group(1), scope)
+            return found if isinstance(found, str) and found.startswith("${") else str(found)
+
+        return REFERENCE.sub(one, value)
 
     return fill(raw, dict(values))
+
+
+def _reference(inner: str, scope: dict[str, Any]) -> Any:
+    """One `${...}` with the params in `scope`: a param's value, an expression's number, or the text left."""
+    if is_plain_name(inner):
+        name = inner.strip()
+        return _lookup(name, scope) if _known(name, scope) else "${" + inner + "}"
+    try:
+        tree = parse(inner)
+    except ExpressionError:
+        return "${" + inner + "}"  # reported where the spec was read
+
+    def look(name: str) -> Any:
+        if not _known(name, scope):
+            raise Unknown(name)
+        return _lookup(name, scope)
+
+    try:
+        return compute(tree, look)
+    except Unknown:
+        return "${" + partial(tree, look) + "}"
+    except ExpressionError:
+        return "${" + inner + "}"  # the value's check names it, at its place
 
 
 def _known(name: str, scope: dict[str, Any]) -> bool:

@@ -30,7 +30,7 @@ OPTIONS = ("name", "repeat", "names", "device", "frozen")
 # The keys of a custom block (SPEC 1.6), beside the options: `{class: X, children: {...}, forward: "..."}`.
 BLOCK_KEYS = ("children", "forward", "params", "inputs", "class")
 # `${name}` left in a definition for one of its params, filled in per use (see loading.instantiate).
-PARAM_TEXT = r"^\$\{[A-Za-z_][A-Za-z0-9_.]*\}$"
+PARAM_TEXT = r"^\$\{[^{}]+\}$"  # a param's name, or an expression of params (SPEC 1.8)
 TOP_LEVEL_KEYS = ("name", "input", "seed", "device", "vars", "plugins", "blocks", "model", "init", "shard", "extends")
 RULE_KEYS = ("init", "args", "target", "params")
 

@@ -6,16 +6,15 @@ variable used twice...), so the expansion is bounded as it is made.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from netcli.core.errors import Problem, did_you_mean
+from netcli.specfile.arithmetic import REFERENCE, ExpressionError, Unknown, compute, is_plain_name, parse, partial
 from netcli.specfile.params import param_names
 from netcli.specfile.schema import is_block
 from netcli.specfile.yamldoc import Document, Path, render_path
 
 MAX_EXPANDED = 4 << 20  # after ${} substitution: 4 Mi characters and values (a spec is at most 1 MiB)
-VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_.]*)\}")
 
 
 class _TooBig(Exception):
@@ -105,26 +104,54 @@ class _Expander:
             self.problems.append(
                 Problem(f"variables refer to each other in a cycle: {exc}", render_path(path), self.doc.locate(path))
             )
+        except ExpressionError as exc:
+            self.problems.append(
+                Problem(
+                    f"{value!r}: {exc}",
+                    render_path(path),
+                    self.doc.locate(path),
+                    "${...} takes numbers, names, + - * / // % **, parentheses, min() and max()",
+                )
+            )
         return value
 
     def text(self, value: str, path: Path, seen: tuple[str, ...], shadow: frozenset) -> Any:
         """A string with references: a whole `${x}` is x's value, with its type; inside text, its text."""
-        whole = VAR.fullmatch(value)
+        whole = REFERENCE.fullmatch(value)
         if whole:
-            try:
-                return self.lookup(whole.group(1), path, seen, shadow)
-            except _Shadowed:
-                return value
+            return self.reference(whole.group(1), path, seen, shadow)
 
         def one(m):
-            try:
-                return self.text_of(self.lookup(m.group(1), path, seen, shadow), path)
-            except _Shadowed:
-                return m.group(0)
+            found = self.reference(m.group(1), path, seen, shadow)
+            return found if isinstance(found, str) and found.startswith("${") else self.text_of(found, path)
 
-        text = VAR.sub(one, value)
+        text = REFERENCE.sub(one, value)
         self.spend(len(text), path)
         return text
+
+    def reference(self, inner: str, path: Path, seen: tuple[str, ...], shadow: frozenset) -> Any:
+        """The value of one `${...}`: a variable with its type, or an expression's number.
+
+        A param of the block around it is bound per use: its reference stays
+        as written, with the variables it could already give written in.
+        """
+        if is_plain_name(inner):
+            try:
+                return self.lookup(inner.strip(), path, seen, shadow)
+            except _Shadowed:
+                return "${" + inner + "}"
+        tree = parse(inner)
+
+        def look(name: str) -> Any:
+            try:
+                return self.lookup(name, path, seen, shadow)
+            except _Shadowed:
+                raise Unknown(name) from None
+
+        try:
+            return compute(tree, look)
+        except Unknown:
+            return "${" + partial(tree, look) + "}"
 
     def text_of(self, value: Any, path: Path) -> str:
         if isinstance(value, (dict, list)):  # str() of a big structure is big text too
