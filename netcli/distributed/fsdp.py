@@ -25,14 +25,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from netcli.builder.builder import build_network
 from netcli.builder.preflight import prepare
 from netcli.core.errors import Location, NetcliError, Problem
 from netcli.core.ties import canonical_names
 from netcli.distributed import group
 from netcli.init import fastinit
-from netcli.init.plan import plan_rules
-from netcli.init.rules import all_rules
 from netcli.io import shards
 
 
@@ -79,12 +76,9 @@ def build_sharded(loaded, *, device: str | None = None, seed: int | None = None,
     if dev.type not in ("cpu", "cuda"):
         raise NetcliError(Problem(f"--shard fsdp runs on cpu or cuda, not {dev.type}", location=Location("--device")))
     _, seed, inferred = prepare(loaded, device="meta", seed=seed)
-    seed = int(seed) if seed is not None else 0
-    fast = fastinit._FastBuilder(loaded, dev, seed)
-    built = build_network(loaded, dev, inferred, fast)
+    meta = fastinit.build_on_meta(loaded, dev, seed, inferred, rules)  # the one-pass build, on meta
+    built = meta.built
     built.device = dev
-    rule_list = all_rules(loaded, rules) if (loaded.spec.init or rules) else []
-    plan = plan_rules(built.net, rule_list)
     mesh = init_device_mesh(dev.type, (torch.distributed.get_world_size(),))
     for _, unit in shard_units(built.net, list(loaded.spec.shard)):
         fully_shard(unit, mesh=mesh, reshard_after_forward=True)
@@ -103,9 +97,8 @@ def build_sharded(loaded, *, device: str | None = None, seed: int | None = None,
                 t = state[name]
                 (t.to_local() if hasattr(t, "to_local") else t).copy_(value)
     if values:
-        with torch.no_grad(), torch.random.fork_rng(devices=[]):
-            fastinit._initialize(built.net, plan, seed, fast.real)
-    built.init_report = plan.report(built.net)
+        fastinit.initialize_in_place(built.net, meta)
+    built.init_report = meta.plan.report(built.net)
     return built
 
 

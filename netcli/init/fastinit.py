@@ -34,6 +34,7 @@ import contextlib
 import contextvars
 import hashlib
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -72,23 +73,58 @@ def uninitialized() -> Iterator[None]:
         _NO_VALUES.reset(token)
 
 
+def resolve_seed(seed: int | None) -> int:
+    """The seed of a one-pass build: the given one, else this process's (rank 0's in a job, so ranks agree)."""
+    if seed is not None:
+        return int(seed)
+    chosen = [torch.initial_seed()]
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        dist.broadcast_object_list(chosen, src=0)
+    return int(chosen[0])
+
+
+@dataclass
+class MetaBuild:
+    """A network built on meta (but for blocks built for real), with its checked init plan and seed."""
+
+    built: Built
+    plan: InitPlan
+    seed: int
+    real: set[int]  # id() of the blocks built for real: their tensors already hold values
+    runs_on: dict  # id() of a placed block -> its device
+
+
+def build_on_meta(loaded, dev: torch.device, seed: int | None, inferred: dict, rules: Sequence[str] = ()) -> MetaBuild:
+    """Build `loaded`'s structure for `dev` on meta and check its init rules, before any memory is allocated."""
+    seed = resolve_seed(seed)
+    fast = _FastBuilder(loaded, dev, seed)
+    built = build_network(loaded, dev, inferred, fast)  # on meta, but for blocks built for real
+    rule_list = all_rules(loaded, rules) if (loaded.spec.init or rules) else []
+    plan = plan_rules(built.net, rule_list)  # checks every rule on the meta network before allocating
+    return MetaBuild(built, plan, seed, fast.real, fast.runs_on)
+
+
+def initialize_in_place(net: nn.Module, meta: MetaBuild) -> None:
+    """Draw every tensor's values where it lies (a whole tensor, or this rank's shard of it); see `_initialize`."""
+    with torch.no_grad(), torch.random.fork_rng(devices=[]):
+        _initialize(net, meta.plan, meta.seed, meta.real)
+
+
 def build_fast(loaded, dev: torch.device, seed: int | None, inferred: dict, rules: Sequence[str] = ()) -> Built:
     """Build `loaded` on `dev` in one pass; see the module docstring.
 
     Called by `engine.build_model(..., fast_init=True)` after `preflight.prepare`
     has resolved the device, inferred the sizes and checked the memory.
     """
-    seed = int(seed) if seed is not None else torch.initial_seed()
-    fast = _FastBuilder(loaded, dev, seed)
-    built = build_network(loaded, dev, inferred, fast)  # on meta, but for blocks built for real
-    rule_list = all_rules(loaded, rules) if (loaded.spec.init or rules) else []
-    plan = plan_rules(built.net, rule_list)  # checks every rule on the meta network before allocating
+    meta = build_on_meta(loaded, dev, seed, inferred, rules)
+    built = meta.built
     if dev.type != "meta":
-        _allocate(built.net, dev, fast.runs_on, set())
+        _allocate(built.net, dev, meta.runs_on, set())
     if dev.type != "meta" and not _NO_VALUES.get():
-        with torch.no_grad(), torch.random.fork_rng(devices=[]):
-            _initialize(built.net, plan, seed, fast.real)
-    built.init_report = plan.report(built.net)
+        initialize_in_place(built.net, meta)
+    built.init_report = meta.plan.report(built.net)
     return built
 
 
