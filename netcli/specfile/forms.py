@@ -1,0 +1,133 @@
+"""The written forms of a node (SPEC 1.1, 1.6), turned into one tagged mapping each.
+
+A node is written in YAML in several short forms (`ReLU`, `{Linear: [4, 8]}`,
+a list, `{use: block1}`, a custom block); `to_tagged` turns each form into one
+tagged mapping, so that the pydantic models in nodes.py report one error per
+bad node. Which form a mapping is follows from its keys alone; nothing here
+knows which types exist (the registry's business, checked in validate.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic_core import PydanticCustomError
+
+OPTIONS = ("name", "repeat", "names", "device", "frozen")
+# The keys of a custom block (SPEC 1.6), beside the options: `{class: X, children: {...}, forward: "..."}`.
+BLOCK_KEYS = ("children", "forward", "params", "inputs", "class")
+
+
+def is_block(raw: Any) -> bool:
+    """Whether a written node is a custom block: a mapping with children: or forward:."""
+    return isinstance(raw, dict) and ("children" in raw or "forward" in raw)
+
+
+def _split_type_key(raw: dict) -> tuple[str, Any]:
+    """Return the one key of `raw` that is not an option, or raise naming the problem."""
+    keys = [k for k in raw if k not in OPTIONS]
+    if len(keys) == 1:
+        return keys[0], raw[keys[0]]
+    if not keys:
+        raise PydanticCustomError(
+            "no_type", "this node has options but no type (write e.g. {{Linear: [4, 8]}} or {{use: NAME}})"
+        )
+    import difflib
+
+    for k in keys:
+        close = difflib.get_close_matches(str(k), OPTIONS + ("use", "ref"), n=1, cutoff=0.6)
+        if close and str(k)[:1].islower():
+            raise PydanticCustomError(
+                "unknown_option", "unknown option '{key}' (did you mean '{close}'?)", {"key": k, "close": close[0]}
+            )
+    shown = ", ".join(f"'{k}'" for k in keys)
+    raise PydanticCustomError(
+        "two_types",
+        "a node has exactly one type, this one has {shown} (write several layers as a list, and options as {options})",
+        {"shown": shown, "options": ", ".join(OPTIONS)},
+    )
+
+
+def to_tagged(raw: Any) -> Any:
+    """Turn any written form of a node into the tagged mapping the models read."""
+    if isinstance(raw, str):
+        return {"kind": "layer", "type": raw}
+    if isinstance(raw, list):
+        return {"kind": "sequence", "children": raw}
+    if not isinstance(raw, dict):
+        raise PydanticCustomError(
+            "node_type", "a node is a type name, a list or a mapping, not '{value}'", {"value": raw}
+        )
+    options = {k: v for k, v in raw.items() if k in OPTIONS}
+    for special in ("use", "ref"):
+        if special in raw:
+            extra = ("with",) if special == "use" else ()
+            others = [k for k in raw if k not in OPTIONS and k != special and k not in extra]
+            if others:
+                hint = " (with passes params to a fresh copy: {use: NAME, with: {...}})" if others[0] == "with" else ""
+                raise PydanticCustomError(
+                    "use_combined",
+                    "'{special}' cannot be combined with '{other}' in one node" + hint,
+                    {"special": special, "other": others[0], "key": others[0]},
+                )
+            tagged = {"kind": special, special: raw[special], **options}
+            if "with" in raw:
+                tagged["with"] = {} if raw["with"] is None else raw["with"]
+            return tagged
+    if any(k in raw for k in BLOCK_KEYS):
+        return _tag_block(raw, options)
+    key, value = _split_type_key(raw)
+    if not isinstance(key, str):
+        raise PydanticCustomError("type_name", "a type name must be text, not {key!r}", {"key": key})
+    if key == "Sequential":
+        if isinstance(value, dict):
+            return {
+                "kind": "sequence",
+                "children": list(value.values()),
+                "child_names": [str(k) for k in value],
+                "spelled": True,
+                **options,
+            }
+        if value is None:
+            value = []
+        if not isinstance(value, list):
+            raise PydanticCustomError("sequential", "Sequential takes a list or a mapping of children")
+        return {"kind": "sequence", "children": value, "spelled": True, **options}
+    if isinstance(value, list):
+        return {"kind": "layer", "type": key, "args": value, **options}
+    if isinstance(value, dict):
+        if not all(isinstance(k, str) for k in value):
+            raise PydanticCustomError("kwarg_name", "argument names must be text")
+        return {"kind": "layer", "type": key, "kwargs": value, **options}
+    if value is None:
+        return {"kind": "layer", "type": key, **options}
+    return {"kind": "layer", "type": key, "args": [value], **options}
+
+
+def _tag_block(raw: dict, options: dict) -> dict:
+    import difflib
+
+    others = [k for k in raw if k not in OPTIONS and k not in BLOCK_KEYS]
+    if others:
+        close = difflib.get_close_matches(str(others[0]), BLOCK_KEYS + OPTIONS, n=1, cutoff=0.6)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise PydanticCustomError(
+            "block_key",
+            "a custom block has the keys {keys} and the options; '{other}' is neither" + hint,
+            {"keys": ", ".join(BLOCK_KEYS), "other": others[0], "key": others[0]},
+        )
+    children = raw.get("children")
+    if children is None:
+        children = {}
+    if isinstance(children, dict):
+        named: dict[str, Any] = {}
+        for k, v in children.items():
+            if str(k) in named:
+                raise PydanticCustomError("child_twice", "two children are named '{name}'", {"name": str(k), "key": k})
+            named[str(k)] = v
+        children = named
+    tagged = {"kind": "block", "children": children, **options}
+    for key in ("forward", "params", "inputs", "class"):
+        if key in raw:
+            tagged[key] = raw[key]
+    return tagged
