@@ -15,7 +15,8 @@ the network allows (the layout stays the real one):
 - torchvision's resnet50 (Bottleneck, `downsample` made by _make_layer before the block) and
   mobilenet_v2 (InvertedResidual, Conv2dNormActivation: Conv2d + BatchNorm2d + ReLU6);
 - the LSTM language model of pytorch/examples word_language_model/model.py (RNNModel);
-- D2L's seq2seq GRU encoder-decoder (chapter 10.7), with its two int64 inputs.
+- D2L's seq2seq GRU encoder-decoder (9.7 of the first PyTorch edition) with train_seq2seq's
+  `net.apply(xavier_init_weights)`, and its two int64 inputs.
 
 Every builder takes no required argument, so `torch.manual_seed(s); MODERN_TWINS[stem]()` gives the
 seeded network the config `configs/STEM.yaml` must reproduce; MODERN_INPUTS[stem] lists the forward's
@@ -621,95 +622,87 @@ def lstm_lm():
     return RNNModel("LSTM", ntoken=100, ninp=32, nhid=32, nlayers=2, dropout=0.2)
 
 
-# --- D2L 10.7: seq2seq with GRUs -----------------------------------------------------------------
-
-
-def init_seq2seq(module):
-    """Initialize weights for sequence-to-sequence learning."""
-    if type(module) is nn.Linear:
-        nn.init.xavier_uniform_(module.weight)
-    if type(module) is nn.GRU:
-        for param in module._flat_weights_names:
-            if "weight" in param:
-                nn.init.xavier_uniform_(module._parameters[param])
-
-
-class GRU(nn.Module):
-    """d2l.GRU: the multilayer GRU of 10.3, nn.GRU held as `rnn`."""
-
-    def __init__(self, num_inputs, num_hiddens, num_layers, dropout=0):
-        super().__init__()
-        self.rnn = nn.GRU(num_inputs, num_hiddens, num_layers, dropout=dropout)
-
-    def forward(self, inputs, H=None):
-        return self.rnn(inputs, H)
+# --- D2L 9.7 (first PyTorch edition; 10.7 in the second): seq2seq with GRUs -------------------------
 
 
 class Seq2SeqEncoder(nn.Module):
-    """The RNN encoder for sequence-to-sequence learning."""
+    """The RNN encoder for sequence to sequence learning."""
 
-    def __init__(self, vocab_size, embed_size, num_hiddens, num_layers, dropout=0):
-        super().__init__()
+    def __init__(self, vocab_size, embed_size, num_hiddens, num_layers, dropout=0, **kwargs):
+        super().__init__(**kwargs)
+        # Embedding layer
         self.embedding = nn.Embedding(vocab_size, embed_size)
-        self.rnn = GRU(embed_size, num_hiddens, num_layers, dropout)
-        self.apply(init_seq2seq)
+        self.rnn = nn.GRU(embed_size, num_hiddens, num_layers, dropout=dropout)
 
-    def forward(self, X):
-        # X shape: (batch_size, num_steps)
-        embs = self.embedding(X.t())
-        # embs shape: (num_steps, batch_size, embed_size)
-        outputs, state = self.rnn(embs)
-        # outputs shape: (num_steps, batch_size, num_hiddens)
-        # state shape: (num_layers, batch_size, num_hiddens)
-        return outputs, state
+    def forward(self, X, *args):
+        # The output `X` shape: (`batch_size`, `num_steps`, `embed_size`)
+        X = self.embedding(X)
+        # In RNN models, the first axis corresponds to time steps
+        X = X.permute(1, 0, 2)
+        # When state is not mentioned, it defaults to zeros
+        output, state = self.rnn(X)
+        # `output` shape: (`num_steps`, `batch_size`, `num_hiddens`)
+        # `state` shape: (`num_layers`, `batch_size`, `num_hiddens`)
+        return output, state
 
 
 class Seq2SeqDecoder(nn.Module):
-    """The RNN decoder for sequence to sequence learning. (The book writes nn.LazyLinear(vocab_size),
-    whose values are drawn at the first call; its non-lazy form names the input size.)"""
+    """The RNN decoder for sequence to sequence learning."""
 
-    def __init__(self, vocab_size, embed_size, num_hiddens, num_layers, dropout=0):
-        super().__init__()
+    def __init__(self, vocab_size, embed_size, num_hiddens, num_layers, dropout=0, **kwargs):
+        super().__init__(**kwargs)
         self.embedding = nn.Embedding(vocab_size, embed_size)
-        self.rnn = GRU(embed_size + num_hiddens, num_hiddens, num_layers, dropout)
+        self.rnn = nn.GRU(embed_size + num_hiddens, num_hiddens, num_layers, dropout=dropout)
         self.dense = nn.Linear(num_hiddens, vocab_size)
-        self.apply(init_seq2seq)
+
+    def init_state(self, enc_outputs, *args):
+        return enc_outputs[1]
 
     def forward(self, X, state):
-        # X shape: (batch_size, num_steps)
-        # embs shape: (num_steps, batch_size, embed_size)
-        embs = self.embedding(X.t())
-        enc_output, hidden_state = state
-        # context shape: (batch_size, num_hiddens)
-        context = enc_output[-1]
-        # Broadcast context to (num_steps, batch_size, num_hiddens)
-        context = context.repeat(embs.shape[0], 1, 1)
-        # Concat at the feature dimension
-        embs_and_context = torch.cat((embs, context), -1)
-        outputs, hidden_state = self.rnn(embs_and_context, hidden_state)
-        outputs = self.dense(outputs).swapaxes(0, 1)
-        # outputs shape: (batch_size, num_steps, vocab_size)
-        return outputs
+        # The output `X` shape: (`num_steps`, `batch_size`, `embed_size`)
+        X = self.embedding(X).permute(1, 0, 2)
+        # Broadcast `context` so it has the same `num_steps` as `X`
+        context = state[-1].repeat(X.shape[0], 1, 1)
+        X_and_context = torch.cat((X, context), 2)
+        output, state = self.rnn(X_and_context, state)
+        output = self.dense(output).permute(1, 0, 2)
+        # `output` shape: (`batch_size`, `num_steps`, `vocab_size`)
+        # `state` shape: (`num_layers`, `batch_size`, `num_hiddens`)
+        return output, state
 
 
-class Seq2Seq(nn.Module):
-    """d2l.EncoderDecoder: the decoder's state is the encoder's outputs; the decoder's output is returned."""
+class EncoderDecoder(nn.Module):
+    """The base class for the encoder-decoder architecture."""
 
-    def __init__(self, encoder, decoder):
-        super().__init__()
+    def __init__(self, encoder, decoder, **kwargs):
+        super().__init__(**kwargs)
         self.encoder = encoder
         self.decoder = decoder
 
-    def forward(self, enc_X, dec_X):
-        enc_all_outputs = self.encoder(enc_X)
-        return self.decoder(dec_X, enc_all_outputs)
+    def forward(self, enc_X, dec_X, *args):
+        enc_outputs = self.encoder(enc_X, *args)
+        dec_state = self.decoder.init_state(enc_outputs, *args)
+        return self.decoder(dec_X, dec_state)
+
+
+def xavier_init_weights(m):
+    # train_seq2seq's first line: net.apply(xavier_init_weights)
+    if type(m) is nn.Linear:
+        nn.init.xavier_uniform_(m.weight)
+    if type(m) is nn.GRU:
+        for param in m._flat_weights_names:
+            if "weight" in param:
+                nn.init.xavier_uniform_(m._parameters[param])
 
 
 def seq2seq_gru():
-    """Source ids (2, 9) in [0, 40) and target ids (2, 9) in [0, 50) -> logits (2, 9, 50)."""
-    encoder = Seq2SeqEncoder(40, embed_size=16, num_hiddens=32, num_layers=2, dropout=0.2)
-    decoder = Seq2SeqDecoder(50, embed_size=16, num_hiddens=32, num_layers=2, dropout=0.2)
-    return Seq2Seq(encoder, decoder)
+    """Source ids (2, 9) in [0, 40) and target ids (2, 9) in [0, 50) -> logits (2, 9, 50) and the state
+    (2, 2, 32)."""
+    encoder = Seq2SeqEncoder(40, embed_size=16, num_hiddens=32, num_layers=2, dropout=0.1)
+    decoder = Seq2SeqDecoder(50, embed_size=16, num_hiddens=32, num_layers=2, dropout=0.1)
+    net = EncoderDecoder(encoder, decoder)
+    net.apply(xavier_init_weights)
+    return net
 
 
 # --- the tables the config tests read ------------------------------------------------------------
