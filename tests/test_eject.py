@@ -74,13 +74,13 @@ def test_values_match_netcli_build_under_the_same_seed(ejected, seed):
 
 
 def test_outputs_match_on_the_example_input(ejected):
-    from netcli.io.inputs import make_input
+    from netcli.io.inputs import call, make_input
     config, loaded, _, module = ejected
     ours, theirs = module.build(7).eval(), _netcli(config, 7).eval()
     torch.manual_seed(3)
-    x = make_input(None, loaded.spec.input, torch.device("cpu"))
+    x = make_input(None, loaded.spec.input, torch.device("cpu"))  # a tuple for a forward of several inputs
     with torch.no_grad():
-        _assert_same(ours(x), theirs(x))
+        _assert_same(call(ours, x), call(theirs, x))
 
 
 def _assert_same(a, b):
