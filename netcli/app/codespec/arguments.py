@@ -11,7 +11,6 @@ module is an error, never a silently different network.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -98,10 +97,10 @@ def _same(a: Any, b: Any) -> bool:
 
 def recover_call(m: Any, cls: type, *, simplify: bool = True) -> tuple[list[Any], dict[str, Any]]:
     """Return (positional, keyword) arguments that rebuild `m`: the required ones by position, the rest by name."""
-    try:
-        params = inspect.signature(cls).parameters
-    except (TypeError, ValueError):
-        params = {}
+    from netcli.builder.inference import constructor_signature  # sees through nn.LSTM's *args
+
+    sig = constructor_signature(cls)
+    params = sig.parameters if sig is not None else {}
     derived = _derived(m)
     positional: list[Any] = []
     keywords: dict[str, Any] = {}

@@ -53,7 +53,7 @@ def _lines(value: Any, indent: int) -> list[str]:
             if _multiline(item):
                 out.append(head + " |")
                 out += [f"{pad}  {line}" if line else "" for line in item.rstrip("\n").split("\n")]
-            elif _flowable(item):
+            elif _flowable(item) and key not in ("children", "blocks", "model"):  # structure reads top-down
                 out.append(f"{head} {flow(item)}")
             else:
                 out.append(head)

@@ -87,6 +87,24 @@ def refuse(cls: type, where: Any, construct: str, hint: str | None = None) -> Ne
     )
 
 
+def _in_assert() -> bool:
+    """True when the truth value being asked for is an `assert`'s condition (read from the caller's bytecode)."""
+    import dis
+    import sys
+
+    frame = sys._getframe(2)
+    while frame is not None and ("torch/fx" in frame.f_code.co_filename or frame.f_code.co_name == "_in_assert"):
+        frame = frame.f_back
+    if frame is None:
+        return False
+    code = list(dis.get_instructions(frame.f_code))
+    for i, ins in enumerate(code):
+        if ins.offset == frame.f_lasti:
+            following = code[i + 1 : i + 2]
+            return "IF_TRUE" in ins.opname and bool(following) and following[0].opname == "LOAD_ASSERTION_ERROR"
+    return False
+
+
 def trace(module: Any):
     """The fx graph of `module.forward` with every submodule a leaf; a located error where fx cannot trace it."""
     import torch.fx as fx
@@ -94,6 +112,26 @@ def trace(module: Any):
     class Leaves(fx.Tracer):
         def is_leaf_module(self, m: Any, qualname: str) -> bool:
             return True
+
+        def create_args_for_root(self, root_fn: Any, is_module: bool, concrete_args: Any = None) -> Any:
+            """`forward(self, x, *args)`: the network's inputs are the named ones; *args and **kwargs are empty."""
+            fn, args = super().create_args_for_root(root_fn, is_module, concrete_args)
+            out = []
+            for arg in args:
+                node = getattr(arg, "node", None)
+                if node is not None and node.op == "placeholder" and str(node.target).startswith("**"):
+                    self.graph.erase_node(node)
+                    arg = {}
+                elif node is not None and node.op == "placeholder" and str(node.target).startswith("*"):
+                    self.graph.erase_node(node)
+                    arg = ()
+                out.append(arg)
+            return fn, out
+
+        def to_bool(self, obj: Any) -> bool:
+            if _in_assert():  # `assert t <= block_size`: a check, not computation; the spec leaves it out
+                return True
+            return super().to_bool(obj)
 
     tracer = Leaves()
     tracer.record_stack_traces = True
@@ -139,6 +177,8 @@ class ForwardWriter:
                 text = self._expr(node)
                 users = list(node.users)
                 if not users:
+                    if _pure(node):  # `b, t = idx.size()` with b unused: nothing to write
+                        continue
                     raise refuse(self.cls, node.stack_trace, f"a value that is computed and never used ({text})")
                 returned = users[0].op == "output" and len(text) <= _RETURN_WIDTH
                 if len(users) == 1 and (len(text) <= _INLINE_WIDTH or returned):
@@ -205,7 +245,7 @@ class ForwardWriter:
         args += [
             f"{k}={self._arg(v, node)}"
             for k, v in node.kwargs.items()
-            if not (k in defaults and type(defaults[k]) is type(v) and defaults[k] == v)
+            if not (k in defaults and type(defaults[k]) is type(v) and defaults[k] == v) and not k.startswith("_")
         ]
         return f"{head}({', '.join(args)})"
 
@@ -262,6 +302,10 @@ class ForwardWriter:
                 raise refuse(self.cls, node.stack_trace, f"it reads the tensor attribute .{attr}")
             return f"{self._operand(this, node)}.{attr}"
         name = self.functions.get(fn)
+        method = getattr(fn, "__name__", None)
+        if name is None and method in METHODS and node.args:  # F.log_softmax(x, 1) is x.log_softmax(1)
+            this, *rest = node.args
+            return self._call(f"{self._operand(this, node)}.{method}", _Args(node, rest), fn)
         if name is None:
             shown = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", repr(fn))
             module = getattr(fn, "__module__", None) or ""
@@ -272,6 +316,13 @@ class ForwardWriter:
                 "list of functions",
             )
         return self._call(name, node, fn)
+
+
+def _pure(node: Any) -> bool:
+    """A node whose value nobody needs can be left out: reading a size, an item, an attribute."""
+    if node.op == "call_function":
+        return node.target in (operator.getitem, getattr, operator.neg) or node.target in _INFIX
+    return node.op == "call_method" and node.target in ("size", "dim")
 
 
 def _defaults(fn: Any) -> dict[str, Any]:

@@ -10,7 +10,6 @@ from the first. A module used in several places is one `ref`.
 
 from __future__ import annotations
 
-import inspect
 from collections import Counter
 from typing import Any
 
@@ -124,7 +123,10 @@ class SpecWriter:
         if not positional and not keywords:
             return name
         if keywords:
-            params = list(inspect.signature(cls).parameters)
+            from netcli.builder.inference import constructor_signature
+
+            sig = constructor_signature(cls)
+            params = list(sig.parameters) if sig is not None else []
             keywords = {**{params[i]: v for i, v in enumerate(positional)}, **keywords}
             return {name: keywords}
         if len(positional) == 1 and not isinstance(positional[0], list | dict):
@@ -141,6 +143,8 @@ class SpecWriter:
         return value
 
     def _custom(self, m: Any, path: str) -> Pending:
+        import torch.nn as nn
+
         cls = type(m)
         if self._stack:
             self.contains.setdefault(self._stack[-1], set()).add(cls)
@@ -156,13 +160,17 @@ class SpecWriter:
             for name, child in m._modules.items():
                 if child is not None:
                     children[name] = self.node(child, _join(path, name))
-            inputs, forward = forward_text(m, set(m._parameters) | set(m._buffers))
+            if isinstance(m, nn.Sequential) and cls.forward is nn.Sequential.forward:
+                inputs, forward = ["x"], None  # a Sequential under its own class name: its children in order
+            else:
+                inputs, forward = forward_text(m, set(m._parameters) | set(m._buffers))
         finally:
             self._stack.pop()
         body: dict[str, Any] = {"children": children}
         if inputs != ["x"]:
             body["inputs"] = inputs
-        body["forward"] = forward
+        if forward is not None:
+            body["forward"] = forward
         pending = Pending(m, body)
         self.pending.setdefault(cls, []).append(pending)
         return pending
