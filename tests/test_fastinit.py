@@ -11,7 +11,8 @@ from torch.overrides import TorchFunctionMode
 from netcli.init.engine import build_model
 from netcli.core.errors import NetcliError
 from netcli.builder.meta import SkipMetaFills
-from netcli.init.fastinit import CHUNK, chunk_seed, needs_real_build, path_seed
+from netcli.init.draws import CHUNK, chunk_seed, path_seed
+from netcli.init.fastinit import needs_real_build
 from netcli.builder.validate import load_spec, load_spec_text
 from conftest import CONFIGS
 from handwritten import FixedHiddenMLP

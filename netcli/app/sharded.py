@@ -159,7 +159,7 @@ def load_full_into_shards(built, ckpt) -> None:
     """Fill a sharded network from a file of whole tensors: each rank reads a tensor, keeps its rows."""
     import torch
 
-    from netcli.init.fastinit import local_part
+    from netcli.init.draws import local_part
 
     state = built.net.state_dict()
     names = ckpt.names
