@@ -23,8 +23,8 @@ from typing import Any
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 SCHEMA_FILE = Path(__file__).resolve().parents[2] / "schema" / "netcli.schema.json"
-# `${name}` may stand for any value before validation (SPEC 1.3).
-VAR_PATTERN = r"^\$\{[A-Za-z_][A-Za-z0-9_.]*\}$"
+# `${name}`, or arithmetic over names (`${dim * 4}`, SPEC 1.8), may stand for any value before validation.
+VAR_PATTERN = r"^\$\{[^{}]+\}$"
 VAR_REF = {"$ref": "#/$defs/Var"}
 NODE_REF = {"$ref": "#/$defs/Node"}
 _PRIMITIVES = {"integer", "number", "boolean", "null"}
@@ -128,7 +128,11 @@ def _node_forms(type_names: list[str], options: dict) -> dict:
     from netcli.specfile.schema import BLOCK_KEYS
 
     forms: dict[str, Any] = {}
-    forms["Var"] = {"type": "string", "pattern": VAR_PATTERN, "description": "${name}: the value of vars.name"}
+    forms["Var"] = {
+        "type": "string",
+        "pattern": VAR_PATTERN,
+        "description": "${name}: the value of vars.name; ${dim * 4}: computed from vars and params",
+    }
     forms["TypeName"] = {
         "type": "string",
         "enum": type_names,
