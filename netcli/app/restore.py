@@ -11,11 +11,12 @@ from netcli.init.fastinit import uninitialized
 from netcli.io.checkpoint import read_checkpoint
 from netcli.io.checkpoint_load import load_into
 from netcli.io.format import META_SHA256
+from netcli.specfile.loading import LoadedSpec
 
 
 def restore(
     path,
-    spec: str | None = None,
+    spec: str | LoadedSpec | None = None,
     *,
     sets: Iterable[str] = (),
     plugins: Iterable[str] = (),
@@ -38,13 +39,14 @@ def restore(
                 )
             )
         loaded = load_spec_text(text, f"{path}:spec", sets, plugins, embedded=True)
-    else:
-        loaded = load_spec(spec, sets, plugins)
+    else:  # a spec file, or one the caller loaded already (netcli.load's dict or text)
+        loaded = spec if isinstance(spec, LoadedSpec) else load_spec(spec, sets, plugins)
+        named = loaded.doc.source if isinstance(spec, LoadedSpec) else spec
         embedded = ckpt.metadata.get(META_SHA256)
         if embedded is not None and embedded != loaded.sha256:
             note = (
-                f"{spec} differs from the spec saved in {path} (sha256 {embedded[:12]}); "
-                f"its tensors were checked against {spec}"
+                f"{named} differs from the spec saved in {path} (sha256 {embedded[:12]}); "
+                f"its tensors were checked against {named}"
             )
     if strict:  # every tensor will be overwritten: allocate once, draw nothing, take the file's tensors
         with uninitialized():

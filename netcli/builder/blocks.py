@@ -44,12 +44,14 @@ def block_class_for(cache: dict, node: BlockNode, path: tuple) -> type[nn.Module
     cls = cache.get(key)
     if cls is None:
         if node.forward is None:
+            from netcli.builder.custom_block import SequentialBlock
+
             cls = (
                 nn.Sequential
                 if name == "Sequential"
                 else type(
                     name,
-                    (nn.Sequential,),
+                    (SequentialBlock,),
                     {
                         "__module__": __name__,
                         "__qualname__": name,

@@ -100,13 +100,15 @@ def build(
     if print_:
         print(built.net)
         return
-    summary = describe(loaded, built, backward=backward, depth=depth)
-    if json_:
-        render.print_json({"name": loaded.name, "device": str(built.device), **summary.as_json()})
-    else:
-        from netcli.app.summary import render as render_summary
+    if json_:  # the object netcli.summary returns
+        from netcli.app.api import summary_data
 
-        render_summary(summary, f"{loaded.name} on {built.device}", render.stdout(), columns=chosen, backward=backward)
+        render.print_json(summary_data(built, backward=backward, depth=depth))
+        return
+    from netcli.app.summary import render as render_summary
+
+    summary = describe(loaded, built, backward=backward, depth=depth)
+    render_summary(summary, f"{loaded.name} on {built.device}", render.stdout(), columns=chosen, backward=backward)
 
 
 @app.command()

@@ -10,6 +10,7 @@ import difflib
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 _UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
@@ -79,6 +80,19 @@ class NetcliError(Exception):
             problems = [problems]
         self.problems: list[Problem] = list(problems)
         super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class SpecError(ValueError):
+    """What netcli's Python API raises for a bad spec, argument or file (`netcli.SpecError`).
+
+    `problems` are the objects the commands print with `--json`: `{file, line,
+    column, path, message, hint}`; `str()` is the lines they print on stderr.
+    """
+
+    def __init__(self, problems: Sequence[Problem] | str):
+        found = [Problem(problems)] if isinstance(problems, str) else list(problems)
+        self.problems: list[dict[str, Any]] = [p.as_json() for p in found]
+        super().__init__("\n".join(str(p) for p in found))
 
 
 def did_you_mean(word: str, choices: Iterable[str], *, listing: int = 0) -> str | None:

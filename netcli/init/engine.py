@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from netcli.builder.builder import Built, build_network
 from netcli.builder.preflight import prepare
+from netcli.builder.rebuild import tag
 from netcli.specfile.loading import LoadedSpec
 
 
@@ -38,12 +39,15 @@ def build_model(
     if fast_init:  # imported here: a plain build (every `build --print`) need not pay for it
         from netcli.init import fastinit
 
-        return fastinit.build_fast(loaded, dev, seed, inferred, rules)
-    built = build_network(loaded, dev, inferred)
-    if loaded.spec.init or rules:
-        # After every module exists, on the same RNG stream: as `net[0].apply(init_xavier)`
-        # written after building.
-        from netcli.init.apply import initialize
+        built = fastinit.build_fast(loaded, dev, seed, inferred, rules)
+    else:
+        built = build_network(loaded, dev, inferred)
+        if loaded.spec.init or rules:
+            # After every module exists, on the same RNG stream: as `net[0].apply(init_xavier)`
+            # written after building.
+            from netcli.init.apply import initialize
 
-        built.init_report = initialize(built, rules)
+            built.init_report = initialize(built, rules)
+    # the network remembers its spec: it pickles (custom blocks by spec), saves and initializes as itself
+    tag(built.net, loaded, input_shape=input_shape, rules=rules)
     return built
