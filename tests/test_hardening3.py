@@ -175,3 +175,121 @@ def test_3_code_ejects_a_checkpoints_spec(tmp_path, run_cli, root):
     assert str(a) == str(b) and list(a.state_dict()) == list(b.state_dict())
     assert _quick(run_cli, "code", ckpt, "-o", ckpt).code == 2  # never over the checkpoint it reads
     assert ckpt.read_bytes() == before
+
+
+# --- 3. run/load inputs: dtypes, several inputs, by name, eval mode ---------------------------
+
+
+def _net(root, name, seed=0):
+    from netcli.builder.validate import load_spec
+    from netcli.init.engine import build_model
+
+    return build_model(load_spec(str(root / "configs" / name)), seed=seed).net
+
+
+def test_3_run_input_keeps_the_files_dtype_and_eval(tmp_path, run_cli, root):
+    import torch
+
+    ids = torch.randint(0, 100, (5, 3))  # another shape than the spec's input: (8, 2)
+    torch.save(ids, tmp_path / "ids.pt")
+    for mode in ("eval", "train"):
+        out = tmp_path / f"{mode}.pt"
+        extra = ("--eval",) if mode == "eval" else ()
+        result = _quick(
+            run_cli,
+            "run",
+            root / "configs" / "lstm_lm.yaml",
+            "--input",
+            tmp_path / "ids.pt",
+            "--seed",
+            "0",
+            "-o",
+            out,
+            *extra,
+        )
+        assert result.code == 0, result.err
+        net = _net(root, "lstm_lm.yaml")
+        if mode == "eval":
+            want = net.eval()(ids)[0]  # as run does it: with autograd on
+            assert torch.equal(torch.load(out, weights_only=True)[0], want)
+        else:  # dropout is on: the result is not the eval one
+            with torch.no_grad():
+                assert not torch.equal(torch.load(out, weights_only=True)[0], net.eval()(ids)[0])
+
+
+def test_3_several_inputs_in_order_or_by_name(tmp_path, run_cli, root):
+    import torch
+    from safetensors.torch import save_file
+
+    src, tgt = torch.randint(0, 40, (2, 9)), torch.randint(0, 50, (2, 9))
+    torch.save(src, tmp_path / "src.pt")
+    torch.save(tgt, tmp_path / "tgt.pt")
+    save_file({"dec_X": tgt, "enc_X": src}, str(tmp_path / "both.safetensors"))  # not in the forward's order
+    net = _net(root, "seq2seq_gru.yaml").eval()
+    with torch.no_grad():
+        want = net(src, tgt)[0]
+    spec = root / "configs" / "seq2seq_gru.yaml"
+    for given in (
+        ("--input", tmp_path / "src.pt", "--input", tmp_path / "tgt.pt"),
+        ("--input", tmp_path / "both.safetensors"),
+    ):
+        out = tmp_path / "out.pt"
+        result = _quick(run_cli, "run", spec, *given, "--seed", "0", "--eval", "-o", out)
+        assert result.code == 0, result.err
+        assert torch.equal(torch.load(out, weights_only=True)[0], want)
+    # the other order is another input, not silently the same
+    result = _quick(
+        run_cli,
+        "run",
+        spec,
+        "--input",
+        tmp_path / "tgt.pt",
+        "--input",
+        tmp_path / "src.pt",
+        "--seed",
+        "0",
+        "--eval",
+        "-o",
+        tmp_path / "swapped.pt",
+    )
+    assert result.code == 2 or not torch.equal(torch.load(tmp_path / "swapped.pt", weights_only=True)[0], want)
+
+
+def test_3_a_missing_input_names_the_forwards_inputs(tmp_path, run_cli, root):
+    import torch
+
+    torch.save(torch.randint(0, 40, (2, 9)), tmp_path / "src.pt")
+    ckpt = tmp_path / "s2s.safetensors"
+    assert run_cli("save", root / "configs" / "seq2seq_gru.yaml", "-o", ckpt).code == 0
+    for args in (("run", root / "configs" / "seq2seq_gru.yaml"), ("load", ckpt)):
+        result = _quick(run_cli, *args, "--input", tmp_path / "src.pt")
+        assert result.code == 2 and "takes 2 inputs (enc_X, dec_X)" in result.err, result.err
+        result = _quick(
+            run_cli,
+            *args,
+            "--input",
+            tmp_path / "src.pt",
+            "--input",
+            tmp_path / "src.pt",
+            "--input",
+            tmp_path / "src.pt",
+        )
+        assert result.code == 2 and "--input gave 3" in result.err, result.err
+
+
+def test_3_load_input_on_a_two_input_net(tmp_path, run_cli, root):
+    import torch
+
+    src, tgt = torch.randint(0, 40, (2, 9)), torch.randint(0, 50, (2, 9))
+    torch.save([src, tgt], tmp_path / "pair.pt")  # a list of tensors: the inputs in order
+    ckpt = tmp_path / "s2s.safetensors"
+    assert run_cli("save", root / "configs" / "seq2seq_gru.yaml", "--seed", "3", "-o", ckpt).code == 0
+    result = _quick(run_cli, "load", ckpt, "--input", tmp_path / "pair.pt", "--json")
+    assert result.code == 0, result.err
+    net = _net(root, "seq2seq_gru.yaml", seed=3).eval()  # load runs in eval mode
+    with torch.no_grad():
+        want = net(src, tgt)[0]
+    import json
+
+    got = json.loads(result.out)["outputs"][0]
+    assert got["shape"] == [2, 9, 50] and torch.equal(torch.tensor(got["values"]), want)

@@ -150,19 +150,16 @@ def load(
 
         if seed is not None:
             torch.manual_seed(seed)
+        from netcli.app.running import forward_inputs
         from netcli.io.inputs import call
 
-        x = make_input(input_, built.loaded.spec.input, built.device)
+        x = make_input(input_, built.loaded.spec.input, built.device, forward_inputs(built.loaded))
         with torch.no_grad():
             y = call(net, x)
     if json_:
         data = {**report.as_json(), "module": str(net)}
         if y is not None:
-            data["output"] = {
-                "shape": list(y.shape),
-                "dtype": render.dtype_text(y.dtype),
-                "values": y.detach().cpu().tolist(),
-            }
+            data.update(render.output_json(y))  # {"output": ...}, or {"outputs": [...]} for several
         render.print_json(data)
         return
     print(net)
