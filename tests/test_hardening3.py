@@ -12,7 +12,7 @@ import os
 import time
 
 import pytest
-from test_hardening import SMALL, _rewrite_spec
+from test_hardening import SMALL, _rewrite_spec, _zip_bomb
 
 SECRET = "netcli-secret-line-9f3c"
 
@@ -293,3 +293,43 @@ def test_3_load_input_on_a_two_input_net(tmp_path, run_cli, root):
 
     got = json.loads(result.out)["outputs"][0]
     assert got["shape"] == [2, 9, 50] and torch.equal(torch.tensor(got["values"]), want)
+
+
+# --- 4. one door for torch files: --input gets every check a checkpoint gets -----------------
+
+
+class _Payload:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+@pytest.mark.parametrize("kind", ["bomb", "program", "dag", "sparse"])
+def test_4_input_files_pass_the_checkpoint_checks(tmp_path, run_cli, root, kind):
+    import torch
+
+    path = tmp_path / f"{kind}.pt"
+    marker = tmp_path / "PWNED"
+    if kind == "bomb":
+        _zip_bomb(path, copies=2000, size=64 << 20)
+    elif kind == "program":
+        torch.save({"x": torch.ones(2, 20), "y": _Payload(str(marker))}, path)
+    elif kind == "dag":
+        x: list = [torch.ones(2, 20)]
+        for _ in range(60):
+            x = [x, x]
+        torch.save(x, path)
+    else:
+        torch.save(torch.eye(20)[:2].to_sparse(), path)
+    for command in ("run", "export"):
+        args = (root / "configs" / "mlp.yaml", "--input", path) + (
+            ("-o", tmp_path / "m.onnx") if command == "export" else ()
+        )
+        result = _quick(run_cli, command, *args)  # the DAG (2**60 paths) is walked once: in time, 0 or 2
+        if kind != "dag":
+            assert result.code == 2 and str(path) in result.err, result.err
+            said = {"bomb": "refusing to inflate it", "program": "would run code", "sparse": "plain dense tensors"}
+            assert said[kind] in result.err, result.err
+    assert not marker.exists()
