@@ -28,7 +28,7 @@ def open_spec(
     source: str | None, *, sets: Sequence[str] = (), plugins: Sequence[str] = (), notes: list[str] | None = None
 ):
     """The spec `source` names: the file, or the spec saved inside the checkpoint `source` (`netcli code CKPT`)."""
-    if is_checkpoint(source):
+    if source is not None and is_checkpoint(source):
         from netcli.app.restore import embedded_spec
         from netcli.io.checkpoint import read_checkpoint
 

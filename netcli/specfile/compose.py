@@ -304,11 +304,13 @@ class _Merger:
 
     def merge(self, b: Any, o: Any, path: Path) -> Any:
         """Merge the later file's `o` onto the base's `b` at `path`: mappings key by key, the rest replaced."""
-        base, over = self.base, self.over
+        base, over = (self.base if self.base is not None else _Layer(None)), self.over
         if not (isinstance(b, dict) and isinstance(o, dict)) or _other_type(b, o, path):
             return self.copy(over, path, path, o, True)  # lists, values and a node of another type replace whole
         self.spend(path, over)
-        self.out.at[path] = over.at.get(path) or base.at.get(path)
+        where = over.at.get(path) or base.at.get(path)
+        if where is not None:
+            self.out.at[path] = where
         result: dict = {}
         appends = {k[: -len(APPEND)]: k for k in o if _is_append(k)}
         for k, v in o.items():
@@ -334,7 +336,7 @@ class _Merger:
 
     def append(self, items: Any, added_items: list, path: Path, k: Any, added: str) -> list:
         """`KEY+=: [...]`: the base's list, then the later file's items."""
-        base, over = self.base, self.over
+        base, over = (self.base if self.base is not None else _Layer(None)), self.over
         if not isinstance(items, list):
             raise NetcliError(
                 Problem(
@@ -349,7 +351,9 @@ class _Merger:
             self.copy(over, path + (added, j), path + (k, len(items) + j), item, True)
             for j, item in enumerate(added_items)
         ]
-        self.out.at[path + (k,)] = base.at.get(path + (k,)) or over.at.get(path + (added,))
+        where = base.at.get(path + (k,)) or over.at.get(path + (added,))
+        if where is not None:
+            self.out.at[path + (k,)] = where
         self.key_from(over, path, added, k)
         return result
 
