@@ -49,9 +49,13 @@ def _wanted(attr: str, params: str | None) -> bool:
     return (params or "weight") in attr
 
 
-def select(net, rule: Rule) -> list[Selected]:
-    """Return the tensors `rule` targets, in the order it sets them; raise if it targets nothing."""
-    names, _ = canonical_names(net)
+def select(net, rule: Rule, names: dict[int, str] | None = None) -> list[Selected]:
+    """Return the tensors `rule` targets, in the order it sets them; raise if it targets nothing.
+
+    `names`: `canonical_names(net)[0]`, when the caller selects for several rules.
+    """
+    if names is None:
+        names, _ = canonical_names(net)
     target = rule.target
     if target == "*":
         return _from_modules(net, apply_order(net), rule, names, "'*'")
