@@ -9,7 +9,7 @@ import typer
 
 from netcli.cli import render
 from netcli.cli.app import _notes, _open_spec, app
-from netcli.cli.dist_options import MaxShardSizeOpt, ShardOpt
+from netcli.cli.dist_options import MaxShardSizeOpt, NprocOpt, ShardOpt
 from netcli.cli.options import (
     DeviceOpt,
     FastInitOpt,
@@ -44,6 +44,7 @@ def save(
     json_: JsonOpt = False,
     fast_init: FastInitOpt = False,
     shard: ShardOpt = None,
+    nproc: NprocOpt = None,  # taken by cli.commands._launch_ranks; 1 runs here
     max_shard_size: MaxShardSizeOpt = None,
 ):
     """Build, initialize (the spec's init:, then --rule) and write the parameters to FILE, atomically.
@@ -125,6 +126,7 @@ def load(
     plugin: PluginOpt = None,
     json_: JsonOpt = False,
     shard: ShardOpt = None,
+    nproc: NprocOpt = None,  # taken by cli.commands._launch_ranks; 1 runs here
 ):
     """Rebuild the network (from SPEC or the spec inside FILE), load the tensors, print it in eval mode.
 

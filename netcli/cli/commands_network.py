@@ -8,7 +8,7 @@ import typer
 
 from netcli.cli import render
 from netcli.cli.app import _notes, _open_spec, app
-from netcli.cli.dist_options import ShardOpt
+from netcli.cli.dist_options import NprocOpt, ShardOpt
 from netcli.cli.options import (
     DeviceOpt,
     EvalOpt,
@@ -68,6 +68,7 @@ def build(
     json_: JsonOpt = False,
     fast_init: FastInitOpt = False,
     shard: ShardOpt = None,
+    nproc: NprocOpt = None,  # taken by cli.commands._launch_ranks; 1 runs here
     depth: Annotated[
         int | None,
         typer.Option(
@@ -128,6 +129,7 @@ def run(
     json_: JsonOpt = False,
     fast_init: FastInitOpt = False,
     shard: ShardOpt = None,
+    nproc: NprocOpt = None,  # taken by cli.commands._launch_ranks; 1 runs here
     eval_: EvalOpt = False,
 ):
     """Run a forward pass on the example input and print the output, like net(X)."""
@@ -230,6 +232,7 @@ def init_(
     json_: JsonOpt = False,
     fast_init: FastInitOpt = False,
     shard: ShardOpt = None,
+    nproc: NprocOpt = None,  # taken by cli.commands._launch_ranks; 1 runs here
 ):
     """Build, apply the spec's init rules and then --rule ones, and show what each rule set."""
     from netcli.app.network import open_network
