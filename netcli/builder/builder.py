@@ -20,12 +20,16 @@ from torch import nn
 
 from netcli import registry
 from netcli.builder import blocks, inference
-from netcli.builder.custom_block import CustomBlock
+from netcli.builder.inferring import Inferring
 from netcli.builder.meta import SkipMetaFills
+from netcli.builder.param_ties import apply_ties
+from netcli.builder.placement import link_devices
+from netcli.builder.tensors import add_tensor
 from netcli.core.devices import resolve_device
 from netcli.core.errors import NetcliError
 from netcli.specfile.loading import LoadedSpec, NodeAt, block_children, children_of, has_params, type_path, walk_nodes
-from netcli.specfile.schema import BlockNode, LayerNode, RefNode, SequenceNode, UseNode
+from netcli.specfile.schema import BlockNode, LayerNode, RefNode, SequenceNode, TensorNode, UseNode
+from netcli.specfile.tree import list_items
 
 Path = tuple
 
@@ -53,12 +57,13 @@ def build_network(
     builder.inferred = inferred
     builder.create_shared()
     net = builder.build(loaded.spec.model, ("model",), dev, "")
+    builder.tie(net, loaded.spec.tie, ("tie",))  # the top-level ties: after the whole network, in order
     if dev.type != "meta":  # on meta every block is meta: nothing to move
         link_devices(net, dev, builder.runs_on, dev)
     return Built(net, loaded, dev, builder.origins, builder.placed, inferred)
 
 
-class Builder:
+class Builder(Inferring):
     """Creates each node's modules in declaration order; subclasses choose how a layer is created (`layer`)."""
 
     def __init__(self, loaded: LoadedSpec, device: torch.device, flow: inference.Flow | None = None):
@@ -149,6 +154,8 @@ class Builder:
             if has_params(node):  # an inline block with params: its defaults
                 node = self._bound(NodeAt(node, path), self.loaded.bind(NodeAt(node, path))).node
             return self.block(node, path, device, qualname)
+        if isinstance(node, SequenceNode) and node.container != "Sequential":
+            return self.container(node, path, device, qualname)
         if isinstance(node, SequenceNode):
             children = OrderedDict()
             for name, child in children_of(node, path):
@@ -156,6 +163,41 @@ class Builder:
             with _on(device):
                 return nn.Sequential(children)
         return self.layer(node, path, device, qualname)
+
+    def container(self, node: SequenceNode, path: Path, device: torch.device, qualname: str) -> nn.Module:
+        """A ModuleList or ModuleDict (SPEC 1.8): its items created in order; nothing flows through it."""
+        items = list_items(node, path) if node.container == "ModuleList" else children_of(node, path)
+        self.quiet += 1  # the forward that loops over it decides what each item gets
+        try:
+            built = OrderedDict(
+                (name, self.build(child.node, child.path, device, _join(qualname, name))) for name, child in items
+            )
+        finally:
+            self.quiet -= 1
+        with _on(device):
+            if node.container == "ModuleList":
+                return nn.ModuleList(built.values())
+            return nn.ModuleDict(built)
+
+    def tensor(self, module: nn.Module, name: str, node: TensorNode, path: Path, device: torch.device) -> None:
+        """Create a tensor child where `children:` writes it (the fast builder creates it on meta)."""
+        try:
+            add_tensor(module, name, node.holder, node.args, device)
+        except NetcliError as exc:
+            raise NetcliError(self.loaded.relocate(path + (node.holder,), exc.problems)) from None
+
+    def tie(self, module: nn.Module, ties: list[str], path: Path) -> None:
+        """Run a block's (or the network's) `tie:` entries, located at each entry on a problem."""
+        if ties:
+            apply_ties(module, ties, lambda i, message, hint: self.loaded.problem(path + (i,), message, hint))
+
+    def children(self, module: nn.Module, node: BlockNode, path: Path, device: torch.device, qualname: str) -> None:
+        """Create a block's children in the order `children:` writes them: modules, and tensors at their place."""
+        for name, child in block_children(node, path):
+            if isinstance(child.node, TensorNode):
+                self.tensor(module, name, child.node, child.path, device)
+            else:
+                module.add_module(name, self.build(child.node, child.path, device, _join(qualname, name)))
 
     def block(self, node: BlockNode, path: Path, device: torch.device, qualname: str) -> nn.Module:
         """A custom block: its class, its children created in order, its forward compiled (SPEC 1.6).
@@ -167,21 +209,20 @@ class Builder:
         """
         cls = blocks.block_class_for(self.loaded.cache, node, path)
         if node.forward is None:
-            children = OrderedDict(
-                (name, self.build(child.node, child.path, device, _join(qualname, name)))
-                for name, child in block_children(node, path)
-            )
             with _on(device):
-                return cls(children)
+                module = cls()
+            self.children(module, node, path, device, qualname)
+            self.tie(module, node.tie, path + ("tie",))
+            return module
         program = blocks.program_for(self.loaded, node, path)
         with _on(device):
             module = cls()
         self.quiet += 1
         try:
-            for name, child in block_children(node, path):
-                module.add_module(name, self.build(child.node, child.path, device, _join(qualname, name)))
+            self.children(module, node, path, device, qualname)
         finally:
             self.quiet -= 1
+        self.tie(module, node.tie, path + ("tie",))
         blocks.compile_once(self.loaded.cache, program, module)
         if self.advancing:
             self.flow.advance(module, qualname)
@@ -210,44 +251,6 @@ class Builder:
         elif plan.alternative is not None and self.advancing and self.flow.shape is not None:
             self._check_meaning(node, path, cls, plan, self.flow.shape)
         return self.create(node, path, device, qualname, cls, args, kwargs)
-
-    def _deferred(self, node, path, device, qualname, cls, plan, x) -> nn.Module:
-        """Create a layer of a custom block on the inference pass, for the input `x` the forward gives it."""
-        where = type_path(node, path)
-        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else None
-        if shape is None:
-            self.flow.problems.append(
-                self.loaded.problem(
-                    where,
-                    f"cannot infer {' and '.join(plan.missing)}: its input is a {type(x).__name__}, not a tensor",
-                    inference.cannot_infer_hint(node.type, plan),
-                )
-            )
-            raise inference.Reported()
-        try:
-            values = {arg: inference.infer_value(cls, arg, shape, node.type) for arg in plan.missing}
-        except inference.InferenceError as exc:
-            self.flow.problems.append(
-                self.loaded.problem(
-                    where,
-                    f"cannot infer {' and '.join(plan.missing)}: {exc}",
-                    inference.cannot_infer_hint(node.type, plan),
-                )
-            )
-            raise inference.Reported() from None
-        self.inferred[qualname] = values
-        args, kwargs = plan.complete(values)
-        self.quiet += 1
-        try:
-            return self.create(node, path, device, qualname, cls, args, kwargs)
-        finally:
-            self.quiet -= 1
-
-    def _check_meaning(self, node, path, cls, plan, shape) -> None:
-        """A positional reading that the incoming shape contradicts is a problem, never a silent guess."""
-        message = inference.meaning_problem(node.type, plan, cls, shape)
-        if message is not None:
-            self.flow.problems.append(self.loaded.problem(type_path(node, path), message))
 
     def create(
         self, node: LayerNode, path: Path, device: torch.device, qualname: str, cls: type, args: list, kwargs: dict
@@ -303,42 +306,6 @@ class Builder:
             self.loaded.cache[key] = blocks.parse_node(self.loaded, value, path)
         return self.loaded.cache[key]
 
-    def _infer(
-        self, node: LayerNode, path: Path, qualname: str, cls: type, plan: inference.ArgumentPlan
-    ) -> dict[str, Any] | None:
-        """Return the left-out arguments' values: from the flowing shape, or the inference pass."""
-        where = type_path(node, path)
-        hint = inference.cannot_infer_hint(node.type, plan)
-        if self.flow is None:  # the real build: the inference pass saw this layer, or no input reached it
-            if qualname in self.inferred:
-                return self.inferred[qualname]
-            raise NetcliError(
-                self.loaded.problem(
-                    where, f"cannot infer {' and '.join(plan.missing)}: no input reaches this block", hint
-                )
-            )
-        shape = self.flow.shape
-        if shape is None:
-            no_input = not self.flow.shape_given
-            self.flow.problems.append(
-                self.loaded.problem(
-                    where,
-                    f"cannot infer {' and '.join(plan.missing)}: {self.flow.stopped}",
-                    inference.cannot_infer_hint(node.type, plan, no_input=no_input),
-                )
-            )
-            return None
-        try:
-            values = {arg: inference.infer_value(cls, arg, shape, node.type) for arg in plan.missing}
-        except inference.InferenceError as exc:
-            self.flow.problems.append(
-                self.loaded.problem(where, f"cannot infer {' and '.join(plan.missing)}: {exc}", hint)
-            )
-            self.flow.stop(f"the shape after '{qualname or '(root)'}' is unknown (its sizes could not be inferred)")
-            return None
-        self.inferred[qualname] = values
-        return values
-
 
 def _on(device: torch.device):
     """Create tensors on `device`: torch.device(...) as a context, unless it is already where they go.
@@ -362,44 +329,3 @@ def _join(prefix: str, name: str) -> str:
 
 def _all_nodes(loaded: LoadedSpec):
     return (at.node for at in walk_nodes(loaded))
-
-
-def link_devices(module: nn.Module, device: torch.device, runs_on: dict, incoming: torch.device) -> torch.device:
-    """Hook each block whose input arrives from another device to move it first; return the output's device.
-
-    A block runs on its own `device:`, else its parent's; in a Sequential each
-    child's input comes from the previous child, so the network's output is on
-    the device of its last block. No hook where nothing moves.
-    """
-    own = runs_on.get(id(module), device)
-    if own != incoming:  # incoming None: not known (after a custom block with placed children)
-        module.register_forward_pre_hook(_move_inputs(own))
-    if isinstance(module, CustomBlock):
-        # its forward decides what each child gets: a child placed elsewhere moves its inputs, and
-        # the others move theirs back; the output is then where the last child that ran put it
-        placed = [m for m in module.modules() if id(m) in runs_on and m is not module]
-        if not placed:
-            return own
-        for child in module.children():
-            link_devices(child, own, runs_on, None)
-        return None
-    if not isinstance(module, nn.Sequential):
-        return own
-    out = own
-    for child in module:
-        out = link_devices(child, own, runs_on, out)
-    return out
-
-
-def _move_inputs(device: torch.device):
-    """Return a pre-hook that moves tensor inputs to `device` (D2L's `X.cuda(1)`)."""
-
-    def hook(module, args):
-        if device.type != "meta" and any(isinstance(a, torch.Tensor) and a.is_meta for a in args):
-            raise NetcliError(
-                f"a {type(module).__name__} on {device} gets its input from a block on meta, which has no values",
-                hint="put the meta blocks last, or run it all with --device meta",
-            )
-        return tuple(a.to(device) if isinstance(a, torch.Tensor) else a for a in args)
-
-    return hook

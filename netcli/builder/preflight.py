@@ -13,10 +13,10 @@ import torch
 from torch import nn
 
 from netcli.builder import inference
-from netcli.builder.builder import Builder, _join
+from netcli.builder.builder import Builder
 from netcli.core.devices import resolve_device
 from netcli.core.errors import NetcliError, relocated
-from netcli.specfile.loading import LoadedSpec, block_children
+from netcli.specfile.loading import LoadedSpec
 
 
 def prepare(
@@ -54,11 +54,10 @@ def infer_sizes(loaded: LoadedSpec, shape) -> dict[str, dict[str, Any]]:
     """
     if not inference.needs_inference(loaded):
         return {}
-    flow = inference.Flow(shape)
-    meta = Builder(loaded, torch.device("meta"), flow=flow)
+    meta = Builder(loaded, torch.device("meta"), flow=inference.Flow(shape))
     meta.build(loaded.spec.model, ("model",), meta.device, "")  # `ref` blocks are created at first use
-    if flow.problems:
-        raise NetcliError(flow.problems)
+    if meta.flow.problems:
+        raise NetcliError(meta.flow.problems)
     return meta.inferred
 
 
@@ -134,7 +133,6 @@ class _CountingBuilder(Builder):
         return _Bytes(nbytes)
 
     def block(self, node, path, device, qualname):
-        module = nn.Module()  # no forward to compile: only what it holds is counted
-        for name, child in block_children(node, path):
-            module.add_module(name, self.build(child.node, child.path, device, _join(qualname, name)))
+        module = nn.Module()  # no forward to compile, no ties: only what it holds is counted
+        self.children(module, node, path, device, qualname)
         return module

@@ -76,15 +76,10 @@ RuleOpt = Annotated[
     ),
 ]
 InputOpt = Annotated[
-    list[str] | None,
+    str | None,
     typer.Option(
         "--input",
-        help="rand:2,20 | randn:SHAPE | ones:SHAPE | zeros:SHAPE | FILE (.npy, .pt, .safetensors; FILE:KEY one "
-        "tensor of it); repeat it for a forward with several inputs, in order, or give one .safetensors whose "
-        "tensors are named after the inputs",
+        help="rand:2,20 | randn:SHAPE | ones:SHAPE | zeros:SHAPE | FILE (.npy, .pt, .safetensors)",
         show_default=False,
     ),
-]
-EvalOpt = Annotated[
-    bool, typer.Option("--eval", help="run in eval mode, as net.eval() (dropout off, batch norm's running stats)")
 ]

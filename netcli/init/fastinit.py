@@ -40,6 +40,7 @@ from torch import nn
 
 from netcli.builder.builder import Builder, Built, build_network
 from netcli.builder.meta import CPU, META
+from netcli.builder.tensors import refill, tensor_fills
 from netcli.core.errors import NetcliError
 from netcli.core.ties import canonical_names
 from netcli.init.draws import fill, path_seed, reset
@@ -117,6 +118,11 @@ def build_fast(loaded, dev: torch.device, seed: int | None, inferred: dict, rule
         _allocate(built.net, dev, meta.runs_on, set())
     if dev.type != "meta" and not _NO_VALUES.get():
         initialize_in_place(built.net, meta)
+    elif dev.type != "meta":  # a load fills what the file holds; a non-persistent buffer is made here
+        for module in built.net.modules():
+            for attr, t in module._buffers.items():
+                if t is not None and attr in tensor_fills(module):
+                    refill(module, attr, t)
     built.init_report = meta.plan.report(built.net)
     return built
 
@@ -128,6 +134,9 @@ class _FastBuilder(Builder):
         super().__init__(loaded, device)
         self.seed = seed
         self.real: set[int] = set()  # id() of blocks built for real (their tensors hold values)
+
+    def tensor(self, module, name, node, path, device):
+        super().tensor(module, name, node, path, META)  # drawn in place by _initialize, as its fill says
 
     def layer(self, node, path, device, qualname):
         if self.device.type == "meta":
@@ -179,17 +188,24 @@ def _holds_tensors(module: nn.Module) -> bool:
     return any(True for _ in module.parameters()) or any(True for _ in module.buffers())
 
 
-def _allocate(module: nn.Module, device: torch.device, runs_on: dict, seen: set[int]) -> None:
-    """Give each meta tensor uninitialized memory on its block's device, once (tied modules once)."""
+def _allocate(module: nn.Module, device: torch.device, runs_on: dict, seen: set[int], made: dict | None = None) -> None:
+    """Give each meta tensor uninitialized memory on its block's device, once (tied modules and tensors once)."""
     if id(module) in seen:
         return
     seen.add(id(module))
+    made = {} if made is None else made  # id(meta tensor) -> (it, its allocation): a tied parameter stays one
     device = runs_on.get(id(module), device)
-    if any(t.is_meta for t in list(module._parameters.values()) + list(module._buffers.values()) if t is not None):
-        # as module.to_empty(device=..., recurse=False), whose empty_like of a meta tensor imports sympy (~0.3 s)
-        module._apply(lambda t: torch.empty_strided(t.size(), t.stride(), dtype=t.dtype, device=device), recurse=False)
+    for table in (module._parameters, module._buffers):
+        for attr, t in table.items():
+            if t is None or not t.is_meta:
+                continue
+            if id(t) not in made:
+                # as module.to_empty(device=...), whose empty_like of a meta tensor imports sympy (~0.3 s)
+                empty = torch.empty_strided(t.size(), t.stride(), dtype=t.dtype, device=device)
+                made[id(t)] = (t, nn.Parameter(empty, t.requires_grad) if isinstance(t, nn.Parameter) else empty)
+            table[attr] = made[id(t)][1]
     for child in module.children():
-        _allocate(child, device, runs_on, seen)
+        _allocate(child, device, runs_on, seen, made)
 
 
 def _initialize(net: nn.Module, plan: InitPlan, seed: int, real: set[int]) -> None:
@@ -205,9 +221,15 @@ def _initialize(net: nn.Module, plan: InitPlan, seed: int, real: set[int]) -> No
         if id(module) in done:
             continue
         done.add(id(module))
+        made = tensor_fills(module)  # a custom block's Parameter and Buffer children: drawn as their fill says
         own = [(attr, p) for attr, p in module._parameters.items() if p is not None]
         defaults = [(attr, p) for attr, p in own if id(p) not in last or last[id(p)][0].module_scope]
-        has_buffers = any(b is not None for b in module._buffers.values())
+        if made and id(module) not in real:
+            for attr, t in [*defaults, *module._buffers.items()]:
+                if attr in made and t is not None and (draw := refill(module, attr, t)) is not None:
+                    fill(t, f"{mod_name}.{attr}" if mod_name else attr, seed, lambda x, d=draw: getattr(x, d)())
+            defaults = [(attr, p) for attr, p in defaults if attr not in made]
+        has_buffers = any(b is not None for a, b in module._buffers.items() if a not in made)
         if defaults or has_buffers:
             if id(module) not in real:  # a block built for real holds its values already
                 reset(module, mod_name, [a for a, _ in defaults], has_buffers, seed)

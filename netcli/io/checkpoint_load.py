@@ -203,6 +203,22 @@ def _fill(net, target: dict, plan: Plan, values: dict, assign: bool, report: Loa
             report.loaded.extend(names)
     if assigned:
         net.load_state_dict(assigned, strict=False, assign=True)  # keeps each requires_grad
+        _retie(net, [names for names, _ in plan if len(names) > 1 and names[0] in assigned])
+
+
+def _retie(net, groups: list[list[str]]) -> None:
+    """Make each tied group one Parameter again: assign gave every module holding it a Parameter of its own
+    (a parameter tie such as `wte.weight = lm_head.weight`; a `ref` is one module and stays one)."""
+    for names in groups:
+        owner, _, attr = names[0].rpartition(".")
+        first = net.get_submodule(owner)._parameters.get(attr)
+        if first is None:
+            continue
+        for name in names[1:]:
+            owner, _, attr = name.rpartition(".")
+            module = net.get_submodule(owner)
+            if attr in module._parameters:
+                module._parameters[attr] = first
 
 
 def _renamed_hint(target: dict, groups: list[list[str]], ckpt: Checkpoint, found: dict) -> str | None:

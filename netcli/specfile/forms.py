@@ -15,7 +15,14 @@ from pydantic_core import PydanticCustomError
 
 OPTIONS = ("name", "repeat", "names", "device", "frozen")
 # The keys of a custom block (SPEC 1.6), beside the options: `{class: X, children: {...}, forward: "..."}`.
-BLOCK_KEYS = ("children", "forward", "params", "inputs", "class")
+BLOCK_KEYS = ("children", "forward", "params", "inputs", "class", "tie")
+# A tensor child (SPEC 1.8): `{Parameter: {zeros: [1, 1, 64]}}`, `{Buffer: {tril: [8, 8], persistent: false}}`.
+TENSOR_HOLDERS = ("Parameter", "Buffer")
+PARAMETER_FILLS = ("zeros", "ones", "empty", "rand", "randn", "full")
+BUFFER_FILLS = PARAMETER_FILLS + ("arange", "eye", "tril", "triu")
+TENSOR_KEYS = BUFFER_FILLS + ("value", "requires_grad", "persistent", "bool")
+# Containers of modules a forward indexes or loops over, kept as the node kinds of a sequence.
+CONTAINERS = ("ModuleList", "ModuleDict")
 
 
 def is_block(raw: Any) -> bool:
@@ -30,7 +37,7 @@ def _split_type_key(raw: dict) -> tuple[str, Any]:
         return keys[0], raw[keys[0]]
     if not keys:
         raise PydanticCustomError(
-            "no_type", "this node has options but no type (write e.g. {{Linear: [4, 8]}} or {{use: NAME}})"
+            "no_type", "this node has options but no type (write e.g. {Linear: [4, 8]} or {use: NAME})"
         )
     import difflib
 
@@ -79,6 +86,17 @@ def to_tagged(raw: Any) -> Any:
     key, value = _split_type_key(raw)
     if not isinstance(key, str):
         raise PydanticCustomError("type_name", "a type name must be text, not {key!r}", {"key": key})
+    if key in TENSOR_HOLDERS:
+        return _tag_tensor(key, value, options)
+    if key in ("ParameterList", "ParameterDict"):
+        raise PydanticCustomError(
+            "parameter_list",
+            "{key} is not a node: write each tensor as its own child of a custom block "
+            "(children: {w0: {Parameter: {randn: [4, 4]}}, w1: ...})",
+            {"key": key},
+        )
+    if key in CONTAINERS:
+        return _tag_container(key, value, options)
     if key == "Sequential":
         if isinstance(value, dict):
             return {
@@ -127,7 +145,78 @@ def _tag_block(raw: dict, options: dict) -> dict:
             named[str(k)] = v
         children = named
     tagged = {"kind": "block", "children": children, **options}
-    for key in ("forward", "params", "inputs", "class"):
+    for key in ("forward", "params", "inputs", "class", "tie"):
         if key in raw:
             tagged[key] = raw[key]
     return tagged
+
+
+def _tag_tensor(holder: str, value: Any, options: dict) -> dict:
+    """`{Parameter: {randn: [4, 4], requires_grad: false}}` as a tensor node; the holder's own faults here."""
+    example = "{Parameter: {zeros: [1, 1, 64]}}" if holder == "Parameter" else "{Buffer: {tril: [8, 8]}}"
+    if not isinstance(value, dict):
+        raise PydanticCustomError(
+            "tensor_form",
+            "a {holder} says how its values are made: a mapping such as {example}",
+            {"holder": holder, "example": example, "key": holder},
+        )
+    if options:
+        raise PydanticCustomError(
+            "tensor_option",
+            "a {holder} is a tensor, not a module: it takes no option '{option}' "
+            "(requires_grad: false goes inside, as nn.Parameter(..., requires_grad=False) takes it)",
+            {"holder": holder, "option": next(iter(options)), "key": next(iter(options))},
+        )
+    fills = BUFFER_FILLS if holder == "Buffer" else PARAMETER_FILLS
+    for key in value:
+        if holder == "Parameter" and key in ("arange", "eye", "tril", "triu", "persistent", "bool"):
+            raise PydanticCustomError(
+                "tensor_key",
+                "'{key}' is a Buffer's: a Parameter is made by {fills} (write {Buffer: {{key}: ...}})",
+                {"key": key, "fills": ", ".join(PARAMETER_FILLS)},
+            )
+        if holder == "Buffer" and key == "requires_grad":
+            raise PydanticCustomError(
+                "tensor_key",
+                "a Buffer takes no gradient: requires_grad is a Parameter's (persistent: false keeps it out of "
+                "the state_dict)",
+                {"key": key},
+            )
+    given = [k for k in value if k in fills]
+    if len(given) != 1:
+        raise PydanticCustomError(
+            "tensor_fill",
+            "a {holder} is made by exactly one of {fills}, this one has {given}",
+            {"holder": holder, "fills": ", ".join(fills), "given": ", ".join(map(str, given)) or "none", "key": holder},
+        )
+    return {"kind": "tensor", "holder": holder, "args": value}
+
+
+def _tag_container(key: str, value: Any, options: dict) -> dict:
+    """`{ModuleList: [node, ...]}` and `{ModuleDict: {name: node}}` as sequence nodes of that container."""
+    if key == "ModuleList":
+        if value is None:
+            value = []
+        if not isinstance(value, list):
+            raise PydanticCustomError(
+                "container",
+                "ModuleList takes a list of nodes ({ModuleList: [{use: Block, repeat: 4}]})",
+                {"key": key},
+            )
+        return {"kind": "sequence", "container": key, "children": value, "spelled": True, **options}
+    if value is None:
+        value = {}
+    if not isinstance(value, dict):
+        raise PydanticCustomError(
+            "container",
+            "ModuleDict takes a mapping name -> node ({ModuleDict: {wte: {Embedding: [64, 32]}}})",
+            {"key": key},
+        )
+    return {
+        "kind": "sequence",
+        "container": key,
+        "children": list(value.values()),
+        "child_names": [str(k) for k in value],
+        "spelled": True,
+        **options,
+    }

@@ -21,12 +21,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from netcli.specfile.jsonschema_nodes import NODE_REF, VAR_REF, node_forms, node_object, node_union
+
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 SCHEMA_FILE = Path(__file__).resolve().parents[2] / "schema" / "netcli.schema.json"
-# `${name}`, or arithmetic over names (`${dim * 4}`, SPEC 1.8), may stand for any value before validation.
-VAR_PATTERN = r"^\$\{[^{}]+\}$"
-VAR_REF = {"$ref": "#/$defs/Var"}
-NODE_REF = {"$ref": "#/$defs/Node"}
 _PRIMITIVES = {"integer", "number", "boolean", "null"}
 
 
@@ -70,17 +68,17 @@ def generate(*, plugins: Iterable[str] = (), builtin_only: bool = False) -> dict
     defs = schema.setdefault("$defs", {})
     _top_level(schema, defs, init_names)
     options = _options(defs)
-    defs.update(_node_forms(type_names, options))
+    defs.update(node_forms(type_names, options))
     layer_refs = []
     for entry in entries:
         if entry.name == "Sequential":
             continue
         defs.update(arguments_schema(entry.obj, entry.name, entry.inferable))
-        defs[f"layer.{entry.name}"] = _node_object(
+        defs[f"layer.{entry.name}"] = node_object(
             entry.name, {"$ref": f"#/$defs/args.{entry.name}"}, options, _describe(entry)
         )
         layer_refs.append({"$ref": f"#/$defs/layer.{entry.name}"})
-    defs["Node"] = _node_union(layer_refs)
+    defs["Node"] = node_union(layer_refs)
     schema = allow_vars(schema)
     schema["$schema"] = DRAFT
     schema["x-netcli"] = {
@@ -121,134 +119,6 @@ def _options(defs: dict) -> dict:
     for name in OPTIONS:
         defs[f"option.{name}"] = option_props[name]
     return {name: {"$ref": f"#/$defs/option.{name}"} for name in OPTIONS}
-
-
-def _node_forms(type_names: list[str], options: dict) -> dict:
-    """The node forms other than a layer: a type name, a list, use, ref, a custom block, a Sequential."""
-    from netcli.specfile.schema import BLOCK_KEYS
-
-    forms: dict[str, Any] = {}
-    forms["Var"] = {
-        "type": "string",
-        "pattern": VAR_PATTERN,
-        "description": "${name}: the value of vars.name; ${dim * 4}: computed from vars and params",
-    }
-    forms["TypeName"] = {
-        "type": "string",
-        "enum": type_names,
-        "description": "a registered type with no arguments, e.g. ReLU",
-    }
-    forms["Sequence"] = {
-        "type": "array",
-        "items": NODE_REF,
-        "description": "children in order, named 0, 1, ... (nn.Sequential)",
-    }
-    forms["UseNode"] = _node_object(
-        "use",
-        {"type": "string", "description": "a definition under blocks:"},
-        {
-            **options,
-            "with": {
-                "type": "object",
-                "description": "the definition's params for this copy, e.g. {planes: 128, stride: 2}",
-            },
-        },
-        "a fresh copy of a definition under blocks:",
-    )
-    forms["BlockNode"] = _block_node(options)
-    assert set(forms["BlockNode"]["properties"]) >= set(BLOCK_KEYS)
-    forms["RefNode"] = _node_object(
-        "ref",
-        {"type": "string", "description": "a definition under blocks:"},
-        options,
-        "the one shared instance of a definition (tied parameters)",
-    )
-    forms["SequentialNode"] = _node_object(
-        "Sequential",
-        {
-            "anyOf": [
-                {"$ref": "#/$defs/Sequence"},
-                {"type": "object", "additionalProperties": NODE_REF, "description": "named children"},
-                {"type": "null"},
-            ]
-        },
-        options,
-        "nn.Sequential: a list of children, or a mapping of named children",
-    )
-    return forms
-
-
-def _block_node(options: dict) -> dict:
-    return {
-        "type": "object",
-        "description": "a custom block (a hand-written nn.Module): the children __init__ creates, in order, "
-        "and its forward; params are its arguments, ${name} inside it",
-        "properties": {
-            "children": {
-                "type": "object",
-                "additionalProperties": NODE_REF,
-                "description": "name -> node, created and registered in this order",
-            },
-            "forward": {
-                "type": "string",
-                "description": "the forward in netcli's subset of Python: assignments, "
-                "one return, calls of children and listed functions",
-            },
-            "params": {
-                "anyOf": [
-                    {"type": "object", "description": "name -> default"},
-                    {
-                        "type": "array",
-                        "items": {
-                            "anyOf": [{"type": "string"}, {"type": "object", "minProperties": 1, "maxProperties": 1}]
-                        },
-                        "description": "names (required) or {name: default}",
-                    },
-                ]
-            },
-            "inputs": {
-                "type": "array",
-                "items": {"type": "string"},
-                "minItems": 1,
-                "description": "the forward's inputs (default [x])",
-            },
-            "class": {"type": "string", "description": "the class name it prints as (default: the definition's name)"},
-            **options,
-        },
-        "anyOf": [{"required": ["children"]}, {"required": ["forward"]}],
-        "additionalProperties": False,
-    }
-
-
-def _node_union(layer_refs: list[dict]) -> dict:
-    from netcli.specfile.schema import OPTIONS
-
-    return {
-        "title": "Node",
-        "description": "A type name (ReLU), {Type: args} ({Linear: [4, 8]}), a list of nodes "
-        "(a Sequential), {use: NAME, with: {...}} or {ref: NAME}, a custom block "
-        "{children: {...}, forward: ...}, with options " + ", ".join(OPTIONS) + ".",
-        "anyOf": [
-            {"$ref": "#/$defs/TypeName"},
-            VAR_REF,
-            {"$ref": "#/$defs/Sequence"},
-            {"$ref": "#/$defs/UseNode"},
-            {"$ref": "#/$defs/RefNode"},
-            {"$ref": "#/$defs/BlockNode"},
-            {"$ref": "#/$defs/SequentialNode"},
-            *layer_refs,
-        ],
-    }
-
-
-def _node_object(key: str, value: dict, options: dict, description: str) -> dict:
-    return {
-        "type": "object",
-        "description": description,
-        "properties": {key: value, **options},
-        "required": [key],
-        "additionalProperties": False,
-    }
 
 
 def _describe(entry) -> str:
@@ -416,7 +286,7 @@ def schema_text(*, regenerate: bool = False, plugins: Iterable[str] = ()) -> tup
     plugins = list(plugins)
     if not regenerate and not plugins and not installed_plugins():
         data = shipped()
-        if data is not None and is_current(data):
+        if is_current(data):
             return render(data), f"shipped {SCHEMA_FILE.name}"
     return render(generate(plugins=plugins)), "generated"
 

@@ -35,6 +35,8 @@ from netcli.specfile.nodes import (
     NodeOptions,
     RefNode,
     SequenceNode,
+    TensorNode,
+    TieText,
     UseNode,
     param_defaults,
 )
@@ -61,6 +63,7 @@ __all__ = [
     "RefNode",
     "SequenceNode",
     "Spec",
+    "TensorNode",
     "UseNode",
     "first_shape",
     "input_entries",
@@ -70,7 +73,20 @@ __all__ = [
     "to_tagged",
 ]
 
-TOP_LEVEL_KEYS = ("name", "input", "seed", "device", "vars", "plugins", "blocks", "model", "init", "shard", "extends")
+TOP_LEVEL_KEYS = (
+    "name",
+    "input",
+    "seed",
+    "device",
+    "vars",
+    "plugins",
+    "blocks",
+    "model",
+    "tie",
+    "init",
+    "shard",
+    "extends",
+)
 RULE_KEYS = ("init", "args", "target", "params")
 
 MAX_INPUT_NUMEL = 2**59  # a tensor's element count is an int64, and so is its size in bytes (8 per element)
@@ -115,6 +131,11 @@ class Spec(BaseModel):
     plugins: list[str] = Field(default_factory=list, description="Python modules that register types")
     blocks: dict[str, NodeField] = Field(default_factory=dict, description="named definitions")
     model: NodeField = Field(description="the network")
+    tie: list[TieText] = Field(
+        default_factory=list,
+        description="parameter ties run after the model is built, as `net.a.weight = net.b.weight`: "
+        "'a.weight = b.weight'",
+    )
     init: list[InitRuleField] = Field(
         default_factory=list, description="rules INIT:TARGET applied in order after building"
     )
@@ -140,6 +161,18 @@ class Spec(BaseModel):
                 "'extends' is resolved when the file is read, before --set applies (name the base in the spec file)",
             )
         return value
+
+    @field_validator("model")
+    @classmethod
+    def _model_runs(cls, model):
+        if isinstance(model, SequenceNode) and model.container != "Sequential":
+            raise PydanticCustomError(
+                "container_place",
+                "a {container} cannot be the network: it does not run; put it in a custom block's children:, "
+                "whose forward loops over it",
+                {"container": model.container, "key": model.container},
+            )
+        return model
 
     @field_validator("input")
     @classmethod

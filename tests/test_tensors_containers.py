@@ -1,0 +1,259 @@
+"""Tensor children, ModuleList/ModuleDict and parameter ties (SPEC 1.8), each against hand-written torch.
+
+The twins are in handwritten_tensors.py; a spec must give the same print, the
+same state_dict keys and, under the same seed, the same values (torch.equal);
+save/load, `--fast-init`, init rules, the summary and eject work through them;
+each misuse is a located error.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+from handwritten_tensors import Containers, Tensors, Tied
+from torch import nn
+
+import netcli
+from netcli.builder.validate import load_spec_text
+from netcli.core.errors import NetcliError
+from netcli.init.engine import build_model
+
+SEEDS = [0, 1234]
+
+TENSORS = """\
+input: [2, 8]
+blocks:
+  Tensors:
+    params: {dim: 8}
+    children:
+      proj: {Linear: ["${dim}", "${dim}"]}
+      cls_token: {Parameter: {zeros: [1, 1, "${dim}"]}}
+      noise: {Parameter: {randn: ["${dim}", 4]}}
+      frozen: {Parameter: {rand: 3, requires_grad: false}}
+      gamma: {Parameter: {full: ["${dim}"], value: 1.0e-6}}
+      scale: {Parameter: {ones: ["${dim}"]}}
+      fc: {Linear: ["${dim}", 4]}
+      mask: {Buffer: {tril: [4, 4], bool: true, persistent: false}}
+      positions: {Buffer: {arange: 16}}
+      ident: {Buffer: {eye: 3}}
+      upper: {Buffer: {triu: [3, 3]}}
+      table: {Buffer: {full: [2, 2], value: 5.0}}
+    forward: |
+      return fc(proj(x))
+model: {use: Tensors}
+"""
+
+LAYER = """\
+  Layer:
+    params: {dim: 8}
+    children:
+      fc: {Linear: ["${dim}", "${dim}"]}
+    forward: |
+      return relu(fc(x))
+"""
+
+CONTAINERS = (
+    """\
+input: {shape: [2, 5], dtype: int64, high: 16}
+blocks:
+"""
+    + LAYER
+    + """\
+  NAME:
+    params: {vocab: 16, dim: 8, depth: 3}
+    inputs: [idx]
+    children:
+      transformer:
+        ModuleDict:
+          wte: {Embedding: ["${vocab}", "${dim}"]}
+          h: {ModuleList: [{use: Layer, repeat: "${depth}"}]}
+          ln_f: {LayerNorm: "${dim}"}
+      extra: {ModuleList: [{Linear: ["${dim}", "${dim}"]}, ReLU, {Linear: ["${dim}", "${dim}"]}]}
+      lm_head: {Linear: {in_features: "${dim}", out_features: "${vocab}", bias: false}}
+TIE
+    forward: |
+      x = transformer['wte'](idx)
+      return lm_head(transformer['ln_f'](transformer['h'][0](x)))
+model: {use: NAME}
+"""
+)
+
+CASES = {
+    "tensors": (TENSORS, Tensors),
+    "containers": (CONTAINERS.replace("NAME", "Containers").replace("TIE\n", ""), Containers),
+    "tied": (
+        CONTAINERS.replace("NAME", "Tied").replace("TIE", '    tie: ["transformer.wte.weight = lm_head.weight"]'),
+        Tied,
+    ),
+}
+
+
+def build(text: str, **kw) -> nn.Module:
+    return build_model(load_spec_text(text, "spec.yaml"), **kw).net
+
+
+def twin(cls, seed: int) -> nn.Module:
+    torch.manual_seed(seed)
+    return cls()
+
+
+def same_tensors(a: nn.Module, b: nn.Module) -> None:
+    sa, sb = a.state_dict(keep_vars=True), b.state_dict(keep_vars=True)
+    assert list(sa) == list(sb)
+    for key in sa:
+        assert sa[key].dtype == sb[key].dtype, key
+        assert torch.equal(sa[key], sb[key]), key
+        assert sa[key].requires_grad == sb[key].requires_grad, key
+
+
+@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize("seed", SEEDS)
+def test_print_keys_and_seeded_values_equal_the_hand_written_module(case, seed):
+    text, cls = CASES[case]
+    net, ref = build(text, seed=seed), twin(cls, seed)
+    assert str(net) == str(ref)
+    same_tensors(net, ref)
+    assert [n for n, _ in net.named_buffers()] == [n for n, _ in ref.named_buffers()]  # non-persistent too
+    for (name, a), (_, b) in zip(net.named_buffers(), ref.named_buffers(), strict=True):
+        assert torch.equal(a, b), name
+
+
+def test_outputs_equal_the_hand_written_module():
+    for case, (text, cls) in CASES.items():
+        net, ref = build(text, seed=0), twin(cls, 0)
+        x = torch.randint(0, 16, (2, 5)) if case != "tensors" else torch.randn(2, 8)
+        assert torch.equal(net(x), ref(x)), case
+
+
+def test_a_tie_shares_one_parameter_and_is_stored_once(tmp_path):
+    text, _ = CASES["tied"]
+    net = build(text, seed=0)
+    assert net.transformer.wte.weight is net.lm_head.weight
+    ref = twin(Tied, 0)
+    assert [n for n, _ in net.named_parameters()] == [n for n, _ in ref.named_parameters()]
+    netcli.save(net, tmp_path / "tied.safetensors")
+    back = netcli.load(tmp_path / "tied.safetensors")
+    assert back.transformer.wte.weight is back.lm_head.weight
+    same_tensors(back, net)
+    from safetensors import safe_open
+
+    with safe_open(str(tmp_path / "tied.safetensors"), "pt") as f:
+        stored = list(f.keys())
+    assert len(stored) == len(list(net.parameters())) + len(list(net.buffers()))  # the tied tensor once
+    assert netcli.summary(net)["total_params"] == sum(p.numel() for p in net.parameters())  # the tie once
+
+
+def test_top_level_tie_runs_after_the_network_is_built():
+    text = "model: [{Linear: [4, 4]}, ReLU, {Linear: [4, 4]}]\ntie: ['0.weight = 2.weight']\n"
+    net = build(text, seed=3)
+    torch.manual_seed(3)
+    ref = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 4))
+    ref[0].weight = ref[2].weight
+    assert net[0].weight is net[2].weight
+    same_tensors(net, ref)
+
+
+def test_tensors_save_and_load_round_trip(tmp_path):
+    net = build(TENSORS, seed=0)
+    netcli.save(net, tmp_path / "t.safetensors")
+    back = netcli.load(tmp_path / "t.safetensors")
+    same_tensors(back, net)
+    assert "mask" not in back.state_dict() and torch.equal(back.mask, net.mask)  # made again, not stored
+
+
+def test_summary_counts_tensor_children():
+    net = build(TENSORS, seed=0)
+    data = netcli.summary(net)
+    assert data["total_params"] == sum(p.numel() for p in net.parameters())
+    assert data["blocks"][0]["params"] == data["total_params"]
+
+
+def test_init_rules_reach_tensor_children():
+    text = TENSORS + 'init: ["trunc_normal(std=0.02):cls_token", "constant(0.5):gamma"]\n'
+    net = build(text, seed=1)
+    ref = twin(Tensors, 1)
+    nn.init.trunc_normal_(ref.cls_token, std=0.02)
+    nn.init.constant_(ref.gamma, 0.5)
+    same_tensors(net, ref)
+
+
+def test_fast_init_draws_every_tensor_child():
+    text = TENSORS + 'init: ["constant(0.5):gamma"]\n'
+    one, two = build(text, seed=5, fast_init=True), build(text, seed=5, fast_init=True)
+    ref = twin(Tensors, 5)
+    same_tensors(one, two)  # per-path seeds: the same spec and seed give the same values
+    assert not torch.equal(one.noise, ref.noise) and one.noise.std() > 0.5  # drawn, from its own seed
+    assert torch.all(one.gamma == 0.5) and torch.equal(one.cls_token, ref.cls_token)
+    for name in ("mask", "positions", "ident", "upper", "table"):
+        assert torch.equal(getattr(one, name), getattr(ref, name)), name
+    tied = build(CASES["tied"][0], seed=5, fast_init=True)
+    assert tied.transformer.wte.weight is tied.lm_head.weight
+
+
+# ---------------------------------------------------------------- misuse: located errors
+
+
+def child(node: str) -> str:
+    return f"model:\n  children:\n    fc: {{Linear: [4, 4]}}\n    t: {node}\n  forward: |\n    return fc(x)\n"
+
+
+MISTAKES = {
+    "a Parameter in a list": (
+        "model: [{Linear: [4, 4]}, {Parameter: {zeros: [4]}}]\n",
+        "Parameter",
+        r"a Parameter is a tensor, not a module: it is a child of a custom block",
+    ),
+    "ParameterList": (child("{ParameterList: [[1, 1, 64]]}"), "ParameterList", r"ParameterList is not a node: write each tensor as its own child"),
+    "two fills": (child("{Parameter: {zeros: [4], ones: [4]}}"), "Parameter", r"exactly one of zeros, ones, empty, rand, randn, full, this one has zeros, ones"),
+    "no fill": (child("{Buffer: {persistent: false}}"), "Buffer", r"exactly one of .*arange.*, this one has none"),
+    "a Buffer fill on a Parameter": (child("{Parameter: {arange: 4}}"), "arange", r"'arange' is a Buffer's"),
+    "requires_grad on a Buffer": (child("{Buffer: {zeros: [4], requires_grad: false}}"), "requires_grad", r"a Buffer takes no gradient"),
+    "an option beside a Parameter": (child("{Parameter: {zeros: [4]}, frozen: true}"), "frozen", r"takes no option 'frozen'"),
+    "a misspelled key": (child("{Parameter: {zeros: [4], requires_gard: false}}"), "requires_gard", r"unknown key 'requires_gard' of a Parameter \(did you mean 'requires_grad'\?\)"),
+    "full without value": (child("{Parameter: {full: [4]}}"), "{full", r"full needs value"),
+    "a negative size": (child("{Parameter: {zeros: [4, -1]}}"), "zeros: [4, -1]", r"a size is a whole number from 0 \(or \$\{...\}\), not -1"),
+    "not a mapping": (child("{Parameter: [4]}"), "Parameter", r"a Parameter says how its values are made"),
+    "ModuleDict of a list": (child("{ModuleDict: [ReLU]}"), "ModuleDict", r"ModuleDict takes a mapping name -> node"),
+    "ModuleList of a mapping": (child("{ModuleList: {a: ReLU}}"), "ModuleList", r"ModuleList takes a list of nodes"),
+    "a ModuleList as the network": ("model: {ModuleList: [ReLU]}\n", "ModuleList", r"a ModuleList cannot be the network"),
+    "a ModuleList in a Sequential": ("model: [{ModuleList: [ReLU]}, ReLU]\n", "{ModuleList", r"a ModuleList cannot run in a Sequential"),
+    "names in a ModuleList": (child("{ModuleList: [{Linear: [4, 4], repeat: 2, names: 'b{i}'}]}"), "{Linear: [4, 4], repeat", r"a ModuleList numbers its items"),
+    "a tie to no tensor": (
+        "model:\n  children:\n    a: {Linear: [4, 4]}\n    b: {Linear: [4, 4]}\n  tie: ['a.weight = b.wieght']\n  forward: |\n    return b(a(x))\n",
+        "'a.weight",
+        r"this block has no tensor 'wieght'|'b' has no tensor 'wieght' \(did you mean 'weight'\?\)",
+    ),
+    "a tie of two shapes": (
+        "model:\n  children:\n    a: {Linear: [4, 4]}\n    b: {Linear: [4, 2]}\n  tie: ['a.weight = b.weight']\n  forward: |\n    return b(a(x))\n",
+        "'a.weight",
+        r"'a.weight' has shape \[4, 4\] and 'b.weight' \[2, 4\]",
+    ),
+    "a tie to no child": (
+        "model:\n  children:\n    a: {Linear: [4, 4]}\n  tie: ['c.weight = a.weight']\n  forward: |\n    return a(x)\n",
+        "'c.weight",
+        r"no child 'c' in 'c'",
+    ),
+    "a tie that is not an assignment": (child("{Parameter: {zeros: [4]}}").replace("  forward:", "  tie: ['a.weight']\n  forward:"), "'a.weight'", r"a tie is 'PATH.tensor = PATH.tensor'"),
+}
+
+
+@pytest.mark.parametrize("name", list(MISTAKES))
+def test_each_misuse_is_a_located_error(name, write_spec, run_cli):
+    text, token, pattern = MISTAKES[name]
+    path = write_spec(text)
+    result = run_cli("build", str(path))
+    assert result.code == 2, result.err
+    assert "Traceback" not in result.err
+    index = text.index(token)
+    line = text.count("\n", 0, index) + 1
+    col = index - (text.rfind("\n", 0, index) + 1) + 1
+    assert result.err.startswith(f"{path}:{line}:{col}:"), result.err
+    assert re.search(pattern, result.err), result.err
+
+
+def test_module_dict_no_longer_says_dict_is_not_a_module(write_spec, run_cli):
+    result = run_cli("build", str(write_spec("model: {ModuleDict: {a: ReLU}}\n")))
+    assert result.code == 2 and "not a Module subclass" not in result.err
+    assert "a ModuleDict cannot be the network" in result.err
