@@ -164,6 +164,63 @@ def build_resnet18_hand(seed: str) -> None:
     report(seconds, base, params=sum(p.numel() for p in net.parameters()))
 
 
+# ---------------------------------------------------------------- figure 13: netcli.build from Python (SPEC 1.9)
+
+
+def api_build_first(spec: str, seed: str, imported: str) -> None:
+    """The first `netcli.build(spec, seed=...)` of a process that has imported torch and netcli.
+
+    `import netcli` imports nothing more (its functions load on first use): with imported="cold" the clock
+    includes netcli's own modules (pydantic, yaml, the registry); with "warm" they are imported before it.
+    """
+    import torch  # noqa: F401
+    import netcli
+    if imported == "warm":
+        import netcli.app.api, netcli.init.apply, netcli.init.rules, netcli.registry.builtin_initializers  # noqa: E401,F401
+        import netcli.builder.forward_graph, netcli.builder.validate, netcli.specfile.compose  # noqa: E401,F401
+    base = rss_bytes()
+    start = time.perf_counter()
+    net = netcli.build(spec, seed=int(seed))
+    seconds = time.perf_counter() - start
+    report(seconds, base, params=sum(p.numel() for p in net.parameters()))
+
+
+def api_build_again(spec: str, seed: str, rounds: str) -> None:
+    """netcli.build of the same spec again and again, alternating with the hand-written resnet18 in one process.
+
+    Each round runs netcli, the hand-written code and the hand-written code again (the A/A control),
+    in the order A B C, then C B A; the first two rounds of each are discarded (warm-up).
+    """
+    import statistics
+    import torch
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    import handwritten_nets
+    import netcli
+
+    def ours():
+        netcli.build(spec, seed=int(seed))
+
+    def hand():
+        torch.manual_seed(int(seed))
+        handwritten_nets.resnet18()
+
+    cases = [("netcli", ours), ("hand", hand), ("control", hand)]
+    times: dict[str, list[float]] = {name: [] for name, _ in cases}
+    for r in range(int(rounds) + 2):
+        for name, fn in cases if r % 2 == 0 else cases[::-1]:
+            start = time.perf_counter()
+            fn()
+            if r >= 2:
+                times[name].append(time.perf_counter() - start)
+    paired = [a / b for a, b in zip(times["netcli"], times["hand"])]
+    control = [a / b for a, b in zip(times["control"], times["hand"])]
+    print(json.dumps({**{k: statistics.median(v) for k, v in times.items()},
+                      "paired": statistics.median(paired), "paired_control": statistics.median(control),
+                      "rounds": len(paired), "range": [min(times["netcli"]), max(times["netcli"])],
+                      "hand_range": [min(times["hand"]), max(times["hand"])]}))
+
+
 # ---------------------------------------------------------------- figures 10-12: torchrun ranks (SPEC §6)
 #
 # These run as the ranks of `python -m torch.distributed.run --nproc-per-node N bench/jobs.py JOB ...`.
@@ -225,7 +282,8 @@ def cli(prefix: str, *args: str) -> None:
 
 
 JOBS = {f.__name__: f for f in (build_netcli, build_hand, load_netcli, load_hand, save_netcli, save_hand,
-                                make_checkpoints, build_spec_netcli, build_resnet18_hand,
+                                make_checkpoints, build_spec_netcli, build_resnet18_hand, api_build_first,
+                                api_build_again,
                                 dist_baseline, dist_init, cli)}
 
 if __name__ == "__main__":

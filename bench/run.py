@@ -93,9 +93,9 @@ def run_quiet(cmd: list[str]) -> dict:
     return {"seconds": seconds, "peak": usage.ru_maxrss * (1 if sys.platform == "darwin" else 1024)}
 
 
-def job(*args: str) -> dict:
+def job(*args: str, env: dict | None = None) -> dict:
     """Run one bench/jobs.py job in a fresh process; return its JSON report."""
-    r = subprocess.run([PY, str(JOBS), *args], capture_output=True, text=True, cwd=ROOT)
+    r = subprocess.run([PY, str(JOBS), *args], capture_output=True, text=True, cwd=ROOT, env=env)
     if r.returncode != 0:
         raise RuntimeError(f"job {args} failed: {r.stderr[-3000:]}")
     return json.loads(r.stdout.strip().splitlines()[-1])
@@ -437,6 +437,49 @@ def figure9(reps: int, folder: Path) -> Figure:
     return fig
 
 
+# ---------------------------------------------------------------- figure 13: netcli.build from Python (issue 20)
+
+API = 13
+
+
+def figure13(reps: int, folder: Path) -> Figure:
+    """`netcli.build` in a user's script against the hand-written resnet18, first call and later calls."""
+    fig = Figure(API, "From Python: `netcli.build(\"configs/resnet18.yaml\", seed=0)` against the hand-written "
+                      "resnet18 + its init loop (tests/handwritten_nets.py), in a process that has imported torch")
+    spec = str(ROOT / "configs" / "resnet18.yaml")
+    # as a user's machine runs them: byte-compiled modules cached (here in a temp folder, not the checkout)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = str(folder / "pycache")
+    for imported in ("cold", "warm"):
+        job("api_build_first", spec, "0", imported, env=env)  # writes the .pyc files
+    job("build_resnet18_hand", "0", env=env)
+    r = alternate({"cold": lambda: job("api_build_first", spec, "0", "cold", env=env),
+                   "warm": lambda: job("api_build_first", spec, "0", "warm", env=env),
+                   "hand": lambda: job("build_resnet18_hand", "0", env=env)}, reps * 2)
+    hand = med(r["hand"])
+    fig.rows.append(Row("first call, `import torch; import netcli` before the clock (netcli's own modules "
+                        "load inside the call)", med(r["cold"]), hand, "s", "ratio <= 1.10",
+                        med(r["cold"]) / hand <= 1.10, f"ranges {spread(r['cold'])} / {spread(r['hand'])}"))
+    fig.rows.append(Row("first call, netcli's modules imported before the clock (spec read, checked, built, "
+                        "initialized)", med(r["warm"]), hand, "s", "(reference)", None,
+                        f"range {spread(r['warm'])}"))
+    rounds = reps * 8
+    again = [job("api_build_again", spec, "0", str(rounds), env=env) for _ in range(2)]
+    ours, theirs = statistics.median(a["netcli"] for a in again), statistics.median(a["hand"] for a in again)
+    paired = statistics.median(a["paired"] for a in again)
+    fig.rows.append(Row("later calls in the same process (the checked spec kept)", ours, theirs, "s",
+                        "ratio <= 1.03", ours / theirs <= 1.03,
+                        f"2 processes x {rounds} alternating rounds; median of the per-round ratios: {paired:.3f}"))
+    control = statistics.median(a["control"] for a in again)
+    fig.rows.append(Row("control: the hand-written code again, same rounds", control, theirs, "s", "(noise floor)",
+                        None, "median of the per-round ratios: "
+                        f"{statistics.median(a['paired_control'] for a in again):.3f}"))
+    fig.notes.append("first call: fresh processes (bench/jobs.py api_build_first, build_resnet18_hand), "
+                     f"{reps * 2} alternating repetitions; both sides import torch before the clock, the hand-written "
+                     "side also its module; torch's default threads")
+    return fig
+
+
 # ---------------------------------------------------------------- figures 10-12: torchrun + FSDP2 + DCP (issue 15)
 
 DIST_INIT, DIST_RSS, DIST_IO = 10, 11, 12  # figure numbers (9 is the custom-blocks figure)
@@ -669,7 +712,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3 repetitions, n=8 builds only")
     parser.add_argument("--reps", type=int, default=None, help="repetitions per case (default 5, --quick 3)")
-    parser.add_argument("--only", default="1,2,3,4,5,6,7,8,9,10,11,12", help="figures to run, e.g. 1,4,7")
+    parser.add_argument("--only", default="1,2,3,4,5,6,7,8,9,10,11,12,13", help="figures to run, e.g. 1,4,7")
     parser.add_argument("--out", default=str(ROOT / "bench" / "RESULTS.md"))
     args = parser.parse_args()
     args.reps = args.reps or (3 if args.quick else 5)
@@ -687,6 +730,7 @@ def main() -> None:
         ({2, 3}, lambda: figure2_3(args.reps, folder, [8] if args.quick else [8, 16])),
         ({5, 6}, lambda: figure5_6(args.reps, folder, 16)),
         ({9}, lambda: figure9(args.reps, folder)),
+        ({API}, lambda: figure13(args.reps, folder)),
         ({DIST_INIT, DIST_RSS, DIST_IO}, lambda: figures_dist(args.reps, folder, only)),
     ]
     figures: list[Figure] = []

@@ -176,7 +176,8 @@ def test_load_reads_every_format_the_commands_read(run_cli, tmp_path):
     assert run_cli("save", spec, "--seed", "2", "--max-shard-size", "200B", "-o", f"{tmp_path}/hf/").code == 0
     assert run_cli("convert", single, "-o", f"{tmp_path}/dcp/").code == 0
     assert run_cli("save", spec, "--seed", "2", "-o", tmp_path / "plain.pt").code == 0
-    for path, given in ((single, None), (tmp_path / "hf", None), (tmp_path / "dcp", None), (tmp_path / "plain.pt", spec)):
+    formats = ((single, None), (tmp_path / "hf", None), (tmp_path / "dcp", None), (tmp_path / "plain.pt", spec))
+    for path, given in formats:
         net = netcli.load(path, spec=given)
         _assert_state(net, expected)
         assert net[2] is net[4]  # the tie is one module again
@@ -239,8 +240,9 @@ torch.distributed.destroy_process_group()
 
 
 @pytest.mark.slow
-def test_initialize_after_the_users_own_fully_shard_equals_one_process(run_cli, tmp_path):
-    script, spec = tmp_path / "shard.py", CFG / "residual.yaml"
+@pytest.mark.parametrize("config", ["residual", "resnet18"])  # resnet18: init rules on the sharded tensors
+def test_initialize_after_the_users_own_fully_shard_equals_one_process(config, run_cli, tmp_path):
+    script, spec = tmp_path / "shard.py", CFG / f"{config}.yaml"
     script.write_text(INIT_SHARDED)
     out = tmp_path / "one.safetensors"
     assert run_cli("save", spec, "--fast-init", "--seed", "11", "-o", out).code == 0
@@ -350,7 +352,11 @@ def test_the_readme_example_runs(tmp_path):
     (tmp_path / "example.py").write_text("\n".join(blocks))
     out = _subprocess(open(tmp_path / "example.py").read(), cwd=tmp_path)
     assert (tmp_path / "mlp.safetensors").is_file()
-    assert out.splitlines() == ["{'num_classes': 10}", "40", "unknown argument 'out_feature' did you mean 'out_features'?"]
+    assert out.splitlines() == [
+        "{'num_classes': 10}",
+        "40",
+        "unknown argument 'out_feature' did you mean 'out_features'?",
+    ]
 
 
 USER_SCRIPT = """

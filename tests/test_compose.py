@@ -174,7 +174,7 @@ def test_a_variable_used_in_the_base_and_set_in_the_extension(files):
     ({"a": "extends: 3\nmodel: [ReLU]\n"}, "a.yaml:1:10", "extends names a base spec file"),
     ({"a": "extends: []\nmodel: [ReLU]\n"}, "a.yaml:1:10", "extends names a base spec file"),
     ({"a": "extends: sub\nmodel: [ReLU]\n", "sub/x": "model: [ReLU]\n"}, "a.yaml:1:10", "is a folder"),
-    ({"a": "extends: b.yaml\nmodel: [ReLU]\n", "b": "- ReLU\n"}, "b.yaml:1:1", "a base spec is a mapping"),
+    ({"a": "extends: b.yaml\nmodel: [ReLU]\n", "b": "- ReLU\n"}, "b.yaml: ", "a base spec is a mapping"),
     ({"a": "extends: b.yaml\nmodel: [ReLU]\n", "b": "model: [ReLU\n"}, "b.yaml:", "invalid YAML"),
     ({"a": "extends: b.yaml\nmodel+=: ReLU\n", "b": "model: [ReLU]\n"}, "a.yaml:2:1", "appends a list"),
     ({"a": "extends: b.yaml\nvars+=: [1]\nmodel: [ReLU]\n", "b": "vars: {x: 1}\n"}, "a.yaml:2:1",

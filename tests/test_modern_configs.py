@@ -121,3 +121,19 @@ def test_ejected_code_builds_the_twin(config, tmp_path):
     x = make_input(None, loaded.spec.input, torch.device("cpu"))
     with torch.no_grad():
         assert_same(call(ours, x), call(theirs, x))
+
+
+@pytest.mark.parametrize("stem", [s for s, inputs in MODERN_INPUTS.items() if inputs[0][1] == torch.int64])
+def test_run_on_your_own_token_ids_prints_the_twins_output(stem, run_cli, root, tmp_path):
+    # `run --input` keeps a file's int64 dtype; one --input per forward input, in order; --eval as net.eval()
+    config = root / "configs" / f"{stem}.yaml"
+    if not config.exists():
+        pytest.skip(f"configs/{stem}.yaml does not ship yet")
+    xs = example_inputs(stem, torch.Generator().manual_seed(5))
+    files = []
+    for i, x in enumerate(xs):
+        files += ["--input", tmp_path / f"in{i}.pt"]
+        torch.save(x, files[-1])
+    result = run_cli("run", config, *files, "--seed", "2", "--eval")
+    assert result.code == 0, result.err
+    assert result.out == str(_twin(stem, 2).eval()(*xs)) + "\n"  # as print(net(X)) shows it, grad_fn included

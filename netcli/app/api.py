@@ -133,7 +133,7 @@ def initialize(net: nn.Module, *, seed: int | None = None, rules: Sequence[str] 
     `seed:`; `rules` to those the network was built with. Returns `net`.
     """
     from netcli.builder.preflight import infer_sizes
-    from netcli.init.inplace import initialize_in_place
+    from netcli.init.inplace import initialize_allocated
 
     with _user_errors():
         built = _built(net)
@@ -141,10 +141,10 @@ def initialize(net: nn.Module, *, seed: int | None = None, rules: Sequence[str] 
         loaded = built.loaded
         seed = seed if seed is not None else loaded.spec.seed
         shape = origin.input_shape if origin.input_shape is not None else loaded.spec.inputs
-        initialize_in_place(
+        initialize_allocated(
             built.net,
             loaded,
-            int(seed) if seed is not None else torch.initial_seed(),
+            seed,
             infer_sizes(loaded, shape),
             origin.rules if rules is None else _texts(rules),
         )

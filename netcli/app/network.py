@@ -24,6 +24,18 @@ def is_checkpoint(path: str | None) -> bool:
     return Path(path).suffix.lower() in FORMATS or (Path(path).is_dir() and layout_of(path) is not None)
 
 
+def open_spec(
+    source: str | None, *, sets: Sequence[str] = (), plugins: Sequence[str] = (), notes: list[str] | None = None
+):
+    """The spec `source` names: the file, or the spec saved inside the checkpoint `source` (`netcli code CKPT`)."""
+    if source is not None and is_checkpoint(source):
+        from netcli.app.restore import embedded_spec
+        from netcli.io.checkpoint import read_checkpoint
+
+        return embedded_spec(read_checkpoint(source), source, sets, plugins)
+    return load_spec(source, sets, plugins, notes=notes)
+
+
 def open_network(
     source: str | None,
     *,

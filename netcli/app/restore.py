@@ -28,17 +28,7 @@ def restore(
     ckpt = read_checkpoint(path)
     note = None
     if spec is None:
-        text = ckpt.spec_text
-        if text is None:
-            what = "a plain torch state_dict" if ckpt.format == "torch" else "a safetensors file netcli did not write"
-            raise NetcliError(
-                Problem(
-                    f"holds no spec to rebuild the network from ({what})",
-                    location=Location(str(path)),
-                    hint=f"name the spec: netcli load {path} SPEC",
-                )
-            )
-        loaded = load_spec_text(text, f"{path}:spec", sets, plugins, embedded=True)
+        loaded = embedded_spec(ckpt, path, sets, plugins)
     else:  # a spec file, or one the caller loaded already (netcli.load's dict or text)
         loaded = spec if isinstance(spec, LoadedSpec) else load_spec(spec, sets, plugins)
         named = loaded.doc.source if isinstance(spec, LoadedSpec) else spec
@@ -56,6 +46,21 @@ def restore(
     report = load_into(built, ckpt, strict=strict, assign=strict)
     report.spec_note = note
     return built, report
+
+
+def embedded_spec(ckpt, path, sets: Iterable[str] = (), plugins: Iterable[str] = ()):
+    """The spec saved inside the checkpoint `ckpt` (read from `path`), loaded as data from whoever wrote the file."""
+    text = ckpt.spec_text
+    if text is None:
+        what = "a plain torch state_dict" if ckpt.format == "torch" else "a safetensors file netcli did not write"
+        raise NetcliError(
+            Problem(
+                f"holds no spec to rebuild the network from ({what})",
+                location=Location(str(path)),
+                hint=f"name the spec: netcli load {path} SPEC",
+            )
+        )
+    return load_spec_text(text, f"{path}:spec", sets, plugins, embedded=True)
 
 
 def load_checkpoint(

@@ -107,6 +107,44 @@ def _ensure_output_fits(built: Built, x: Any) -> None:
     )
 
 
+def forward_inputs(loaded) -> list[str] | None:
+    """The names of the network's forward inputs (a custom block's `inputs:`), or None where the spec does not say.
+
+    A sequence or a layer at the top takes its one input (None: not checked by name).
+    """
+    from netcli.specfile.schema import BlockNode, UseNode
+
+    node = loaded.spec.model
+    if isinstance(node, UseNode):
+        node = loaded.spec.blocks.get(node.use)
+    if isinstance(node, BlockNode):
+        return list(node.inputs or ["x"])
+    return None
+
+
+def given_inputs(spec: str | None, texts, sets=(), plugins=()):
+    """Read `--input` once: return (a function of the built network giving its input, the `--set input=...` list).
+
+    The files are read first, so their shapes and dtypes are the ones shape
+    inference and the shape check use; a file whose tensors are named after the
+    forward's inputs fills them by name (the spec is read, unchecked, for them).
+    """
+    from netcli.io.inputs import arrange, input_set, make_input, read_inputs
+
+    if not texts:
+        return (lambda built: make_input(None, built.loaded.spec.input, built.device)), []
+    from netcli.builder.validate import load_spec
+
+    given = read_inputs(texts)
+    names = forward_inputs(load_spec(spec, sets, plugins, check=False))  # which input is which: the spec says
+    arranged = arrange(given, names)
+
+    def materialize(built: Built):
+        return make_input(texts, built.loaded.spec.input, built.device, forward_inputs(built.loaded), given=given)
+
+    return materialize, [input_set(arranged)]
+
+
 def run_network(built: Built, x: Any) -> Any:
     """Return the output for `x`: values, or on meta a meta tensor of the output's shape."""
     if built.device.type != "meta":

@@ -409,6 +409,8 @@ class _PythonWriter:
 
     def expr(self, e, parent=0, right=False) -> str:
         if isinstance(e, Const):
+            if isinstance(e.value, float) and e.value != e.value or e.value in (float("inf"), float("-inf")):
+                return f'float("{e.value}")'  # repr(1e999) is `inf`: a NameError in the written code
             return "..." if e.value is Ellipsis else repr(e.value)
         if isinstance(e, Ref):
             return e.name

@@ -369,22 +369,6 @@ def describe_inferred(values: dict[str, Any]) -> str:
     return ", ".join([f"{arg}={value} {INFERRED_MARK}" for arg, value in values.items()] + ["..."])
 
 
-def input_shape_of(text: str | None) -> list[int] | None:
-    """Return the shape `--input TEXT` gives (rand:2,20, or a tensor file), or None without one."""
-    if text is None:
-        return None
-    from netcli.io.inputs import load_tensor_file, parse_input
-
-    source = parse_input(text)
-    return source.shape if source.generator is not None else list(load_tensor_file(source.path, source.key).shape)
-
-
-def input_sets(text: str | None) -> list[str]:
-    """Return the `--set input=[...]` that makes `--input TEXT`'s shape the one inference uses."""
-    shape = input_shape_of(text)
-    return [f"input=[{', '.join(map(str, shape))}]"] if shape is not None else []
-
-
 def format_inferred(inferred: dict[str, dict[str, Any]]) -> str:
     """Return `0.in_channels=1, 7.in_features=400`: every inferred argument, by module name."""
     return ", ".join(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import unicodedata
+from typing import Any
 
 from netcli.core.errors import Problem
 from netcli.specfile.loading import LoadedSpec
@@ -46,7 +48,41 @@ def child_name_fault(name: str) -> str | None:
         return "it contains a control character"
     if name in _module_attributes():
         return "it is an attribute of nn.Module"
-    return None
+    return nfkc_fault(name)
+
+
+def nfkc_fault(name: str) -> str | None:
+    """Say why `name` is not in Unicode NFKC form, or None.
+
+    Python reads identifiers in NFKC: `ﬁ` and `fi` are one name there, so a
+    forward or an ejected file would silently take one for the other.
+    """
+    normal = unicodedata.normalize("NFKC", name)
+    if normal == name:
+        return None
+    return f"it is not in Unicode NFKC form (Python reads it as '{normal}'; two such names would be one)"
+
+
+def check_nfkc_keys(loaded: LoadedSpec) -> list[Problem]:
+    """Every key the spec writes (definitions, children, params, vars) must be in NFKC form (see nfkc_fault)."""
+    problems: list[Problem] = []
+
+    def walk(value: Any, path: tuple) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if isinstance(key, str) and (why := nfkc_fault(key)) is not None:
+                    problems.append(
+                        loaded.problem(
+                            path + (key,), f"'{key}' cannot be a name: {why}", "write it in NFKC form", key=True
+                        )
+                    )
+                walk(item, path + (key,))
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                walk(item, path + (i,))
+
+    walk(loaded.doc.data, ())
+    return problems
 
 
 _MODULE_ATTRIBUTES: set[str] = set()

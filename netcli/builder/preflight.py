@@ -54,10 +54,11 @@ def infer_sizes(loaded: LoadedSpec, shape) -> dict[str, dict[str, Any]]:
     """
     if not inference.needs_inference(loaded):
         return {}
-    meta = Builder(loaded, torch.device("meta"), flow=inference.Flow(shape))
+    flow = inference.Flow(shape)
+    meta = Builder(loaded, torch.device("meta"), flow=flow)
     meta.build(loaded.spec.model, ("model",), meta.device, "")  # `ref` blocks are created at first use
-    if meta.flow.problems:
-        raise NetcliError(meta.flow.problems)
+    if flow.problems:
+        raise NetcliError(flow.problems)
     return meta.inferred
 
 

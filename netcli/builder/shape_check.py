@@ -71,8 +71,14 @@ def check_shapes(loaded: LoadedSpec, input_shape: list[int] | None = None):
     if at is not None:
         hint = f"{hint + '; ' if hint else ''}called from the forward at {at}"
     raise NetcliError(
-        loaded.problem(path, f"shapes stop fitting at block '{name or '(root)'}' ({module}): {message}", hint)
+        loaded.problem(path, f"shapes stop fitting at block '{name or '(root)'}' ({_label(module)}): {message}", hint)
     ) from trace.error
+
+
+def _label(module) -> str:
+    """The module as its one-line repr (`Embedding(100, 32)`), or its class name where the repr spans lines."""
+    text = repr(module)
+    return text if "\n" not in text and len(text) <= 120 else type(module).__name__
 
 
 # Networks up to this many bytes of tensors are checked with the CPU's kernels on zeros: torch's meta

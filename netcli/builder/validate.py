@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 from netcli import registry
 from netcli.builder import inference
-from netcli.builder.names import check_spec_name, child_name_fault, names_format_fault
+from netcli.builder.names import check_nfkc_keys, check_spec_name, child_name_fault, names_format_fault
 from netcli.builder.origins import check_cycles
 from netcli.core.errors import NetcliError, Problem, did_you_mean
 from netcli.specfile.loading import (
@@ -64,7 +64,11 @@ def load_spec_text(
     its `plugins:` are then never imported (see check_spec).
     """
     return read_spec_text(
-        text, source, sets, check=(lambda loaded: check_spec(loaded, plugins, embedded=embedded)) if check else None
+        text,
+        source,
+        sets,
+        check=(lambda loaded: check_spec(loaded, plugins, embedded=embedded)) if check else None,
+        embedded=embedded,
     )
 
 
@@ -98,6 +102,7 @@ def check_spec(loaded: LoadedSpec, plugins: Iterable[str] = (), *, embedded: boo
             problems += loaded.relocate(("plugins", i), exc.problems)
     problems += _check_device(loaded, ("device",), loaded.spec.device)
     problems += check_spec_name(loaded)
+    problems += check_nfkc_keys(loaded)
     cycles = check_cycles(loaded)  # on the definitions as written: binding params must not recurse forever
     if cycles:
         raise NetcliError(problems + cycles)

@@ -52,6 +52,7 @@ def main(argv: list[str] | None = None) -> None:
     as_json = "--json" in args[: args.index("--")] if "--" in args else "--json" in args
     try:
         try:
+            _launch_ranks(args)  # --nproc N: this process starts the ranks and exits with the job's code
             # With --json, usage errors (an unknown option, a bad value) come back here to be written as JSON too.
             code = app(args=args, prog_name="netcli", standalone_mode=not as_json)
         finally:
@@ -99,6 +100,27 @@ def main(argv: list[str] | None = None) -> None:
                 ]
             )
         sys.exit(1)
+
+
+def _launch_ranks(args: list[str]) -> None:
+    """With `--nproc N` (N > 1), run the command on N local ranks (netcli.distributed.launch) and exit."""
+    from netcli.cli.dist_options import split_nproc
+    from netcli.core.errors import Location, NetcliError, Problem
+
+    n, rest = split_nproc(args)
+    if n is None or n == 1:
+        return
+    if os.environ.get("NETCLI_IN_JOB") or os.environ.get("WORLD_SIZE", "1").strip() not in ("", "0", "1"):
+        raise NetcliError(
+            Problem(
+                "this is already a rank of a job; --nproc starts one",
+                location=Location("--nproc"),
+                hint="leave out --nproc under torchrun",
+            )
+        )
+    from netcli.distributed.launch import launch
+
+    sys.exit(launch(n, rest))
 
 
 class _StdoutGone(Exception):

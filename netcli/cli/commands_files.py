@@ -9,7 +9,7 @@ import typer
 
 from netcli.cli import render
 from netcli.cli.app import _notes, _open_spec, app
-from netcli.cli.dist_options import MaxShardSizeOpt, ShardOpt
+from netcli.cli.dist_options import MaxShardSizeOpt, NprocOpt, ShardOpt
 from netcli.cli.options import (
     DeviceOpt,
     FastInitOpt,
@@ -44,6 +44,7 @@ def save(
     json_: JsonOpt = False,
     fast_init: FastInitOpt = False,
     shard: ShardOpt = None,
+    nproc: NprocOpt = None,  # taken by cli.commands._launch_ranks; 1 runs here
     max_shard_size: MaxShardSizeOpt = None,
 ):
     """Build, initialize (the spec's init:, then --rule) and write the parameters to FILE, atomically.
@@ -125,6 +126,7 @@ def load(
     plugin: PluginOpt = None,
     json_: JsonOpt = False,
     shard: ShardOpt = None,
+    nproc: NprocOpt = None,  # taken by cli.commands._launch_ranks; 1 runs here
 ):
     """Rebuild the network (from SPEC or the spec inside FILE), load the tensors, print it in eval mode.
 
@@ -150,19 +152,16 @@ def load(
 
         if seed is not None:
             torch.manual_seed(seed)
+        from netcli.app.running import forward_inputs
         from netcli.io.inputs import call
 
-        x = make_input(input_, built.loaded.spec.input, built.device)
+        x = make_input(input_, built.loaded.spec.input, built.device, forward_inputs(built.loaded))
         with torch.no_grad():
             y = call(net, x)
     if json_:
         data = {**report.as_json(), "module": str(net)}
         if y is not None:
-            data["output"] = {
-                "shape": list(y.shape),
-                "dtype": render.dtype_text(y.dtype),
-                "values": y.detach().cpu().tolist(),
-            }
+            data.update(render.output_json(y))  # {"output": ...}, or {"outputs": [...]} for several
         render.print_json(data)
         return
     print(net)

@@ -8,9 +8,10 @@ import typer
 
 from netcli.cli import render
 from netcli.cli.app import _notes, _open_spec, app
-from netcli.cli.dist_options import ShardOpt
+from netcli.cli.dist_options import NprocOpt, ShardOpt
 from netcli.cli.options import (
     DeviceOpt,
+    EvalOpt,
     FastInitOpt,
     InputOpt,
     JsonOpt,
@@ -67,6 +68,7 @@ def build(
     json_: JsonOpt = False,
     fast_init: FastInitOpt = False,
     shard: ShardOpt = None,
+    nproc: NprocOpt = None,  # taken by cli.commands._launch_ranks; 1 runs here
     depth: Annotated[
         int | None,
         typer.Option(
@@ -127,22 +129,25 @@ def run(
     json_: JsonOpt = False,
     fast_init: FastInitOpt = False,
     shard: ShardOpt = None,
+    nproc: NprocOpt = None,  # taken by cli.commands._launch_ranks; 1 runs here
+    eval_: EvalOpt = False,
 ):
     """Run a forward pass on the example input and print the output, like net(X)."""
-    from netcli.app.running import run_network
-    from netcli.builder.inference import input_sets
+    from netcli.app.running import given_inputs, run_network
     from netcli.core.atomic import refuse_overwriting_inputs
-    from netcli.io.inputs import make_input
 
-    refuse_overwriting_inputs(output, spec, checkpoint, input_)  # -o onto what this run reads
-    # --input's shape is the one shape inference uses (as --set input=[...] would)
-    loaded = _open_spec(spec, [*input_sets(input_), *(set_ or ())], plugin)
+    refuse_overwriting_inputs(output, spec, checkpoint, *(input_ or ()))  # -o onto what this run reads
+    # --input's shapes and dtypes are the ones shape inference uses (as --set input=[...] would)
+    given, input_set = given_inputs(spec, input_ or (), set_ or (), plugin or ())
+    loaded = _open_spec(spec, [*input_set, *(set_ or ())], plugin)
     from netcli.app import sharded
 
     built = sharded.build(loaded, shard=shard, device=device, seed=seed, fast_init=fast_init)
     if checkpoint is not None:
         sharded.run_checkpoint(built, checkpoint)
-    y = run_network(built, make_input(input_, loaded.spec.input, built.device))
+    if eval_:
+        built.net.eval()
+    y = run_network(built, given(built))
     if output is not None:
         from netcli.io.outputs import save_output
 
@@ -227,6 +232,7 @@ def init_(
     json_: JsonOpt = False,
     fast_init: FastInitOpt = False,
     shard: ShardOpt = None,
+    nproc: NprocOpt = None,  # taken by cli.commands._launch_ranks; 1 runs here
 ):
     """Build, apply the spec's init rules and then --rule ones, and show what each rule set."""
     from netcli.app.network import open_network

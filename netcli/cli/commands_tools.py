@@ -8,14 +8,22 @@ from typing import Annotated
 import typer
 
 from netcli.cli import render
-from netcli.cli.app import _open_spec, app
+from netcli.cli.app import _notes, app
 from netcli.cli.completion import complete_type
-from netcli.cli.options import DeviceOpt, JsonOpt, PluginOpt, RuleOpt, SeedOpt, SetOpt, SpecArg
+from netcli.cli.options import (
+    DeviceOpt,
+    JsonOpt,
+    PluginOpt,
+    RuleOpt,
+    SeedOpt,
+    SetOpt,
+    SpecOrCheckpointArg,
+)
 
 
 @app.command()
 def code(
-    spec: SpecArg = None,
+    spec: SpecOrCheckpointArg = None,
     output: Annotated[
         str | None,
         typer.Option("--output", "-o", help="write the code to FILE (default: print it)", show_default=False),
@@ -28,8 +36,11 @@ def code(
 ):
     """Write the network as plain PyTorch source: classes, nn.Sequential, and build(seed) with the init rules."""
     from netcli.app.eject import command_args, write_code
+    from netcli.app.network import open_spec
+    from netcli.core.atomic import refuse_overwriting_inputs
 
-    loaded = _open_spec(spec, set_, plugin)
+    refuse_overwriting_inputs(output, spec)  # a checkpoint as SPEC: its bytes stay
+    loaded = open_spec(spec, sets=set_ or (), plugins=plugin or (), notes=_notes())
     args = command_args(spec, set_ or (), plugin or (), rule or (), seed, device)
     text = write_code(loaded, output, seed=seed, device=device, rules=tuple(rule or ()), spec_args=args)
     if output is None:

@@ -76,10 +76,15 @@ RuleOpt = Annotated[
     ),
 ]
 InputOpt = Annotated[
-    str | None,
+    list[str] | None,
     typer.Option(
         "--input",
-        help="rand:2,20 | randn:SHAPE | ones:SHAPE | zeros:SHAPE | FILE (.npy, .pt, .safetensors)",
+        help="rand:2,20 | randn:SHAPE | ones:SHAPE | zeros:SHAPE | FILE (.npy, .pt, .safetensors; FILE:KEY one "
+        "tensor of it); repeat it for a forward with several inputs, in order, or give one .safetensors whose "
+        "tensors are named after the inputs",
         show_default=False,
     ),
+]
+EvalOpt = Annotated[
+    bool, typer.Option("--eval", help="run in eval mode, as net.eval() (dropout off, batch norm's running stats)")
 ]

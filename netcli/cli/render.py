@@ -130,6 +130,12 @@ def output_tensor(y, as_json: bool) -> None:
         print(y)
 
 
+def output_json(y) -> dict:
+    """A forward's output as keys of a JSON object: `{"output": {...}}`, or `{"outputs": [...]}` for several."""
+    data = _output_json(y)
+    return data if "outputs" in data else {"output": data}
+
+
 def _is_tensor(y) -> bool:
     return hasattr(y, "shape") and hasattr(y, "dtype") and hasattr(y, "device")
 

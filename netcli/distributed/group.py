@@ -7,7 +7,7 @@ collective has a bounded timeout (`NETCLI_DIST_TIMEOUT` seconds, default 300).
 
 `distributed_main` runs one command on every rank:
 - only rank 0 writes stdout; the other ranks' stdout is dropped and their
-  stderr kept back;
+  stderr kept back; rank 0's stderr is live, each line saying `netcli: rank 0:`;
 - a rank that fails records its exit code in the job's store (the first one
   wins and is the one reported, once, as `rank R: ...`); a watcher thread on
   every other rank sees it within a fraction of a second and exits with that
@@ -126,12 +126,19 @@ def local_device(device: str | None) -> str:
 
 
 class _Tee(io.TextIOBase):
-    def __init__(self, live, keep: bool):
+    """A rank's stderr: rank 0's written live, each line saying `netcli: rank 0:`; the others' kept back."""
+
+    def __init__(self, live, keep: bool, prefix: str = ""):
         self.live, self.keep, self.buffer_ = live, keep, io.StringIO()
+        self.prefix, self.line_start = prefix, True
 
     def write(self, text):
         if self.live is not None:
-            self.live.write(text)
+            for piece in text.splitlines(keepends=True):
+                if self.line_start and self.prefix:
+                    piece = self.prefix + piece.removeprefix("netcli: ")
+                self.live.write(piece)
+                self.line_start = piece.endswith("\n")
         if self.keep:
             self.buffer_.write(text)
         return len(text)
@@ -164,7 +171,7 @@ def distributed_main(invoke: Callable[[], int]) -> int:
     me, n = dist.get_rank(), dist.get_world_size()
     store = dist.distributed_c10d._get_default_store()
     real_out, real_err = sys.stdout, sys.stderr
-    err = _Tee(real_err if me == 0 else None, keep=me != 0)
+    err = _Tee(real_err if me == 0 else None, keep=me != 0, prefix=f"netcli: rank {me}: ")
     finished = threading.Event()
     watcher = threading.Thread(
         target=_leave_when_another_fails, args=(store, finished, real_err), name="netcli-rank-watch", daemon=True

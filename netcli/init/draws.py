@@ -137,11 +137,12 @@ def rule_draw(name: str, p: torch.Tensor, fn, rule=None) -> Draw:
 def reset_draw(module: nn.Module, attr: str, name: str, stand_ins: dict) -> Draw:
     """The Draw of `module.reset_parameters()` for its parameter `attr`, the others meta stand-ins."""
     p = module._parameters[attr]
+    assert p is not None  # `attr` names one of the module's parameters
 
     def with_target(t: torch.Tensor) -> None:
         module._parameters.update(stand_ins)
         module._parameters[attr] = t if isinstance(t, nn.Parameter) else nn.Parameter(t, requires_grad=p.requires_grad)
-        module.reset_parameters()
+        module.reset_parameters()  # type: ignore[operator]  # the modules this draws for define it
 
     target = stand_ins[attr]
     return Draw(name, p.shape, p.dtype, with_target, _recorded(lambda: with_target(target), target))
@@ -152,8 +153,8 @@ def local_part(p: torch.Tensor):
     try:
         from torch.distributed.tensor import DTensor, Shard
     except ImportError:  # pragma: no cover - torch without distributed
-        DTensor = None
-    if DTensor is not None and isinstance(p, DTensor):
+        return p, 0, p.numel()
+    if isinstance(p, DTensor):
         from torch.distributed.tensor._utils import compute_local_shape_and_global_offset
 
         if any(not isinstance(pl, Shard) or pl.dim != 0 for pl in p.placements if not pl.is_replicate()):
@@ -219,9 +220,9 @@ def reset(module: nn.Module, mod_name: str, attrs: list[str], buffers: bool, see
         for attr in attrs:
             draw = reset_draw(module, attr, prefix + attr, stand_ins)
             module._parameters.update(real)
-            write_draw(real[attr], draw, seed)
+            write_draw(real[attr], draw, seed)  # type: ignore[arg-type]  # real holds the parameters of attrs
         if buffers:  # norm statistics: deterministic, on the device itself
             module._parameters.update(stand_ins)
-            module.reset_running_stats()
+            module.reset_running_stats()  # type: ignore[operator]  # buffers: norm statistics
     finally:
         module._parameters.update(real)

@@ -14,48 +14,49 @@ copied into this network's (local part of the) tensors.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import torch
 from torch import nn
 
-from netcli.builder.builder import build_network
 from netcli.builder.meta import CPU
 from netcli.core.errors import NetcliError
 from netcli.init import fastinit
+from netcli.init.draws import local_part
 from netcli.init.plan import plan_rules
 from netcli.init.rules import Touched, all_rules
 from netcli.specfile.loading import LoadedSpec
 
 
-def initialize_in_place(
-    net: nn.Module, loaded: LoadedSpec, seed: int, inferred: dict, rules: Sequence[str] = ()
+def initialize_allocated(
+    net: nn.Module, loaded: LoadedSpec, seed: int | None, inferred: dict, rules: Sequence[str] = ()
 ) -> list[Touched]:
     """Set every parameter and buffer of `net` (built from `loaded`) to its `--fast-init` values under `seed`.
 
     Return what the spec's rules (then `rules`) set, as `init --json` reports it.
     """
     state = net.state_dict()
-    meta = [name for name, t in state.items() if t.is_meta]
-    if meta:
+    on_meta = [name for name, t in state.items() if t.is_meta]
+    if on_meta:
         raise NetcliError(
-            f"'{meta[0]}' is on meta: there is no memory to initialize",
+            f"'{on_meta[0]}' is on meta: there is no memory to initialize",
             hint="allocate the network first: net.to_empty(device=...)",
         )
-    fast = fastinit._FastBuilder(loaded, CPU, seed)
-    reference = build_network(loaded, CPU, inferred, fast).net  # on meta, but for the blocks built for real
-    rule_list = all_rules(loaded, rules) if (loaded.spec.init or rules) else []
-    plan = plan_rules(net, rule_list)
-    real: set[int] = set()
+    # the one-pass build of the same spec: on meta, but for the blocks it builds for real (their values)
+    reference = fastinit.build_on_meta(loaded, CPU, seed, inferred, rules)
     modules = dict(net.named_modules(remove_duplicate=False))
-    for name, module in reference.named_modules(remove_duplicate=False):
-        if id(module) in fast.real and name in modules:
-            real.add(id(modules[name]))
+    real = {
+        id(modules[name])
+        for name, module in reference.built.net.named_modules(remove_duplicate=False)
+        if id(module) in reference.real and name in modules
+    }
     with torch.no_grad():
-        for name, value in reference.state_dict().items():
+        for name, value in reference.built.net.state_dict().items():
             if not value.is_meta and name in state:
-                dest, start, stop = fastinit.local_part(state[name])
+                dest, start, stop = local_part(state[name])
                 dest.copy_(value.reshape(-1)[start:stop].view(dest.shape))
-        with torch.random.fork_rng(devices=[]):
-            fastinit._initialize(net, plan, seed, real)
+    # the rules resolved on this network's own tensors (fully_shard replaces the Parameter objects)
+    plan = plan_rules(net, all_rules(loaded, rules) if (loaded.spec.init or rules) else [])
+    fastinit.initialize_in_place(net, dataclasses.replace(reference, plan=plan, real=real))
     return plan.report(net)

@@ -42,9 +42,10 @@ class InitPlan:
 def plan_rules(net: Any, rules: Sequence[Rule]) -> InitPlan:
     """Resolve every rule and dry-run it on meta tensors; raise listing every problem."""
     plan, problems = InitPlan(), []
+    names = canonical_names(net)[0] if rules else {}  # once for all the rules
     for rule in rules:
         try:
-            selected = select(net, rule)
+            selected = select(net, rule, names)
             _dry_run(rule, selected)
             plan.steps.append((rule, selected))
         except NetcliError as exc:

@@ -342,7 +342,13 @@ def _signature_text(sig: inspect.Signature) -> str:
 
 
 def spec_rules(loaded) -> list[Rule]:
-    """Parse the spec's `init:` entries, each located in the document; raise with every problem."""
+    """Parse the spec's `init:` entries, each located in the document; raise with every problem.
+
+    Parsed once per loaded spec (a later build of it, netcli.build again, reuses them).
+    """
+    cached = loaded.cache.get("init rules")
+    if cached is not None:
+        return list(cached)
     rules, problems = [], []
     for i, raw in enumerate(loaded.spec.init):
         here = loaded.problem(("init", i), "")
@@ -353,6 +359,7 @@ def spec_rules(loaded) -> list[Rule]:
             problems += exc.problems
     if problems:
         raise NetcliError(problems)
+    loaded.cache["init rules"] = tuple(rules)
     return rules
 
 

@@ -49,9 +49,13 @@ def _wanted(attr: str, params: str | None) -> bool:
     return (params or "weight") in attr
 
 
-def select(net, rule: Rule) -> list[Selected]:
-    """Return the tensors `rule` targets, in the order it sets them; raise if it targets nothing."""
-    names, _ = canonical_names(net)
+def select(net, rule: Rule, names: dict[int, str] | None = None) -> list[Selected]:
+    """Return the tensors `rule` targets, in the order it sets them; raise if it targets nothing.
+
+    `names`: `canonical_names(net)[0]`, when the caller selects for several rules.
+    """
+    if names is None:
+        names, _ = canonical_names(net)
     target = rule.target
     if target == "*":
         return _from_modules(net, apply_order(net), rule, names, "'*'")
@@ -87,7 +91,7 @@ def select(net, rule: Rule) -> list[Selected]:
 def _from_modules(net, modules, rule: Rule, names: dict[int, str], what: str) -> list[Selected]:
     seen, out, types = set(), [], []
     for module in modules:
-        types.append(type(module).__name__)
+        types.append(own_class(module).__name__)
         for attr, p in module._parameters.items():
             if p is None or id(p) in seen or not _wanted(attr, rule.params):
                 continue
@@ -157,11 +161,24 @@ def _from_glob(net, rule: Rule, names: dict[int, str]) -> list[Selected]:
     return out
 
 
+def own_class(module) -> type:
+    """The module's class; for a module FSDP2's `fully_shard` wrapped (class `FSDP<Name>`), the class it wrapped.
+
+    `fully_shard(m)` swaps m's class for `type("FSDP" + name, (FSDPModule, cls), ...)`: a rule for
+    `Conv2d` still means the Conv2d a user sharded (netcli.initialize after the user's own fully_shard).
+    """
+    cls = type(module)
+    bases = cls.__bases__
+    if len(bases) == 2 and bases[0].__name__ == "FSDPModule" and cls.__name__ == f"FSDP{bases[1].__name__}":
+        return bases[1]
+    return cls
+
+
 def _modules_of_type(net, name: str) -> list:
     """The modules of type `name`; a custom block's type (SPEC 1.6) selects each such block whole, its
     layers included, as a path to it does (`ones:BasicBlock` is `block.apply(...)` on every BasicBlock)."""
-    found = [m for m in apply_order(net) if type(m).__name__ == name]
-    if found and all(type(m).__module__.startswith("netcli.builder.") for m in found):
+    found = [m for m in apply_order(net) if own_class(m).__name__ == name]
+    if found and all(own_class(m).__module__.startswith("netcli.builder.") for m in found):
         return [inner for m in found for inner in apply_order(m)]
     return found
 
@@ -169,7 +186,7 @@ def _modules_of_type(net, name: str) -> list:
 def _explain_miss(net, rule: Rule, exc: NetcliError) -> tuple[str, str | None]:
     """Say why a target matched nothing: a path that stops, or a type that is not there."""
     target = rule.target
-    present = list(dict.fromkeys(type(m).__name__ for m in apply_order(net)))
+    present = list(dict.fromkeys(own_class(m).__name__ for m in apply_order(net)))
     looks_like_type = target[:1].isupper() and target.replace("_", "").isalnum()
     if looks_like_type:
         if target in registry.types:

@@ -118,7 +118,9 @@ def names(tree: ast.expr) -> list[str]:
 def compute(tree: ast.expr, lookup: Callable[[str], Any]) -> int | float:
     """The value of a checked expression; `lookup(name)` gives a name's value or raises KeyError / Unknown."""
     if isinstance(tree, ast.Constant):
-        return tree.value  # type: ignore[no-any-return]
+        value = tree.value
+        assert isinstance(value, int | float)  # parse() admits only numbers
+        return value
     if isinstance(tree, ast.Name | ast.Attribute):
         value = lookup(dotted(tree))
         if isinstance(value, bool) or not isinstance(value, int | float):
@@ -133,7 +135,7 @@ def compute(tree: ast.expr, lookup: Callable[[str], Any]) -> int | float:
     assert isinstance(tree, ast.BinOp)
     left, right = compute(tree.left, lookup), compute(tree.right, lookup)
     if isinstance(tree.op, ast.Pow):
-        if abs(right) > MAX_EXPONENT or (abs(left) > 1 and abs(right) * max(abs(left), 2).bit_length() > 64):
+        if abs(right) > MAX_EXPONENT or (abs(left) > 1 and abs(right) * int(max(abs(left), 2)).bit_length() > 64):
             raise ExpressionError(f"{left} ** {right} is too large (a value must fit an int64)")
     try:
         value = _BINARY[type(tree.op)](left, right)

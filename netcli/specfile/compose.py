@@ -21,11 +21,19 @@ The limits of one file hold across all of them: together the files are at most
 `MAX_BYTES`, the merged document at most `MAX_NODES` values, and at most
 `MAX_FILES` files are read for one spec; a cycle or a missing base is an error
 at the `extends:` entry that names it.
+
+A base is only ever a regular `.yaml`/`.yml` file: a device, a FIFO, a folder,
+or anything under /proc, /sys or /dev is refused before it is opened, and a base
+that does not parse as a spec is reported by its name alone, never with a
+quoted line (`extends: /etc/passwd` must not print the file). A spec embedded in
+a checkpoint was merged when it was saved, so `extends:` there is refused: it
+would read the local disk of whoever opens the file.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +43,8 @@ from netcli.specfile.yamldoc import MAX_BYTES, MAX_NODES, Document, Path, parse_
 KEY = "extends"
 APPEND = "+="
 MAX_FILES = 32  # files read to resolve one spec (a chain, or each path of a diamond)
+SUFFIXES = (".yaml", ".yml")
+_SYSTEM = ("/proc", "/sys", "/dev")  # files whose reading has effects or shows secrets, whatever they are named
 
 
 @dataclass
@@ -68,13 +78,23 @@ def _location(entry: tuple[str, int, int] | None, fallback: str) -> Location:
     return Location(*entry) if entry is not None else Location(fallback)
 
 
-def compose(doc: Document) -> Document:
+def compose(doc: Document, *, embedded: bool = False) -> Document:
     """Resolve `extends:` in `doc` (its source is the file's path); return the merged document.
 
-    A document without `extends` is returned as it is.
+    A document without `extends` is returned as it is. `embedded`: the text came
+    out of a checkpoint, where `extends:` is refused (see the module's docstring).
     """
     if not isinstance(doc.data, dict) or KEY not in doc.data:
         return doc
+    if embedded:
+        raise NetcliError(
+            Problem(
+                "a spec saved in a checkpoint cannot extend files: it was merged when it was saved",
+                KEY,
+                doc.locate((KEY,), key=True),
+                "this file was not written by netcli; give the spec yourself: netcli load FILE SPEC",
+            )
+        )
     budget = _Budget(files=1, bytes=len(doc.text.encode("utf-8", "surrogatepass")))
     layer = _resolve(doc, budget, (_real(doc.source),))
     out = Document(layer.data, doc.source, text=doc.text, texts=budget.texts)
@@ -126,6 +146,8 @@ def _resolve(doc: Document, budget: _Budget, stack: tuple[str, ...]) -> _Layer:
 
 def _read_base(doc: Document, value: str, path: Path, budget: _Budget, stack: tuple[str, ...]) -> _Layer:
     here = doc.locate(path)
+    if "\0" in value:
+        raise NetcliError(Problem("a file name cannot hold a NUL byte", render(path), here))
     directory = os.path.dirname(doc.source) if os.path.isfile(doc.source) else ""
     source = os.path.normpath(os.path.join(directory, os.path.expanduser(value)))
     real = _real(source)
@@ -149,22 +171,7 @@ def _read_base(doc: Document, value: str, path: Path, budget: _Budget, stack: tu
                 "bases that extend bases multiply; flatten the chain",
             )
         )
-    if not os.path.exists(source):
-        raise NetcliError(
-            Problem(
-                f"no such file: {source}",
-                render(path),
-                here,
-                "a base is named by a path relative to the file that extends it",
-            )
-        )
-    if os.path.isdir(source):
-        raise NetcliError(Problem(f"{source} is a folder, not a spec file", render(path), here))
-    try:
-        with open(source, "rb") as f:  # read at most the limit: a FIFO or a device has no end
-            data = f.read(MAX_BYTES - budget.bytes + 1)
-    except OSError as exc:
-        raise NetcliError(Problem(f"cannot read {source}: {exc.strerror}", render(path), here)) from exc
+    data = _read_file(source, real, MAX_BYTES - budget.bytes + 1, render(path), here)
     budget.bytes += len(data)
     if budget.bytes > MAX_BYTES:
         raise NetcliError(
@@ -181,15 +188,59 @@ def _read_base(doc: Document, value: str, path: Path, budget: _Budget, stack: tu
         raise NetcliError(
             Problem(f"not UTF-8 text (byte {exc.start})", location=Location(source), hint="a spec is a YAML text file")
         ) from exc
-    base = parse_yaml(text, source)
-    budget.texts[source] = text
+    try:
+        base = parse_yaml(text, source)
+    except NetcliError as exc:  # not a spec: say where, but quote nothing of it
+        raise NetcliError([_unquoted(p) for p in exc.problems]) from None
     if base.data is None:
         return _Layer({})
     if not isinstance(base.data, dict):
-        raise NetcliError(Problem("a base spec is a mapping of keys (model:, blocks:, ...)", location=base.locate(())))
+        raise NetcliError(Problem("a base spec is a mapping of keys (model:, blocks:, ...)", location=Location(source)))
+    budget.texts[source] = text
     layer = _resolve(base, budget, stack + (real,)) if KEY in base.data else _layer_of(base)
     layer.data = {k: v for k, v in layer.data.items() if k != "name"}  # a name is not inherited
     return layer
+
+
+def _unquoted(problem: Problem) -> Problem:
+    """`problem` located by file name alone, its line and column in words: no excerpt of the file is shown."""
+    loc = problem.location
+    if loc.line is None:
+        return problem
+    at = f"line {loc.line}, column {loc.column}"
+    return Problem(f"{problem.message} (at {at})", problem.where, Location(loc.source), problem.hint)
+
+
+def _read_file(source: str, real: str, limit: int, where: str, here: Location) -> bytes:
+    """Read at most `limit` bytes of the base `source` (its real path `real`), if it may be a spec at all.
+
+    Checked before anything is read: the name (a .yaml/.yml file), the place
+    (not /proc, /sys, /dev), and the kind (a regular file; checked again on the
+    open file, so a swap between the check and the open changes nothing).
+    """
+
+    def refuse(message: str, hint: str | None = "a base is a .yaml spec file") -> NetcliError:
+        return NetcliError(Problem(message, where, here, hint))
+
+    if not os.path.exists(source):
+        raise refuse(f"no such file: {source}", "a base is named by a path relative to the file that extends it")
+    if os.path.isdir(source):
+        raise refuse(f"{source} is a folder, not a spec file")
+    if not source.lower().endswith(SUFFIXES):
+        raise refuse(f"{source} is not a .yaml or .yml file")
+    if any(real == top or real.startswith(top + os.sep) for top in _SYSTEM):
+        raise refuse(f"{source} is a system file ({real}), not a spec file")
+    try:
+        fd = os.open(source, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO opens without waiting
+    except OSError as exc:
+        raise refuse(f"cannot read {source}: {exc.strerror}", None) from exc
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise refuse(f"{source} is not a regular file (a device, a FIFO or a socket)")
+        try:
+            return f.read(limit)
+        except OSError as exc:
+            raise refuse(f"cannot read {source}: {exc.strerror}", None) from exc
 
 
 def render(path: Path) -> str:
@@ -253,11 +304,13 @@ class _Merger:
 
     def merge(self, b: Any, o: Any, path: Path) -> Any:
         """Merge the later file's `o` onto the base's `b` at `path`: mappings key by key, the rest replaced."""
-        base, over = self.base, self.over
+        base, over = (self.base if self.base is not None else _Layer(None)), self.over
         if not (isinstance(b, dict) and isinstance(o, dict)) or _other_type(b, o, path):
             return self.copy(over, path, path, o, True)  # lists, values and a node of another type replace whole
         self.spend(path, over)
-        self.out.at[path] = over.at.get(path) or base.at.get(path)
+        where = over.at.get(path) or base.at.get(path)
+        if where is not None:
+            self.out.at[path] = where
         result: dict = {}
         appends = {k[: -len(APPEND)]: k for k in o if _is_append(k)}
         for k, v in o.items():
@@ -283,7 +336,7 @@ class _Merger:
 
     def append(self, items: Any, added_items: list, path: Path, k: Any, added: str) -> list:
         """`KEY+=: [...]`: the base's list, then the later file's items."""
-        base, over = self.base, self.over
+        base, over = (self.base if self.base is not None else _Layer(None)), self.over
         if not isinstance(items, list):
             raise NetcliError(
                 Problem(
@@ -298,7 +351,9 @@ class _Merger:
             self.copy(over, path + (added, j), path + (k, len(items) + j), item, True)
             for j, item in enumerate(added_items)
         ]
-        self.out.at[path + (k,)] = base.at.get(path + (k,)) or over.at.get(path + (added,))
+        where = base.at.get(path + (k,)) or over.at.get(path + (added,))
+        if where is not None:
+            self.out.at[path + (k,)] = where
         self.key_from(over, path, added, k)
         return result
 

@@ -286,7 +286,7 @@ def schema_text(*, regenerate: bool = False, plugins: Iterable[str] = ()) -> tup
     plugins = list(plugins)
     if not regenerate and not plugins and not installed_plugins():
         data = shipped()
-        if is_current(data):
+        if data is not None and is_current(data):
             return render(data), f"shipped {SCHEMA_FILE.name}"
     return render(generate(plugins=plugins)), "generated"
 

@@ -262,16 +262,23 @@ def validate_document(doc: Document) -> Spec:
 
 
 def read_spec_text(
-    text: str, source: str, sets: Iterable[str] = (), *, check: Callable[[LoadedSpec], None] | None = None
+    text: str,
+    source: str,
+    sets: Iterable[str] = (),
+    *,
+    check: Callable[[LoadedSpec], None] | None = None,
+    embedded: bool = False,
 ) -> LoadedSpec:
     """Parse text already read (a file, an embedded spec, the default): --set, ${vars}, the schema.
 
     `check` (build.validate's registry, shape and size checks) runs on the
     result, and its problems are reported together with this file's.
+    `embedded`: the text came out of a checkpoint (its `extends:` is refused).
     """
     from netcli.specfile.compose import compose
 
-    doc = compose(parse_yaml(text, source))  # extends: merged first, so --set and ${vars} apply to the result
+    # extends: merged first, so --set and ${vars} apply to the result
+    doc = compose(parse_yaml(text, source), embedded=embedded)
     apply_sets(doc, sets)
     problems = substitute_vars(doc)
     try:

@@ -8,7 +8,7 @@ mapping grow (vars:, blocks:) and the new key is used.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 from netcli.core.errors import Location, NetcliError, Problem, did_you_mean
 from netcli.specfile.arithmetic import referenced_names
@@ -39,7 +39,7 @@ def apply_sets(doc: Document, sets: Iterable[str]) -> None:
             )
         if doc.data is None:
             doc.data = {}
-        node, path, made = doc.data, (), None
+        node, path, made = doc.data, cast(tuple, ()), None
         for i, part in enumerate(parts):
             last = i == len(parts) - 1
             if isinstance(node, list):

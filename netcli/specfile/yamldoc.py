@@ -73,7 +73,7 @@ class Document:
         the string plus this location is a position in the file.
         """
         at = self.locate(path)
-        if at.line is None or path not in self.positions:
+        if at.line is None or at.column is None or path not in self.positions:
             return at
         lines = self.texts.get(at.source, self.text).splitlines()  # the file that wrote it (extends:)
         row, col = at.line - 1, at.column - 1

@@ -70,7 +70,7 @@ def _source_line(cls: type, exc_or_trace: Any) -> tuple[str, int]:
                 line = int(text.split(", line ")[1].split(",")[0])
     if not line:
         try:
-            line = inspect.getsourcelines(cls.forward)[1]
+            line = inspect.getsourcelines(getattr(cls, "forward"))[1]  # noqa: B009 (a Module's, typed as type)
         except (OSError, TypeError):
             line = 0
     return file, line
@@ -92,7 +92,7 @@ def _in_assert() -> bool:
     import dis
     import sys
 
-    frame = sys._getframe(2)
+    frame: Any = sys._getframe(2)
     while frame is not None and ("torch/fx" in frame.f_code.co_filename or frame.f_code.co_name == "_in_assert"):
         frame = frame.f_back
     if frame is None:

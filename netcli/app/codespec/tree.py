@@ -323,9 +323,9 @@ def _parametrize(bodies: list[dict]) -> tuple[dict, list[dict]]:
     for col in columns:
         given: dict[str, Any] = {}
         for path, value in col:
-            name = where.get(path)
-            if name is not None and value != params[name] and name not in given:
-                given[name] = value
+            param = where.get(path)
+            if param is not None and value != params[param] and param not in given:
+                given[param] = value
         uses.append(given)
     return definition, uses
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import keyword
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -181,8 +182,14 @@ def literal(value: Any) -> Expr:
 
 
 def identifier(name: str, taken: set[str] | None = None) -> str:
-    """A Python name for a spec name: other characters become `_`; a keyword or a taken name gets a suffix."""
-    text = "".join(c if c.isalnum() or c == "_" else "_" for c in str(name)) or "block"
+    """A Python name for a spec name: other characters become `_`; a keyword or a taken name gets a suffix.
+
+    The name is NFKC-normalized first, as Python reads it (`ﬁ` is `fi`), so two
+    names Python would take for one are told apart by `taken`.
+    """
+    import unicodedata
+
+    text = "".join(c if c.isalnum() or c == "_" else "_" for c in unicodedata.normalize("NFKC", str(name))) or "block"
     if text[0].isdigit():
         text = "_" + text
     if not text.isidentifier():
@@ -253,10 +260,14 @@ class Def:
 
 
 def docstring(doc: str, indent: str) -> list[str]:
-    """A docstring: one line when it fits, else its lines (long ones wrapped) and closing quotes of their own."""
+    """A docstring: one line when it fits, else its lines (long ones wrapped) and closing quotes of their own.
+
+    Every line is escaped (`doc_text`): a docstring holds spec names, file names
+    and --set values, and any of them could otherwise close it and write code.
+    """
     import textwrap
 
-    lines = doc.strip().splitlines()
+    lines = [doc_text(line) for line in doc.strip().splitlines()]
     if len(lines) == 1 and len(indent) + len(lines[0]) + 6 <= LINE:
         return [f'{indent}"""{lines[0]}"""']
     width = LINE - len(indent)
@@ -270,6 +281,32 @@ def docstring(doc: str, indent: str) -> list[str]:
     out = [f'{indent}"""{wrapped[0]}']
     out += [(indent + line).rstrip() for line in wrapped[1:]]
     return out + [f'{indent}"""']
+
+
+_DOC_UNSAFE = re.compile(r'\\|"(?=")|"$|[^\t\S ]|[^\w\s!-/:-@\[-`{-~]')
+
+
+def doc_text(line: str) -> str:
+    """One line of a docstring, safe inside triple double quotes: it reads back as exactly `line`.
+
+    Backslashes are doubled; a quote followed by another, or at the end, is
+    escaped (no run of quotes can close the string); characters that are not
+    printable (controls, line and paragraph separators, bidi overrides) are
+    written as escapes, so nothing ends the line or hides text.
+    """
+
+    def escape(m: re.Match) -> str:
+        ch = m.group()
+        if ch == "\\" or ch == '"':
+            return "\\" + ch
+        return ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii")
+
+    return _DOC_UNSAFE.sub(escape, line)
+
+
+def _printable(line: str) -> str:
+    """A comment's line with what is not printable (a NUL, a bidi override) written as an escape."""
+    return "".join(c if c.isprintable() or c == "\t" else c.encode("unicode_escape").decode("ascii") for c in line)
 
 
 def statements(body: list, indent: str) -> list[str]:
@@ -293,7 +330,7 @@ def statement(stmt: Any, indent: str) -> list[str]:
     if isinstance(stmt, Do):
         return lay_out("", stmt.value, "", indent)
     if isinstance(stmt, Comment):
-        return [f"{indent}# {line}".rstrip() for line in stmt.text.splitlines()]
+        return [f"{indent}# {_printable(line)}".rstrip() for line in stmt.text.splitlines()]
     if isinstance(stmt, Text):
         return [(indent + line).rstrip() if line.strip() else "" for line in stmt.text.strip("\n").splitlines()]
     if isinstance(stmt, Block):
