@@ -333,3 +333,75 @@ def test_4_input_files_pass_the_checkpoint_checks(tmp_path, run_cli, root, kind)
             said = {"bomb": "refusing to inflate it", "program": "would run code", "sparse": "plain dense tensors"}
             assert said[kind] in result.err, result.err
     assert not marker.exists()
+
+
+# --- 3. a torch warning at the spec's line; an overflowing init argument; recurrent FLOPs -----
+
+
+def test_3_a_torch_warning_is_reported_at_the_spec_line(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from test_hardening import ENV
+
+    spec = tmp_path / "warn.yaml"
+    spec.write_text(
+        "input: [2, 3, 4]\nmodel:\n  - LSTM: {input_size: 4, hidden_size: 4, num_layers: 1, dropout: 0.5}\n"
+    )
+    netcli = str(Path(sys.executable).parent / "netcli")
+    proc = subprocess.run([netcli, "run", str(spec)], capture_output=True, text=True, env=ENV, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    warned = [line for line in proc.stderr.splitlines() if "Warning" in line]
+    assert len(warned) == 1, proc.stderr  # once, though the network is built twice (the check, the run)
+    assert warned[0].startswith(f"{spec}:3: UserWarning: model[0].LSTM: dropout option"), proc.stderr
+    assert "builder" not in proc.stderr and "torch/nn" not in proc.stderr
+
+
+@pytest.mark.parametrize("rule", ["const1e39:0", "normal(0, 1e39):0", "uniform(-1e39, 1):0"])
+def test_3_an_init_argument_beyond_the_dtype_is_refused(write_spec, run_cli, rule):
+    spec = write_spec(f'input: [2, 4]\nmodel: [{{Linear: [4, 2]}}]\ninit: ["{rule}"]\n')
+    result = _quick(run_cli, "validate", spec)
+    assert result.code == 2 and f"{spec}:3:8: init[0]:" in result.err and "float32" in result.err, result.err
+    result = _quick(run_cli, "init", spec)
+    assert result.code == 2 and "its values would be inf" in result.err
+    ok = write_spec('input: [2, 4]\nmodel: [{Linear: [4, 2]}]\ninit: ["const3e38:0"]\n', "ok.yaml")
+    assert _quick(run_cli, "init", ok).code == 0
+
+
+def _handwritten_lstm_flops(lstm, x):
+    """FlopCounterMode on an LSTM written out by hand: per layer and step, x @ W_ih.T + h @ W_hh.T."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    steps, batch = x.shape[0], x.shape[1]
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        inp = x
+        for layer in range(lstm.num_layers):
+            w_ih, w_hh = getattr(lstm, f"weight_ih_l{layer}"), getattr(lstm, f"weight_hh_l{layer}")
+            h = torch.zeros(batch, lstm.hidden_size)
+            c = torch.zeros(batch, lstm.hidden_size)
+            outs = []
+            for t in range(steps):
+                i, f, g, o = (inp[t] @ w_ih.T + h @ w_hh.T).chunk(4, 1)
+                c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+                h = torch.sigmoid(o) * torch.tanh(c)
+                outs.append(h)
+            inp = torch.stack(outs)
+    return counter.get_total_flops()
+
+
+def test_3_summary_counts_lstm_flops(run_cli, root):
+    import json
+
+    import torch
+
+    result = _quick(run_cli, "build", root / "configs" / "lstm_lm.yaml", "--json")
+    assert result.code == 0, result.err
+    data = json.loads(result.out)
+    rnn = next(b for b in data["blocks"] if b["name"] == "rnn")
+    lstm = _net(root, "lstm_lm.yaml").rnn
+    want = _handwritten_lstm_flops(lstm, torch.zeros(8, 2, lstm.input_size))
+    assert rnn["flops"] == want > 0
+    decoder = next(b for b in data["blocks"] if b["name"] == "decoder")
+    assert data["flops"] == rnn["flops"] + decoder["flops"]  # the total and the root include it

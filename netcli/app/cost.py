@@ -8,6 +8,8 @@ network's cost: mm, addmm, bmm, baddbmm, convolution, scaled-dot-product and
 flex attention, and their backward; elementwise operations (ReLU, additions,
 normalization) count nothing, as in fvcore and torch's counter. Every one of
 those operations is a multiply-accumulate, so MACs are exactly half the FLOPs.
+LSTM, GRU and RNN run as single kernels the counter does not know: their
+matrix products are computed from the module's sizes instead (cost_rnn.py).
 
 Counting runs the network once on the meta device: shapes only, no values and
 no memory, so a 70B-parameter network is counted in seconds. A block that
@@ -33,6 +35,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from netcli.app.cost_rnn import add_recurrent, rnn_flops
 from netcli.core.errors import first_line
 from netcli.core.nested import leaves
 
@@ -102,6 +105,7 @@ class BlockTracker:
         self.blocks: dict[str, BlockCost] = defaultdict(BlockCost)
         self._handles: list = []
         self._grad_handles: list = []
+        self.recurrent: list[tuple[str, str, int, list[str]]] = []  # (block, kind, FLOPs, blocks it counts in)
 
     # FlopCounterMode enters and exits its tracker; the hooks live in hooked() instead.
     def __enter__(self):
@@ -127,6 +131,9 @@ class BlockTracker:
         self.calls[id(module)] += 1
         self.running[id(module)].append(name)
         self._push(name)
+        if isinstance(module, nn.RNNBase):  # FlopCounterMode counts no recurrent kernel: netcli does
+            blocks = [k[1] for k in self.parents if isinstance(k, tuple)]
+            self.recurrent.append((name, type(module).__name__.lower(), rnn_flops(module, args), blocks))
         if self.backward:
             # Backward leaves this block when the gradients of its inputs are ready.
             inputs = [t for t in _tensors(args) if t.requires_grad]
@@ -224,8 +231,10 @@ def measure(net: nn.Module, inputs: tuple, *, backward: bool = False) -> Cost:
             p.grad = None
     cost.flops = forward.get_total_flops()
     cost.by_op = {str(op): n for op, n in forward.get_flop_counts().get(GLOBAL, {}).items()}
-    for name, flops in _block_flops(forward).items():
+    counted = _block_flops(forward)
+    for name, flops in counted.items():
         tracker.blocks[name].flops = flops
+    add_recurrent(cost, tracker, counted, backward=backward and cost.backward_flops is not None)
     cost.blocks = dict(tracker.blocks)
     leaves = {
         name for name, module in net.named_modules(remove_duplicate=False) if next(module.children(), None) is None

@@ -20,6 +20,7 @@ from torch import nn
 
 from netcli import registry
 from netcli.builder import blocks, inference
+from netcli.builder.diagnose import located_warnings
 from netcli.builder.inferring import Inferring
 from netcli.builder.meta import SkipMetaFills
 from netcli.builder.param_ties import apply_ties
@@ -30,6 +31,7 @@ from netcli.core.errors import NetcliError
 from netcli.specfile.loading import LoadedSpec, NodeAt, block_children, children_of, has_params, type_path, walk_nodes
 from netcli.specfile.schema import BlockNode, LayerNode, RefNode, SequenceNode, TensorNode, UseNode
 from netcli.specfile.tree import list_items
+from netcli.specfile.yamldoc import render_path
 
 Path = tuple
 
@@ -282,7 +284,8 @@ class Builder(Inferring):
             if not nodes:
                 self.loaded.cache[key] = (args, kwargs)
         try:
-            with _on(device), _skip_meta_fills(device):
+            at = type_path(node, path)
+            with _on(device), _skip_meta_fills(device), located_warnings(self.loaded.locate(at), render_path(at)):
                 module = cls(*args, **kwargs)
         except NetcliError:
             raise

@@ -8,14 +8,16 @@ once, for both places.
 
 from __future__ import annotations
 
+import contextlib
 import re
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
 from torch import nn
 
 from netcli.core.devices import human_bytes
-from netcli.core.errors import first_line
+from netcli.core.errors import Location, first_line
 
 _BATCH_STATS = "Expected more than 1 value per channel when training"
 
@@ -68,3 +70,29 @@ def _batch_of_one(module: Any, shape: Sequence[int] | None, example: Sequence[in
         "where it uses its running statistics, as load and export do"
     )
     return message, hint
+
+
+_SHOWN: set[tuple] = set()  # the warnings re-issued at spec lines
+
+
+@contextlib.contextmanager
+def located_warnings(location: Location, where: str):
+    """Report the warnings a constructor gives (torch's LSTM dropout note) at the spec's line that wrote it.
+
+    Left alone, Python shows them at torch's own file (or netcli's builder),
+    where the user can change nothing; re-issued here with the spec's file and
+    line, the default display shows that line under the message.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    for w in caught:
+        if location.line is None:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
+            continue
+        message = f"{where}: {w.message}" if where else str(w.message)
+        key = (message, w.category, location.source, location.line)
+        if key in _SHOWN:  # once per spec line and message, however many builds meet it (the check, then the run)
+            continue
+        _SHOWN.add(key)
+        warnings.warn_explicit(message, w.category, location.source, location.line, module="netcli.spec")

@@ -80,6 +80,7 @@ def _dry_run(rule: Rule, selected: list[Selected]) -> None:
         if (tuple(shape), t.dtype) in tried:  # the same rule on the same shape: the same verdict
             continue
         tried.add((tuple(shape), t.dtype))
+        _check_range(rule, s.name, t.dtype)
         if rule.dims is not None:
             low, high, why = rule.dims
             if t.dim() < low or (high is not None and t.dim() > high):
@@ -101,6 +102,43 @@ def _dry_run(rule: Rule, selected: list[Selected]) -> None:
                     "check the arguments against the initializer (`netcli init --help` lists the rule forms)",
                 )
             ) from None
+
+
+def _numbers(value: Any):
+    """Every number in an argument (lists and mappings searched)."""
+    if isinstance(value, bool):
+        return
+    if isinstance(value, (int, float)):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _numbers(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _numbers(item)
+
+
+def _check_range(rule: Rule, name: str, dtype: Any) -> None:
+    """Refuse an argument beyond what the tensor's dtype holds (`const1e39` on float32 would write inf)."""
+    import torch
+
+    if not dtype.is_floating_point:
+        return
+    largest = torch.finfo(dtype).max
+    named = [(f"argument {i + 1}", a) for i, a in enumerate(rule.args)] + [
+        (f"argument '{k}'", v) for k, v in rule.kwargs.items()
+    ]
+    for label, value in named:
+        for number in _numbers(value):
+            if abs(number) > largest:
+                dtype_name = str(dtype).removeprefix("torch.")
+                raise NetcliError(
+                    rule.problem(
+                        f"{label} of {rule.init} is {number:g}, beyond what '{name}' ({dtype_name}) holds "
+                        f"(at most {largest:.4g}): its values would be inf",
+                        "write a value the tensor's dtype can hold",
+                    )
+                )
 
 
 def _dims_hint(rule: Rule, s: Selected) -> str:
