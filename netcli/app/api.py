@@ -39,7 +39,7 @@ DICT = "<dict>"  # the name problems of a spec given as a dict are reported unde
 _CACHE_SIZE = 16
 # (text, source, sets, plugins) -> the checked spec: a later build of the same spec skips reading and
 # checking it again, and reuses its checked calls and compiled forwards (the file is still read each time)
-_loaded: OrderedDict[tuple, LoadedSpec] = OrderedDict()
+_loaded: OrderedDict[tuple[Any, ...], LoadedSpec] = OrderedDict()
 
 
 @contextlib.contextmanager
@@ -102,7 +102,8 @@ def load(
         warnings.warn(f"netcli.load: {report.spec_note}", stacklevel=2)
     if report.skipped:
         warnings.warn(f"netcli.load: skipped {'; '.join(report.skipped)}", stacklevel=2)
-    return built.net
+    net: nn.Module = built.net
+    return net
 
 
 def save(net: nn.Module, path: str | os.PathLike[str], *, max_shard_size: str | None = None) -> None:
@@ -302,7 +303,7 @@ def _built(net: nn.Module) -> Built:
     """The Built the commands work on, for a network built (or loaded) by netcli."""
     module = _unwrap(net)
     loaded = _origin(module).spec()
-    first = next(iter(module.parameters()), None)
+    first: torch.Tensor | None = next(iter(module.parameters()), None)
     if first is None:
         first = next(iter(module.buffers()), None)
     return Built(module, loaded, first.device if first is not None else torch.device("cpu"))

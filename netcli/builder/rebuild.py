@@ -46,7 +46,7 @@ class SpecOrigin:
         self.plugins = tuple(plugins)
         self.input_shape = input_shape
         self.rules = tuple(rules)
-        self.classes: dict[str, type] = {}  # module name -> its run-time class, in this process
+        self.classes: dict[str, type[Any]] = {}  # module name -> its run-time class, in this process
 
     @property
     def text(self) -> str:
@@ -66,7 +66,7 @@ class SpecOrigin:
             self._loaded = load_spec_text(self.text, self.source, (), self.plugins, embedded=True)
         return self._loaded
 
-    def class_at(self, name: str) -> type:
+    def class_at(self, name: str) -> type[Any]:
         """The run-time class of the module `name`; after a pickle, from a build of the spec on meta."""
         cls = self.classes.get(name)
         if cls is None:
@@ -89,21 +89,23 @@ class SpecOrigin:
             (self.text, self.source, self.plugins, self.input_shape, self.rules),
         )
 
-    def __deepcopy__(self, memo: dict) -> SpecOrigin:
+    def __deepcopy__(self, memo: dict[int, Any]) -> SpecOrigin:
         return self  # immutable as far as a copy can tell: copies of a network share their spec
 
     def __copy__(self) -> SpecOrigin:
         return self
 
 
-def _origin_from(text: str, source: str, plugins: tuple, input_shape: Any, rules: tuple) -> SpecOrigin:
+def _origin_from(
+    text: str, source: str, plugins: tuple[str, ...], input_shape: Any, rules: tuple[str, ...]
+) -> SpecOrigin:
     return SpecOrigin(None, text=text, source=source, plugins=plugins, input_shape=input_shape, rules=rules)
 
 
 def instance_of(origin: SpecOrigin, name: str) -> Any:
     """A new, empty instance of the class at `name` in `origin`'s spec (pickle then restores its state)."""
     cls = origin.class_at(name)
-    return cls.__new__(cls)
+    return object.__new__(cls)  # as pickle's copyreg.__newobj__; run-time block classes define no __new__
 
 
 def record_classes(net: nn.Module, origin: SpecOrigin) -> None:
@@ -113,7 +115,7 @@ def record_classes(net: nn.Module, origin: SpecOrigin) -> None:
         if isinstance(module, Rebuilt):
             origin.classes.setdefault(name, cls)
             if "_netcli_rebuild" not in cls.__dict__:
-                cls._netcli_rebuild = (instance_of, (origin, name))  # type: ignore[attr-defined]
+                cls._netcli_rebuild = (instance_of, (origin, name))
 
 
 def tag(net: nn.Module, loaded: LoadedSpec, *, input_shape: Any = None, rules: Sequence[str] = ()) -> SpecOrigin:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -30,7 +31,7 @@ from netcli.specfile.loading import LoadedSpec
 
 
 def initialize_allocated(
-    net: nn.Module, loaded: LoadedSpec, seed: int | None, inferred: dict, rules: Sequence[str] = ()
+    net: nn.Module, loaded: LoadedSpec, seed: int | None, inferred: dict[str, dict[str, Any]], rules: Sequence[str] = ()
 ) -> list[Touched]:
     """Set every parameter and buffer of `net` (built from `loaded`) to its `--fast-init` values under `seed`.
 
