@@ -20,6 +20,7 @@ from collections.abc import Sequence
 
 from netcli import registry
 from netcli.app.eject.blocks import write_block
+from netcli.app.eject.containers import tie_statements, write_container
 from netcli.app.eject.defs import definitions
 from netcli.app.eject.init import init_function
 from netcli.app.eject.layer import layer_call
@@ -92,7 +93,9 @@ def eject(
     with torch.random.fork_rng(devices=[]):  # the meta build draws nothing; the caller's RNG stays as it was
         inferred = infer_sizes(loaded, getattr(loaded.spec, "inputs", loaded.spec.input))
         built = build_network(loaded, torch.device("meta"), inferred)
-    writer = Writer(loaded, inferred, device, write_block=write_block, layer_call=layer_call)
+    writer = Writer(
+        loaded, inferred, device, write_block=write_block, layer_call=layer_call, write_container=write_container
+    )
     net_piece = writer.network()
     init = init_function(built.net, rule_list, writer.class_expr)
     seed = seed if seed is not None else loaded.spec.seed
@@ -151,7 +154,7 @@ def _helpers(w: Writer) -> list:
 
 
 def _build_function(w: Writer, piece: Piece, seed: int | None, init: bool) -> Def:
-    body: list = w.prologue + piece.stmts + [Assign("net", piece.expr)]
+    body: list = w.prologue + piece.stmts + [Assign("net", piece.expr)] + tie_statements("net", w.loaded.spec.tie)
     if w.device is not None and w.device != "cpu":
         body = [Block("with ", Call("torch.device", (w.device_expr(w.device),)), body)]
     head = [Block("if ", Code("seed is not None"), [Do(Call("torch.manual_seed", (Code("seed"),)))])]

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from netcli.app.eject.containers import tensor_statement, tie_statements
+from netcli.app.eject.exprs import sequential
 from netcli.app.eject.source import Assign, Call, Code, Deferred, Do, identifier, is_identifier, string
-from netcli.app.eject.walk import Piece, Use, Writer, class_name, sequential
+from netcli.app.eject.walk import Piece, Use, Writer, class_name
 from netcli.builder.blocks import program_for
 from netcli.builder.forward import to_python
 from netcli.specfile.loading import NodeAt, block_children, doc_get, node_children
 from netcli.specfile.params import declared as written_params
+from netcli.specfile.schema import TensorNode
 
 
 def write_block(w: Writer, node: Any, path: tuple, qualname: str, own: str, with_: list, params: dict | None) -> Piece:
@@ -31,7 +34,11 @@ def write_block(w: Writer, node: Any, path: tuple, qualname: str, own: str, with
     chained = node.forward is None  # a Sequential: each child's input comes from the one before
     placed = _placed(w, node, path)
     pieces, names, incoming = [], [], own
+    tensors: dict[int, list] = {}  # position among the module children -> the tensor children created before it
     for name, child in block_children(node, path):
+        if isinstance(child.node, TensorNode):
+            tensors.setdefault(len(pieces), []).append(tensor_statement(w, name, child.node, child.path))
+            continue
         piece = w.node(child.node, child.path, _join(qualname, name), own, incoming if chained or not placed else None)
         pieces.append(piece)
         names.append(name)
@@ -48,12 +55,16 @@ def write_block(w: Writer, node: Any, path: tuple, qualname: str, own: str, with
         w.record(path, Use("factory", str(path[1]), printed, stmts + [expr], call, params, declared))
         return Piece([], call, out)
     body: list = [Do(Call("super().__init__"))]
-    for name, piece in zip(names, pieces, strict=False):
+    for i, (name, piece) in enumerate(zip(names, pieces, strict=False)):
+        body += tensors.pop(i, [])
         body += piece.stmts
         if is_identifier(name) and name not in ("forward", "training"):
             body.append(Assign(f"self.{name}", piece.expr))
         else:
             body.append(Do(Call("self.add_module", (Code(string(name)), piece.expr))))
+    body += [stmt for stmts in tensors.values() for stmt in stmts] + tie_statements(
+        "self", node.tie
+    )  # tensors after the last module, then ties
     forward = forward_text(w, node, path)
     call = Deferred(printed, kwargs=list(with_), body=(body, forward))  # the body tells unlike uses apart
     w.record(

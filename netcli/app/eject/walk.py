@@ -11,12 +11,12 @@ filled in are `Inferred` numbers, or arguments where they differ between uses.
 
 from __future__ import annotations
 
-import importlib
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from netcli.app.eject.chapter import CHAPTER_CLASSES, CHAPTER_MODULE
+from netcli.app.eject.exprs import _join, _snake, _tuples, flat_text, importable, render_kind, sequential
 from netcli.app.eject.source import (
     Assign,
     Attr,
@@ -104,11 +104,14 @@ def class_name(node: Any, path: tuple) -> str:
 class Writer:
     """Walks a spec as the builder does and writes each node as an expression."""
 
-    def __init__(self, loaded: LoadedSpec, inferred: dict, device: str | None, *, write_block, layer_call):
-        # The writers of custom blocks and layers live in their own modules, which use this one;
-        # they are passed in (by the package) so that nothing here imports them back.
+    def __init__(
+        self, loaded: LoadedSpec, inferred: dict, device: str | None, *, write_block, layer_call, write_container
+    ):
+        # The writers of custom blocks, layers and containers live in their own modules, which use this
+        # one; they are passed in (by the package) so that nothing here imports them back.
         self.write_block = write_block
         self.layer_call = layer_call
+        self.write_container = write_container
         self.loaded = loaded
         self.inferred = inferred
         self.device = device
@@ -190,6 +193,8 @@ class Writer:
             return Piece([], SharedName(self.shared_instance(node.ref)), own)
         if isinstance(node, UseNode):
             return self.use(node, path, qualname, own)
+        if isinstance(node, SequenceNode) and node.container != "Sequential":
+            return self.write_container(self, node, path, qualname, own)
         if isinstance(node, SequenceNode):
             return self.sequence(node, path, qualname, own)
         if isinstance(node, LayerNode):
@@ -375,56 +380,3 @@ class Writer:
         line = f"from {module} import {top}" + (f" as {alias}" if alias != top else "")
         self.plugin_imports[line] = "netcli plugin type"
         return alias + qual[len(top) :]
-
-
-def sequential(exprs: list, names: list[str]) -> Call:
-    """nn.Sequential of the children; an OrderedDict when they have names other than their positions."""
-    if names == [str(i) for i in range(len(names))]:
-        return Call("nn.Sequential", tuple(exprs))
-    if all(is_identifier(n) for n in names):
-        return Call("nn.Sequential", (Call("OrderedDict", (), tuple(zip(names, exprs, strict=False))),))
-    pairs = Items(tuple(Items((Code(string(n)), e), "()") for n, e in zip(names, exprs, strict=False)), "[]")
-    return Call("nn.Sequential", (Call("OrderedDict", (pairs,)),))
-
-
-def flat_text(e: Any) -> str:
-    from netcli.app.eject.source import flat
-
-    return flat(e)
-
-
-def render_kind(node: Any) -> str:
-    return getattr(node, "kind", type(node).__name__)
-
-
-def importable(cls: type) -> str | None:
-    """Why `cls` cannot be imported by its module and name, or None when it can."""
-    module, qual = cls.__module__, cls.__qualname__
-    if module == "__main__" or "<" in qual:
-        inside = " inside a function" if "<" in qual else ""
-        return f"its class {qual} is defined in {module}{inside}, where an import cannot reach it"
-    try:
-        obj: Any = importlib.import_module(module)
-        for part in qual.split("."):
-            obj = getattr(obj, part)
-    except Exception as exc:  # any failure means: not importable by name
-        return f"its class {qual} cannot be imported from {module} ({type(exc).__name__}: {exc})"
-    if obj is not cls:
-        return f"{module}.{qual} is another object than the registered class"
-    return None
-
-
-def _join(prefix: str, name: str) -> str:
-    return f"{prefix}.{name}" if prefix else name
-
-
-def _snake(name: str) -> str:
-    """`BasicBlock` -> `basic_block`."""
-    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
-
-
-def _tuples(value: Any) -> Any:
-    """Lists as tuples, as the builder passes them to a constructor (a hand-written call's `(1, 1)`)."""
-    if isinstance(value, list):
-        return tuple(_tuples(v) for v in value)
-    return value
