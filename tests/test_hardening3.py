@@ -405,3 +405,25 @@ def test_3_summary_counts_lstm_flops(run_cli, root):
     assert rnn["flops"] == want > 0
     decoder = next(b for b in data["blocks"] if b["name"] == "decoder")
     assert data["flops"] == rnn["flops"] + decoder["flops"]  # the total and the root include it
+
+
+# --- 3c. calls that multiply through nested forwards are bounded before anything runs --------
+
+
+def _nested_calls_spec(levels: int, calls: int) -> str:
+    lines = ["input: [2, 4]", "blocks:", "  B0: {children: {l: {Linear: [4, 4]}}, forward: 'return l(x)'}"]
+    for i in range(1, levels + 1):
+        body = "\\n".join(["x = c(x)"] * calls + ["return x"])
+        lines.append(f'  B{i}: {{children: {{c: {{use: B{i - 1}}}}}, forward: "{body}"}}')
+    return "\n".join(lines + [f"model: [{{use: B{levels}}}]"]) + "\n"
+
+
+def test_3c_nested_forward_calls_are_bounded(write_spec, run_cli):
+    spec = write_spec(_nested_calls_spec(4, 1000))  # 10^12 calls
+    for command in ("validate", "build", "run"):
+        result = _quick(run_cli, command, spec)
+        assert result.code == 2, result.err
+        assert f"{spec}:5:" in result.err and "blocks.B2.forward" in result.err, result.err.splitlines()[0]
+        assert "calls more than 20,000 modules" in result.err
+    ok = write_spec(_nested_calls_spec(2, 90), "ok.yaml")  # 16,291 calls: checked and run
+    assert _quick(run_cli, "validate", ok).code == 0

@@ -92,6 +92,7 @@ def compile_forward(program: ForwardProgram, root: nn.Module) -> nn.Module:
     target.forward = _forward_of(python)
     target._netcli_source = source
     target._netcli_program = program
+    target._netcli_calls = tuple(n.target for n in graph.nodes if n.op == "call_module")  # see call_bound.py
     _ORIGINS[target.forward.__code__] = (source.splitlines(), origins)
     return root
 

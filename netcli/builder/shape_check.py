@@ -8,6 +8,7 @@ way, the first block whose shapes do not fit is named, at its place in the spec.
 
 from __future__ import annotations
 
+from netcli.builder.call_bound import check_calls
 from netcli.builder.origins import origin_of
 from netcli.core.errors import NetcliError, Problem, first_line
 from netcli.io.format import numel
@@ -29,6 +30,7 @@ def check_shapes(loaded: LoadedSpec, input_shape: list[int] | None = None):
     entries = [InputEntry(shape=input_shape)] if input_shape is not None else loaded.spec.inputs
     dev, _, inferred = prepare(loaded, device="meta", input_shape=input_shape)
     built = build_network(loaded, dev, inferred)
+    check_calls(loaded, built.net, built.origins)  # before any forward runs: calls multiply
     if entries is None:
         return None, built, None
     trace = _trace(loaded, built.net, entries)
