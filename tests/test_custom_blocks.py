@@ -63,7 +63,7 @@ MISTAKES = {
         "__import__", r"dunder names are not allowed"),
     "a loop": (
         "model:\n  children:\n    a: {Linear: [4, 4]}\n  forward: |\n    for i in x:\n      x = a(x)\n    return x\n",
-        "for i", r"a loop is not allowed in a forward \(Python control flow stays in registered types\)"),
+        "x", r"a loop runs over a child ModuleList or Sequential: for block in blocks:"),
     "a child's child out of range": (
         "model:\n  children:\n    net: [{Linear: [4, 4]}, ReLU]\n  forward: |\n    return net[5](x)\n",
         "net[5]", r"net has 2 children: \[5\] is out of range"),

@@ -82,6 +82,8 @@ def program_for(loaded, node: BlockNode, path: tuple):
             node.forward,
             inputs=inputs,
             children=tuple(node.children),
+            # Parameter/Buffer children (SPEC 1.8) are values in the forward, not modules to call
+            tensors=tuple(name for name, child in node.children.items() if getattr(child, "kind", None) == "tensor"),
             source=at.source,
             line=at.line,
             column=at.column,

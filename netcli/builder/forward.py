@@ -25,9 +25,9 @@ from netcli.builder.forward_ir import (
     FUNCTIONS,
     METHODS,
     ForwardProgram,
-    to_python,
 )
 from netcli.builder.forward_parse import parse_forward
+from netcli.builder.forward_python import to_python
 
 __all__ = [
     "ATTRIBUTES",

@@ -24,27 +24,55 @@ from torch import fx, nn
 from netcli.builder.custom_block import CustomBlock, block_class  # noqa: F401  (block_class: forward.py's API)
 from netcli.builder.forward_ir import (
     ATTRIBUTES,
+    DTYPES,
     FUNCTIONS,
     METHODS,
+    Assign,
     AttrGet,
     BinaryOp,
     ChildCall,
     Const,
+    DtypeConst,
     ForwardProgram,
     FunctionCall,
+    IfPresent,
     IndexGet,
+    Loop,
     MethodCall,
     Negate,
     Ref,
     Seq,
     SliceExpr,
+    TensorGet,
     show_path,
 )
 from netcli.core.errors import Location, NetcliError, Problem, did_you_mean
 
-_OPERATORS = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv, "@": operator.matmul}
-_INPLACE = {"+": operator.iadd, "-": operator.isub, "*": operator.imul, "/": operator.itruediv, "@": operator.imatmul}
-_LITERALS = (bool, int, float, type(None), type(Ellipsis))
+_OPERATORS = {
+    "+": operator.add,
+    "-": operator.sub,
+    "*": operator.mul,
+    "/": operator.truediv,
+    "@": operator.matmul,
+    "//": operator.floordiv,
+    "%": operator.mod,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "==": operator.eq,
+    "!=": operator.ne,
+}
+_INPLACE = {
+    "+": operator.iadd,
+    "-": operator.isub,
+    "*": operator.imul,
+    "/": operator.itruediv,
+    "@": operator.imatmul,
+    "//": operator.ifloordiv,
+    "%": operator.imod,
+}
+_LITERALS = (bool, int, float, str, type(None), type(Ellipsis))  # a str only as a checked choice (CHOICES)
 # fx writes a child name that is not an identifier as getattr(self.net, "NAME"): a name
 # that could end that string literal must never reach the generated code; nor may a
 # keyword, which fx would write as self.net.class.
@@ -142,20 +170,81 @@ class _Emitter:
         self.env: dict[str, object] = {}
         self.origins: dict[str, Location] = {}
         self.problems: list[Problem] = []
+        self.loops: dict[str, tuple] = {}  # a loop's name -> the path of the item it stands for now
 
     def build(self):
         for name in self.program.inputs:
             if not name.isidentifier():
                 raise ValueError(f"not a checked program: input {name!r}")
             self.env[name] = self.graph.placeholder(name)
-        for stmt in self.program.body:
-            self.bind(stmt.target, self.expr(stmt.value, stmt.target if isinstance(stmt.target, str) else None))
+        self.statements(self.program.body)
         result = self.expr(self.program.result)
         if self.problems:
             raise NetcliError(self.problems)
         self.graph.output(result)
         self.graph.lint()
         return self.graph, self.origins
+
+    def statements(self, body) -> None:
+        for stmt in body:
+            if isinstance(stmt, Loop):  # unrolled: one copy of the body per item of the container
+                container = self.module_at(self.substitute(stmt.path), stmt.loc)
+                if container is None:
+                    continue
+                if not isinstance(container, (nn.ModuleList, nn.Sequential)):
+                    self.problem(
+                        f"{show_path(stmt.path)} is a {type(container).__name__}: a loop runs over a ModuleList "
+                        "or Sequential",
+                        stmt.loc,
+                    )
+                    continue
+                for i in range(len(container)):
+                    self.loops[stmt.var] = (*self.substitute(stmt.path), i)
+                    self.statements(stmt.body)
+                self.loops.pop(stmt.var, None)
+            elif isinstance(stmt, IfPresent):
+                present = self.root._modules.get(stmt.name) is not None
+                self.statements(stmt.body if present else stmt.orelse)
+            else:
+                assert isinstance(stmt, Assign)
+                name = stmt.target if isinstance(stmt.target, str) else None
+                self.bind(stmt.target, self.expr(stmt.value, name))
+
+    def substitute(self, path) -> tuple:
+        """A path as the graph reaches it: a loop's name replaced by the item it stands for."""
+        if path and path[0] in self.loops:
+            return (*self.loops[path[0]], *path[1:])
+        return tuple(path)
+
+    def module_at(self, path, loc):
+        """The submodule a child path reaches, or None (a located problem recorded)."""
+        target = self.resolve(path, loc)
+        if target == "_missing":
+            return None
+        module = self.root
+        for part in target.split(".") if target else ():
+            module = module._modules[part]
+        return module
+
+    def tensor(self, path, loc, name):
+        """A get_attr node for a Parameter/Buffer the block (`pos_embed`) or a child (`enc.weight`) holds."""
+        *steps, attr = path
+        module = self.module_at(tuple(steps), loc) if steps else self.root
+        if module is None:
+            return "_missing"
+        held = {
+            **{k: v for k, v in module._parameters.items() if v is not None},
+            **{k: v for k, v in module._buffers.items() if v is not None},
+        }
+        if not isinstance(attr, str) or attr not in held or _UNSAFE_IN_CODE.search(attr) or keyword.iskeyword(attr):
+            where = show_path(tuple(steps)) if steps else "the block"
+            return self.problem(
+                f"{where} holds no parameter or buffer {attr!r}",
+                loc,
+                did_you_mean(str(attr), list(held), listing=8) or (f"it holds {', '.join(held)}" if held else None),
+            )
+        target = ".".join([self.resolve(tuple(steps), loc), attr]) if steps else attr
+        return self.node("get_attr", target, (), {}, name, loc)
 
     def bind(self, target, value):
         if isinstance(target, str):
@@ -191,7 +280,7 @@ class _Emitter:
         if isinstance(e, SliceExpr):
             return slice(*(None if p is None else self.expr(p) for p in (e.lower, e.upper, e.step)))
         if isinstance(e, ChildCall):
-            target = self.resolve(e.path, e.loc)
+            target = self.resolve(self.substitute(e.path), e.loc)
             args, kwargs = self.arguments(e)
             return self.node("call_module", target, args, kwargs, name, e.loc)
         if isinstance(e, FunctionCall):
@@ -218,6 +307,14 @@ class _Emitter:
             return self.node("call_function", table[e.op], (self.expr(e.left), self.expr(e.right)), {}, name, e.loc)
         if isinstance(e, Negate):
             return self.node("call_function", operator.neg, (self.expr(e.operand),), {}, name, e.loc)
+        if isinstance(e, TensorGet):
+            return self.tensor(self.substitute(e.path), e.loc, name)
+        if isinstance(e, DtypeConst):
+            import torch
+
+            if e.name not in DTYPES or not isinstance(getattr(torch, e.name, None), torch.dtype):
+                raise ValueError(f"not a checked program: dtype {e.name!r}")
+            return getattr(torch, e.name)
         raise ValueError(f"not a checked program: {type(e).__name__}")
 
     def arguments(self, e):

@@ -1,8 +1,8 @@
 """The forward language: what a `forward:` may call, and the checked program as plain data.
 
 forward_parse.py reads text into these objects, forward_graph.py compiles them
-into a module's forward, and `to_python` writes them back as the plain PyTorch
-a person would write (for `netcli code`). No torch here: checking a spec must
+into a module's forward, and forward_python.py writes them back as the plain
+PyTorch a person would write (for `netcli code`). No torch here: checking a spec must
 not pay for importing it.
 """
 
@@ -17,8 +17,10 @@ _TORCH = [
     "add",
     "amax",
     "amin",
+    "arange",
     "argmax",
     "argmin",
+    "baddbmm",
     "bmm",
     "cat",
     "chunk",
@@ -27,10 +29,14 @@ _TORCH = [
     "cos",
     "cumsum",
     "div",
+    "einsum",
     "erf",
     "exp",
+    "eye",
     "flatten",
     "flip",
+    "full",
+    "full_like",
     "log",
     "log1p",
     "log_softmax",
@@ -45,7 +51,9 @@ _TORCH = [
     "mul",
     "narrow",
     "neg",
+    "ones",
     "ones_like",
+    "outer",
     "permute",
     "pow",
     "prod",
@@ -70,10 +78,13 @@ _TORCH = [
     "tanh",
     "tile",
     "transpose",
+    "tril",
+    "triu",
     "unbind",
     "unsqueeze",
     "var",
     "where",
+    "zeros",
     "zeros_like",
 ]
 _FUNCTIONAL = [
@@ -83,8 +94,10 @@ _FUNCTIONAL = [
     "avg_pool1d",
     "avg_pool2d",
     "celu",
+    "cosine_similarity",
     "dropout",
     "elu",
+    "embedding",
     "gelu",
     "glu",
     "hardsigmoid",
@@ -93,6 +106,7 @@ _FUNCTIONAL = [
     "interpolate",
     "layer_norm",
     "leaky_relu",
+    "linear",
     "logsigmoid",
     "max_pool1d",
     "max_pool2d",
@@ -100,6 +114,7 @@ _FUNCTIONAL = [
     "normalize",
     "one_hot",
     "pad",
+    "pairwise_distance",
     "pixel_shuffle",
     "relu",
     "relu6",
@@ -123,17 +138,22 @@ METHODS = frozenset(
     [
         "abs",
         "add",
+        "all",
         "amax",
         "amin",
+        "any",
         "argmax",
         "argmin",
         "bmm",
+        "bool",
         "chunk",
         "clamp",
+        "clone",
         "contiguous",
         "cos",
         "cumsum",
         "detach",
+        "dim",
         "div",
         "exp",
         "expand",
@@ -141,6 +161,9 @@ METHODS = frozenset(
         "flatten",
         "flip",
         "float",
+        "gather",
+        "half",
+        "int",
         "log",
         "log_softmax",
         "long",
@@ -177,7 +200,10 @@ METHODS = frozenset(
         "t",
         "tanh",
         "tile",
+        "to",
         "transpose",
+        "tril",
+        "triu",
         "type_as",
         "unbind",
         "unsqueeze",
@@ -186,8 +212,34 @@ METHODS = frozenset(
         "view_as",
     ]
 )
-#: The tensor attributes a forward may read: `x.shape[0]`.
-ATTRIBUTES = frozenset({"shape", "ndim"})
+#: The tensor attributes a forward may read: `x.shape[0]`, `device=x.device`, `.to(x.dtype)`.
+ATTRIBUTES = frozenset({"shape", "ndim", "device", "dtype"})
+#: torch dtypes a forward may name, as `torch.NAME` (`dtype=torch.long`).
+DTYPES = frozenset(
+    {
+        "bool",
+        "bfloat16",
+        "float16",
+        "float32",
+        "float64",
+        "half",
+        "float",
+        "double",
+        "int8",
+        "int16",
+        "int32",
+        "int64",
+        "long",
+        "int",
+        "uint8",
+    }
+)
+#: Keyword arguments that take one of a few strings: (function, keyword) -> the choices.
+CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
+    ("interpolate", "mode"): ("nearest", "linear", "bilinear", "bicubic", "trilinear", "area", "nearest-exact"),
+    ("pad", "mode"): ("constant", "reflect", "replicate", "circular"),
+    ("gelu", "approximate"): ("none", "tanh"),
+}
 #: Names that qualify a listed function: `torch.cat`, `F.gelu`.
 QUALIFIERS = frozenset({"torch", "F"})
 
@@ -302,7 +354,41 @@ class Negate:
     loc: Location
 
 
-Expr = Const | Ref | Seq | SliceExpr | ChildCall | FunctionCall | MethodCall | AttrGet | IndexGet | BinaryOp | Negate
+@dataclass(frozen=True)
+class TensorGet:
+    """A tensor the block holds, read as a value: a Parameter/Buffer child (`pos_embed`) or a child's (`enc.weight`).
+
+    Resolved when the forward is compiled: the last step must name a parameter or
+    buffer of the module the steps before it reach; it is read, never assigned.
+    """
+
+    path: tuple  # ("pos_embed",), ("enc", "weight"), ("blocks", 0, "weight")
+    loc: Location
+
+
+@dataclass(frozen=True)
+class DtypeConst:
+    """A torch dtype written in a forward: `torch.long`, `torch.float32` (for `dtype=` and `.to(...)`)."""
+
+    name: str  # an attribute of torch that is a torch.dtype
+    loc: Location
+
+
+Expr = (
+    Const
+    | Ref
+    | Seq
+    | SliceExpr
+    | ChildCall
+    | FunctionCall
+    | MethodCall
+    | AttrGet
+    | IndexGet
+    | BinaryOp
+    | Negate
+    | TensorGet
+    | DtypeConst
+)
 Target = str | tuple  # a name, or a (nested) tuple of names
 
 
@@ -316,12 +402,43 @@ class Assign:
 
 
 @dataclass(frozen=True)
+class Loop:
+    """`for block in blocks:` over a child ModuleList (or Sequential): unrolled when the forward is compiled.
+
+    In the body, the loop's name calls the current item (`block(x)`) or reads its
+    tensors (`block.weight`); at run time there is no loop, one call per item.
+    """
+
+    var: str
+    path: tuple  # the container child, as ChildCall paths are written
+    body: tuple  # statements
+    loc: Location
+
+
+@dataclass(frozen=True)
+class IfPresent:
+    """`if downsample is not None:` on a child a use may leave out (a module-valued param set to null).
+
+    Decided when the forward is compiled, per use: the branch that applies is
+    compiled, the other is not.
+    """
+
+    name: str
+    body: tuple
+    orelse: tuple
+    loc: Location
+
+
+Statement = Assign | Loop | IfPresent
+
+
+@dataclass(frozen=True)
 class ForwardProgram:
     """A forward that passed every check: statements, the returned expression, where it came from."""
 
     text: str
     inputs: tuple
-    body: tuple  # Assign, ...
+    body: tuple  # Statement, ...
     result: Expr
     children: tuple  # every child name the block has, in order
     used: frozenset  # the children the forward calls
@@ -332,106 +449,3 @@ class ForwardProgram:
 def show_path(path) -> str:
     """`net[0]['hidden']`: a child path as the forward text writes it."""
     return str(path[0]) + "".join(f"[{key!r}]" for key in path[1:])
-
-
-def to_python(program: ForwardProgram, *, self_name: str = "self") -> str:
-    """The forward as a method of a hand-written class: `def forward(self, x):` and its body.
-
-    Children become `self.conv1(...)`, functions `torch.cat(...)` / `F.gelu(...)`
-    (the caller imports `torch` and `torch.nn.functional as F`), and `dropout`
-    gets `training=self.training`, as the compiled forward does.
-    """
-    w = _PythonWriter(self_name)
-    lines = [f"def forward({self_name}, {', '.join(program.inputs)}):"]
-    lines += [
-        f"    {_target(a.target)} {a.value.op}= {w.expr(a.value.right, 1 if a.value.op in '+-' else 2, True)}"
-        if isinstance(a.value, BinaryOp) and a.value.inplace
-        else f"    {_target(a.target)} = {w.expr(a.value)}"
-        for a in program.body
-    ]
-    result = program.result
-    if isinstance(result, Seq) and not result.is_list and result.items:
-        lines.append(
-            "    return " + ", ".join(w.expr(i) for i in result.items) + ("," if len(result.items) == 1 else "")
-        )
-    else:
-        lines.append(f"    return {w.expr(result)}")
-    return "\n".join(lines) + "\n"
-
-
-def _target(t) -> str:
-    if isinstance(t, str):
-        return t
-    return ", ".join(_target(p) if isinstance(p, str) else f"({_target(p)})" for p in t) + ("," if len(t) == 1 else "")
-
-
-class _PythonWriter:
-    """Writes the checked expressions back as Python, with the fewest parentheses that keep their meaning."""
-
-    def __init__(self, self_name: str):
-        self.s = self_name
-
-    def args(self, call, extra=()) -> str:
-        parts = [self.expr(a) for a in call.args] + [f"{k}={self.expr(v)}" for k, v in call.kwargs] + list(extra)
-        return ", ".join(parts)
-
-    def child(self, path) -> str:
-        text = f"{self.s}.{path[0]}"
-        for key in path[1:]:
-            if isinstance(key, int):
-                text += f"[{key}]"
-            elif key.isidentifier():
-                text += f".{key}"
-            else:
-                text = f"getattr({text}, {key!r})"
-        return text
-
-    def index(self, e) -> str:
-        if isinstance(e, SliceExpr):
-            lo, hi = ("" if p is None else self.expr(p) for p in (e.lower, e.upper))
-            return f"{lo}:{hi}" + ("" if e.step is None else f":{self.expr(e.step)}")
-        if isinstance(e, Seq) and not e.is_list and e.items:
-            return ", ".join(self.index(i) for i in e.items) + ("," if len(e.items) == 1 else "")
-        return self.expr(e)
-
-    def call(self, e) -> str:
-        if isinstance(e, ChildCall):
-            return f"{self.child(e.path)}({self.args(e)})"
-        if isinstance(e, FunctionCall):
-            qualifier = "F" if e.target.startswith("torch.nn.functional.") else "torch"
-            extra = (
-                [f"training={self.s}.training"]
-                if e.name == "dropout" and len(e.args) < 3 and all(k != "training" for k, _ in e.kwargs)
-                else []
-            )
-            return f"{qualifier}.{e.name}({self.args(e, extra)})"
-        return f"{self.expr(e.obj, 9)}.{e.method}({self.args(e)})"
-
-    def expr(self, e, parent=0, right=False) -> str:
-        if isinstance(e, Const):
-            if isinstance(e.value, float) and e.value != e.value or e.value in (float("inf"), float("-inf")):
-                return f'float("{e.value}")'  # repr(1e999) is `inf`: a NameError in the written code
-            return "..." if e.value is Ellipsis else repr(e.value)
-        if isinstance(e, Ref):
-            return e.name
-        if isinstance(e, Seq):
-            inner = ", ".join(self.expr(i) for i in e.items)
-            return f"[{inner}]" if e.is_list else f"({inner}{',' if len(e.items) == 1 else ''})"
-        if isinstance(e, (ChildCall, FunctionCall, MethodCall)):
-            return self.call(e)
-        if isinstance(e, AttrGet):
-            return f"{self.expr(e.obj, 9)}.{e.attr}"
-        if isinstance(e, IndexGet):
-            return f"{self.expr(e.obj, 9)}[{self.index(e.index)}]"
-        if isinstance(e, Negate):
-            return _paren(f"-{self.expr(e.operand, 3)}", 3, parent, right)
-        if isinstance(e, BinaryOp):
-            rank = 1 if e.op in "+-" else 2
-            text = f"{self.expr(e.left, rank)} {e.op} {self.expr(e.right, rank, True)}"
-            return _paren(text, rank, parent, right)
-        return self.index(e) if isinstance(e, SliceExpr) else repr(e)
-
-
-def _paren(text, rank, parent, right):
-    needs = rank < parent or (right and rank == parent) or (parent == 9)
-    return f"({text})" if needs else text

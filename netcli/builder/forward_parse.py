@@ -17,6 +17,8 @@ from collections.abc import Iterable
 
 from netcli.builder.forward_ir import (
     ATTRIBUTES,
+    CHOICES,
+    DTYPES,
     FUNCTIONS,
     METHODS,
     QUALIFIERS,
@@ -25,23 +27,36 @@ from netcli.builder.forward_ir import (
     BinaryOp,
     ChildCall,
     Const,
+    DtypeConst,
     Expr,
     ForwardProgram,
     FunctionCall,
+    IfPresent,
     IndexGet,
+    Loop,
     MethodCall,
     Negate,
     Ref,
     Seq,
     SliceExpr,
     Target,
+    TensorGet,
     show_path,
 )
 from netcli.core.errors import Location, NetcliError, Problem, did_you_mean
 
 MAX_CHARS = 100_000
 MAX_DEPTH = 64
-OPERATORS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.MatMult: "@"}
+OPERATORS = {
+    ast.Add: "+",
+    ast.Sub: "-",
+    ast.Mult: "*",
+    ast.Div: "/",
+    ast.MatMult: "@",
+    ast.FloorDiv: "//",
+    ast.Mod: "%",
+}
+COMPARISONS = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Eq: "==", ast.NotEq: "!="}
 
 _DESCRIBE = {
     ast.Import: "an import",
@@ -95,10 +110,12 @@ def _dunder(name: str) -> bool:
 
 
 class _Reader:
-    def __init__(self, text, inputs, children, source, line, column, where):
+    def __init__(self, text, inputs, children, source, line, column, where, tensors=()):
         self.text, self.source, self.line, self.column, self.where = text, source, line, column, where
         self.lines = re.split(r"\r\n|\r|\n", text) if isinstance(text, str) else []
-        self.inputs, self.children = tuple(inputs), tuple(children)
+        self.tensors = tuple(tensors)  # Parameter/Buffer children: values, not modules to call
+        self.inputs, self.children = tuple(inputs), tuple(c for c in children if c not in self.tensors)
+        self.loops: list[str] = []  # the names of the loops around the statement being read
         self.kinds: dict[str, str] = {}  # bound name -> "value" (known at run time) or "const"
         self.assigned_at: dict[str, int] = {}  # every name the text assigns -> first line
         self.used: set[str] = set()
@@ -230,7 +247,59 @@ class _Reader:
             return Assign(self.target(stmt.target, value), value, self.loc(stmt))
         if isinstance(stmt, ast.Expr):
             self.refuse(stmt, "a bare expression does nothing here", "assign it (y = ...) or return it")
+        if isinstance(stmt, ast.For):
+            return self.loop(stmt)
+        if isinstance(stmt, ast.If):
+            return self.if_present(stmt)
+        if isinstance(stmt, ast.Return):
+            self.refuse(stmt, "return only at the end of the forward, outside loops and ifs")
         self.refuse_construct(stmt)
+
+    def loop(self, stmt) -> Loop:
+        """`for block in blocks:` over a child container; the body is unrolled when compiled (SPEC 1.8)."""
+        if stmt.orelse:
+            self.refuse(stmt, "a loop has no else: here")
+        var = stmt.target
+        if not isinstance(var, ast.Name):
+            self.refuse(var, "loop over one name: for block in blocks:")
+        if var.id in self.kinds or var.id in self.children or var.id in QUALIFIERS or var.id in self.loops:
+            self.refuse(var, f"{var.id!r} is already a name here", "give the loop's item another name")
+        path = self.child_path(stmt.iter)
+        if path is None:
+            self.refuse(
+                stmt.iter,
+                "a loop runs over a child ModuleList or Sequential: for block in blocks:",
+                "zip, enumerate and range are not needed: the loop is unrolled over the container's items",
+            )
+        self.used.add(path[0])
+        self.loops.append(var.id)
+        try:
+            body = tuple(self.statement(s) for s in stmt.body)
+        finally:
+            self.loops.pop()
+        return Loop(var.id, path, body, self.loc(stmt))
+
+    def if_present(self, stmt) -> IfPresent:
+        """`if downsample is not None:`, the one conditional: decided per use when the forward is compiled."""
+        test = stmt.test
+        if not (
+            isinstance(test, ast.Compare)
+            and len(test.ops) == 1
+            and isinstance(test.ops[0], ast.IsNot)
+            and isinstance(test.left, ast.Name)
+            and test.left.id in self.children
+            and isinstance(test.comparators[0], ast.Constant)
+            and test.comparators[0].value is None
+        ):
+            self.refuse(
+                stmt,
+                "the one conditional a forward may have is `if CHILD is not None:`",
+                "a child a use may leave out (a param that defaults to null); " + _CONTROL,
+            )
+        self.used.add(test.left.id)
+        body = tuple(self.statement(s) for s in stmt.body)
+        orelse = tuple(self.statement(s) for s in stmt.orelse)
+        return IfPresent(test.left.id, body, orelse, self.loc(stmt))
 
     def target(self, node, value) -> Target:
         if isinstance(node, ast.Name):
@@ -273,8 +342,15 @@ class _Reader:
         if isinstance(node, ast.BinOp):
             op = OPERATORS.get(type(node.op))
             if op is None:
-                self.refuse(node, "only + - * / @ are allowed between values")
+                self.refuse(node, "only + - * / // % @ are allowed between values")
             return BinaryOp(op, self.operand(node.left, depth), self.operand(node.right, depth), loc)
+        if isinstance(node, ast.Compare):
+            op = COMPARISONS.get(type(node.ops[0]))
+            if len(node.ops) != 1 or op is None:
+                self.refuse(
+                    node, "one comparison at a time: < <= > >= == !=", "a < b gives a bool tensor; combine with &"
+                )
+            return BinaryOp(op, self.operand(node.left, depth), self.operand(node.comparators[0], depth), loc)
         if isinstance(node, ast.UnaryOp):
             if not isinstance(node.op, ast.USub):
                 self.refuse(node, "only unary minus is allowed")
@@ -299,7 +375,11 @@ class _Reader:
     def constant(self, node) -> Const:
         value = node.value
         if isinstance(value, str):
-            self.refuse(node, "a string can only name a child's child, as in net['hidden'](x)")
+            self.refuse(
+                node,
+                "a string can only name a child's child (net['hidden'](x)) or a listed choice "
+                "(interpolate(x, scale_factor=2, mode='nearest'))",
+            )
         if value is Ellipsis:
             self.refuse(node, "... belongs inside [ ], as in x[..., 0]")
         if value is not None and not isinstance(value, (bool, int, float)):
@@ -310,6 +390,13 @@ class _Reader:
         name = node.id
         if name in self.kinds:
             return Ref(name, self.loc(node))
+        if name in self.tensors:
+            self.used.add(name)
+            return TensorGet((name,), self.loc(node))
+        if name == "inf":
+            return Const(float("inf"), self.loc(node))
+        if name in self.loops:
+            self.refuse(node, f"{name!r} is a module of the loop: call it", f"{name}(...)")
         if _dunder(name):
             self.refuse(node, f"dunder names are not allowed: {name!r}")
         if name in self.children:
@@ -374,17 +461,20 @@ class _Reader:
             and base.id not in QUALIFIERS
         ):
             self.name(base, depth)  # refuses `self`, builtins and unknown names, saying why
+        if isinstance(base, ast.Name) and base.id == "torch" and base.id not in self.kinds and attr in DTYPES:
+            return DtypeConst(attr, self.loc(node))
         if isinstance(base, ast.Name) and base.id in QUALIFIERS and base.id not in self.kinds:
             if attr in FUNCTIONS:
                 self.refuse(node, f"{base.id}.{attr} is a function: call it")
             self.refuse(node, f"{base.id}.{attr} is not an allowed function", did_you_mean(attr, FUNCTIONS))
-        path = self.child_path(base)
-        if path is not None:
-            self.refuse(
-                node, "a child's attributes are not reachable from a forward", f"call the child: {show_path(path)}(...)"
-            )
         if attr in ATTRIBUTES:
             return AttrGet(self.value_of(base, depth, "asked for ." + attr), attr, self.loc(node))
+        path = self.child_path(base)
+        if (
+            path is not None and attr not in METHODS
+        ):  # a child's parameter or buffer, `enc.weight` (checked when compiled)
+            self.used.add(path[0])
+            return TensorGet((*path, attr), self.loc(node))
         if attr in METHODS:
             self.refuse(node, f".{attr} is a method: call it", f".{attr}(...)")
         self.refuse(
@@ -396,10 +486,19 @@ class _Reader:
     def child_path(self, node):
         """("net", 0, "hidden") for `net[0]['hidden']` when `net` is a child; None when not a child."""
         keys = []
-        while isinstance(node, ast.Subscript):  # a loop, not recursion: chains can be long
-            keys.append(node.slice)
+        while isinstance(node, ast.Subscript) or (
+            isinstance(node, ast.Attribute)
+            and node.attr not in METHODS
+            and node.attr not in ATTRIBUTES
+            and self.child_path(node.value) is not None
+        ):  # a loop, not recursion: chains can be long
+            if isinstance(node, ast.Attribute):  # transformer.wte: a named child's child, as transformer['wte']
+                keys.append(ast.Constant(node.attr))
+            else:
+                keys.append(node.slice)
             node = node.value
-        if not (isinstance(node, ast.Name) and node.id in self.children and node.id not in self.kinds):
+        known = node.id in self.children or node.id in self.loops if isinstance(node, ast.Name) else False
+        if not (known and node.id not in self.kinds):
             return None
         path = [node.id]
         for key in reversed(keys):
@@ -426,13 +525,22 @@ class _Reader:
             self.used.add(path[0])
             return ChildCall(path, args, kwargs, loc)
         if isinstance(func, ast.Name) and func.id in FUNCTIONS and func.id not in self.kinds:
-            args, kwargs = self.arguments(node, depth)
+            args, kwargs = self.arguments(node, depth, func.id)
             return FunctionCall(func.id, FUNCTIONS[func.id], args, kwargs, loc)
         if isinstance(func, ast.Attribute):
             base, attr = func.value, func.attr
             if isinstance(base, ast.Name) and base.id in QUALIFIERS and base.id not in self.kinds and attr in FUNCTIONS:
-                args, kwargs = self.arguments(node, depth)
+                args, kwargs = self.arguments(node, depth, attr)
                 return FunctionCall(attr, FUNCTIONS[attr], args, kwargs, loc)
+            path = self.child_path(base)
+            if path is not None and attr not in METHODS:  # transformer.wte(idx): a child's child by name
+                args, kwargs = self.arguments(node, depth)
+                self.used.add(path[0])
+                return ChildCall((*path, attr), args, kwargs, loc)
+            if path is not None and len(path) > 1:  # enc.weight.t(): a method of a child's tensor
+                args, kwargs = self.arguments(node, depth)
+                self.used.add(path[0])
+                return MethodCall(TensorGet(path, self.loc(base)), attr, args, kwargs, loc)
             if (
                 attr in METHODS
                 and not _dunder(attr)
@@ -456,7 +564,7 @@ class _Reader:
             self.expr(func.value, depth)  # an unknown name is the better message
         self.refuse(func, "only children and the listed functions can be called")
 
-    def arguments(self, node, depth):
+    def arguments(self, node, depth, function=None):
         args = []
         for arg in node.args:
             if isinstance(arg, ast.Starred):
@@ -471,6 +579,17 @@ class _Reader:
             if kw.arg in seen:
                 self.refuse(kw, f"keyword {kw.arg!r} is given twice")
             seen.add(kw.arg)
+            choices = CHOICES.get((function, kw.arg)) if function else None
+            if choices and isinstance(kw.value, ast.Constant) and isinstance(kw.value.value, str):
+                if kw.value.value not in choices:
+                    self.refuse(
+                        kw.value,
+                        f"{function}'s {kw.arg} is one of {', '.join(repr(c) for c in choices)}, "
+                        f"not {kw.value.value!r}",
+                        did_you_mean(kw.value.value, choices),
+                    )
+                kwargs.append((kw.arg, Const(kw.value.value, self.loc(kw.value))))
+                continue
             kwargs.append((kw.arg, self.expr(kw.value, depth)))
         return tuple(args), tuple(kwargs)
 
@@ -490,6 +609,7 @@ def parse_forward(
     line: int | None = None,
     column: int | None = None,
     where: str = "",
+    tensors: Iterable[str] = (),
 ) -> ForwardProgram:
     """Check a `forward:` text against SPEC §1.6 and return it as a program; never runs it.
 
@@ -498,4 +618,4 @@ def parse_forward(
     FILE:LINE:COL inside the text. `children` are the block's child names in order.
     Raises NetcliError carrying every problem found.
     """
-    return _Reader(text, inputs, children, source, line, column, where).read()
+    return _Reader(text, inputs, children, source, line, column, where, tensors).read()
