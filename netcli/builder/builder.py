@@ -49,6 +49,9 @@ class Built:
         default_factory=dict
     )  # module name -> arguments shape inference filled in
     init_report: list = field(default_factory=list)  # rules.Touched: what the init rules set
+    # module name -> the device its spec node names, as written ("auto:1"); kept on meta too, where every
+    # module is meta and `devices` is empty (`netcli plot` marks the placement from it)
+    placed_as: dict[str, str] = field(default_factory=dict)
 
 
 def build_network(
@@ -62,7 +65,7 @@ def build_network(
     builder.tie(net, loaded.spec.tie, ("tie",))  # the top-level ties: after the whole network, in order
     if dev.type != "meta":  # on meta every block is meta: nothing to move
         link_devices(net, dev, builder.runs_on, dev)
-    return Built(net, loaded, dev, builder.origins, builder.placed, inferred)
+    return Built(net, loaded, dev, builder.origins, builder.placed, inferred, placed_as=builder.placed_as)
 
 
 class Builder(Inferring):
@@ -77,6 +80,7 @@ class Builder(Inferring):
         self.shared: dict[str, nn.Module] = {}
         self.origins: dict[str, Path] = {}
         self.placed: dict[str, torch.device] = {}
+        self.placed_as: dict[str, str] = {}  # module name -> its node's `device:` as written
         self.runs_on: dict[int, torch.device] = {}  # id(module) -> device of a device: node (its intent, on meta)
 
     def create_shared(self) -> None:
@@ -125,6 +129,7 @@ class Builder(Inferring):
         else:
             module = self._one(node, path, device, qualname)
         if node.device is not None:
+            self.placed_as.setdefault(qualname, str(node.device))
             self.runs_on[id(module)] = device if self.device.type != "meta" else resolve_device(node.device)
             if self.device.type != "meta":
                 self.placed[qualname] = device

@@ -18,6 +18,7 @@ from netcli.builder.forward_graph import (
     block_class,
     compile_forward,
     compiled_program,
+    dataflow,
     failure_location,
 )
 from netcli.builder.forward_ir import (
@@ -38,6 +39,7 @@ __all__ = [
     "block_class",
     "compile_forward",
     "compiled_program",
+    "dataflow",
     "failure_location",
     "parse_forward",
     "to_python",

@@ -141,6 +141,18 @@ def compiled_program(module: nn.Module) -> ForwardProgram | None:
     return getattr(type(module), "_netcli_program", None)
 
 
+def dataflow(module: nn.Module) -> fx.Graph | None:
+    """The fx graph of a custom block's compiled forward, or None for any other module.
+
+    `netcli plot` draws it: its placeholders, child calls, functions, methods and
+    output, and the edges between them (a skip connection is an edge past the
+    children). The graph is made again from the stored program, against this
+    instance's children, exactly as `compile_forward` made it.
+    """
+    program = compiled_program(module)
+    return None if program is None else _Emitter(program, module).build()[0]
+
+
 def failure_location(exc: BaseException) -> Location | None:
     """Where in the forward text the statement was that raised `exc`, or None if no forward did.
 

@@ -1,4 +1,4 @@
-"""Commands around the network: code (eject), devices, types, schema."""
+"""Commands around the network: code (eject), devices, types, schema, plot."""
 
 from __future__ import annotations
 
@@ -121,3 +121,64 @@ def schema(
         from netcli.core.atomic import atomic_write
 
         atomic_write(output, lambda p: p.write_text(text))
+
+
+@app.command()
+def plot(
+    spec: SpecOrCheckpointArg = None,
+    output: Annotated[
+        str | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="write to FILE: .svg, .png, .pdf (through Graphviz), .dot, .mmd (default: DOT text on stdout)",
+            show_default=False,
+        ),
+    ] = None,
+    format_: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            help="dot, mermaid (text, no extra dependency), svg, png, pdf (default: from -o's suffix)",
+            show_default=False,
+        ),
+    ] = None,
+    depth: Annotated[
+        int | None,
+        typer.Option(
+            "--depth",
+            min=0,
+            help="draw blocks down to this depth (0: the network alone); deeper ones fold into one node",
+            show_default=False,
+        ),
+    ] = None,
+    block: Annotated[
+        str | None,
+        typer.Option("--block", help="draw only this block: layer1, 0.block 1", show_default=False),
+    ] = None,
+    set_: SetOpt = None,
+    plugin: PluginOpt = None,
+):
+    """Draw the network: blocks with shapes and parameters, custom blocks' dataflow, ties, frozen and placed blocks.
+
+    A checkpoint is drawn as the spec embedded in it. SVG, PNG and PDF need
+    Graphviz (`pip install 'netcli[plot]'` and the system's graphviz package);
+    DOT and Mermaid are written as text.
+    """
+    from netcli.app.plot import output_format
+    from netcli.app.plot import plot as draw
+    from netcli.core.atomic import refuse_overwriting_inputs
+
+    fmt = output_format(output, format_)  # a bad format fails before anything is built
+    refuse_overwriting_inputs(output, spec)
+    drawn = draw(spec, fmt, sets=set_ or (), plugins=plugin or (), depth=depth, block=block, notes=_notes())
+    if output is None:
+        sys.stdout.write(drawn if isinstance(drawn, str) else drawn.decode())
+        return
+    from netcli.core.atomic import atomic_write
+
+    if isinstance(drawn, str):
+        atomic_write(output, lambda p: p.write_text(drawn))
+    else:
+        atomic_write(output, lambda p: p.write_bytes(drawn))
+    print(f"wrote {output} ({fmt})", file=sys.stderr)
