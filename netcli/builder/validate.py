@@ -20,6 +20,7 @@ from netcli.specfile.loading import (
     NodeAt,
     block_children,
     children_of,
+    doc_get,
     has_params,
     read_spec_text,
     resolve_spec_source,
@@ -373,7 +374,7 @@ def _check_layer(loaded: LoadedSpec, node: LayerNode, path) -> list[Problem]:
         ]
     out = []
     for arg, problem in found:
-        arg_path = type_path + (arg,) if arg != "" else type_path
+        arg_path = _argument_path(loaded, type_path, arg)
         out.append(
             loaded.problem(
                 arg_path,
@@ -384,6 +385,17 @@ def _check_layer(loaded: LoadedSpec, node: LayerNode, path) -> list[Problem]:
             )
         )
     return out + inner
+
+
+def _argument_path(loaded: LoadedSpec, type_path, arg) -> tuple:
+    """Where an argument is written: `Linear.bias`, or in the list's trailing keyword mapping (`Linear.2.bias`)."""
+    if arg == "":
+        return type_path
+    written = doc_get(loaded.doc.data, type_path)
+    if isinstance(arg, str) and isinstance(written, list) and written and isinstance(written[-1], dict):
+        if arg in written[-1]:
+            return type_path + (len(written) - 1, arg)
+    return type_path + (arg,)
 
 
 def _module_arguments(cls, args, kwargs) -> dict:

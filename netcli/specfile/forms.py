@@ -30,6 +30,22 @@ def is_block(raw: Any) -> bool:
     return isinstance(raw, dict) and ("children" in raw or "forward" in raw)
 
 
+def is_keywords(item: Any) -> bool:
+    """Whether the last item of an argument list is its keyword arguments (SPEC 1.8), not a node.
+
+    `{ConvTranspose2d: [100, 64, 4, 1, 0, {bias: false}]}` is
+    `nn.ConvTranspose2d(100, 64, 4, 1, 0, bias=False)`. A mapping written as a
+    node (`{Linear: [4, 8]}`, `{use: ...}`, `{ref: ...}`, a custom block) stays
+    a positional argument: argument names are lower-case, type names are not.
+    """
+    if not isinstance(item, dict) or not item:
+        return False
+    keys = [k for k in item if isinstance(k, str)]
+    if len(keys) != len(item) or any(k in ("use", "ref") or k in BLOCK_KEYS for k in keys):
+        return False
+    return not any(k[:1].isupper() for k in keys)
+
+
 def _split_type_key(raw: dict) -> tuple[str, Any]:
     """Return the one key of `raw` that is not an option, or raise naming the problem."""
     keys = [k for k in raw if k not in OPTIONS]
@@ -47,12 +63,49 @@ def _split_type_key(raw: dict) -> tuple[str, Any]:
             raise PydanticCustomError(
                 "unknown_option", "unknown option '{key}' (did you mean '{close}'?)", {"key": k, "close": close[0]}
             )
+    types = [k for k in keys if isinstance(k, str) and k[:1].isupper()]
+    if len(types) == 1 and all(isinstance(k, str) and k.isidentifier() for k in keys):
+        raise _arguments_beside_type(raw, types[0], [k for k in keys if k != types[0]])
     shown = ", ".join(f"'{k}'" for k in keys)
     raise PydanticCustomError(
         "two_types",
         "a node has exactly one type, this one has {shown} (write several layers as a list, and options as {options})",
         {"shown": shown, "options": ", ".join(OPTIONS)},
     )
+
+
+def _arguments_beside_type(raw: dict, type_name: str, names: list[str]) -> PydanticCustomError:
+    """`{ConvTranspose2d: [...], bias: false}`: say that constructor arguments go in the value, and show it."""
+    value = raw[type_name]
+    extra = {k: raw[k] for k in names}
+    if isinstance(value, list):
+        fixed: Any = [*value[:-1], {**value[-1], **extra}] if value and is_keywords(value[-1]) else [*value, extra]
+    elif isinstance(value, dict):
+        fixed = {**value, **extra}
+    elif value is None:
+        fixed = extra
+    else:
+        fixed = [value, extra]
+    shown = ", ".join(f"'{k}'" for k in names)
+    return PydanticCustomError(
+        "arguments_beside_layer",
+        "{shown} beside '{type}' is not an option of a node: constructor arguments go in the value, "
+        "keyword arguments as a mapping at the end of the list (write {fixed})",
+        {"shown": shown, "type": type_name, "fixed": _flow({type_name: fixed}), "key": names[0]},
+    )
+
+
+def _flow(value: Any) -> str:
+    """A value in YAML's flow style, as the user would write it (`[100, 64, {bias: false}]`)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, list):
+        return "[" + ", ".join(_flow(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_flow(v)}" for k, v in value.items()) + "}"
+    return str(value)
 
 
 def to_tagged(raw: Any) -> Any:
@@ -112,6 +165,8 @@ def to_tagged(raw: Any) -> Any:
             raise PydanticCustomError("sequential", "Sequential takes a list or a mapping of children")
         return {"kind": "sequence", "children": value, "spelled": True, **options}
     if isinstance(value, list):
+        if value and is_keywords(value[-1]):  # as in a Python call: positional, then keyword arguments
+            return {"kind": "layer", "type": key, "args": value[:-1], "kwargs": value[-1], **options}
         return {"kind": "layer", "type": key, "args": value, **options}
     if isinstance(value, dict):
         if not all(isinstance(k, str) for k in value):

@@ -161,18 +161,27 @@ def arguments_schema(cls: type, name: str, inferable: Iterable[str] = ()) -> dic
             out["items"] = False
         return out
 
+    keywords = {"type": "object", "properties": ref, "additionalProperties": var_keyword}
+    defs[f"kwargs.{name}"] = keywords
+
+    def with_keywords(ps: list[inspect.Parameter]) -> list[dict]:
+        """`[100, 64, 4, {bias: false}]`: some positional arguments, then a mapping of keywords (SPEC 1.8).
+
+        Kept small (one form, not one per count of positional arguments): the
+        schema checks the mapping's keys and the count; netcli's own check binds
+        each positional argument and says the mapping must be the last item.
+        """
+        if var_positional:
+            return []
+        last = {"$ref": f"#/$defs/kwargs.{name}"}
+        return [{"type": "array", "contains": last, "maxContains": 1, "maxItems": len(ps) + 1}]
+
     forms: list[dict] = [as_list(positional)]
     left = [p for p in positional if p.name not in inferable]
     if inferable and left != positional:  # shape inference fills the input size in
         forms.append(as_list(left))
-    forms.append(
-        {
-            "type": "object",
-            "properties": ref,
-            "additionalProperties": var_keyword,
-            "required": [p.name for p in named if p.default is p.empty and p.name not in inferable],
-        }
-    )
+    forms += with_keywords(positional)
+    forms.append({**keywords, "required": [p.name for p in named if p.default is p.empty and p.name not in inferable]})
     for p in dict.fromkeys(positional[:1] + left[:1]):  # {Dropout: 0.5}; {Linear: 10} infers in_features
         forms.append(ref[p.name])
     if not any(p.default is p.empty and p.name not in inferable for p in named):

@@ -9,7 +9,16 @@ from __future__ import annotations
 from typing import Any
 
 from netcli.core.errors import Problem, did_you_mean
-from netcli.specfile.arithmetic import REFERENCE, ExpressionError, Unknown, compute, is_plain_name, parse, partial
+from netcli.specfile.arithmetic import (
+    REFERENCE,
+    ExpressionError,
+    Unknown,
+    compute,
+    is_plain_name,
+    names,
+    parse,
+    partial,
+)
 from netcli.specfile.params import param_names
 from netcli.specfile.schema import is_block
 from netcli.specfile.yamldoc import Document, Path, render_path
@@ -96,7 +105,9 @@ class _Expander:
             return self.text(value, path, seen, shadow)
         except KeyError as exc:
             name = exc.args[0]
-            hint = did_you_mean(name, self.variables) or f"define it under vars:, or pass --set vars.{name}=VALUE"
+            hint = did_you_mean(name, [*self.variables, *self.params_at(path)]) or (
+                f"define it under vars:, or pass --set vars.{name}=VALUE"
+            )
             self.problems.append(
                 Problem(f"undefined variable '${{{name}}}'", render_path(path), self.doc.locate(path), hint)
             )
@@ -141,6 +152,9 @@ class _Expander:
             except _Shadowed:
                 return "${" + inner + "}"
         tree = parse(inner)
+        for name in names(tree):  # a name neither a var nor a param of the block around it is a typo
+            if name.partition(".")[0] not in shadow:
+                self.lookup(name, path, seen, shadow)
 
         def look(name: str) -> Any:
             try:
@@ -152,6 +166,19 @@ class _Expander:
             return compute(tree, look)
         except Unknown:
             return "${" + partial(tree, look) + "}"
+
+    def params_at(self, path: Path) -> list[str]:
+        """The params of the blocks around `path` (a misspelt name may be one of them)."""
+        found: list[str] = []
+        value: Any = self.doc.data
+        for part in path:
+            if isinstance(value, dict) and is_block(value):
+                found += param_names(value)
+            try:
+                value = value[part]
+            except (KeyError, IndexError, TypeError):
+                break
+        return found
 
     def text_of(self, value: Any, path: Path) -> str:
         if isinstance(value, (dict, list)):  # str() of a big structure is big text too
