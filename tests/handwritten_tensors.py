@@ -68,3 +68,26 @@ class Tied(Containers):
     def __init__(self):
         super().__init__()
         self.transformer.wte.weight = self.lm_head.weight
+
+
+class Bottleneck(nn.Module):
+    """torchvision's Bottleneck shape: `downsample` is made by the caller, before the block, registered last."""
+
+    expansion = 4
+
+    def __init__(self, inplanes=8, planes=4, stride=1, downsample=None):
+        super().__init__()
+        self.conv1 = nn.Conv2d(inplanes, planes, kernel_size=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes * self.expansion, kernel_size=3, stride=stride, padding=1, bias=False)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = downsample
+
+    def forward(self, x):
+        return self.relu(self.conv2(self.bn1(self.conv1(x))))
+
+
+def bottlenecks() -> nn.Sequential:
+    """As torchvision's _make_layer: the downsample first, then the block that holds it, then one without."""
+    downsample = nn.Sequential(nn.Conv2d(8, 16, kernel_size=1, stride=2, bias=False), nn.BatchNorm2d(16))
+    return nn.Sequential(Bottleneck(8, 4, 2, downsample), Bottleneck(16, 4))

@@ -12,7 +12,7 @@ import re
 
 import pytest
 import torch
-from handwritten_tensors import Containers, Tensors, Tied
+from handwritten_tensors import Containers, Tensors, Tied, bottlenecks
 from torch import nn
 
 import netcli
@@ -80,6 +80,28 @@ model: {use: NAME}
 """
 )
 
+BOTTLENECK = """\
+input: [2, 8, 4, 4]
+blocks:
+  Bottleneck:
+    params: {inplanes: 8, planes: 4, stride: 1, downsample: null}
+    children:
+      conv1: {Conv2d: {in_channels: "${inplanes}", out_channels: "${planes}", kernel_size: 1, bias: false}}
+      bn1: {BatchNorm2d: "${planes}"}
+      conv2: {Conv2d: {in_channels: "${planes}", out_channels: "${planes * 4}", kernel_size: 3, stride: "${stride}",
+                       padding: 1, bias: false}}
+      relu: {ReLU: {inplace: true}}
+      downsample: "${downsample}"
+    forward: |
+      return relu(conv2(bn1(conv1(x))))
+model:
+  - use: Bottleneck
+    with: {inplanes: 8, planes: 4, stride: 2,
+           downsample: [{Conv2d: {in_channels: 8, out_channels: 16, kernel_size: 1, stride: 2, bias: false}},
+                        {BatchNorm2d: 16}]}
+  - {use: Bottleneck, with: {inplanes: 16, planes: 4}}
+"""
+
 CASES = {
     "tensors": (TENSORS, Tensors),
     "containers": (CONTAINERS.replace("NAME", "Containers").replace("TIE\n", ""), Containers),
@@ -87,6 +109,7 @@ CASES = {
         CONTAINERS.replace("NAME", "Tied").replace("TIE", '    tie: ["transformer.wte.weight = lm_head.weight"]'),
         Tied,
     ),
+    "module-valued param": (BOTTLENECK, bottlenecks),
 }
 
 
@@ -123,7 +146,9 @@ def test_print_keys_and_seeded_values_equal_the_hand_written_module(case, seed):
 def test_outputs_equal_the_hand_written_module():
     for case, (text, cls) in CASES.items():
         net, ref = build(text, seed=0), twin(cls, 0)
-        x = torch.randint(0, 16, (2, 5)) if case != "tensors" else torch.randn(2, 8)
+        x = {"tensors": torch.randn(2, 8), "module-valued param": torch.randn(2, 8, 4, 4)}.get(
+            case, torch.randint(0, 16, (2, 5))
+        )
         assert torch.equal(net(x), ref(x)), case
 
 
@@ -143,6 +168,12 @@ def test_a_tie_shares_one_parameter_and_is_stored_once(tmp_path):
         stored = list(f.keys())
     assert len(stored) == len(list(net.parameters())) + len(list(net.buffers()))  # the tied tensor once
     assert netcli.summary(net)["total_params"] == sum(p.numel() for p in net.parameters())  # the tie once
+
+
+def test_a_null_module_param_registers_nothing():
+    net = build(BOTTLENECK, seed=0)
+    assert "downsample" in dict(net[0].named_children()) and "downsample" not in dict(net[1].named_children())
+    assert net[1].downsample is None if hasattr(net[1], "downsample") else True
 
 
 def test_top_level_tie_runs_after_the_network_is_built():
@@ -239,6 +270,19 @@ MISTAKES = {
 }
 
 
+MISTAKES["a module param given no node"] = (
+    BOTTLENECK.replace("{inplanes: 16, planes: 4}}", "{inplanes: 16, planes: 4, downsample: 5}}"),
+    "5}}",
+    r"model\[1\]\.with\.downsample: a node is a type name, a list or a mapping, not '5'",
+)
+MISTAKES["an unknown type in a module param"] = (
+    BOTTLENECK.replace("{BatchNorm2d: 16}", "{Nope: 16}"),
+    "Nope",
+    r"model\[0\]\.with\.downsample\[1\] \(with inplanes=8, planes=4, stride=2, downsample=\.\.\., "
+    r"from model\[0\]\): unknown type 'Nope'",
+)
+
+
 @pytest.mark.parametrize("name", list(MISTAKES))
 def test_each_misuse_is_a_located_error(name, write_spec, run_cli):
     text, token, pattern = MISTAKES[name]
@@ -287,7 +331,8 @@ def test_eject_builds_the_same_network(case, tmp_path):
     loaded = load_spec_text(text, "spec.yaml")
     code = eject(loaded, spec_args="spec.yaml")
     path, module = _import(code, tmp_path, case.replace(" ", "_").replace("-", "_"))
-    assert "nn.Parameter(" in code or "register_buffer(" in code or "ModuleList(" in code or ".weight = " in code
+    written = ("nn.Parameter(", "register_buffer(", "ModuleList(", ".weight = ", "self.downsample = downsample")
+    assert any(form in code for form in written)
     for seed in SEEDS:
         ours, theirs = build(text, seed=seed), module.build(seed=seed)
         assert str(ours) == str(theirs)

@@ -199,9 +199,22 @@ class Builder(Inferring):
             apply_ties(module, ties, lambda i, message, hint: self.loaded.problem(path + (i,), message, hint))
 
     def children(self, module: nn.Module, node: BlockNode, path: Path, device: torch.device, qualname: str) -> None:
-        """Create a block's children in the order `children:` writes them: modules, and tensors at their place."""
-        for name, child in block_children(node, path):
-            if isinstance(child.node, TensorNode):
+        """Create a block's children in the order `children:` writes them: modules, and tensors at their place.
+
+        A module a param gives (`with: {downsample: [...]}`) is created first, at the use, as the
+        argument of a hand-written `Bottleneck(..., downsample=nn.Sequential(...))` is, and registered
+        at its place.
+        """
+        written = dict(block_children(node, path))
+        first = {
+            name: self.build(written[name].node, written[name].path, device, _join(qualname, name))
+            for name in node.given_first
+            if name in written
+        }
+        for name, child in written.items():
+            if name in first:
+                module.add_module(name, first[name])
+            elif isinstance(child.node, TensorNode):
                 self.tensor(module, name, child.node, child.path, device)
             else:
                 module.add_module(name, self.build(child.node, child.path, device, _join(qualname, name)))

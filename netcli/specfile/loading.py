@@ -101,7 +101,14 @@ class LoadedSpec:
 
     def bind(self, at: NodeAt, given: dict | None = None, use_path: Path | None = None) -> NodeAt | None:
         """Return the block at `at` with its params bound to their defaults and `given`; None on problems."""
-        from netcli.specfile.params import MAX_INSTANCES, instance_key, resolve_values, substitute
+        from netcli.specfile.params import (
+            MAX_INSTANCES,
+            instance_key,
+            module_children,
+            module_params,
+            resolve_values,
+            substitute,
+        )
         from netcli.specfile.schema import param_defaults
 
         block = at.node
@@ -141,13 +148,23 @@ class LoadedSpec:
             )
             return None
         raw = doc_get(self.doc.data, at.path)
+        if use_path is not None and not self._modules_given(raw, given, use_path):
+            self.instances[key] = None
+            return None
         bound = substitute(raw, values)
+        first, left_out = module_params(raw, {**{k: v for k, v in values.items() if k not in given}, **given})
+        if left_out:  # a null module param registers nothing
+            bound["children"] = {k: v for k, v in bound["children"].items() if str(k) not in left_out}
         try:
             from pydantic import TypeAdapter
 
             from netcli.specfile.schema import NodeField
 
             node = TypeAdapter(NodeField).validate_python(bound)
+            if first:
+                where = {child: param for param, child in module_children(raw, given).items()}
+                at_use = tuple((c, use_path + ("with", where[c])) for c in first if c in where and use_path)
+                node = node.model_copy(update={"given_first": tuple(first), "given_at": at_use})
         except ValidationError as exc:
             found = [_problem_from_pydantic(self.doc, err, data=bound, prefix=at.path) for err in pydantic_errors(exc)]
             for p in found:
@@ -157,6 +174,28 @@ class LoadedSpec:
             return None
         self.instances[key] = NodeAt(node, at.path, values)
         return self.instances[key]
+
+    def _modules_given(self, raw: Any, given: dict, use_path: Path) -> bool:
+        """Check each node a `with:` gives a module-valued param, located where `with:` writes it."""
+        from pydantic import TypeAdapter
+
+        from netcli.specfile.params import module_children
+        from netcli.specfile.schema import NodeField
+
+        problems = []
+        for param in module_children(raw, given):
+            if given[param] is None:
+                continue
+            try:
+                TypeAdapter(NodeField).validate_python(given[param])
+            except ValidationError as exc:
+                where = use_path + ("with", param)
+                problems += [
+                    _problem_from_pydantic(self.doc, err, data=given[param], prefix=where)
+                    for err in pydantic_errors(exc)
+                ]
+        self._record(problems)
+        return not problems
 
     def _record(self, problems: list[Problem]) -> None:
         for p in problems:

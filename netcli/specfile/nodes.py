@@ -21,6 +21,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
 
 from netcli.specfile.forms import OPTIONS, to_tagged
@@ -163,6 +164,10 @@ class BlockNode(NodeOptions):
         default_factory=list,
         description="parameter ties run after the children, as `self.a.weight = self.b.weight`: 'a.weight = b.weight'",
     )
+    # Set when a use binds the block (never written): the children a module-valued param gives
+    # (`downsample: "${downsample}"`), created at the use before the other children, in `with:` order.
+    given_first: SkipJsonSchema[tuple[str, ...]] = ()
+    given_at: SkipJsonSchema[tuple[tuple[str, tuple], ...]] = ()  # child -> where `with:` writes its node
 
     @field_validator("params")
     @classmethod

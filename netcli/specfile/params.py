@@ -154,3 +154,30 @@ def instance_key(name: str, values: dict[str, Any]) -> str:
 
 def param_names(raw: Any) -> Iterable[str]:
     return declared(raw).keys()
+
+
+def module_children(raw: Any, params: Iterable[str]) -> dict[str, str]:
+    """Param -> child name, for each child written as a whole `${param}` (`downsample: "${downsample}"`)."""
+    children = raw.get("children") if is_block(raw) else None
+    if not isinstance(children, dict):
+        return {}
+    names, out = set(params), {}
+    for child, value in children.items():
+        whole = REFERENCE.fullmatch(value) if isinstance(value, str) else None
+        if whole and is_plain_name(whole.group(1)) and whole.group(1).strip() in names:
+            out[whole.group(1).strip()] = str(child)
+    return out
+
+
+def module_params(raw: Any, values: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """The children a block's module-valued params give: (given, left out), as child names.
+
+    A child written as a whole `${param}` (`downsample: "${downsample}"`) is the
+    module that param holds: a node passed in `with:` (created at the use,
+    before the block's own children, as `Bottleneck(..., downsample=nn.Sequential(...))`
+    creates it), or nothing when the param is null (`downsample=None` registers nothing).
+    """
+    by_param = module_children(raw, values)
+    given = [by_param[p] for p in values if p in by_param and values[p] is not None]
+    left_out = [by_param[p] for p in values if p in by_param and values[p] is None]
+    return given, left_out

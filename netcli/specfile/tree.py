@@ -52,8 +52,9 @@ def list_items(node: SequenceNode, path: Path) -> Iterator[tuple[str, NodeAt]]:
 
 def block_children(node: BlockNode, path: Path) -> Iterator[tuple[str, NodeAt]]:
     """Yield (child name, child) for a custom block, in the order `children:` writes them."""
+    given_at = dict(node.given_at)  # a module a use gives: where its `with:` writes it
     for name, child in node.children.items():
-        yield name, NodeAt(child, path + ("children", name))
+        yield name, NodeAt(child, given_at.get(name, path + ("children", name)))
 
 
 def node_children(at: NodeAt) -> Iterator[tuple[str, NodeAt]]:
@@ -86,7 +87,9 @@ def walk_tree(loaded: Any, at: NodeAt, *, templates: bool = False, done: set[int
         bound = loaded.instance(at.node, at.path)
         if bound is not None and bound.params is not None and id(bound) not in done:
             done.add(id(bound))
-            given = ", ".join(f"{k}={v!r}" for k, v in at.node.with_.items())
+            given = ", ".join(
+                f"{k}={v!r}" if not isinstance(v, (list, dict)) else f"{k}=..." for k, v in at.node.with_.items()
+            )
             via = f"with {given}, from {render_path(at.path)}" if given else at.via
             yield from walk_tree(
                 loaded, NodeAt(bound.node, bound.path, bound.params, via), templates=templates, done=done

@@ -20,6 +20,7 @@ from netcli.builder.blocks import program_for
 from netcli.builder.forward import to_python
 from netcli.specfile.loading import NodeAt, block_children, doc_get, node_children
 from netcli.specfile.params import declared as written_params
+from netcli.specfile.params import module_children
 from netcli.specfile.schema import TensorNode
 
 
@@ -35,7 +36,15 @@ def write_block(w: Writer, node: Any, path: tuple, qualname: str, own: str, with
     placed = _placed(w, node, path)
     pieces, names, incoming = [], [], own
     tensors: dict[int, list] = {}  # position among the module children -> the tensor children created before it
-    for name, child in block_children(node, path):
+    given = {child: param for param, child in module_children(doc_get(w.loaded.doc.data, path), declared).items()}
+    bound = dict(block_children(node, path))
+    written = doc_get(w.loaded.doc.data, path + ("children",)) or {}
+    for name in [str(k) for k in written] if given else bound:
+        if name in given:  # a module-valued param: `self.downsample = downsample`, whatever this use gives
+            pieces.append(Piece([], Code(w.scope[given[name]]), own))
+            names.append(name)
+            continue
+        child = bound[name]
         if isinstance(child.node, TensorNode):
             tensors.setdefault(len(pieces), []).append(tensor_statement(w, name, child.node, child.path))
             continue

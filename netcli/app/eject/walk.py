@@ -35,6 +35,7 @@ from netcli.app.eject.source import (
 from netcli.core.devices import parse_device
 from netcli.core.errors import NetcliError
 from netcli.specfile.loading import LoadedSpec, NodeAt, children_of, doc_get, has_params, type_path
+from netcli.specfile.params import module_children
 from netcli.specfile.schema import BlockNode, LayerNode, RefNode, SequenceNode, UseNode
 
 # Names the generated module defines or imports itself: a spec name never takes one of them.
@@ -210,15 +211,24 @@ class Writer:
     def use(self, node: UseNode, path: tuple, qualname: str, own: str) -> Piece:
         """A fresh copy of a definition: a call of its factory, or of its class (with `with:` as arguments)."""
         at = self.bound(NodeAt(node, path), self.loaded.instance(node, path))
-        with_ = [
-            (k, self.param_value(v, doc_get(self.loaded.doc.data, path + ("with", k)), node, path))
-            for k, v in node.with_.items()
-        ]
+        # a module-valued param (`with: {downsample: [...]}`) is written as the argument's expression,
+        # created at the call before the block's own children, as the builder creates it
+        modules = module_children(doc_get(self.loaded.doc.data, at.path), node.with_)
+        with_, stmts = [], []
+        for k, v in node.with_.items():
+            if k in modules and v is not None and modules[k] in getattr(at.node, "children", {}):
+                piece = self.node(
+                    at.node.children[modules[k]], path + ("with", k), _join(qualname, modules[k]), own, own
+                )
+                stmts += piece.stmts
+                with_.append((k, piece.expr))
+            else:
+                with_.append((k, self.param_value(v, doc_get(self.loaded.doc.data, path + ("with", k)), node, path)))
         saved, self.scope = self.scope, {}  # a definition sees its own params only
         inner = self.node(at.node, at.path, qualname, own, own, with_=with_, params=at.params)
         self.scope = saved
         if isinstance(at.node, BlockNode):
-            return inner  # the block's own call (write_block) stands for the use
+            return Piece(stmts + inner.stmts, inner.expr, inner.out)  # the block's own call stands for the use
         call = Deferred(node.use, body=(inner.stmts, inner.expr))
         self.record(at.path, Use("factory", node.use, node.use, inner.stmts + [inner.expr], call))
         return Piece([], call, inner.out)
