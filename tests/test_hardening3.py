@@ -427,3 +427,20 @@ def test_3c_nested_forward_calls_are_bounded(write_spec, run_cli):
         assert "calls more than 20,000 modules" in result.err
     ok = write_spec(_nested_calls_spec(2, 90), "ok.yaml")  # 16,291 calls: checked and run
     assert _quick(run_cli, "validate", ok).code == 0
+
+
+# --- 5. found by the new fuzz: a damaged .distcp escaped as DCP's CheckpointException ----------
+
+
+def test_5_a_damaged_distcp_file_is_a_clear_error(tmp_path, run_cli):
+    from test_hardening_dcp import _dcp_folder
+
+    folder = _dcp_folder(tmp_path, run_cli)
+    shard = sorted(folder.glob("*.distcp"))[0]
+    data = shard.read_bytes()
+    shard.write_bytes(bytes(16) + data[16:])  # the zip's first header zeroed
+    for args in (("show", folder), ("load", folder), ("convert", folder, "-o", tmp_path / "out.safetensors")):
+        result = _quick(run_cli, *args)  # was: torch's CheckpointException (a BaseException) and its traceback
+        if args[0] != "show":  # show lists the metadata; reading values fails
+            assert result.code == 2 and "cannot read the DCP checkpoint" in result.err, result.err
+    assert not (tmp_path / "out.safetensors").exists()

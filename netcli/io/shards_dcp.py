@@ -116,6 +116,7 @@ def load_dcp_state(state: dict, path: str | os.PathLike) -> None:
 
     import torch.distributed as dist
     import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.api import CheckpointException
 
     refuse_pickled_items(path, state)
     try:
@@ -126,8 +127,13 @@ def load_dcp_state(state: dict, path: str | os.PathLike) -> None:
             )
     except NetcliError:
         raise
-    except Exception as exc:
-        text = str(exc).strip().splitlines()
+    except (Exception, CheckpointException) as exc:  # DCP's own error is a BaseException: it wraps each rank's
+        found = [getattr(e, "exception", e) for e in (getattr(exc, "failures", {}) or {}).values()]
+        ours = next((e for e in found if isinstance(e, NetcliError)), None)  # failure, the safe reader's among them
+        if ours is not None:
+            raise ours from None
+        first = next((e for e in found if isinstance(e, BaseException)), exc)
+        text = f"{type(first).__name__}: {first}".strip().splitlines()
         missing = re.search(r"No such file or directory: '([^']+)'", str(exc))
         where = missing.group(1) if missing else str(path)
         raise NetcliError(
