@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from conftest import ROOT
-from netcli.builder.forward_ir import _FUNCTIONAL, _TORCH, METHODS
+from netcli.builder.forward_lang import _FUNCTIONAL, _TORCH, METHODS
 from netcli.builder.validate import load_spec
 from netcli.core.errors import NetcliError
 from netcli.init.engine import build_model

@@ -21,12 +21,8 @@ from netcli.builder.forward_graph import (
     dataflow,
     failure_location,
 )
-from netcli.builder.forward_ir import (
-    ATTRIBUTES,
-    FUNCTIONS,
-    METHODS,
-    ForwardProgram,
-)
+from netcli.builder.forward_ir import ForwardProgram
+from netcli.builder.forward_lang import ATTRIBUTES, FUNCTIONS, METHODS
 from netcli.builder.forward_parse import parse_forward
 from netcli.builder.forward_python import to_python
 

@@ -1,9 +1,9 @@
-"""The forward language: what a `forward:` may call, and the checked program as plain data.
+"""The checked forward program as plain data (what may be named is forward_lang.py).
 
 forward_parse.py reads text into these objects, forward_graph.py compiles them
 into a module's forward, and forward_python.py writes them back as the plain
-PyTorch a person would write (for `netcli code`). No torch here: checking a spec must
-not pay for importing it.
+PyTorch a person would write (for `netcli code`). No torch here: checking a
+spec must not pay for importing it.
 """
 
 from __future__ import annotations
@@ -11,237 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from netcli.core.errors import Location
-
-_TORCH = [
-    "abs",
-    "add",
-    "amax",
-    "amin",
-    "arange",
-    "argmax",
-    "argmin",
-    "baddbmm",
-    "bmm",
-    "cat",
-    "chunk",
-    "clamp",
-    "concat",
-    "cos",
-    "cumsum",
-    "div",
-    "einsum",
-    "erf",
-    "exp",
-    "eye",
-    "flatten",
-    "flip",
-    "full",
-    "full_like",
-    "log",
-    "log1p",
-    "log_softmax",
-    "logsumexp",
-    "matmul",
-    "max",
-    "maximum",
-    "mean",
-    "min",
-    "minimum",
-    "mm",
-    "mul",
-    "narrow",
-    "neg",
-    "ones",
-    "ones_like",
-    "outer",
-    "permute",
-    "pow",
-    "prod",
-    "repeat_interleave",
-    "reshape",
-    "roll",
-    "rsqrt",
-    "select",
-    "sigmoid",
-    "sign",
-    "sin",
-    "softmax",
-    "split",
-    "sqrt",
-    "square",
-    "squeeze",
-    "stack",
-    "std",
-    "sub",
-    "sum",
-    "t",
-    "tanh",
-    "tile",
-    "transpose",
-    "tril",
-    "triu",
-    "unbind",
-    "unsqueeze",
-    "var",
-    "where",
-    "zeros",
-    "zeros_like",
-]
-_FUNCTIONAL = [
-    "adaptive_avg_pool1d",
-    "adaptive_avg_pool2d",
-    "adaptive_max_pool2d",
-    "avg_pool1d",
-    "avg_pool2d",
-    "celu",
-    "cosine_similarity",
-    "dropout",
-    "elu",
-    "embedding",
-    "gelu",
-    "glu",
-    "hardsigmoid",
-    "hardswish",
-    "hardtanh",
-    "interpolate",
-    "layer_norm",
-    "leaky_relu",
-    "linear",
-    "logsigmoid",
-    "max_pool1d",
-    "max_pool2d",
-    "mish",
-    "normalize",
-    "one_hot",
-    "pad",
-    "pairwise_distance",
-    "pixel_shuffle",
-    "relu",
-    "relu6",
-    "scaled_dot_product_attention",
-    "selu",
-    "silu",
-    "softmin",
-    "softplus",
-    "softsign",
-    "tanhshrink",
-]
-
-#: The pure tensor functions a forward may call: bare name -> the callable's dotted path.
-#: `torch.NAME(...)` and `F.NAME(...)` are accepted spellings of the same function.
-FUNCTIONS: dict[str, str] = {
-    **{n: f"torch.{n}" for n in _TORCH},
-    **{n: f"torch.nn.functional.{n}" for n in _FUNCTIONAL},
-}
-#: The tensor methods a forward may call on a value: `x.flatten(1)`.
-METHODS = frozenset(
-    [
-        "abs",
-        "add",
-        "all",
-        "amax",
-        "amin",
-        "any",
-        "argmax",
-        "argmin",
-        "bmm",
-        "bool",
-        "chunk",
-        "clamp",
-        "clone",
-        "contiguous",
-        "cos",
-        "cumsum",
-        "detach",
-        "dim",
-        "div",
-        "exp",
-        "expand",
-        "expand_as",
-        "flatten",
-        "flip",
-        "float",
-        "gather",
-        "half",
-        "int",
-        "log",
-        "log_softmax",
-        "long",
-        "masked_fill",
-        "matmul",
-        "max",
-        "mean",
-        "min",
-        "mm",
-        "mul",
-        "narrow",
-        "neg",
-        "permute",
-        "pow",
-        "prod",
-        "relu",
-        "repeat",
-        "reshape",
-        "reshape_as",
-        "roll",
-        "rsqrt",
-        "select",
-        "sigmoid",
-        "sin",
-        "size",
-        "softmax",
-        "split",
-        "sqrt",
-        "square",
-        "squeeze",
-        "std",
-        "sub",
-        "sum",
-        "t",
-        "tanh",
-        "tile",
-        "to",
-        "transpose",
-        "tril",
-        "triu",
-        "type_as",
-        "unbind",
-        "unsqueeze",
-        "var",
-        "view",
-        "view_as",
-    ]
-)
-#: The tensor attributes a forward may read: `x.shape[0]`, `device=x.device`, `.to(x.dtype)`.
-ATTRIBUTES = frozenset({"shape", "ndim", "device", "dtype"})
-#: torch dtypes a forward may name, as `torch.NAME` (`dtype=torch.long`).
-DTYPES = frozenset(
-    {
-        "bool",
-        "bfloat16",
-        "float16",
-        "float32",
-        "float64",
-        "half",
-        "float",
-        "double",
-        "int8",
-        "int16",
-        "int32",
-        "int64",
-        "long",
-        "int",
-        "uint8",
-    }
-)
-#: Keyword arguments that take one of a few strings: (function, keyword) -> the choices.
-CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
-    ("interpolate", "mode"): ("nearest", "linear", "bilinear", "bicubic", "trilinear", "area", "nearest-exact"),
-    ("pad", "mode"): ("constant", "reflect", "replicate", "circular"),
-    ("gelu", "approximate"): ("none", "tanh"),
-}
-#: Names that qualify a listed function: `torch.cat`, `F.gelu`.
-QUALIFIERS = frozenset({"torch", "F"})
 
 
 @dataclass(frozen=True)
@@ -284,11 +53,46 @@ class SliceExpr:
 
 @dataclass(frozen=True)
 class ChildCall:
-    """A call of a child, or of a child's own child by position or name: `conv1(x)`, `net[0](x)`."""
+    """A call of a child, or of a child's own child by position or name: `conv1(x)`, `net[0](x)`, `tr.wte(x)`.
+
+    The path's head is a child or a loop variable. Whether each later step is a
+    module, a parameter or a buffer is known only when the forward is compiled
+    against the built block: `enc.weight.t()` (written as an attribute, ending
+    in a listed method) then calls the method on the parameter.
+    """
 
     path: tuple  # ("net", 0, "hidden"): a child, then its children by position or name
     args: tuple
     kwargs: tuple  # ((name, Expr), ...)
+    loc: Location
+
+
+@dataclass(frozen=True)
+class ChildValue:
+    """A tensor the block holds, read by name: `pos_embed`, `enc.weight`, `lm_head.weight`, `gamma`.
+
+    A Parameter or Buffer child, or a child's parameter or buffer (fx `get_attr`):
+    read, never assigned. Steps after the tensor index it or read a listed
+    attribute (`pos_embed.shape[1]`), resolved when the forward is compiled.
+    """
+
+    path: tuple
+    loc: Location
+
+
+@dataclass(frozen=True)
+class DType:
+    """A torch dtype named in the text: `torch.long`, `float32` (one of forward_lang.DTYPES)."""
+
+    name: str
+    loc: Location
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A string a listed function takes as a choice: `mode="nearest"` (forward_lang.CHOICES)."""
+
+    value: str
     loc: Location
 
 
@@ -337,7 +141,7 @@ class IndexGet:
 
 @dataclass(frozen=True)
 class BinaryOp:
-    """`left op right` for `+ - * / @`; `inplace` when written `a += b` (compiled out of place)."""
+    """`left op right` for `+ - * / // % @` and one comparison; `inplace` when written `a += b`."""
 
     op: str  # one of OPERATORS' values
     left: Expr
@@ -354,40 +158,21 @@ class Negate:
     loc: Location
 
 
-@dataclass(frozen=True)
-class TensorGet:
-    """A tensor the block holds, read as a value: a Parameter/Buffer child (`pos_embed`) or a child's (`enc.weight`).
-
-    Resolved when the forward is compiled: the last step must name a parameter or
-    buffer of the module the steps before it reach; it is read, never assigned.
-    """
-
-    path: tuple  # ("pos_embed",), ("enc", "weight"), ("blocks", 0, "weight")
-    loc: Location
-
-
-@dataclass(frozen=True)
-class DtypeConst:
-    """A torch dtype written in a forward: `torch.long`, `torch.float32` (for `dtype=` and `.to(...)`)."""
-
-    name: str  # an attribute of torch that is a torch.dtype
-    loc: Location
-
-
 Expr = (
     Const
     | Ref
     | Seq
     | SliceExpr
     | ChildCall
+    | ChildValue
+    | DType
+    | Choice
     | FunctionCall
     | MethodCall
     | AttrGet
     | IndexGet
     | BinaryOp
     | Negate
-    | TensorGet
-    | DtypeConst
 )
 Target = str | tuple  # a name, or a (nested) tuple of names
 
@@ -402,26 +187,23 @@ class Assign:
 
 
 @dataclass(frozen=True)
-class Loop:
-    """`for block in blocks:` over a child ModuleList (or Sequential): unrolled when the forward is compiled.
+class For:
+    """`for block in blocks:` over a ModuleList or Sequential child (`.values()` of a ModuleDict).
 
-    In the body, the loop's name calls the current item (`block(x)`) or reads its
-    tensors (`block.weight`); at run time there is no loop, one call per item.
+    Unrolled when compiled: the body is emitted once per item, `var` naming that
+    item; nothing loops at run time.
     """
 
     var: str
-    path: tuple  # the container child, as ChildCall paths are written
+    path: tuple  # the container, as a ChildCall path (its head a child or an outer loop variable)
+    values: bool  # written `blocks.values()`: a ModuleDict's modules
     body: tuple  # statements
     loc: Location
 
 
 @dataclass(frozen=True)
-class IfPresent:
-    """`if downsample is not None:` on a child a use may leave out (a module-valued param set to null).
-
-    Decided when the forward is compiled, per use: the branch that applies is
-    compiled, the other is not.
-    """
+class If:
+    """`if downsample is not None:` (and `else:`): decided when compiled, by whether the block has that child."""
 
     name: str
     body: tuple
@@ -429,7 +211,7 @@ class IfPresent:
     loc: Location
 
 
-Statement = Assign | Loop | IfPresent
+Statement = Assign | For | If
 
 
 @dataclass(frozen=True)
@@ -447,5 +229,7 @@ class ForwardProgram:
 
 
 def show_path(path) -> str:
-    """`net[0]['hidden']`: a child path as the forward text writes it."""
-    return str(path[0]) + "".join(f"[{key!r}]" for key in path[1:])
+    """`net[0].hidden`: a child path as the forward text may write it."""
+    return str(path[0]) + "".join(
+        f".{key}" if isinstance(key, str) and key.isidentifier() else f"[{key!r}]" for key in path[1:]
+    )

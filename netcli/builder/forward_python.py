@@ -1,4 +1,10 @@
-"""Write a checked forward program back as the Python a person would write (for `netcli code`)."""
+"""Write a checked forward program back as the plain PyTorch a person would write (for `netcli code`).
+
+Children become `self.conv1(...)`, a loop `for block in self.blocks:`, the one
+conditional `if self.downsample is not None:`, functions `torch.cat(...)` /
+`F.gelu(...)` (the caller imports `torch` and `torch.nn.functional as F`), and
+`dropout` gets `training=self.training`, as the compiled forward does.
+"""
 
 from __future__ import annotations
 
@@ -7,32 +13,29 @@ from netcli.builder.forward_ir import (
     AttrGet,
     BinaryOp,
     ChildCall,
+    ChildValue,
+    Choice,
     Const,
-    DtypeConst,
+    DType,
+    For,
     ForwardProgram,
     FunctionCall,
-    IfPresent,
     IndexGet,
-    Loop,
     MethodCall,
     Negate,
     Ref,
     Seq,
     SliceExpr,
-    TensorGet,
 )
+
+_COMPARISONS = frozenset({"<", "<=", ">", ">=", "==", "!="})
 
 
 def to_python(program: ForwardProgram, *, self_name: str = "self") -> str:
-    """The forward as a method of a hand-written class: `def forward(self, x):` and its body.
-
-    Children become `self.conv1(...)`, functions `torch.cat(...)` / `F.gelu(...)`
-    (the caller imports `torch` and `torch.nn.functional as F`), and `dropout`
-    gets `training=self.training`, as the compiled forward does.
-    """
+    """The forward as a method of a hand-written class: `def forward(self, x):` and its body."""
     w = _PythonWriter(self_name)
     lines = [f"def forward({self_name}, {', '.join(program.inputs)}):"]
-    lines += w.statements(program.body, "    ")
+    w.statements(program.body, "    ", lines)
     result = program.result
     if isinstance(result, Seq) and not result.is_list and result.items:
         lines.append(
@@ -49,36 +52,38 @@ def _target(t) -> str:
     return ", ".join(_target(p) if isinstance(p, str) else f"({_target(p)})" for p in t) + ("," if len(t) == 1 else "")
 
 
+def _rank(op: str) -> int:
+    return 0 if op in _COMPARISONS else 1 if op in "+-" else 2
+
+
 class _PythonWriter:
-    """Writes the checked expressions back as Python, with the fewest parentheses that keep their meaning."""
+    """Writes the checked program back as Python, with the fewest parentheses that keep its meaning."""
 
     def __init__(self, self_name: str):
         self.s = self_name
-        self.loop_vars: set[str] = set()  # inside `for block in self.blocks:`, `block` is a local name
+        self.loop_vars: set[str] = set()
 
-    def statements(self, body, pad: str) -> list[str]:
-        lines: list[str] = []
+    def statements(self, body, indent: str, lines: list[str]) -> None:
         for stmt in body:
-            if isinstance(stmt, Loop):
-                lines.append(f"{pad}for {stmt.var} in {self.child(stmt.path)}:")
-                self.loop_vars.add(stmt.var)
-                lines += self.statements(stmt.body, pad + "    ")
-                self.loop_vars.discard(stmt.var)
-            elif isinstance(stmt, IfPresent):
-                lines.append(f"{pad}if {self.s}.{stmt.name} is not None:")
-                lines += self.statements(stmt.body, pad + "    ") or [f"{pad}    pass"]
-                if stmt.orelse:
-                    lines.append(f"{pad}else:")
-                    lines += self.statements(stmt.orelse, pad + "    ")
-            else:
-                assert isinstance(stmt, Assign)
+            if isinstance(stmt, Assign):
                 value = stmt.value
                 if isinstance(value, BinaryOp) and value.inplace:
-                    rank = _rank(value.op)
-                    lines.append(f"{pad}{_target(stmt.target)} {value.op}= {self.expr(value.right, rank, True)}")
+                    right = self.expr(value.right, _rank(value.op), True)
+                    lines.append(f"{indent}{_target(stmt.target)} {value.op}= {right}")
                 else:
-                    lines.append(f"{pad}{_target(stmt.target)} = {self.expr(value)}")
-        return lines
+                    lines.append(f"{indent}{_target(stmt.target)} = {self.expr(value)}")
+            elif isinstance(stmt, For):
+                container = self.child(stmt.path) + (".values()" if stmt.values else "")
+                lines.append(f"{indent}for {stmt.var} in {container}:")
+                self.loop_vars.add(stmt.var)
+                self.statements(stmt.body, indent + "    ", lines)
+                self.loop_vars.discard(stmt.var)
+            else:  # If
+                lines.append(f"{indent}if {self.s}.{stmt.name} is not None:")
+                self.statements(stmt.body, indent + "    ", lines)
+                if stmt.orelse:
+                    lines.append(f"{indent}else:")
+                    self.statements(stmt.orelse, indent + "    ", lines)
 
     def args(self, call, extra=()) -> str:
         parts = [self.expr(a) for a in call.args] + [f"{k}={self.expr(v)}" for k, v in call.kwargs] + list(extra)
@@ -119,10 +124,20 @@ class _PythonWriter:
     def expr(self, e, parent=0, right=False) -> str:
         if isinstance(e, Const):
             if isinstance(e.value, float) and e.value != e.value or e.value in (float("inf"), float("-inf")):
-                return f'float("{e.value}")'  # repr(1e999) is `inf`: a NameError in the written code
+                return (
+                    _paren(f'{"-" if e.value < 0 else ""}float("inf")', 3, parent, right)
+                    if e.value == e.value
+                    else 'float("nan")'
+                )
             return "..." if e.value is Ellipsis else repr(e.value)
         if isinstance(e, Ref):
             return e.name
+        if isinstance(e, ChildValue):
+            return self.child(e.path)
+        if isinstance(e, DType):
+            return f"torch.{e.name}"
+        if isinstance(e, Choice):
+            return repr(e.value)
         if isinstance(e, Seq):
             inner = ", ".join(self.expr(i) for i in e.items)
             return f"[{inner}]" if e.is_list else f"({inner}{',' if len(e.items) == 1 else ''})"
@@ -130,26 +145,16 @@ class _PythonWriter:
             return self.call(e)
         if isinstance(e, AttrGet):
             return f"{self.expr(e.obj, 9)}.{e.attr}"
-        if isinstance(e, TensorGet):
-            return self.child(e.path)
-        if isinstance(e, DtypeConst):
-            return f"torch.{e.name}"
         if isinstance(e, IndexGet):
             return f"{self.expr(e.obj, 9)}[{self.index(e.index)}]"
         if isinstance(e, Negate):
             return _paren(f"-{self.expr(e.operand, 3)}", 3, parent, right)
         if isinstance(e, BinaryOp):
             rank = _rank(e.op)
-            text = f"{self.expr(e.left, rank)} {e.op} {self.expr(e.right, rank, True)}"
+            # comparisons do not chain here: `(a < b) == c` keeps its parentheses on either side
+            text = f"{self.expr(e.left, rank + (rank == 0))} {e.op} {self.expr(e.right, rank, True)}"
             return _paren(text, rank, parent, right)
         return self.index(e) if isinstance(e, SliceExpr) else repr(e)
-
-
-def _rank(op: str) -> int:
-    """Python's binding strength, as this writer counts it: comparisons < + - < * / // % @."""
-    if op in ("<", "<=", ">", ">=", "==", "!="):
-        return 0
-    return 1 if op in "+-" else 2
 
 
 def _paren(text, rank, parent, right):

@@ -17,7 +17,7 @@ import operator
 import traceback
 from typing import Any
 
-from netcli.builder.forward_ir import ATTRIBUTES, FUNCTIONS, METHODS
+from netcli.builder.forward_lang import ATTRIBUTES, FUNCTIONS, METHODS
 from netcli.core.errors import Location, NetcliError, Problem
 
 _INFIX = {
