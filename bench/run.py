@@ -480,6 +480,33 @@ def figure13(reps: int, folder: Path) -> Figure:
     return fig
 
 
+# ---------------------------------------------------------------- figure 14: netcli plot (issue 22)
+
+PLOT = 14
+
+
+def figure14(reps: int, folder: Path) -> Figure:
+    """`netcli plot` of resnet18 (built on meta, drawn, rendered by Graphviz) against `build --print` (built, printed)."""
+    fig = Figure(PLOT, "`netcli plot configs/resnet18.yaml -o x.svg` against `netcli build configs/resnet18.yaml "
+                       "--print`, whole process")
+    spec = str(ROOT / "configs" / "resnet18.yaml")
+    if shutil.which("dot") is None:
+        fig.notes.append("not measured: Graphviz's dot is not installed (apt-get install graphviz)")
+        return fig
+    r = alternate({"svg": lambda: run_quiet([NETCLI, "plot", spec, "-o", str(folder / "x.svg")]),
+                   "dot": lambda: run_quiet([NETCLI, "plot", spec, "--format", "dot"]),
+                   "print": lambda: run_quiet([NETCLI, "build", spec, "--print"])}, reps)
+    base = med(r["print"])
+    fig.rows.append(Row("`netcli plot configs/resnet18.yaml -o x.svg` wall (baseline: `build --print`)", med(r["svg"]),
+                        base, "s", "< 1.5x", med(r["svg"]) / base < 1.5,
+                        f"plot {spread(r['svg'])}, build --print {spread(r['print'])}"))
+    fig.rows.append(Row("`netcli plot configs/resnet18.yaml --format dot` wall (no Graphviz)", med(r["dot"]), base,
+                        "s", "(reference)", None, f"range {spread(r['dot'])}"))
+    fig.notes.append(f"{reps} alternating repetitions of the three commands (fresh processes); the SVG is rendered "
+                     "by Graphviz's dot through the graphviz package")
+    return fig
+
+
 # ---------------------------------------------------------------- figures 10-12: torchrun + FSDP2 + DCP (issue 15)
 
 DIST_INIT, DIST_RSS, DIST_IO = 10, 11, 12  # figure numbers (9 is the custom-blocks figure)
@@ -712,7 +739,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3 repetitions, n=8 builds only")
     parser.add_argument("--reps", type=int, default=None, help="repetitions per case (default 5, --quick 3)")
-    parser.add_argument("--only", default="1,2,3,4,5,6,7,8,9,10,11,12,13", help="figures to run, e.g. 1,4,7")
+    parser.add_argument("--only", default="1,2,3,4,5,6,7,8,9,10,11,12,13,14", help="figures to run, e.g. 1,4,7")
     parser.add_argument("--out", default=str(ROOT / "bench" / "RESULTS.md"))
     args = parser.parse_args()
     args.reps = args.reps or (3 if args.quick else 5)
@@ -731,6 +758,7 @@ def main() -> None:
         ({5, 6}, lambda: figure5_6(args.reps, folder, 16)),
         ({9}, lambda: figure9(args.reps, folder)),
         ({API}, lambda: figure13(args.reps, folder)),
+        ({PLOT}, lambda: figure14(args.reps * 2, folder)),
         ({DIST_INIT, DIST_RSS, DIST_IO}, lambda: figures_dist(args.reps, folder, only)),
     ]
     figures: list[Figure] = []

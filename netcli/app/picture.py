@@ -87,5 +87,7 @@ class Picture:
             entries.append(Node("legend:partly", ["partly frozen"], LEGEND, frozen=PARTLY_FROZEN))
         if any(n.shared for n in nodes):
             entries.append(Node("legend:shared", ["shared: one module, tied tensors"], LEGEND, shared=True))
+        if any(e.tie for e in self.edges):
+            entries.append(Node("legend:tied", ["dashed line: tied parameters"], LEGEND))
         entries += [Node(f"legend:device:{d}", [f"device: {d}"], LEGEND, device=d) for d in self.devices]
         return entries
