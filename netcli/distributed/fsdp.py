@@ -145,7 +145,8 @@ def save_dcp(built, dest: str | os.PathLike) -> dict:
     if error is not None:
         raise NetcliError(error)
     try:
-        dcp.save(state, storage_writer=dcp.FileSystemWriter(tmp, sync_files=True))
+        with shards.without_record_checksums():
+            dcp.save(state, storage_writer=dcp.FileSystemWriter(tmp, sync_files=True))
         group.barrier()
         if me == 0:
             for name, text in shards.sidecar(
@@ -202,6 +203,15 @@ def load_dcp(built, path: str | os.PathLike) -> None:
             ]
         )
     shards.load_dcp_state(want, path)
-    built.net.load_state_dict(
-        {**want, **{a: want[s] for a, s in aliases.items() if a not in want and s in want}}, strict=False
-    )
+    # DCP reads in place: a value the state_dict shares with the network is loaded already (copying it
+    # again cost a pass over every rank's shard); only one the state_dict made anew is copied in
+    live = built.net.state_dict()
+    copied = {k: v for k, v in want.items() if _storage_of(live[k]) != _storage_of(v)}
+    copied.update({a: want[s] for a, s in aliases.items() if a not in want and s in copied})
+    if copied:
+        built.net.load_state_dict(copied, strict=False)
+
+
+def _storage_of(t) -> tuple[int, int]:
+    local = t.to_local() if hasattr(t, "to_local") else t
+    return local.data_ptr(), local.numel()

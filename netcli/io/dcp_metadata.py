@@ -9,6 +9,9 @@ against the shape DCP writes (types, counts, file names inside the folder)
 before anything uses it, and `dcp.load` reads through `SafeFileSystemReader`,
 which uses the same unpickler and refuses the one item kind DCP would
 unpickle with code (`BYTE_IO`, loaded with `torch.load(weights_only=False)`).
+Its tensors are read by `dcp_read` (one positioned read per item, into the
+destination); what that cannot take goes to DCP's own reader, which loads
+it with `torch.load(weights_only=True)`.
 """
 
 from __future__ import annotations
@@ -251,9 +254,15 @@ def safe_reader(folder: str | os.PathLike):
             return meta
 
         def read_data(self, plan, planner):
+            import dataclasses
+
+            from netcli.io.dcp_read import read_plan_items
+
             for item in plan.items:
                 if item.type == LoadItemType.BYTE_IO:  # DCP loads these with torch.load(weights_only=False)
                     raise _pickled_item(Path(self.path), item.dest_index.fqn)
-            return super().read_data(plan, planner)
+            # tensors: one positioned read each, into the destination; what that cannot take, DCP's own reader
+            left = read_plan_items(str(self.path), self.storage_data, plan.items, planner)
+            return super().read_data(dataclasses.replace(plan, items=left), planner)
 
     return SafeFileSystemReader(str(folder))

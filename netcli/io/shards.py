@@ -19,7 +19,15 @@ from every rank of a job.
 
 from __future__ import annotations
 
-from netcli.io.shards_dcp import check_dcp, load_dcp_state, read_dcp, read_sidecar, save_dcp_single, sidecar
+from netcli.io.shards_dcp import (
+    check_dcp,
+    load_dcp_state,
+    read_dcp,
+    read_sidecar,
+    save_dcp_single,
+    sidecar,
+    without_record_checksums,
+)
 from netcli.io.shards_hf import plan_shards, read_index, save_index, save_single, write_stream
 from netcli.io.shards_layout import (
     DCP_INFO,
@@ -53,5 +61,6 @@ __all__ = [
     "save_index",
     "save_single",
     "sidecar",
+    "without_record_checksums",
     "write_stream",
 ]

@@ -7,6 +7,7 @@ rebuilds the network at any world size.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -145,6 +146,25 @@ def load_dcp_state(state: dict, path: str | os.PathLike) -> None:
         ) from exc
 
 
+@contextlib.contextmanager
+def without_record_checksums():
+    """torch.save without a CRC-32 of each zip record, for DCP's writer, restored after.
+
+    DCP stores each tensor as a `torch.save` zip inside the rank's file;
+    torch computes a CRC-32 of every record by default, which takes most of a
+    save's time (a 128 MiB tensor: 1.3 s with it, 0.12 s without, on the
+    benchmark machine), and neither torch.load nor DCP's reader checks it.
+    """
+    from torch.utils.serialization import config
+
+    before = config.save.compute_crc32
+    config.save.compute_crc32 = False
+    try:
+        yield
+    finally:
+        config.save.compute_crc32 = before
+
+
 def sidecar(loaded_text: str | None, sha256: str | None, aliases: dict[str, str]) -> dict[str, str]:
     """The files netcli puts beside a DCP checkpoint: the resolved spec and what DCP does not keep."""
     import torch
@@ -183,6 +203,7 @@ def save_dcp_single(dest, ckpt) -> None:
 
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*torch.distributed is disabled.*")
-            dcp.save(state, storage_writer=dcp.FileSystemWriter(str(tmp)), no_dist=True)
+            with without_record_checksums():
+                dcp.save(state, storage_writer=dcp.FileSystemWriter(str(tmp)), no_dist=True)
         for name, text in sidecar(ckpt.metadata.get(META_SPEC), ckpt.metadata.get(META_SHA256), ckpt.aliases).items():
             (tmp / name).write_text(text)
