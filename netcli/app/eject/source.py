@@ -122,6 +122,12 @@ def _arg_texts(e: Any) -> list[str]:
 def lay_out(prefix: str, e: Any, suffix: str, indent: str) -> list[str]:
     """Return the lines of `prefix + e + suffix` at `indent`, split as ruff format splits them."""
     one = indent + prefix + flat(e) + suffix
+    if len(one) > LINE and isinstance(e, Gen):  # the element on lines of its own, then the loop
+        if e.bare:
+            return [*lay_out(prefix, e.element, "", indent), indent + e.loop + suffix]
+        inner = indent + INDENT
+        opener = indent + prefix + ("*" if e.star else "") + "("
+        return [opener, *lay_out("", e.element, "", inner), inner + e.loop, indent + ")" + suffix]
     if len(one) <= LINE or not isinstance(e, (Call, Items, Deferred)) or not _parts(e):
         return [one]
     if isinstance(e, Items):
