@@ -22,9 +22,8 @@ from handwritten import HANDWRITTEN
 
 from conftest import ROOT
 
-# The SPEC 1.8 twins whose forward the language says today (ViT, ConvNeXt and nanoGPT need its tensors,
-# `.device` and dtypes: they are added as those land).
-MODERN = ["dcgan_generator", "resnet50", "mobilenet_v2", "lstm_lm", "seq2seq_gru"]
+# The SPEC 1.8 twins: ViT, ConvNeXt, nanoGPT, DCGAN, ResNet-50, MobileNetV2, the LSTM LM, seq2seq.
+MODERN = sorted(handwritten_modern.MODERN_TWINS)
 TWINS = {
     **HANDWRITTEN,
     **handwritten_nets.EXTRA_TWINS,

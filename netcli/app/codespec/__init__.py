@@ -66,8 +66,12 @@ def spec_of_module(
 
 
 def _plain(node: Any) -> Any:
+    from netcli.app.codespec.tree import Runs, runs
+
     if isinstance(node, dict):
         return {k: _plain(v) for k, v in node.items()}
+    if isinstance(node, Runs):
+        return runs([_plain(v) for v in node])
     if isinstance(node, list):
         return [_plain(v) for v in node]
     return node

@@ -226,6 +226,17 @@ class ForwardWriter:
             return f"({items},)" if len(value) == 1 else f"({items})"
         if isinstance(value, slice):
             return self._slice(value, node)
+        import torch
+
+        if isinstance(value, torch.dtype):  # dtype=torch.long
+            return str(value)
+        if isinstance(value, torch.device):
+            raise refuse(
+                self.cls,
+                node.stack_trace,
+                f"a fixed device ({value}) is not a value the forward language can write",
+                "write device=x.device",
+            )
         if value is Ellipsis:
             return "..."
         raise refuse(

@@ -103,7 +103,7 @@ class SpecWriter:
         items = {name: self.node(child, _join(path, name)) for name, child in m._modules.items()}
         if cls.__name__ == "ModuleDict":
             return {"ModuleDict": items}
-        return {"ModuleList": _runs(list(items.values()))}
+        return {"ModuleList": Runs(items.values())}
 
     def _layer(self, m: Any, cls: type, name: str, path: str) -> Any:
         positional, keywords = recover_call(m, cls)
@@ -223,21 +223,42 @@ def _join(prefix: str, name: str) -> str:
 
 
 def _tensor_node(kind: str, t: Any, *, persistent: bool) -> dict:
-    node: dict[str, Any] = {kind: {"zeros": list(t.shape)}}
-    if str(t.dtype) not in ("torch.float32",):
-        node[kind]["dtype"] = str(t.dtype).removeprefix("torch.")
+    """A Parameter/Buffer child as the spec writes it (its values come with --weights)."""
+    import torch
+
+    shape = list(t.shape)
+    fill: dict[str, Any] = {"zeros": shape}
+    if t.dtype == torch.bool and t.dim() == 2 and t.shape[0] == t.shape[1]:
+        ones = torch.ones(shape, dtype=torch.bool)
+        if torch.equal(t.cpu(), torch.tril(ones)):
+            fill = {"tril": shape, "bool": True}
+        elif torch.equal(t.cpu(), torch.triu(ones)):
+            fill = {"triu": shape, "bool": True}
+    elif t.dtype == torch.int64 and t.dim() == 1 and torch.equal(t.cpu(), torch.arange(t.numel())):
+        fill = {"arange": t.numel()}
+    elif t.dtype != torch.float32:
+        raise NetcliError(
+            Problem(
+                f"a {kind} of dtype {str(t.dtype).removeprefix('torch.')} cannot be written as a spec's tensor",
+                hint="keep its class as a plugin type (--leaf)",
+            )
+        )
     if kind == "Parameter" and not t.requires_grad:
-        node["requires_grad"] = False
+        fill["requires_grad"] = False
     if kind == "Buffer" and not persistent:
-        node["persistent"] = False
-    return node
+        fill["persistent"] = False
+    return {kind: fill}
 
 
-def _runs(items: list) -> list:
+class Runs(list):
+    """A ModuleList's items; written with equal neighbours as one item with `repeat: N` once uses are known."""
+
+
+def runs(items: list) -> list:
     """Consecutive equal items of a ModuleList as one item with `repeat: N` (`[Block() for _ in range(N)]`)."""
     out: list = []
     for item in items:
-        if out and isinstance(item, dict) and _plain(out[-1][0]) == _plain(item):
+        if out and isinstance(item, dict) and out[-1][0] == item:
             out[-1][1] += 1
         else:
             out.append([item, 1])
@@ -248,6 +269,8 @@ def _plain(node: Any) -> Any:
     """A node as plain data (pending uses resolved), to compare two nodes."""
     if isinstance(node, dict):
         return {k: _plain(v) for k, v in node.items()}
+    if isinstance(node, Runs):
+        return runs([_plain(v) for v in node])
     if isinstance(node, list):
         return [_plain(v) for v in node]
     return node
