@@ -84,6 +84,7 @@ def program_for(loaded, node: BlockNode, path: tuple):
             children=tuple(node.children),
             # Parameter/Buffer children (SPEC 1.8) are values in the forward, not modules to call
             tensors=tuple(name for name, child in node.children.items() if getattr(child, "kind", None) == "tensor"),
+            optional=_left_out(loaded, node, path),
             source=at.source,
             line=at.line,
             column=at.column,
@@ -91,6 +92,20 @@ def program_for(loaded, node: BlockNode, path: tuple):
         )
         loaded.cache[key] = program
     return program
+
+
+def _left_out(loaded, node: BlockNode, path: tuple) -> tuple[str, ...]:
+    """The children `children:` writes that this use leaves out (a module-valued param that is null).
+
+    The forward may still name them in `if downsample is not None:`.
+    """
+    from netcli.specfile.loading import doc_get
+
+    written = doc_get(loaded.doc.data, path)
+    children = written.get("children") if isinstance(written, dict) else None
+    if not isinstance(children, dict):
+        return ()
+    return tuple(str(name) for name in children if str(name) not in node.children)
 
 
 # ---------------------------------------------------------------- arguments that are modules

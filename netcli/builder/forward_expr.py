@@ -78,6 +78,7 @@ class ExprReader:
         self.loop_vars: set[str] = set()  # the loop variables in scope here
         self.loop_ended: set[str] = set()  # loop variables of loops already closed
         self.used: set[str] = set()
+        self.optional: frozenset[str] = frozenset()  # children this use leaves out: named only under their `if`
 
     # -- locations and refusals --
 
@@ -95,7 +96,7 @@ class ExprReader:
 
     def is_child(self, name) -> bool:
         """A child (or loop variable) the text may name: not shadowed by a value it assigned."""
-        return (name in self.children or name in self.loop_vars) and name not in self.kinds
+        return (name in self.children or name in self.loop_vars or name in self.optional) and name not in self.kinds
 
     # -- expressions --
 
@@ -175,7 +176,7 @@ class ExprReader:
             self.refuse(node, f"dunder names are not allowed: {name!r}")
         if self.is_child(name):
             if name not in self.tensors:
-                what = "child" if name in self.children else "loop variable"
+                what = "loop variable" if name in self.loop_vars else "child"
                 self.refuse(node, f"{what} {name!r} is a module: call it", f"{name}(...)")
             self.used.add(name)
             return ChildValue((name,), self.loc(node))

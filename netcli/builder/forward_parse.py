@@ -292,7 +292,7 @@ class _Reader(ExprReader):
                 "registered types",
             )
         name = test.left.id
-        if name not in self.children or name in self.kinds:
+        if (name not in self.children and name not in self.optional) or name in self.kinds:
             self.refuse(
                 stmt,
                 f"{name!r} is not a child: `if CHILD is not None:` is the one conditional a forward may have",
@@ -315,6 +315,7 @@ def parse_forward(
     inputs: Iterable[str] = ("x",),
     children: Iterable[str] = (),
     tensors: Iterable[str] = (),
+    optional: Iterable[str] = (),
     source: str = "",
     line: int | None = None,
     column: int | None = None,
@@ -325,7 +326,11 @@ def parse_forward(
     `source`, `line` and `column` locate the text's first character in the YAML file
     (1-based, as `Location` has them): every problem is then reported at the exact
     FILE:LINE:COL inside the text. `children` are the block's child names in order;
-    `tensors` those of them that are Parameter or Buffer children (read by name, `pos_embed`).
+    `tensors` those of them that are Parameter or Buffer children (read by name, `pos_embed`);
+    `optional` the children this use leaves out (a null module-valued param), which
+    only `if NAME is not None:` may name.
     Raises NetcliError carrying every problem found.
     """
-    return _Reader(text, inputs, children, tensors, source, line, column, where).read()
+    reader = _Reader(text, inputs, children, tensors, source, line, column, where)
+    reader.optional = frozenset(optional) - frozenset(reader.children)
+    return reader.read()
