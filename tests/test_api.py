@@ -258,6 +258,35 @@ def test_initialize_after_the_users_own_fully_shard_equals_one_process(config, r
         assert torch.equal(full[key], value), key
 
 
+DDP_SCRIPT = """
+import os, sys, torch, netcli
+from torch.nn.parallel import DistributedDataParallel as DDP
+torch.distributed.init_process_group("gloo", rank=0, world_size=1)
+net = DDP(netcli.build(sys.argv[1], seed=0))
+net(torch.rand(4, 3, 6, 6)).sum().backward()
+netcli.save(net, sys.argv[2])
+torch.save(net.module.state_dict(), sys.argv[3])
+print(netcli.spec_of(net) == netcli.spec_of(net.module), netcli.summary(net) == netcli.summary(net.module))
+torch.distributed.destroy_process_group()
+"""
+
+
+def test_a_ddp_wrapped_network_saves_and_describes_as_itself(tmp_path):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    (tmp_path / "ddp.py").write_text(DDP_SCRIPT)
+    out, state = tmp_path / "ddp.safetensors", tmp_path / "state.pt"
+    env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+    r = subprocess.run([PY, str(tmp_path / "ddp.py"), str(CFG / "residual.yaml"), str(out), str(state)],
+                       capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.split() == ["True", "True"]
+    _assert_state(netcli.load(out), torch.load(state, weights_only=True))  # keys without DDP's "module."
+
+
 # ---------------------------------------------------------------- spec_of and summary
 
 
@@ -315,6 +344,42 @@ def test_torch_save_of_a_built_network_loads_in_another_process(config, tmp_path
     with torch.no_grad():
         assert torch.equal(got["y"], net(x))
     assert got["tied"] == (config == "shared")  # configs/shared.yaml: one module at both places again
+
+
+PLUGIN_SPEC = """
+blocks:
+  Scaled:
+    children: {fc: {Linear: [4, 4]}, scale: {Scale: 0.5}}
+    forward: |
+      return scale(fc(x)) + x
+model:
+  - use: Scaled
+  - Linear: [4, 1]
+"""
+
+
+def test_a_pickled_custom_block_around_a_plugins_type_loads_where_the_plugin_is_installed(tmp_path):
+    plugin = ROOT / "examples" / "netcli-plugin-example" / "src"
+    sys.path.insert(0, str(plugin))
+    try:
+        net = netcli.build(PLUGIN_SPEC, seed=0, plugins=["netcli_plugin_example"]).eval()
+    finally:
+        sys.path.remove(str(plugin))
+    x = torch.rand(3, 4)
+    torch.save(net, tmp_path / "net.pt")
+    torch.save(x, tmp_path / "x.pt")
+    (tmp_path / "check.py").write_text(PICKLED)
+    out = tmp_path / "out.pt"
+    # a fresh process whose only netcli import is pickle's: the spec's classes are rebuilt after the
+    # plugin the original build recorded is imported (its Scale type registered)
+    r = subprocess.run([PY, str(tmp_path / "check.py"), tmp_path / "net.pt", tmp_path / "x.pt", out, "plugin"],
+                       capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                       env={**os.environ, "PYTHONPATH": str(plugin)})
+    assert r.returncode == 0, r.stderr[-3000:]
+    got = torch.load(out, weights_only=True)
+    assert got["print"] == str(net)
+    with torch.no_grad():
+        assert torch.equal(got["y"], net(x))
 
 
 def test_deepcopy_is_an_independent_equal_network():
