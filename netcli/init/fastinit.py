@@ -97,7 +97,10 @@ def build_on_meta(loaded, dev: torch.device, seed: int | None, inferred: dict, r
     built = build_network(loaded, dev, inferred, fast)  # on meta, but for blocks built for real
     rule_list = all_rules(loaded, rules) if (loaded.spec.init or rules) else []
     plan = plan_rules(built.net, rule_list)  # checks every rule on the meta network before allocating
-    return MetaBuild(built, plan, seed, fast.real, fast.runs_on)
+    # only the network's own modules: an argument built for real and then copied by its owner
+    # (TransformerEncoder deep-copies its encoder_layer) was dropped, and its id may be another module's later
+    real = {id(m) for m in built.net.modules() if id(m) in fast.real}
+    return MetaBuild(built, plan, seed, real, fast.runs_on)
 
 
 def initialize_in_place(net: nn.Module, meta: MetaBuild) -> None:
@@ -134,6 +137,7 @@ class _FastBuilder(Builder):
         super().__init__(loaded, device)
         self.seed = seed
         self.real: set[int] = set()  # id() of blocks built for real (their tensors hold values)
+        self.kept: list[nn.Module] = []  # those blocks, alive while building: no other module takes their id
 
     def tensor(self, module, name, node, path, device):
         super().tensor(module, name, node, path, META)  # drawn in place by _initialize, as its fill says
@@ -152,6 +156,7 @@ class _FastBuilder(Builder):
             module = super().layer(node, path, CPU, qualname)
         if device != CPU:
             module = module.to(device)
+        self.kept.append(module)
         self.real.add(id(module))
         for m in module.modules():
             self.real.add(id(m))
