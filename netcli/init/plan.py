@@ -45,6 +45,9 @@ def plan_rules(net: Any, rules: Sequence[Rule]) -> InitPlan:
     names = canonical_names(net)[0] if rules else {}  # once for all the rules
     for rule in rules:
         try:
+            if getattr(rule, "branches", None):  # an `apply` rule: one step per (module, entry), in apply order
+                _plan_apply(plan, net, rule, names)
+                continue
             selected = select(net, rule, names)
             _dry_run(rule, selected)
             plan.steps.append((rule, selected))
@@ -53,6 +56,19 @@ def plan_rules(net: Any, rules: Sequence[Rule]) -> InitPlan:
     if problems:
         raise NetcliError(problems)
     return plan
+
+
+def _plan_apply(plan: InitPlan, net: Any, rule: Rule, names: dict[int, str]) -> None:
+    from netcli.init.branches import ApplyRule, expand
+
+    assert isinstance(rule, ApplyRule)
+    steps = expand(net, rule, names)
+    by_entry: dict[int, tuple[Rule, list[Selected]]] = {}
+    for entry, selected in steps:  # each entry dry-run once, on every tensor it sets
+        by_entry.setdefault(id(entry), (entry, []))[1].extend(selected)
+    for entry, selected in by_entry.values():
+        _dry_run(entry, selected)
+    plan.steps += steps
 
 
 def check_rules(net: Any, rules: Sequence[Rule]) -> None:

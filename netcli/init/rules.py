@@ -20,7 +20,7 @@ from typing import Any
 
 from netcli import registry
 from netcli.core.errors import Location, NetcliError, Problem, did_you_mean
-from netcli.specfile.schema import InitRuleSpec
+from netcli.specfile.schema import ApplyRuleSpec, InitRuleSpec
 
 PARAMS = ("weight", "bias", "all")
 MAX_RULE_CHARS = 500
@@ -76,20 +76,25 @@ class Rule:
 # --- parsing -----------------------------------------------------------------
 
 
-def parse_rule(text_or_mapping: Any, label: str, *, location: Location | None = None, where: str = "") -> Rule:
-    """Parse one rule (text or long form) and check its initializer and arguments.
+def parse_rule(raw: Any, label: str, *, location: Location | None = None, where: str = "", locate: Any = None) -> Rule:
+    """Parse one rule (text, long form or `apply`) and check its initializer and arguments.
 
     `label` names the rule in messages ("--rule xavier:5"); a spec rule passes
-    its document `location` and `where` ("init[0]") instead.
+    its document `location` and `where` ("init[0]") instead, and `locate`
+    (a path inside the rule -> location, where) for the entries of an `apply`.
     """
     registry.ensure_loaded()
     loc = location if location is not None else Location(label)
-    if isinstance(text_or_mapping, str):
-        init_text, target = _split(text_or_mapping, loc, where)
+    if isinstance(raw, ApplyRuleSpec) or (isinstance(raw, dict) and "apply" in raw):
+        from netcli.init.branches import parse_apply
+
+        return parse_apply(raw, loc, where, locate)
+    if isinstance(raw, str):
+        init_text, target = _split(raw, loc, where)
         name, args, kwargs = _parse_init(init_text, loc, where)
-        rule = Rule(text_or_mapping.strip(), name, args, kwargs, target, None, loc, where)
+        rule = Rule(raw.strip(), name, args, kwargs, target, None, loc, where)
     else:
-        rule = _parse_long(text_or_mapping, loc, where)
+        rule = _parse_long(raw, loc, where)
     _check_finite(rule)
     _check_call(rule)
     return rule
@@ -353,8 +358,13 @@ def spec_rules(loaded) -> list[Rule]:
     for i, raw in enumerate(loaded.spec.init):
         here = loaded.problem(("init", i), "")
         label = raw if isinstance(raw, str) else f"init[{i}]"
+
+        def locate(path: tuple, key: bool = False, i: int = i) -> tuple[Location, str]:
+            at = loaded.problem(("init", i, *path), "", key=key)
+            return at.location, at.where
+
         try:
-            rules.append(parse_rule(raw, label, location=here.location, where=here.where))
+            rules.append(parse_rule(raw, label, location=here.location, where=here.where, locate=locate))
         except NetcliError as exc:
             problems += exc.problems
     if problems:

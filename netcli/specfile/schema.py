@@ -52,6 +52,7 @@ __all__ = [
     "REQUIRED",
     "RULE_KEYS",
     "TOP_LEVEL_KEYS",
+    "ApplyRuleSpec",
     "BlockNode",
     "InitRuleField",
     "InitRuleSpec",
@@ -87,7 +88,7 @@ TOP_LEVEL_KEYS = (
     "shard",
     "extends",
 )
-RULE_KEYS = ("init", "args", "target", "params")
+RULE_KEYS = ("init", "args", "target", "params", "apply")
 
 MAX_INPUT_NUMEL = 2**59  # a tensor's element count is an int64, and so is its size in bytes (8 per element)
 
@@ -105,10 +106,31 @@ class InitRuleSpec(BaseModel):
     )
 
 
-# A rule is text (`xavier:0`) or the long mapping; tagging them gives one error per bad rule.
+class ApplyRuleSpec(BaseModel):
+    """An `apply` rule (SPEC 1.8): `net.apply(fn)` where fn initializes each module by its first matching type.
+
+    `{apply: {Conv2d: "normal(0, 0.02):weight", BatchNorm2d: ["normal(1, 0.02):weight", "zeros:bias"]}}`
+    is the hand-written `if isinstance(m, nn.Conv2d): ... elif isinstance(m, nn.BatchNorm2d): ...`.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    apply: dict[str, str | list[str]] = Field(
+        description="type -> INIT:PARAM (or a list of them), tried in order; PARAM is weight, bias, all "
+        "or a glob of parameter names within the module"
+    )
+
+
+def _rule_tag(value: Any) -> str:
+    if isinstance(value, ApplyRuleSpec) or (isinstance(value, dict) and "apply" in value):
+        return "apply"
+    return "text" if isinstance(value, str) or not isinstance(value, (dict, InitRuleSpec)) else "long"
+
+
+# A rule is text (`xavier:0`), the long mapping or an `apply`; tagging them gives one error per bad rule.
 InitRuleField = Annotated[
-    Annotated[str, Tag("text")] | Annotated[InitRuleSpec, Tag("long")],
-    Discriminator(lambda v: "text" if isinstance(v, str) or not isinstance(v, (dict, InitRuleSpec)) else "long"),
+    Annotated[str, Tag("text")] | Annotated[InitRuleSpec, Tag("long")] | Annotated[ApplyRuleSpec, Tag("apply")],
+    Discriminator(_rule_tag),
 ]
 
 

@@ -171,13 +171,15 @@ def _build_function(w: Writer, piece: Piece, seed: int | None, init: bool) -> De
 
 
 def _imports(body: str, plugin_imports: dict[str, str]) -> list[str]:
-    """The imports the code uses: torch always, nn, F, OrderedDict and math where a name needs them."""
+    """The imports the code uses: torch always, nn, F, OrderedDict, math and fnmatch where a name needs them."""
     names = {tok.string for tok in tokenize.generate_tokens(io.StringIO(body).readline) if tok.type == tokenize.NAME}
     stdlib, third = set(), {"import torch"}
     if "OrderedDict" in names:
         stdlib.add("from collections import OrderedDict")
     if "math" in names:
         stdlib.add("import math")
+    if "fnmatch" in names:  # an `apply` rule's glob of parameter names
+        stdlib.add("import fnmatch")
     if "nn" in names:
         third.add("from torch import nn")
     if "F" in names:

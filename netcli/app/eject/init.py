@@ -82,12 +82,27 @@ def init_function(net: Any, rules: Sequence[Any], class_expr: Callable[[type], s
     """
     if not rules:
         return None
+    from netcli.init.branches import ApplyRule
     from netcli.init.plan import plan_rules
 
     plan = plan_rules(net, rules)
     code = InitCode(Def("def init_weights(net)", None, []))
     body: list = []
+    applies = {id(e): r for r in rules if isinstance(r, ApplyRule) for b in r.branches for e in b.rules}
+    functions: dict[int, str] = {}  # id(apply rule) -> its function's name
     for rule, selected in plan.steps:
+        if id(rule) in applies:  # an `apply` rule's steps come together: one net.apply(fn) writes them all
+            parent = applies[id(rule)]
+            if id(parent) not in functions:
+                name = "weights_init" + (f"_{len(functions) + 1}" if functions else "")
+                functions[id(parent)] = name
+                code.helpers.append(_apply_function(net, parent, name, code, class_expr))
+                where = parent.where or "apply"
+                body += [
+                    Comment(f"{where}: isinstance branches, in net.apply's order"),
+                    Do(Call("net.apply", (Code(name),))),
+                ]
+            continue
         body.append(Comment(rule.text))
         if rule.module_scope:
             body += _resets(net, selected)
@@ -134,6 +149,44 @@ def _plugin_initializer(rule: Any, fn: Any, code: InitCode) -> str:
     top = qual.split(".")[0]
     code.imports[f"from {module} import {top}"] = "netcli plugin initializer"
     return qual
+
+
+# --- apply rules: def weights_init(m): if isinstance(m, ...): ... and net.apply(weights_init) ---------------
+
+
+def _apply_function(net: Any, rule: Any, name: str, code: InitCode, class_expr: Callable[[type], str | None]) -> Def:
+    """Write an `apply` rule as the hand-written function with isinstance branches."""
+    from netcli.init.branches import matcher
+
+    branches = []
+    for k, branch in enumerate(rule.branches):
+        match = matcher(net, branch)
+        visited = [m for m in net.modules() if match(m)]
+        if branch.type_name in registry.types:
+            written = class_expr(registry.types.entry(branch.type_name).obj)
+            if written is None:
+                raise NetcliError(
+                    branch.problem(f"cannot write the type '{branch.type_name}' of an apply rule as code")
+                )
+            branch_test = Code(f"isinstance(m, {written})")
+        else:  # a custom block: its class prints under this name, in netcli and in the code alike
+            branch_test = Code(f"type(m).__name__ == {string(branch.type_name)}")
+        stmts: list = []
+        for entry in branch.rules:
+            call = _caller(entry, code)
+            target = entry.target
+            if target == "all":
+                params = Call("m.parameters", (), (("recurse", Code("False")),))
+                stmts.append(Block("for param in ", params, [Do(call(Code("param")))]))
+            elif is_identifier(target) and all(m._parameters.get(target) is not None for m in visited):
+                stmts.append(Do(call(Code(f"m.{target}"))))
+            else:
+                test = Code(f"fnmatch.fnmatchcase(name, {string(target)})")
+                loop = [Block("if ", test, [Do(call(Code("param")))])]
+                stmts.append(Block("for name, param in ", Call("m.named_parameters"), loop))
+        branches.append(Block("if " if k == 0 else "elif ", branch_test, stmts))
+    doc = "Initialize m by its first matching type (net.apply calls it on each module, children first)."
+    return Def(f"def {name}(m)", doc, branches)
 
 
 # --- filling tensors ------------------------------------------------------------------------
