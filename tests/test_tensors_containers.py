@@ -387,14 +387,34 @@ def _import(text: str, folder, name: str):
     return path, module
 
 
+RESIDUAL_IF = """\
+# torchvision's Bottleneck(..., downsample=nn.Sequential(...)): the downsample is made first, registered last
+input: [2, 8, 4, 4]
+blocks:
+  Block:
+    params: {inplanes: 8, planes: 16, stride: 1, downsample: null}
+    children:
+      conv: {Conv2d: ["${inplanes}", "${planes}", 3, "${stride}", 1, {bias: false}]}
+      bn: {BatchNorm2d: "${planes}"}
+      downsample: "${downsample}"
+    forward: |
+      identity = x
+      out = bn(conv(x))
+      if downsample is not None:
+          identity = downsample(x)
+      return relu(out + identity)
+model:
+  - {use: Block, with: {stride: 2, downsample: [{Conv2d: [8, 16, 1, 2, {bias: false}]}, {BatchNorm2d: 16}]}}
+  - {use: Block, with: {inplanes: 16}}
+"""
 TOP_TIE = "model: [{Linear: [4, 4]}, ReLU, {Linear: [4, 4]}]\ntie: ['0.weight = 2.weight']\n"
 
 
-@pytest.mark.parametrize("case", [*CASES, "top-level tie"])
+@pytest.mark.parametrize("case", [*CASES, "top-level tie", "downsample with if"])
 def test_eject_builds_the_same_network(case, tmp_path):
     from netcli.app.eject import eject
 
-    text = TOP_TIE if case == "top-level tie" else CASES[case][0]
+    text = {"top-level tie": TOP_TIE, "downsample with if": RESIDUAL_IF}.get(case) or CASES[case][0]
     loaded = load_spec_text(text, "spec.yaml")
     code = eject(loaded, spec_args="spec.yaml")
     path, module = _import(code, tmp_path, re.sub(r"\W", "_", case))
@@ -405,6 +425,10 @@ def test_eject_builds_the_same_network(case, tmp_path):
         assert str(ours) == str(theirs)
         same_tensors(ours, theirs)
         assert [n for n, _ in ours.named_buffers()] == [n for n, _ in theirs.named_buffers()]
+    if case == "downsample with if":  # one class for both uses; the null one skips the branch
+        assert code.count("class Block(") == 1 and "if self.downsample is not None:" in code
+        x = torch.randn(2, 8, 4, 4)
+        assert torch.equal(build(text, seed=0).eval()(x), module.build(seed=0).eval()(x))
     if case in ("tied", "top-level tie"):
         net = module.build(seed=0)
         tied = [(n, p) for n, p in net.named_parameters(remove_duplicate=False)]

@@ -72,7 +72,9 @@ def program_for(loaded, node: BlockNode, path: tuple):
     from netcli.builder.forward import parse_forward
 
     inputs = tuple(node.inputs or ("x",))
-    key = ("program", path, node.forward, inputs, tuple(node.children))
+    # a child a null param leaves out is still a name the forward may test (`if downsample is not None:`)
+    children = tuple(node.children) + tuple(n for n in node.left_out if n not in node.children)
+    key = ("program", path, node.forward, inputs, children)
     program = loaded.cache.get(key)
     if program is None:
         at = loaded.doc.text_start(path + ("forward",))
@@ -81,7 +83,7 @@ def program_for(loaded, node: BlockNode, path: tuple):
         program = parse_forward(
             node.forward,
             inputs=inputs,
-            children=tuple(node.children),
+            children=children,
             # Parameter/Buffer children (SPEC 1.8) are values in the forward, not modules to call
             tensors=tuple(name for name, child in node.children.items() if getattr(child, "kind", None) == "tensor"),
             optional=_left_out(loaded, node, path),

@@ -161,10 +161,11 @@ class LoadedSpec:
             from netcli.specfile.schema import NodeField
 
             node = TypeAdapter(NodeField).validate_python(bound)
-            if first:
+            if first or left_out:
                 where = {child: param for param, child in module_children(raw, given).items()}
                 at_use = tuple((c, use_path + ("with", where[c])) for c in first if c in where and use_path)
-                node = node.model_copy(update={"given_first": tuple(first), "given_at": at_use})
+                update = {"given_first": tuple(first), "given_at": at_use, "left_out": tuple(left_out)}
+                node = node.model_copy(update=update)
         except ValidationError as exc:
             found = [_problem_from_pydantic(self.doc, err, data=bound, prefix=at.path) for err in pydantic_errors(exc)]
             for p in found:

@@ -168,6 +168,7 @@ class BlockNode(NodeOptions):
     # (`downsample: "${downsample}"`), created at the use before the other children, in `with:` order.
     given_first: SkipJsonSchema[tuple[str, ...]] = ()
     given_at: SkipJsonSchema[tuple[tuple[str, tuple], ...]] = ()  # child -> where `with:` writes its node
+    left_out: SkipJsonSchema[tuple[str, ...]] = ()  # the children a null param leaves out (`if X is not None:`)
 
     @field_validator("params")
     @classmethod
