@@ -132,3 +132,24 @@ class Bottleneck(nn.Module):
 def bottlenecks() -> nn.Sequential:
     down = nn.Sequential(nn.Conv2d(4, 8, 1, bias=False), nn.BatchNorm2d(8))
     return nn.Sequential(Bottleneck(4, 8, down), Bottleneck(8, 8))
+
+
+class Funcs(nn.Module):
+    """The forward additions of SPEC 1.8 in one block: distances, factories, comparisons, //, %, masks, choices."""
+
+    def __init__(self):
+        super().__init__()
+        self.proj = nn.Linear(6, 6)
+        self.register_buffer("scale", torch.full((6,), 2.0))
+
+    def forward(self, x):
+        y = self.proj(x)
+        d = F.pairwise_distance(x, y) + F.cosine_similarity(x, y, dim=-1)
+        z = torch.zeros(x.shape[0], 3, 6, device=x.device) + torch.ones(3, 6, dtype=x.dtype)
+        z = z + torch.full((3, 6), 0.5, device=x.device)
+        e = torch.eye(6, device=x.device) + torch.triu(torch.ones(6, 6, device=x.device), diagonal=1)
+        keep = (y >= 0) != (y <= 0.5)
+        w = (y @ e + z).masked_fill(keep, 0.0) * self.scale
+        r = (y * 100).long() % 7 // 2
+        g = F.gelu(w, approximate="tanh")
+        return g, d, r.to(x.dtype), keep == (y < float("inf"))

@@ -366,6 +366,9 @@ def test_whole_forms_eject_to_the_same_module(write_spec, run_cli, tmp_path, cas
         "optional": ["if self.downsample is not None:", "else:"],
     }[case]
     assert all(line in code for line in written), code
+    from test_eject import assert_ruff_clean
+
+    assert_ruff_clean(out)
 
 
 @pytest.mark.parametrize("case", ["gpt", "tokens", "nested"])
@@ -445,3 +448,39 @@ def test_an_unbound_name_after_an_untaken_branch_is_located(write_spec):
         _built(write_spec, text)
     assert "'identity' has no value in this block" in str(info.value)
     assert "spec.yaml:14:25: " in str(info.value)  # `identity` in the return
+
+
+
+FUNCTIONS_SPEC = """\
+input: [2, 3, 6]
+blocks:
+  Funcs:
+    children:
+      proj: {Linear: [6, 6]}
+      scale: {Buffer: {full: [6], value: 2.0}}
+    forward: |
+      y = proj(x)
+      d = F.pairwise_distance(x, y) + F.cosine_similarity(x, y, dim=-1)
+      z = zeros(x.shape[0], 3, 6, device=x.device) + ones(3, 6, dtype=x.dtype) + full((3, 6), 0.5, device=x.device)
+      e = eye(6, device=x.device) + triu(ones(6, 6, device=x.device), diagonal=1)
+      keep = (y >= 0) != (y <= 0.5)
+      w = (y @ e + z).masked_fill(keep, 0.0) * scale
+      r = (y * 100).long() % 7 // 2
+      g = gelu(w, approximate="tanh")
+      return g, d, r.to(x.dtype), keep == (y < inf)
+model: {use: Funcs}
+"""
+
+
+def test_the_listed_functions_and_operators_equal_torch(write_spec):
+    from handwritten_forward import Funcs
+
+    built = _built(write_spec, FUNCTIONS_SPEC, 3)
+    torch.manual_seed(3)
+    hand = Funcs()
+    assert str(built.net) == str(hand) and list(built.net.state_dict()) == list(hand.state_dict())
+    x = torch.randn(2, 3, 6, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        ours, theirs = built.net(x), hand(x)
+    assert len(ours) == len(theirs) and all(torch.equal(a, b) for a, b in zip(ours, theirs, strict=True))
+    assert ours[3].dtype == torch.bool

@@ -34,16 +34,71 @@ _COMPARISONS = frozenset({"<", "<=", ">", ">=", "==", "!="})
 def to_python(program: ForwardProgram, *, self_name: str = "self") -> str:
     """The forward as a method of a hand-written class: `def forward(self, x):` and its body."""
     w = _PythonWriter(self_name)
+    w.taken |= {*program.inputs, *_names(program.body)}
     lines = [f"def forward({self_name}, {', '.join(program.inputs)}):"]
     w.statements(program.body, "    ", lines)
     result = program.result
     if isinstance(result, Seq) and not result.is_list and result.items:
-        lines.append(
-            "    return " + ", ".join(w.expr(i) for i in result.items) + ("," if len(result.items) == 1 else "")
+        w.line(
+            "    ",
+            "return ",
+            result,
+            lambda: ", ".join(w.expr(i) for i in result.items) + ("," if len(result.items) == 1 else ""),
+            lines,
         )
     else:
-        lines.append(f"    return {w.expr(result)}")
+        w.line("    ", "return ", result, lambda: w.expr(result), lines)
     return "\n".join(lines) + "\n"
+
+
+#: the longest line `to_python` writes, so that the method, one level inside a class, stays within 88 columns
+WIDTH = 84
+
+
+def _names(body) -> set[str]:
+    """Every name a forward assigns or loops with (a hoisted value must not take one)."""
+    found: set[str] = set()
+
+    def add(t):
+        if isinstance(t, str):
+            found.add(t)
+        else:
+            for part in t:
+                add(part)
+
+    for stmt in body:
+        if isinstance(stmt, Assign):
+            add(stmt.target)
+        elif isinstance(stmt, For):
+            found.add(stmt.var)
+            found |= _names(stmt.body)
+        else:
+            found |= _names(stmt.body) | _names(stmt.orelse)
+    return found
+
+
+def _calls(e):
+    """The calls inside an expression (not `e` itself), outermost first."""
+    stack = [e]
+    while stack:
+        node = stack.pop(0)
+        parts = []
+        if isinstance(node, (ChildCall, FunctionCall, MethodCall)):
+            parts = [*node.args, *(v for _, v in node.kwargs)]
+            if isinstance(node, MethodCall):
+                parts.insert(0, node.obj)
+        elif isinstance(node, (BinaryOp,)):
+            parts = [node.left, node.right]
+        elif isinstance(node, (Negate,)):
+            parts = [node.operand]
+        elif isinstance(node, (AttrGet, IndexGet)):
+            parts = [node.obj]
+        elif isinstance(node, Seq):
+            parts = list(node.items)
+        for part in parts:
+            if isinstance(part, (ChildCall, FunctionCall, MethodCall)):
+                yield part
+            stack.append(part)
 
 
 def _target(t) -> str:
@@ -62,16 +117,52 @@ class _PythonWriter:
     def __init__(self, self_name: str):
         self.s = self_name
         self.loop_vars: set[str] = set()
+        self.hoisted: dict[int, str] = {}  # id of a call written on a line of its own -> its name
+        self.taken = {self_name, "torch", "F", "nn"}
+
+    def line(self, indent, head, value, render, lines) -> None:
+        """`indent + head + render()`; a line too long for the class gets its longest call on a line before it.
+
+        As a person (and ruff) would keep it: `cls_token = self.cls_token.expand(...)`
+        then `x = torch.cat((cls_token, x), dim=1) + self.pos_embed`.
+        """
+        text = indent + head + render()
+        for _ in range(8):
+            if len(text) <= WIDTH:
+                break
+            calls = [c for c in _calls(value) if id(c) not in self.hoisted]
+            if not calls:
+                break
+            call = max(calls, key=lambda c: len(self.expr(c)))
+            name = self.fresh(call)
+            self.line(indent, f"{name} = ", call, lambda c=call: self.expr(c), lines)
+            self.hoisted[id(call)] = name
+            text = indent + head + render()
+        lines.append(text)
+
+    def fresh(self, call) -> str:
+        if isinstance(call, MethodCall) and isinstance(call.obj, (Ref, ChildValue)):
+            base = call.obj.name if isinstance(call.obj, Ref) else str(call.obj.path[-1])
+        elif isinstance(call, ChildCall):
+            base = str(call.path[-1])
+        else:
+            base = call.name if isinstance(call, FunctionCall) else call.method
+        base = base if base.isidentifier() else "value"
+        name, n = base, 1
+        while name in self.taken or name in self.loop_vars:
+            name, n = f"{base}_{n}", n + 1
+        self.taken.add(name)
+        return name
 
     def statements(self, body, indent: str, lines: list[str]) -> None:
         for stmt in body:
             if isinstance(stmt, Assign):
                 value = stmt.value
                 if isinstance(value, BinaryOp) and value.inplace:
-                    right = self.expr(value.right, _rank(value.op), True)
-                    lines.append(f"{indent}{_target(stmt.target)} {value.op}= {right}")
+                    head = f"{_target(stmt.target)} {value.op}= "
+                    self.line(indent, head, value.right, lambda v=value: self.expr(v.right, _rank(v.op), True), lines)
                 else:
-                    lines.append(f"{indent}{_target(stmt.target)} = {self.expr(value)}")
+                    self.line(indent, f"{_target(stmt.target)} = ", value, lambda v=value: self.expr(v), lines)
             elif isinstance(stmt, For):
                 container = self.child(stmt.path) + (".values()" if stmt.values else "")
                 lines.append(f"{indent}for {stmt.var} in {container}:")
@@ -122,6 +213,8 @@ class _PythonWriter:
         return f"{self.expr(e.obj, 9)}.{e.method}({self.args(e)})"
 
     def expr(self, e, parent=0, right=False) -> str:
+        if id(e) in self.hoisted:
+            return self.hoisted[id(e)]
         if isinstance(e, Const):
             if isinstance(e.value, float) and e.value != e.value or e.value in (float("inf"), float("-inf")):
                 return (
