@@ -17,7 +17,7 @@ from torch import nn
 
 import handwritten_nets
 import netcli
-from conftest import ROOT
+from conftest import CONFIGS, ROOT
 
 CFG = ROOT / "configs"
 PY = sys.executable
@@ -380,6 +380,21 @@ def test_a_pickled_custom_block_around_a_plugins_type_loads_where_the_plugin_is_
     assert got["print"] == str(net)
     with torch.no_grad():
         assert torch.equal(got["y"], net(x))
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.stem)
+def test_every_shipped_config_pickles_and_deep_copies(config):
+    # pickled here, the spec's classes are rebuilt from the pickled text (a new origin), as in another process
+    import io
+
+    net = netcli.build(config, seed=0)
+    buf = io.BytesIO()
+    torch.save(net, buf)
+    buf.seek(0)
+    for other in (torch.load(buf, weights_only=False), copy.deepcopy(net)):
+        assert str(other) == str(net)
+        assert [type(m).__name__ for m in other.modules()] == [type(m).__name__ for m in net.modules()]
+        _assert_state(other, net.state_dict())
 
 
 def test_deepcopy_is_an_independent_equal_network():
