@@ -15,9 +15,9 @@ import secrets
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 from netcli.core.errors import Location, NetcliError, Problem
+from netcli.core.signals import Signalled, SignalTrap, die_of, signals_held
 
 TEMP_PREFIX = ".netcli-tmp-"
 
@@ -38,14 +38,14 @@ def atomic_path(dest: str | os.PathLike) -> Iterator[Path]:
     folder = dest.parent
     clean_leftovers(dest)
     tmp_path: Path | None = None
-    trap = _SignalTrap()
+    trap = SignalTrap()
     try:
         trap.__enter__()
         # Ctrl-C waits until the temp file's name is held, so the cleanup below always sees it. The
         # name is held before the file exists: a signal that another thread received runs its Python
         # handler in this thread at any bytecode, even inside the held block (mkstemp's name was lost
         # when it came between mkstemp returning and the assignment).
-        with _sigint_held():
+        with signals_held():
             tmp_path = folder / f"{temp_prefix(dest)}{os.getpid()}.{secrets.token_hex(8)}"
             try:
                 fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
@@ -71,8 +71,8 @@ def atomic_path(dest: str | os.PathLike) -> Iterator[Path]:
             with contextlib.suppress(OSError):
                 tmp_path.unlink()
         trap.__exit__(None, None, None)
-        if isinstance(exc, _Signalled):  # the temp file is gone: now die of the signal as we would have
-            _die_of(exc.signum)
+        if isinstance(exc, Signalled):  # the temp file is gone: now die of the signal as we would have
+            die_of(exc.signum)
         if isinstance(exc, OSError):  # a full disk, a quota, an I/O error: the old file is untouched
             what = "the previous file is unchanged" if dest.exists() else "nothing was written"
             raise NetcliError(
@@ -84,92 +84,6 @@ def atomic_path(dest: str | os.PathLike) -> Iterator[Path]:
             ) from exc
         raise
     trap.__exit__(None, None, None)
-
-
-class _Signalled(BaseException):
-    """A terminating signal arrived during a write: unwind, remove the temp file, then die of it."""
-
-    def __init__(self, signum: int):
-        super().__init__(f"signal {signum}")
-        self.signum = signum
-
-
-# Signals whose default action ends the process; each is trapped only while its handler is the
-# default, so a handler the program installed itself (a test's alarm) is left alone. SIGINT is
-# Python's KeyboardInterrupt already; SIGKILL cannot be caught (the next save removes its leftover).
-_TERMINATING = (
-    "SIGTERM",
-    "SIGHUP",
-    "SIGQUIT",
-    "SIGUSR1",
-    "SIGUSR2",
-    "SIGALRM",
-    "SIGVTALRM",
-    "SIGPROF",
-    "SIGXCPU",
-    "SIGXFSZ",
-)
-
-
-class _SignalTrap:
-    """While a write runs, turn terminating signals into `_Signalled` so the temp file is removed."""
-
-    def __init__(self):
-        self.saved: dict[int, Any] = {}  # signal number -> the handler signal.signal returned
-
-    def __enter__(self):
-        import signal
-        import threading
-
-        if threading.current_thread() is not threading.main_thread():
-            return self
-        for name in _TERMINATING:
-            signum = getattr(signal, name, None)
-            if signum is None:
-                continue
-            try:
-                if signal.getsignal(signum) is signal.SIG_DFL:
-                    self.saved[signum] = signal.signal(signum, _raise_signalled)
-            except (OSError, ValueError):
-                continue
-        return self
-
-    def __exit__(self, *exc) -> None:
-        import signal
-
-        saved, self.saved = self.saved, {}
-        for signum, handler in saved.items():
-            with contextlib.suppress(OSError, ValueError):
-                signal.signal(signum, handler)
-
-
-def _raise_signalled(signum, frame) -> None:
-    raise _Signalled(signum)
-
-
-def _die_of(signum: int) -> None:
-    """End the process by `signum` with its default action (the exit status a shell expects)."""
-    import signal
-
-    signal.signal(signum, signal.SIG_DFL)
-    signal.raise_signal(signum)
-
-
-@contextlib.contextmanager
-def _sigint_held() -> Iterator[None]:
-    """Hold SIGINT and the trapped signals back (main thread, where possible) until the block is done."""
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
-        yield
-        return
-    held = {signal.SIGINT} | {getattr(signal, n) for n in _TERMINATING if hasattr(signal, n)}
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def atomic_write(dest: str | os.PathLike, write: Callable[[Path], object]) -> None:
