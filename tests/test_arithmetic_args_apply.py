@@ -395,3 +395,26 @@ def test_the_json_schema_accepts_apply_rules():
     for text in (DCGAN, CONVNEXT, NESTED):
         assert not [e.message for e in validator.iter_errors(yaml.safe_load(text))]
     assert list(validator.iter_errors(yaml.safe_load("model: [ReLU]\ninit: [{apply: {Linear: 3}}]")))
+
+
+def test_an_apply_rule_on_the_command_line_is_the_same_rule(write_spec, run_cli, tmp_path):
+    """`--rule '{apply: {...}}'` reads the rule as YAML: the same values as the spec's `init:`."""
+    in_spec, bare = write_spec(DCGAN, "a.yaml"), write_spec(DCGAN[: DCGAN.index("init:")], "b.yaml")
+    rule = (
+        "{apply: {ConvTranspose2d: 'normal(0.0, 0.02):weight', "
+        "BatchNorm2d: ['normal(1.0, 0.02):weight', 'zeros:bias']}}"
+    )
+    for spec, extra in ((in_spec, []), (bare, ["--rule", rule])):
+        out = run_cli("save", spec, "--seed", "1234", "-o", str(tmp_path / f"{spec.stem}.pt"), *extra)
+        assert out.code == 0, out.err
+    a, b = (torch.load(tmp_path / f"{n}.pt", weights_only=True) for n in ("a", "b"))
+    assert list(a) == list(b) and all(torch.equal(a[k], b[k]) for k in a)
+    bad = run_cli("init", bare, "--rule", "{apply: {BatchNorm2d: 'normal:wieght'}}")
+    assert bad.code == 2 and "--rule {apply: {BatchNorm2d: 'normal:wieght'}}: apply: 'wieght'" in bad.err, bad.err
+    assert "did you mean 'weight'?" in bad.err and "Traceback" not in bad.err
+
+
+def test_a_command_line_rule_read_as_yaml_takes_no_anchors(write_spec, run_cli):
+    spec = write_spec("model: [{Linear: [4, 8]}]\n")
+    bad = run_cli("init", spec, "--rule", "{apply: {Linear: &a ['zeros:bias']}, x: *a}")
+    assert bad.code == 2 and "without YAML anchors" in bad.err and "Traceback" not in bad.err, bad.err

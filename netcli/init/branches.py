@@ -34,6 +34,7 @@ from netcli.core.errors import Location, NetcliError, Problem, did_you_mean
 from netcli.init.rules import Rule, _check_call, _check_finite, _parse_init, _split
 from netcli.init.targets import Selected, apply_order, own_class
 
+EXAMPLE = '{apply: {Conv2d: "normal(0, 0.02):weight", BatchNorm2d: ["normal(1, 0.02):weight", "zeros:bias"]}}'
 Locate = Callable[..., tuple[Location, str]]  # (a path inside the rule, key=) -> its location and where
 
 
@@ -66,7 +67,7 @@ def parse_apply(raw: Any, loc: Location, where: str, locate: Locate | None = Non
     def at(*path: Any, key: bool = False) -> tuple[Location, str]:
         return locate(path, key=key) if locate is not None else (loc, where)
 
-    example = '{apply: {Conv2d: "normal(0, 0.02):weight", BatchNorm2d: ["normal(1, 0.02):weight", "zeros:bias"]}}'
+    example = EXAMPLE
     try:
         spec = raw if isinstance(raw, ApplyRuleSpec) else ApplyRuleSpec.model_validate(raw)
     except ValidationError as exc:
@@ -104,6 +105,28 @@ def parse_apply(raw: Any, loc: Location, where: str, locate: Locate | None = Non
         raise NetcliError(problems)
     shown = ", ".join(f"{b.type_name}: {[r.text.split(': ', 1)[1] for r in b.rules]}" for b in branches)
     return ApplyRule(f"apply {{{shown}}}", "apply", target="*", location=loc, where=where, branches=branches)
+
+
+def flow_mapping(text: str, loc: Location, where: str) -> Any:
+    """A rule given as text in YAML's flow style (`--rule '{apply: {Linear: "zeros:bias"}}'`), read as YAML."""
+    import yaml
+
+    from netcli.init.rules import MAX_RULE_CHARS
+
+    if len(text) > MAX_RULE_CHARS or "&" in text:  # no anchors, so no aliases that multiply what is read
+        raise NetcliError(
+            Problem(f"a rule is at most {MAX_RULE_CHARS} characters, without YAML anchors (&)", where, loc)
+        )
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem", None) or "not YAML"
+        raise NetcliError(
+            Problem(f"the rule '{text.strip()}' is not a YAML mapping: {mark}", where, loc, f"write e.g. {EXAMPLE}")
+        ) from None
+    if not isinstance(value, dict):
+        raise NetcliError(Problem(f"the rule '{text.strip()}' is not a mapping", where, loc, f"write e.g. {EXAMPLE}"))
+    return value
 
 
 def expand(net: Any, rule: ApplyRule, names: dict[int, str]) -> list[tuple[Rule, list[Selected]]]:

@@ -79,15 +79,16 @@ class Rule:
 def parse_rule(raw: Any, label: str, *, location: Location | None = None, where: str = "", locate: Any = None) -> Rule:
     """Parse one rule (text, long form or `apply`) and check its initializer and arguments.
 
-    `label` names the rule in messages ("--rule xavier:5"); a spec rule passes
-    its document `location` and `where` ("init[0]") instead, and `locate`
-    (a path inside the rule -> location, where) for the entries of an `apply`.
+    `label` names the rule in messages ("--rule xavier:5"); a spec rule passes its document `location` and
+    `where` ("init[0]") instead, and `locate` (path inside the rule -> location, where) for an `apply`'s entries.
     """
+    from netcli.init.branches import flow_mapping, parse_apply  # here: branches imports this module
+
     registry.ensure_loaded()
     loc = location if location is not None else Location(label)
+    if isinstance(raw, str) and raw.lstrip().startswith("{"):  # --rule '{apply: {...}}' or the long form
+        raw = flow_mapping(raw, loc, where)
     if isinstance(raw, ApplyRuleSpec) or (isinstance(raw, dict) and "apply" in raw):
-        from netcli.init.branches import parse_apply
-
         return parse_apply(raw, loc, where, locate)
     if isinstance(raw, str):
         init_text, target = _split(raw, loc, where)
