@@ -662,21 +662,22 @@ def figures_dist(reps: int, folder: Path, only: set[int]) -> list[Figure]:
         paired = statistics.median(a["seconds"] / b["seconds"] for a, b in zip(r["one_dcp"], r["one_st"]))
         load_avg.append(os.getloadavg()[0])
         s, w, ld, rd = med(r["save"], "phase"), med(r["dd_write"]), med(r["load"], "phase"), med(r["dd_read"])
+        pair_s = statistics.median(a["phase"] / b["seconds"] for a, b in zip(r["save"], r["dd_write"]))
+        pair_l = statistics.median(a["phase"] / b["seconds"] for a, b in zip(r["load"], r["dd_read"]))
         fig_io.rows.append(Row(f"save {size / MB:.0f} MiB: `save --shard fsdp -o DIR/`'s save (dcp.save on every "
                                "rank, fsync, spec, rename) / `dd if=/dev/zero bs=16M conv=fsync`", s, w, "s",
                                "ratio <= 1.3", s / w <= 1.3,
-                               f"{size / MB / s:.0f} / {size / MB / w:.0f} MiB/s; ranges "
+                               f"{size / MB / s:.0f} / {size / MB / w:.0f} MiB/s; paired ratio {pair_s:.3f}; ranges "
                                f"{spread(r['save'], 'phase')} / {spread(r['dd_write'])}"))
         fig_io.rows.append(Row(f"load {size / MB:.0f} MiB, page cache dropped: `load DIR/ --shard fsdp`'s restore "
                                "(rebuild sharded, DCP read) / `dd of=/dev/null bs=16M`", ld, rd, "s",
                                "ratio <= 1.5", ld / rd <= 1.5,
-                               f"{size / MB / ld:.0f} / {size / MB / rd:.0f} MiB/s; ranges "
+                               f"{size / MB / ld:.0f} / {size / MB / rd:.0f} MiB/s; paired ratio {pair_l:.3f}; ranges "
                                f"{spread(r['load'], 'phase')} / {spread(r['dd_read'])}"))
         fig_io.rows.append(Row("`netcli load DIR/` in one process (the DCP folder read whole), whole command / "
                                "`netcli load one.safetensors` of the same weights (`convert DIR/ -o`)",
-                               med(r["one_dcp"]), med(r["one_st"]), "s", "ratio <= 1.1",
-                               med(r["one_dcp"]) / med(r["one_st"]) <= 1.1,
-                               f"paired (each repetition's own ratio), median {paired:.3f}; ranges "
+                               med(r["one_dcp"]), med(r["one_st"]), "s", "paired ratio <= 1.1", paired <= 1.1,
+                               f"met judged on the paired ratio (each repetition's own ratio), median {paired:.3f}; ranges "
                                f"{spread(r['one_dcp'])} / {spread(r['one_st'])}; page cache warm for both"))
         fig_io.rows.append(Row("load against the disk's write reference (the `dd ... conv=fsync` above)", ld, w, "s",
                                "(reference)", None))
