@@ -91,8 +91,10 @@ def main() -> None:
         }
 
     out = {name: summary(name) for name in times}
-    out["paired_save"] = statistics.median(a[0] / b[0] for a, b in zip(times["save"], times["save_crc"]))
-    out["paired_read"] = statistics.median(a[0] / b[0] for a, b in zip(times["read_netcli"], times["read_dcp"]))
+    out["paired_save"] = statistics.median(a[0] / b[0] for a, b in zip(times["save"], times["save_crc"], strict=True))
+    out["paired_read"] = statistics.median(
+        a[0] / b[0] for a, b in zip(times["read_netcli"], times["read_dcp"], strict=True)
+    )
     out["load_average"] = load
     print(json.dumps(out, indent=1))
 
