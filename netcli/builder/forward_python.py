@@ -138,7 +138,25 @@ class _PythonWriter:
             self.line(indent, f"{name} = ", call, lambda c=call: self.expr(c), lines)
             self.hoisted[id(call)] = name
             text = indent + head + render()
+        if (
+            len(text) > WIDTH
+            and isinstance(value, (ChildCall, FunctionCall, MethodCall))
+            and id(value) not in self.hoisted
+        ):
+            lines += self.split_call(indent, head, value) or [text]
+            return
         lines.append(text)
+
+    def split_call(self, indent, head, call) -> list[str]:
+        """A call too long for its line with nothing left to hoist, split as ruff format splits it: its
+        arguments on one line of their own, or one a line with a trailing comma ([] where even that fails)."""
+        callee, args = self.call_parts(call)
+        first, inner = f"{indent}{head}{callee}(", indent + "    "
+        if not args or len(first) > WIDTH:
+            return []
+        if len(inner) + len(", ".join(args)) <= WIDTH:
+            return [first, inner + ", ".join(args), indent + ")"]
+        return [first, *(f"{inner}{a}," for a in args), indent + ")"]
 
     def fresh(self, call) -> str:
         if isinstance(call, MethodCall) and isinstance(call.obj, (Ref, ChildValue)):
@@ -176,9 +194,8 @@ class _PythonWriter:
                     lines.append(f"{indent}else:")
                     self.statements(stmt.orelse, indent + "    ", lines)
 
-    def args(self, call, extra=()) -> str:
-        parts = [self.expr(a) for a in call.args] + [f"{k}={self.expr(v)}" for k, v in call.kwargs] + list(extra)
-        return ", ".join(parts)
+    def arg_list(self, call, extra=()) -> list[str]:
+        return [self.expr(a) for a in call.args] + [f"{k}={self.expr(v)}" for k, v in call.kwargs] + list(extra)
 
     def child(self, path) -> str:
         text = path[0] if path[0] in self.loop_vars else f"{self.s}.{path[0]}"
@@ -200,8 +217,13 @@ class _PythonWriter:
         return self.expr(e)
 
     def call(self, e) -> str:
+        callee, args = self.call_parts(e)
+        return f"{callee}({', '.join(args)})"
+
+    def call_parts(self, e) -> tuple[str, list[str]]:
+        """What stands before a call's parentheses, and its arguments as written."""
         if isinstance(e, ChildCall):
-            return f"{self.child(e.path)}({self.args(e)})"
+            return self.child(e.path), self.arg_list(e)
         if isinstance(e, FunctionCall):
             qualifier = "F" if e.target.startswith("torch.nn.functional.") else "torch"
             extra = (
@@ -209,8 +231,8 @@ class _PythonWriter:
                 if e.name == "dropout" and len(e.args) < 3 and all(k != "training" for k, _ in e.kwargs)
                 else []
             )
-            return f"{qualifier}.{e.name}({self.args(e, extra)})"
-        return f"{self.expr(e.obj, 9)}.{e.method}({self.args(e)})"
+            return f"{qualifier}.{e.name}", self.arg_list(e, extra)
+        return f"{self.expr(e.obj, 9)}.{e.method}", self.arg_list(e)
 
     def expr(self, e, parent=0, right=False) -> str:
         if id(e) in self.hoisted:

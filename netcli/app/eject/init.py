@@ -180,6 +180,9 @@ def _apply_function(net: Any, rule: Any, name: str, code: InitCode, class_expr: 
                 stmts.append(Block("for param in ", params, [Do(call(Code("param")))]))
             elif is_identifier(target) and all(m._parameters.get(target) is not None for m in visited):
                 stmts.append(Do(call(Code(f"m.{target}"))))
+            elif is_identifier(target) and all(target in m._parameters for m in visited):
+                # a parameter some of the modules hold as None (Linear(..., bias=False)), as nanoGPT writes it
+                stmts.append(Block("if ", Code(f"m.{target} is not None"), [Do(call(Code(f"m.{target}")))]))
             else:
                 test = Code(f"fnmatch.fnmatchcase(name, {string(target)})")
                 loop = [Block("if ", test, [Do(call(Code("param")))])]
