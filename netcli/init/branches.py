@@ -27,14 +27,16 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from netcli import registry
 from netcli.core.errors import Location, NetcliError, Problem, did_you_mean
-from netcli.init.rules import Rule, _check_call, _check_finite, _parse_init, _split
-from netcli.init.targets import Selected, apply_order, own_class
+from netcli.init.rule_text import MAX_RULE_CHARS, Rule, _check_call, _check_finite, _parse_init, _split
 
 EXAMPLE = '{apply: {Conv2d: "normal(0, 0.02):weight", BatchNorm2d: ["normal(1, 0.02):weight", "zeros:bias"]}}'
+if TYPE_CHECKING:
+    from netcli.init.targets import Selected
+
 Locate = Callable[..., tuple[Location, str]]  # (a path inside the rule, key=) -> its location and where
 
 
@@ -111,8 +113,6 @@ def flow_mapping(text: str, loc: Location, where: str) -> Any:
     """A rule given as text in YAML's flow style (`--rule '{apply: {Linear: "zeros:bias"}}'`), read as YAML."""
     import yaml
 
-    from netcli.init.rules import MAX_RULE_CHARS
-
     if len(text) > MAX_RULE_CHARS or "&" in text:  # no anchors, so no aliases that multiply what is read
         raise NetcliError(
             Problem(f"a rule is at most {MAX_RULE_CHARS} characters, without YAML anchors (&)", where, loc)
@@ -131,6 +131,8 @@ def flow_mapping(text: str, loc: Location, where: str) -> Any:
 
 def expand(net: Any, rule: ApplyRule, names: dict[int, str]) -> list[tuple[Rule, list[Selected]]]:
     """The rule's steps in `net.apply` order: (entry, the tensors it sets on one module); raise if one misses."""
+    from netcli.init.targets import apply_order  # imports torch: not when a spec's rules are only read
+
     matchers = [(matcher(net, b), b) for b in rule.branches]
     steps: list[tuple[Rule, list[Selected]]] = []
     hits: dict[int, int] = {id(r): 0 for b in rule.branches for r in b.rules}
@@ -161,6 +163,8 @@ def expand(net: Any, rule: ApplyRule, names: dict[int, str]) -> list[tuple[Rule,
 
 def matcher(net: Any, branch: Branch) -> Callable[[Any], bool]:
     """`isinstance(m, cls)` for a registered class; the class name for a custom block of the spec."""
+    from netcli.init.targets import apply_order, own_class
+
     name = branch.type_name
     if name in registry.types:
         cls = registry.types.entry(name).obj
@@ -180,6 +184,8 @@ def matcher(net: Any, branch: Branch) -> Callable[[Any], bool]:
 
 def _within(module: Any, target: str, names: dict[int, str]) -> list[Selected]:
     """The module's parameters the entry names: weight, bias, all (its own), or a glob relative to it."""
+    from netcli.init.targets import Selected
+
     if target == "all":
         found = [(a, module, a) for a, p in module._parameters.items() if p is not None]
     else:
@@ -192,6 +198,8 @@ def _within(module: Any, target: str, names: dict[int, str]) -> list[Selected]:
 
 
 def _miss(net: Any, branch: Branch, entry: Rule, visited: list, taken_by: list[str]) -> Problem:
+    from netcli.init.targets import apply_order, own_class
+
     name = branch.type_name
     if not visited:
         present = ", ".join(dict.fromkeys(own_class(m).__name__ for m in apply_order(net)))

@@ -18,7 +18,7 @@ from netcli import registry
 from netcli.core.errors import NetcliError, did_you_mean
 from netcli.core.ties import canonical_names
 from netcli.init.params import PathError, find
-from netcli.init.rules import Rule
+from netcli.init.rule_text import Rule
 
 _GLOB = re.compile(r"[*?\[]")
 
