@@ -281,3 +281,15 @@ def test_the_readme_picture_is_resnet18_layer1_as_plot_draws_it(run_cli):
     dot = parse_dot(plot(run_cli, CONFIG / "resnet18.yaml", "--block", "layer1"))
     assert sorted(titles) == sorted(dot.nodes)
     assert "docs/resnet18_layer1.svg" in (ROOT / "README.md").read_text()
+
+
+def test_a_forward_without_children_shows_its_ops_and_a_spec_without_input_has_no_shapes(run_cli, write_spec):
+    spec = write_spec(
+        "input: [2, 4]\nblocks:\n  Act:\n    forward: |\n      return relu(x) + x\n"
+        "model:\n  - Linear: [4, 4]\n  - use: Act\n"
+    )
+    dot = parse_dot(plot(run_cli, spec))
+    (add,) = [n for n, label in dot.nodes.items() if label == "add"]
+    assert sorted(dot.into(add)) == ["1:relu", "1:x"] and dot.cluster_of[add] == "cluster_1"
+    bare = parse_dot(plot(run_cli, write_spec("model:\n  - Linear: [4, 8]\n  - ReLU\n", "bare.yaml")))
+    assert bare.nodes == {"input": "input", "0": "0: Linear\n40 params", "1": "1: ReLU", "output": "output"}

@@ -185,7 +185,9 @@ class Drawer:
         """A node for a leaf or a folded block; else a cluster with its forward or its chain."""
         graph = dataflow(module)
         children = bool(module._modules)
-        if not children or self.folded(name) or (graph is None and not isinstance(module, nn.Sequential)):
+        # a forward without children still has its ops to show (`return relu(x) + x`)
+        leaf = graph is None and (not children or not isinstance(module, nn.Sequential))
+        if leaf or self.folded(name):
             node = self.add(
                 cluster,
                 Node(
