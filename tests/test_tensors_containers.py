@@ -437,3 +437,59 @@ def test_eject_builds_the_same_network(case, tmp_path):
 
     if not case.startswith("vit"):  # the ViT's forward line is the forward writer's (to_python): 93 > 88 columns
         assert_ruff_clean(path)  # ruff check (E,F,W,I,B,UP) and ruff format, at ruff's defaults
+
+
+# ---------------------------------------------------------------- --shard fsdp
+
+SHARDED = """\
+input: {shape: [2, 5], dtype: int64, high: 16}
+seed: 3
+blocks:
+  Layer:
+    children:
+      fc: {Linear: [8, 8]}
+    forward: |
+      return relu(fc(x))
+model:
+  class: Tiny
+  inputs: [idx]
+  children:
+    wte: {Embedding: [16, 8]}
+    pos: {Parameter: {randn: [1, 5, 8]}}
+    mask: {Buffer: {tril: [5, 5], bool: true, persistent: false}}
+    gamma: {Parameter: {full: [8], value: 0.5}}
+    h: {ModuleList: [{use: Layer, repeat: 2}]}
+    lm_head: {Linear: {in_features: 8, out_features: 16, bias: false}}
+  tie: ["wte.weight = lm_head.weight"]
+  forward: |
+    x = wte(idx) + pos
+    for block in h:
+        x = block(x)
+    return lm_head(x * gamma)
+"""
+
+
+def test_sharded_save_draws_tensor_children_and_keeps_the_tie(tmp_path):
+    """2 gloo ranks: a ModuleList's items are the FSDP units, the tied pair stays in the root's unit,
+    and every tensor equals the one-process --fast-init build's."""
+    from test_distributed import torchrun
+
+    from netcli.io.checkpoint import read_checkpoint
+
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(SHARDED)
+    r = torchrun(2, "save", spec, "--shard", "fsdp", "-o", f"{tmp_path / 'out'}/")
+    assert r.returncode == 0, r.stderr[-3000:]
+    expected = build_model(load_spec_text(SHARDED, "tiny.yaml"), fast_init=True).net.state_dict()
+    ckpt = read_checkpoint(tmp_path / "out")
+    assert set(ckpt.names) == set(expected)
+    for name, value in expected.items():
+        assert torch.equal(ckpt.tensor(ckpt.names[name]), value), name
+
+
+def test_export_runs_tensor_children_ties_and_module_lists(tmp_path, run_cli):
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(SHARDED)
+    result = run_cli("export", str(spec), "-o", str(tmp_path / "tiny.onnx"))
+    assert result.code == 0, result.err
+    assert "its output matches torch's" in result.out + result.err

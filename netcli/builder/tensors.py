@@ -53,20 +53,16 @@ def add_tensor(module: nn.Module, name: str, holder: str, args: Any, device: tor
     fills[name] = args
 
 
-def refill(module: nn.Module, name: str, tensor: torch.Tensor) -> str | None:
-    """Fill `tensor` (module's child `name`, allocated, not drawn) as it was made; return the initializer
-    name (`normal_`, `uniform_`) when the values are random and must be drawn by the caller instead."""
+def fill_of(module: nn.Module, name: str) -> torch.Tensor | str | None:
+    """How to fill module's tensor child `name` again (`--fast-init`): its values made on the CPU for a
+    fill that draws nothing, the in-place initializer's name (`normal_`, `uniform_`) for one that does,
+    None for `empty` or a tensor this module did not make."""
     args = module.__dict__.get(FILLS, {}).get(name)
-    if args is None:
+    if args is None or args.fill == "empty":
         return None
     if args.fill in RANDOM:
         return RANDOM[args.fill]
-    if args.fill == "empty":
-        return None
-    with torch.no_grad():
-        made = make_tensor(args, torch.device("cpu"))
-        tensor.copy_(made.to(tensor.device))
-    return None
+    return make_tensor(args, torch.device("cpu"))
 
 
 def tensor_fills(module: nn.Module) -> dict[str, Any]:

@@ -56,14 +56,25 @@ def shard_units(net: nn.Module, patterns: list[str]) -> list[tuple[str, nn.Modul
                     )
                 )
             units.extend(hits)
+    # a parameter tie (`wte.weight = lm_head.weight`) must stay inside one unit: a block holding a tied
+    # parameter is left to the unit around it (the root's), which shards the one tensor once
+    _, others = canonical_names(net)
+    tied = {id(p) for p in net.parameters() if id(p) in others}
     seen, out = set(), []
-    for name, m in units:
-        if id(m) in seen or not any(True for _ in m.parameters()):
+    for name, m in [unit for written, module in units for unit in _callable_units(written, module)]:
+        if id(m) in seen or not any(True for _ in m.parameters()) or any(id(p) in tied for p in m.parameters()):
             continue
         seen.add(id(m))
         out.append((name, m))
     out.sort(key=lambda item: -item[0].count("."))  # inner units first, as fully_shard wants
     return out
+
+
+def _callable_units(name: str, module: nn.Module) -> list[tuple[str, nn.Module]]:
+    """A ModuleList or ModuleDict (no forward, which fully_shard needs) stands for its items."""
+    if isinstance(module, (nn.ModuleList, nn.ModuleDict)):
+        return [unit for child, m in module.named_children() for unit in _callable_units(f"{name}.{child}", m)]
+    return [(name, module)]
 
 
 def build_sharded(loaded, *, device: str | None = None, seed: int | None = None, rules=(), values: bool = True):

@@ -40,10 +40,10 @@ from torch import nn
 
 from netcli.builder.builder import Builder, Built, build_network
 from netcli.builder.meta import CPU, META
-from netcli.builder.tensors import refill, tensor_fills
+from netcli.builder.tensors import fill_of, tensor_fills
 from netcli.core.errors import NetcliError
 from netcli.core.ties import canonical_names
-from netcli.init.draws import fill, path_seed, reset
+from netcli.init.draws import fill, local_part, path_seed, reset
 from netcli.init.plan import InitPlan, plan_rules
 from netcli.init.rules import all_rules
 
@@ -124,8 +124,8 @@ def build_fast(loaded, dev: torch.device, seed: int | None, inferred: dict, rule
     elif dev.type != "meta":  # a load fills what the file holds; a non-persistent buffer is made here
         for module in built.net.modules():
             for attr, t in module._buffers.items():
-                if t is not None and attr in tensor_fills(module):
-                    refill(module, attr, t)
+                if t is not None and isinstance(how := fill_of(module, attr), torch.Tensor):
+                    t.copy_(how.to(t.device))
     built.init_report = meta.plan.report(built.net)
     return built
 
@@ -213,6 +213,18 @@ def _allocate(module: nn.Module, device: torch.device, runs_on: dict, seen: set[
         _allocate(child, device, runs_on, seen, made)
 
 
+def _refill(module: nn.Module, attr: str, t: torch.Tensor, name: str, seed: int) -> None:
+    """Fill a custom block's tensor child as its fill says: drawn chunk-seeded, or its constant values
+    (this rank's part of them when it is a shard)."""
+    how = fill_of(module, attr)
+    if isinstance(how, str):
+        fill(t, name, seed, lambda x, d=how: getattr(x, d)())
+    elif how is not None:
+        dest, start, stop = local_part(t)
+        with torch.no_grad():
+            dest.copy_(how.flatten()[start:stop].view(dest.shape).to(dest.device))
+
+
 def _initialize(net: nn.Module, plan: InitPlan, seed: int, real: set[int]) -> None:
     """Run each parameter's last covering rule, else its module's reset_parameters, once, chunk-seeded.
 
@@ -231,8 +243,8 @@ def _initialize(net: nn.Module, plan: InitPlan, seed: int, real: set[int]) -> No
         defaults = [(attr, p) for attr, p in own if id(p) not in last or last[id(p)][0].module_scope]
         if made and id(module) not in real:
             for attr, t in [*defaults, *module._buffers.items()]:
-                if attr in made and t is not None and (draw := refill(module, attr, t)) is not None:
-                    fill(t, f"{mod_name}.{attr}" if mod_name else attr, seed, lambda x, d=draw: getattr(x, d)())
+                if attr in made and t is not None:
+                    _refill(module, attr, t, f"{mod_name}.{attr}" if mod_name else attr, seed)
             defaults = [(attr, p) for attr, p in defaults if attr not in made]
         has_buffers = any(b is not None for a, b in module._buffers.items() if a not in made)
         if defaults or has_buffers:
