@@ -493,3 +493,10 @@ def test_export_runs_tensor_children_ties_and_module_lists(tmp_path, run_cli):
     result = run_cli("export", str(spec), "-o", str(tmp_path / "tiny.onnx"))
     assert result.code == 0, result.err
     assert "its output matches torch's" in result.out + result.err
+
+
+def test_eject_refuses_a_tensor_in_a_plain_sequential(write_spec, run_cli, tmp_path):
+    text = "model:\n  class: Sequential\n  children:\n    fc: {Linear: [4, 4]}\n    w: {Parameter: {zeros: [4]}}\n"
+    result = run_cli("code", str(write_spec(text)), "-o", str(tmp_path / "m.py"))
+    assert result.code == 2 and "Traceback" not in result.err
+    assert ":2:10: model.class: netcli code writes class: Sequential as a plain nn.Sequential" in result.err

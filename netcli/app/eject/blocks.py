@@ -18,6 +18,7 @@ from netcli.app.eject.source import Assign, Call, Code, Deferred, Do, identifier
 from netcli.app.eject.walk import Piece, Use, Writer, class_name
 from netcli.builder.blocks import program_for
 from netcli.builder.forward import to_python
+from netcli.core.errors import NetcliError
 from netcli.specfile.loading import NodeAt, block_children, doc_get, node_children
 from netcli.specfile.params import declared as written_params
 from netcli.specfile.params import module_children
@@ -55,6 +56,15 @@ def write_block(w: Writer, node: Any, path: tuple, qualname: str, own: str, with
     w.scope = saved
     out = incoming if chained else (None if placed else own)
     definition = path[:1] == ("blocks",) and len(path) == 2
+    if chained and printed == "Sequential" and (tensors or node.tie):
+        raise NetcliError(
+            w.loaded.problem(
+                path + ("class",),
+                "netcli code writes class: Sequential as a plain nn.Sequential, which has no place for "
+                "tensor children or ties",
+                "give the block a class name of its own, e.g. class: Stem",
+            )
+        )
     if chained and printed == "Sequential":
         stmts = w.in_order(pieces, names)
         expr = sequential([p.expr for p in pieces], names)
