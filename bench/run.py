@@ -507,6 +507,61 @@ def figure14(reps: int, folder: Path) -> Figure:
     return fig
 
 
+# ---------------------------------------------------------------- figure 15: the transformer era (issue 24)
+
+MODERN = 15  # figure number: the transformer-era configs' forward (SPEC 1.8)
+
+
+def figure15(reps: int, folder: Path, stems: tuple[str, ...] = ("vit_tiny", "gpt_nano")) -> Figure:
+    """Forward of configs/vit_tiny.yaml and gpt_nano.yaml against their twins (tests/handwritten_modern.py)."""
+    import torch
+    sys.path.insert(0, str(ROOT / "tests"))
+    import handwritten_modern
+    from netcli.builder.validate import load_spec
+    from netcli.init.engine import build_model
+    fig = Figure(MODERN, "Transformer era: `configs/vit_tiny.yaml` and `configs/gpt_nano.yaml` against their "
+                         "hand-written twins (timm-style ViT, nanoGPT; tests/handwritten_modern.py)")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one thread: the other processes on the machine do not make threads wait
+    for stem in stems:
+        built = build_model(load_spec(str(ROOT / "configs" / f"{stem}.yaml")), seed=0).net.eval()
+        torch.manual_seed(0)
+        hand = handwritten_modern.MODERN_TWINS[stem]().eval()
+        twin = copy.deepcopy(hand)  # A/A control: the noise floor of this comparison
+        xs = handwritten_modern.example_inputs(stem, torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            same = torch.equal(built(*xs), hand(*xs))
+        calls = 20
+
+        def timed(net, xs=xs) -> Callable[[], dict]:
+            def run() -> dict:
+                with torch.no_grad():
+                    start = time.perf_counter()
+                    for _ in range(calls):
+                        net(*xs)
+                    return {"seconds": (time.perf_counter() - start) / calls}
+            return run
+        with torch.no_grad():  # warm: the first calls pay for allocations the others reuse
+            for net in (built, hand, twin):
+                for _ in range(3):
+                    net(*xs)
+        rounds = reps * 12
+        r = alternate({"netcli": timed(built), "hand": timed(hand), "twin": timed(twin)}, rounds)
+        hand_s = med(r["hand"])
+        shapes = " and ".join("x".join(map(str, x.shape)) + f" {str(x.dtype).removeprefix('torch.')}" for x in xs)
+        fig.rows.append(Row(f"`{stem}.yaml` forward, input {shapes}, eval, CPU", med(r["netcli"]) * 1e6,
+                            hand_s * 1e6, "µs", "ratio <= 1.02", med(r["netcli"]) / hand_s <= 1.02,
+                            f"{rounds} blocks of {calls} calls; same output: {same}; "
+                            f"ranges {spread(r['netcli'])} / {spread(r['hand'])} s"))
+        fig.rows.append(Row(f"control: a second hand-written copy of `{stem}`", med(r["twin"]) * 1e6, hand_s * 1e6,
+                            "µs", "(noise floor)", None))
+    torch.set_num_threads(threads)
+    fig.notes.append("in one process, netcli's net, the hand-written net and a deep copy of it called in "
+                     "alternating blocks (A B C, C B A, ...); torch threads: 1; the inputs are the configs' "
+                     "`input:` (tests/handwritten_modern.py MODERN_INPUTS)")
+    return fig
+
+
 # ---------------------------------------------------------------- figures 10-12: torchrun + FSDP2 + DCP (issue 15)
 
 DIST_INIT, DIST_RSS, DIST_IO = 10, 11, 12  # figure numbers (9 is the custom-blocks figure)
@@ -755,7 +810,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3 repetitions, n=8 builds only")
     parser.add_argument("--reps", type=int, default=None, help="repetitions per case (default 5, --quick 3)")
-    parser.add_argument("--only", default="1,2,3,4,5,6,7,8,9,10,11,12,13,14", help="figures to run, e.g. 1,4,7")
+    parser.add_argument("--only", default="1,2,3,4,5,6,7,8,9,10,11,12,13,14,15", help="figures to run, e.g. 1,4,7")
     parser.add_argument("--out", default=str(ROOT / "bench" / "RESULTS.md"))
     args = parser.parse_args()
     args.reps = args.reps or (3 if args.quick else 5)
@@ -775,6 +830,7 @@ def main() -> None:
         ({9}, lambda: figure9(args.reps, folder)),
         ({API}, lambda: figure13(args.reps, folder)),
         ({PLOT}, lambda: figure14(args.reps * 2, folder)),
+        ({MODERN}, lambda: figure15(args.reps, folder)),
         ({DIST_INIT, DIST_RSS, DIST_IO}, lambda: figures_dist(args.reps, folder, only)),
     ]
     figures: list[Figure] = []
