@@ -1,4 +1,5 @@
 """The summary's costs (issue 17): FLOPs/MACs by FlopCounterMode per block, memory, tied and frozen parameters."""
+
 from __future__ import annotations
 
 import itertools
@@ -13,7 +14,8 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from netcli.app.cost import count_network, example_inputs, measure
-from netcli.app.summary import fold, parse_columns, summarize
+from netcli.app.summary import fold, summarize
+from netcli.app.summary_table import parse_columns
 from netcli.builder.validate import load_spec
 from netcli.core.errors import NetcliError
 from netcli.init.engine import build_model
@@ -43,8 +45,9 @@ def summary_of(path, *, backward=False, sets=()):
     loaded = load_spec(str(path), sets)
     built = build_model(loaded, seed=0)
     shapes, note, cost = count_network(loaded, built, backward=backward)
-    return summarize(built.net, shapes, note, shapes.get(""), built.inferred, cost=cost,
-                     input_shape=loaded.spec.input), built
+    return summarize(
+        built.net, shapes, note, shapes.get(""), built.inferred, cost=cost, input_shape=loaded.spec.input
+    ), built
 
 
 def rows(summary):
@@ -53,11 +56,13 @@ def rows(summary):
 
 # --- FLOPs --------------------------------------------------------------------
 
+
 def test_linear_stack_is_two_m_n_k(write_spec):
     """Linear(k, n) on a batch of m: one addmm of m*k*n multiply-adds; backward: grad input and grad weight."""
     sizes, m = [20, 64, 32, 10], 5
     spec = f"input: [{m}, {sizes[0]}]\nmodel:\n" + "".join(
-        f"  - Linear: [{k}, {n}]\n  - ReLU\n" for k, n in itertools.pairwise(sizes))
+        f"  - Linear: [{k}, {n}]\n  - ReLU\n" for k, n in itertools.pairwise(sizes)
+    )
     summary, _ = summary_of(write_spec(spec), backward=True)
     layers = list(itertools.pairwise(sizes))
     assert summary.flops == sum(2 * m * k * n for k, n in layers)
@@ -130,6 +135,7 @@ def test_no_input_shape_counts_nothing(write_spec):
 
 # --- parameters ------------------------------------------------------------------
 
+
 def test_tied_counted_once_where_torchinfo_counts_twice(write_spec):
     torchinfo = pytest.importorskip("torchinfo")
     summary, built = summary_of(write_spec(NESTED_TIES))
@@ -171,6 +177,7 @@ def test_memory_columns(root):
 
 # --- folding and columns ------------------------------------------------------------
 
+
 def test_depth_folds_rows_and_keeps_totals(root):
     summary, _ = summary_of(root / "configs/rgnet.yaml")
     folded = fold(summary, 1)
@@ -188,6 +195,7 @@ def test_columns_parse():
 
 # --- example inputs -------------------------------------------------------------
 
+
 def test_example_inputs_forms():
     (x,) = example_inputs([2, 4], "meta")
     assert x.shape == (2, 4) and x.is_meta
@@ -204,6 +212,7 @@ def test_measure_reports_the_failing_block_instead_of_raising():
 
 
 # --- the resnet18 spec (custom blocks) ------------------------------------------------
+
 
 def _resnet18(root):
     return root / "configs/resnet18.yaml"

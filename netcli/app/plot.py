@@ -74,7 +74,8 @@ def picture(
     """The Picture of the spec (or the checkpoint's embedded spec) `source`, or of its `block`, folded to `depth`."""
     from netcli.app.network import open_spec
     from netcli.app.plot_draw import draw, shape_text
-    from netcli.app.summary import human_count, summarize
+    from netcli.app.summary import summarize
+    from netcli.app.summary_table import human_count
     from netcli.builder.shape_check import check_shapes
 
     loaded = open_spec(source, sets=sets, plugins=plugins, notes=notes)

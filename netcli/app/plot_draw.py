@@ -27,7 +27,8 @@ from dataclasses import dataclass, replace
 from torch import fx, nn
 
 from netcli.app.picture import BLOCK, FOLDED, FROZEN, INPUT, OP, OUTPUT, PARTLY_FROZEN, Cluster, Edge, Node, Picture
-from netcli.app.summary import BlockRow, human_count, tied_groups
+from netcli.app.summary import BlockRow, tied_groups
+from netcli.app.summary_table import human_count
 from netcli.builder.forward import dataflow
 
 _OPERATORS = {

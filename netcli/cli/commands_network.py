@@ -94,7 +94,8 @@ def build(
 ):
     """Build the network; show per block its output shape, parameters, MACs/FLOPs and memory, and the totals."""
     from netcli.app import sharded
-    from netcli.app.summary import describe, parse_columns
+    from netcli.app.summary import describe
+    from netcli.app.summary_table import parse_columns
 
     chosen = parse_columns(columns)  # a bad name fails before anything is built
     loaded = _open_spec(spec, set_, plugin)
@@ -107,7 +108,7 @@ def build(
 
         render.print_json(summary_data(built, backward=backward, depth=depth))
         return
-    from netcli.app.summary import render as render_summary
+    from netcli.app.summary_table import render as render_summary
 
     summary = describe(loaded, built, backward=backward, depth=depth)
     render_summary(summary, f"{loaded.name} on {built.device}", render.stdout(), columns=chosen, backward=backward)
