@@ -148,3 +148,12 @@ def test_compiles_whole_with_no_graph_break(stem, root):
     torch.testing.assert_close(compiled(*xs), net(*xs))
     explained = torch._dynamo.explain(net)(*xs)
     assert explained.graph_break_count == 0 and explained.graph_count == 1, explained.break_reasons
+
+
+def test_the_docs_vit_example_is_the_shipped_config(root):
+    # docs/SPEC-LANGUAGE.md shows configs/vit_tiny.yaml's text, which the tests above hold to the twin
+    doc = (root / "docs" / "SPEC-LANGUAGE.md").read_text()
+    start = doc.index("```yaml\n# a tiny ViT: ") + len("```yaml\n")
+    example = doc[start : doc.index("```", start)]
+    shipped = (root / "configs" / "vit_tiny.yaml").read_text()
+    assert example.split("\n", 1)[1] == shipped[shipped.index("input:") :]
