@@ -16,7 +16,7 @@ from typing import Any
 
 from netcli.app.codespec.emit import to_yaml
 from netcli.app.codespec.target import call_target, parse_args
-from netcli.app.codespec.tree import SpecWriter
+from netcli.app.codespec.tree import SpecWriter, plain
 from netcli.core.errors import NetcliError, Problem
 
 __all__ = ["spec_of_module", "spec_text", "write_spec"]
@@ -57,24 +57,12 @@ def spec_of_module(
         spec["input"] = list(input_shape)
     blocks = {k: v for k, v in writer.blocks.items() if v is not None}
     if blocks:
-        spec["blocks"] = _plain(blocks)
-    spec["model"] = _plain(model)
+        spec["blocks"] = plain(blocks)
+    spec["model"] = plain(model)
     ties = _ties(net)
     if ties:
         spec["tie"] = ties
     return spec
-
-
-def _plain(node: Any) -> Any:
-    from netcli.app.codespec.tree import Runs, runs
-
-    if isinstance(node, dict):
-        return {k: _plain(v) for k, v in node.items()}
-    if isinstance(node, Runs):
-        return runs([_plain(v) for v in node])
-    if isinstance(node, list):
-        return [_plain(v) for v in node]
-    return node
 
 
 def _first_difference(a: str, b: str) -> str:

@@ -265,14 +265,14 @@ def runs(items: list) -> list:
     return [item if n == 1 else {**item, "repeat": n} for item, n in out]
 
 
-def _plain(node: Any) -> Any:
-    """A node as plain data (pending uses resolved), to compare two nodes."""
+def plain(node: Any) -> Any:
+    """A node as plain data: pending uses resolved, a ModuleList's equal neighbours as `repeat: N`."""
     if isinstance(node, dict):
-        return {k: _plain(v) for k, v in node.items()}
+        return {k: plain(v) for k, v in node.items()}
     if isinstance(node, Runs):
-        return runs([_plain(v) for v in node])
+        return runs([plain(v) for v in node])
     if isinstance(node, list):
-        return [_plain(v) for v in node]
+        return [plain(v) for v in node]
     return node
 
 
@@ -302,7 +302,7 @@ def _template(body: dict) -> str:
             return [blank(v) for v in node]
         return "?" if not isinstance(node, bool) else node
 
-    return repr(blank(_plain(body)))
+    return repr(blank(plain(body)))
 
 
 def _param_name(path: tuple, taken: set[str]) -> str:
@@ -324,8 +324,8 @@ def _param_name(path: tuple, taken: set[str]) -> str:
 
 def _parametrize(bodies: list[dict]) -> tuple[dict, list[dict]]:
     """One definition for bodies of one structure: values that differ become params (defaults: the first)."""
-    plain = [_plain(b) for b in bodies]
-    columns = [_leaves(b) for b in plain]
+    data = [plain(b) for b in bodies]
+    columns = [_leaves(b) for b in data]
     params: dict[str, Any] = {}
     where: dict[tuple, str] = {}
     by_values: dict[tuple, str] = {}
@@ -339,7 +339,7 @@ def _parametrize(bodies: list[dict]) -> tuple[dict, list[dict]]:
             by_values[values] = name
             params[name] = first
         where[path] = by_values[values]
-    definition = _substitute(plain[0], where)
+    definition = _substitute(data[0], where)
     if params:
         definition = {"params": params, **definition}
     uses = []
