@@ -22,7 +22,14 @@ def rss_bytes() -> int:
 
 
 def peak_bytes() -> int:
-    """Return this process's peak resident set size so far."""
+    """Return this process's peak resident set size so far.
+
+    On Linux VmHWM, not ru_maxrss: the kernel folds the parent's peak into a child's ru_maxrss at exec,
+    so a job started by a large parent would report the parent's memory.
+    """
+    if sys.platform.startswith("linux"):
+        with open("/proc/self/status") as f:
+            return int(f.read().split("VmHWM:")[1].split()[0]) * 1024
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak if sys.platform == "darwin" else peak * 1024
 

@@ -80,7 +80,11 @@ def alternate(cases: dict[str, Callable[[], dict]], reps: int) -> dict[str, list
 
 
 def run_quiet(cmd: list[str]) -> dict:
-    """Run a command with os.wait4 so its peak memory is its own, not the children maximum."""
+    """Run a command with os.wait4 so its peak memory is its own, not the children maximum.
+
+    Linux folds the parent's peak into a child's ru_maxrss at exec; this runner imports neither torch nor
+    netcli (tens of MiB), far below any child measured here, so the figure is the child's own.
+    """
     start = time.perf_counter()
     p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(p.pid, 0)

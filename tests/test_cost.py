@@ -251,7 +251,7 @@ model:
 def test_seventy_billion_parameters_summarize_in_seconds_under_1gb(write_spec):
     path = write_spec(BIG)
     script = textwrap.dedent(f"""
-        import resource, sys, time
+        import sys, time
         start = time.perf_counter()
         from netcli.cli.script import main
         sys.argv = ["netcli", "build", {str(path)!r}, "--device", "meta", "--backward", "--json"]
@@ -259,7 +259,9 @@ def test_seventy_billion_parameters_summarize_in_seconds_under_1gb(write_spec):
             main()
         except SystemExit as exc:
             assert not exc.code, exc.code
-        print(time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)
+        # VmHWM is this process's own peak. ru_maxrss is not: Linux folds the parent's (pytest's) peak into it at exec.
+        peak_kib = open("/proc/self/status").read().split("VmHWM:")[1].split()[0]
+        print(time.perf_counter() - start, peak_kib, file=sys.stderr)
     """)
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stderr
@@ -268,7 +270,7 @@ def test_seventy_billion_parameters_summarize_in_seconds_under_1gb(write_spec):
     params = 116 * (2 * 8192 * 28672 + 2 * 8192 * 8192 + 2 * 8192) + 8192 * 32000
     assert data["total_params"] == params > 70e9
     assert data["flops"] == 2 * 2048 * (params - 116 * 2 * 8192)  # every weight multiplies every token
-    assert float(seconds) < 30 and int(max_rss_kib) < 1 << 20, (seconds, max_rss_kib)  # ru_maxrss is in KiB
+    assert float(seconds) < 30 and int(max_rss_kib) < 1 << 20, (seconds, max_rss_kib)  # VmHWM is in KiB
 
 
 def test_a_run_that_stops_on_meta_gives_lower_bounds(root, run_cli):
