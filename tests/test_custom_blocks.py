@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -320,6 +322,23 @@ def test_a_positional_argument_never_silently_changes_meaning(write_spec, run_cl
     # torch's reading that the input agrees with is kept
     net = build("input: [1, 1, 28, 28]\nmodel:\n  - {Conv2d: [1, 6, 5]}\n").net
     assert str(net[0]) == str(nn.Conv2d(1, 6, 5))
+    # a plain build runs no forward: torch's reading, as `nn.Conv2d(96, 11, 4)` in Python
+    printed = run_cli("build", path, "--print")
+    assert printed.code == 0 and str(nn.Conv2d(96, 11, 4)) in printed.out
+
+
+def test_a_plain_build_that_writes_every_size_runs_no_forward_on_meta(root):
+    """resnet18.yaml writes torchvision's `Conv2d(64, 128, 1, 2)` positionally and has an `input:`; building it
+    must not run the meta forward of the readings check (its first conv and batch norm import sympy and
+    torch._dynamo, about 1 s of a fresh process that the hand-written resnet18 never pays)."""
+    script = (
+        "import sys, torch, netcli\n"
+        f"net = netcli.build({str(root / 'configs/resnet18.yaml')!r}, seed=0)\n"
+        "print(sum(p.numel() for p in net.parameters()), 'torch._dynamo' in sys.modules, 'sympy' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["11689512", "False", "False"]
 
 
 # ---------------------------------------------------------------- ties, devices, init targets

@@ -10,6 +10,7 @@ import torch
 
 from conftest import ROOT
 from netcli.builder.forward_lang import _FUNCTIONAL, _TORCH, METHODS
+from netcli.builder.shape_check import check_shapes
 from netcli.builder.validate import load_spec
 from netcli.core.errors import NetcliError
 from netcli.init.engine import build_model
@@ -44,8 +45,10 @@ def test_every_yaml_example(index, tmp_path):
     path = tmp_path / name
     path.write_text(body)
     if first.startswith("# error: "):
-        with pytest.raises(NetcliError) as caught:  # when the spec is read, or when its shapes are
-            build_model(load_spec(str(path)), device="meta")
+        with pytest.raises(NetcliError) as caught:  # when the spec is read, its shapes checked (validate), or built
+            loaded = load_spec(str(path))
+            check_shapes(loaded)
+            build_model(loaded, device="meta")
         assert re.search(first[len("# error: "):].strip(), str(caught.value)), str(caught.value)
         return
     loaded = load_spec(str(path))

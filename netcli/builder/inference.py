@@ -327,26 +327,37 @@ class Flow:
         self.value, self._reason = None, reason
 
 
-def needs_inference(loaded) -> bool:
-    """Return True when some layer of the spec leaves out an inferable argument (asked once per spec)."""
+def needs_inference(loaded, *, readings: bool = True) -> bool:
+    """Return True when a pass on meta must run before the build (asked once per spec).
+
+    It must when some layer leaves out an inferable argument. With `readings`,
+    also when a layer's positional list fills every argument in torch's order
+    while an input-size argument could be inferred instead (`{Conv2d: [64, 128,
+    1, 2]}` with an `input:`): only the flowing shape tells whether the input
+    agrees with torch's reading (`meaning_problem`).
+    """
     cache = getattr(loaded, "cache", {})
     if "needs_inference" not in cache:
         cache["needs_inference"] = _needs_inference(loaded)
-    return cache["needs_inference"]
+    missing, ambiguous = cache["needs_inference"]
+    return missing or (readings and ambiguous)
 
 
-def _needs_inference(loaded) -> bool:
+def _needs_inference(loaded) -> tuple[bool, bool]:
+    """(some size is left out, some positional reading awaits the input's check)."""
     from netcli.specfile.loading import walk_nodes
     from netcli.specfile.schema import LayerNode
 
     registry.ensure_loaded()
+    ambiguous = False
     for at in walk_nodes(loaded):
         if isinstance(at.node, LayerNode) and at.node.type in registry.types:
             entry = registry.types.entry(at.node.type)
             plan = plan_arguments(entry, at.node.args, at.node.kwargs)
-            if plan.missing or (plan.alternative is not None and loaded.spec.input is not None):
-                return True
-    return False
+            if plan.missing:
+                return True, ambiguous
+            ambiguous = ambiguous or (plan.alternative is not None and loaded.spec.input is not None)
+    return False, ambiguous
 
 
 def cannot_infer_hint(type_name: str, plan: ArgumentPlan, *, no_input: bool = False) -> str:

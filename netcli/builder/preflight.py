@@ -20,7 +20,12 @@ from netcli.specfile.loading import LoadedSpec
 
 
 def prepare(
-    loaded: LoadedSpec, *, device: str | None = None, seed: int | None = None, input_shape: list[int] | None = None
+    loaded: LoadedSpec,
+    *,
+    device: str | None = None,
+    seed: int | None = None,
+    input_shape: list[int] | None = None,
+    check_readings: bool = False,
 ) -> tuple[torch.device, int | None, dict[str, dict[str, Any]]]:
     """Resolve the device, seed torch's RNG, infer left-out sizes and check the memory, before building.
 
@@ -28,19 +33,28 @@ def prepare(
     so the parameters equal hand-written code's under the same seed. Input sizes
     the spec leaves out are inferred from `input_shape` (default: the spec's
     `input:`), see `infer_sizes`. Return (device, seed, inferred sizes).
+
+    `check_readings`: also run the pass on meta when the only reason is to
+    check positional readings against the input (see `infer_sizes`). The
+    checks that run a forward on meta anyway (validate, the summary, run)
+    ask for it; a plain build does not: a spec that writes every size builds
+    as the hand-written code does, without a forward on meta, whose first
+    convolution or batch norm alone imports about 1 s of torch (sympy, dynamo).
     """
     spec = loaded.spec
     dev = resolve_device(device, where="--device") if device is not None else resolve_device(spec.device)
     seed = seed if seed is not None else spec.seed
     if seed is not None:
         torch.manual_seed(seed)
-    inferred = infer_sizes(loaded, input_shape if input_shape is not None else spec.inputs)
+    inferred = infer_sizes(
+        loaded, input_shape if input_shape is not None else spec.inputs, check_readings=check_readings
+    )
     if dev.type != "meta":
         check_memory(loaded, dev, inferred, "--device" if device is not None else None)
     return dev, seed, inferred
 
 
-def infer_sizes(loaded: LoadedSpec, shape) -> dict[str, dict[str, Any]]:
+def infer_sizes(loaded: LoadedSpec, shape, *, check_readings: bool = True) -> dict[str, dict[str, Any]]:
     """Find the input sizes the spec leaves out, by a first build on the meta device.
 
     The blocks are created on meta in declaration order and each runs on the
@@ -50,9 +64,11 @@ def infer_sizes(loaded: LoadedSpec, shape) -> dict[str, dict[str, Any]]:
     out would do. Inside a custom block the forward decides what flows where:
     the block runs on the flowing tensor and each layer whose size is left out
     is created when the forward first calls it (blocks.Deferred). A spec that
-    writes every size skips this. `shape`: a shape, or the spec's input entries.
+    writes every size skips this, unless `check_readings` asks that its
+    positional lists in torch's order be checked against the flowing shape.
+    `shape`: a shape, or the spec's input entries.
     """
-    if not inference.needs_inference(loaded):
+    if not inference.needs_inference(loaded, readings=check_readings):
         return {}
     flow = inference.Flow(shape)
     meta = Builder(loaded, torch.device("meta"), flow=flow)

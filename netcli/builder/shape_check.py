@@ -28,7 +28,7 @@ def check_shapes(loaded: LoadedSpec, input_shape: list[int] | None = None):
     from netcli.builder.preflight import prepare
 
     entries = [InputEntry(shape=input_shape)] if input_shape is not None else loaded.spec.inputs
-    dev, _, inferred = prepare(loaded, device="meta", input_shape=input_shape)
+    dev, _, inferred = prepare(loaded, device="meta", input_shape=input_shape, check_readings=True)
     built = build_network(loaded, dev, inferred)
     check_calls(loaded, built.net, built.origins)  # before any forward runs: calls multiply
     if entries is None:
