@@ -12,6 +12,7 @@ from netcli.builder.validate import load_spec
 from netcli.core.errors import NetcliError
 from netcli.init.engine import build_model
 from netcli.specfile import compose as compose_mod
+from netcli.specfile import merge as merge_mod
 from netcli.specfile.yamldoc import MAX_BYTES
 
 BASE = """\
@@ -219,7 +220,7 @@ def test_file_budget_stops_a_diamond_explosion(files, run_cli):
 
 
 def test_value_budget_holds_across_files(files, run_cli, monkeypatch):
-    monkeypatch.setattr(compose_mod, "MAX_NODES", 50)
+    monkeypatch.setattr(merge_mod, "MAX_NODES", 50)  # the merged document's values are counted as they merge
     path = files(a="extends: b.yaml\nvars: {" + ", ".join(f"a{i}: {i}" for i in range(30)) + "}\nmodel: [ReLU]\n",
                  b="init: [" + ", ".join("'zeros:*'" for _ in range(30)) + "]\n")
     result = run_cli("validate", path)
