@@ -22,6 +22,7 @@ from typing import Any
 from torch import nn
 
 from netcli import registry
+from netcli.builder.cache import BuildCache, build_cache
 from netcli.core.errors import NetcliError
 from netcli.specfile.schema import OPTIONS, BlockNode, is_block
 
@@ -37,11 +38,11 @@ def class_name(node: BlockNode, path: tuple) -> str:
     return DEFAULT_CLASS
 
 
-def block_class_for(cache: dict, node: BlockNode, path: tuple) -> type[nn.Module]:
+def block_class_for(cache: BuildCache, node: BlockNode, path: tuple) -> type[nn.Module]:
     """The class of the modules a block node builds: one per definition, shared by every build of the spec."""
     name = class_name(node, path)
-    key = ("class", path, name, node.forward is None)
-    cls = cache.get(key)
+    key = (path, name, node.forward is None)
+    cls = cache.classes.get(key)
     if cls is None:
         if node.forward is None:
             from netcli.builder.custom_block import SequentialBlock
@@ -63,7 +64,7 @@ def block_class_for(cache: dict, node: BlockNode, path: tuple) -> type[nn.Module
             from netcli.builder.custom_block import block_class
 
             cls = block_class(name)
-        cache[key] = cls
+        cache.classes[key] = cls
     return cls
 
 
@@ -74,8 +75,9 @@ def program_for(loaded, node: BlockNode, path: tuple):
     inputs = tuple(node.inputs or ("x",))
     # a child a null param leaves out is still a name the forward may test (`if downsample is not None:`)
     children = tuple(node.children) + tuple(n for n in node.left_out if n not in node.children)
-    key = ("program", path, node.forward, inputs, children)
-    program = loaded.cache.get(key)
+    programs = build_cache(loaded).programs
+    key = (path, node.forward, inputs, children)
+    program = programs.get(key)
     if program is None:
         at = loaded.doc.text_start(path + ("forward",))
         from netcli.specfile.yamldoc import render_path
@@ -92,7 +94,7 @@ def program_for(loaded, node: BlockNode, path: tuple):
             column=at.column,
             where=render_path(path + ("forward",)),
         )
-        loaded.cache[key] = program
+        programs[key] = program
     return program
 
 
@@ -242,7 +244,7 @@ class Deferred(nn.Module):
         return self._label
 
 
-def compile_once(cache: dict, program, module: nn.Module) -> nn.Module:
+def compile_once(cache: BuildCache, program, module: nn.Module) -> nn.Module:
     """Give `module` its compiled forward; instances whose children are named alike share the work.
 
     compile_forward writes the forward once per definition, but would still
@@ -252,11 +254,11 @@ def compile_once(cache: dict, program, module: nn.Module) -> nn.Module:
     """
     from netcli.builder.forward_graph import compile_forward
 
-    key = ("compiled", id(program), type(module), tuple(name for name, _ in module.named_modules()))
-    cls = cache.get(key)
+    key = (id(program), type(module), tuple(name for name, _ in module.named_modules()))
+    cls = cache.compiled.get(key)
     if cls is not None:
         module.__class__ = cls
         return module
     compile_forward(program, module)
-    cache[key] = type(module)
+    cache.compiled[key] = type(module)
     return module

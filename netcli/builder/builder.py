@@ -20,6 +20,7 @@ from torch import nn
 
 from netcli import registry
 from netcli.builder import blocks, inference
+from netcli.builder.cache import build_cache, layer_key
 from netcli.builder.diagnose import located_warnings
 from netcli.builder.inferring import Inferring
 from netcli.builder.meta import SkipMetaFills
@@ -85,11 +86,10 @@ class Builder(Inferring):
 
     def create_shared(self) -> None:
         """Create each definition that some `ref` names, in declaration order."""
-        referenced = self.loaded.cache.get("referenced")
-        if referenced is None:
-            referenced = self.loaded.cache["referenced"] = {
-                n.ref for n in _all_nodes(self.loaded) if isinstance(n, RefNode)
-            }
+        cache = build_cache(self.loaded)
+        if cache.referenced is None:
+            cache.referenced = frozenset(n.ref for n in _all_nodes(self.loaded) if isinstance(n, RefNode))
+        referenced = cache.referenced
         for name in self.loaded.spec.blocks:
             if name in referenced:
                 self._shared(name)
@@ -227,7 +227,7 @@ class Builder(Inferring):
         (quietly: the forward, not their order, says what flows into each) and
         then the whole block runs on the flowing tensor.
         """
-        cls = blocks.block_class_for(self.loaded.cache, node, path)
+        cls = blocks.block_class_for(build_cache(self.loaded), node, path)
         if node.forward is None:
             with _on(device):
                 module = cls()
@@ -243,17 +243,18 @@ class Builder(Inferring):
         finally:
             self.quiet -= 1
         self.tie(module, node.tie, path + ("tie",))
-        blocks.compile_once(self.loaded.cache, program, module)
+        blocks.compile_once(build_cache(self.loaded), program, module)
         if self.advancing:
             self.flow.advance(module, qualname)
         return module
 
     def layer(self, node: LayerNode, path: Path, device: torch.device, qualname: str) -> nn.Module:
-        key = ("plan", node.type, repr(node.args), repr(node.kwargs))  # alike layers share one plan
-        found = self.loaded.cache.get(key)
+        plans = build_cache(self.loaded).plans
+        key = layer_key(node.type, node.args, node.kwargs)  # alike layers share one plan
+        found = plans.get(key)
         if found is None:
             cls = registry.get_type(node.type)
-            found = self.loaded.cache[key] = (
+            found = plans[key] = (
                 cls,
                 inference.plan_arguments(registry.types.entry(node.type), node.args, node.kwargs),
             )
@@ -276,8 +277,9 @@ class Builder(Inferring):
         self, node: LayerNode, path: Path, device: torch.device, qualname: str, cls: type, args: list, kwargs: dict
     ) -> nn.Module:
         """Create one layer from its full constructor call (arguments that are nodes are built first)."""
-        key = ("call", node.type, repr(args), repr(kwargs))  # the checked call, the same in every build
-        call = self.loaded.cache.get(key)
+        calls = build_cache(self.loaded).calls
+        key = layer_key(node.type, args, kwargs)  # the checked call, the same in every build
+        call = calls.get(key)
         if call is not None:
             args, kwargs = call
         nodes = {} if call is not None else blocks.module_arguments(cls, args, kwargs)
@@ -285,13 +287,13 @@ class Builder(Inferring):
             args, kwargs = list(args), dict(kwargs)
             self.quiet += 1  # built as arguments: the flow does not run through them
             try:
-                for key, value in nodes.items():
-                    at = type_path(node, path) + (key,)
-                    built = self.build(self._argument_node(value, at), at, device, f"{qualname}.{key}")
-                    if isinstance(key, int):
-                        args[key] = built
+                for arg, value in nodes.items():
+                    at = type_path(node, path) + (arg,)
+                    built = self.build(self._argument_node(value, at), at, device, f"{qualname}.{arg}")
+                    if isinstance(arg, int):
+                        args[arg] = built
                     else:
-                        kwargs[key] = built
+                        kwargs[arg] = built
             finally:
                 self.quiet -= 1
         if call is None:
@@ -300,7 +302,7 @@ class Builder(Inferring):
                 raise NetcliError(self.loaded.relocate(type_path(node, path), [p for _, p in problems]))
             args, kwargs = blocks.as_tuples(cls, args, kwargs)
             if not nodes:
-                self.loaded.cache[key] = (args, kwargs)
+                calls[key] = (args, kwargs)
         try:
             at = type_path(node, path)
             with _on(device), _skip_meta_fills(device), located_warnings(self.loaded.locate(at), render_path(at)):
@@ -322,10 +324,10 @@ class Builder(Inferring):
 
     def _argument_node(self, value: Any, path: Path) -> Any:
         """The node written as a constructor argument, checked once per spec."""
-        key = ("argument", path)
-        if key not in self.loaded.cache:
-            self.loaded.cache[key] = blocks.parse_node(self.loaded, value, path)
-        return self.loaded.cache[key]
+        arguments = build_cache(self.loaded).arguments
+        if path not in arguments:
+            arguments[path] = blocks.parse_node(self.loaded, value, path)
+        return arguments[path]
 
 
 def _on(device: torch.device):

@@ -18,6 +18,7 @@ from functools import cache
 from typing import Any
 
 from netcli import registry
+from netcli.builder.cache import build_cache
 from netcli.core.errors import Problem, first_line
 
 # Arguments read from the channel dimension (N, C, ...); every other inferable
@@ -336,10 +337,10 @@ def needs_inference(loaded, *, readings: bool = True) -> bool:
     1, 2]}` with an `input:`): only the flowing shape tells whether the input
     agrees with torch's reading (`meaning_problem`).
     """
-    cache = getattr(loaded, "cache", {})
-    if "needs_inference" not in cache:
-        cache["needs_inference"] = _needs_inference(loaded)
-    missing, ambiguous = cache["needs_inference"]
+    memo = build_cache(loaded)
+    if memo.needs_inference is None:
+        memo.needs_inference = _needs_inference(loaded)
+    missing, ambiguous = memo.needs_inference
     return missing or (readings and ambiguous)
 
 

@@ -14,6 +14,7 @@ from torch import nn
 
 from netcli.builder import inference
 from netcli.builder.builder import Builder
+from netcli.builder.cache import build_cache, layer_key
 from netcli.core.devices import resolve_device
 from netcli.core.errors import NetcliError, relocated
 from netcli.specfile.loading import LoadedSpec
@@ -88,10 +89,11 @@ def check_memory(loaded: LoadedSpec, dev: torch.device, inferred: dict, option: 
     """
     from netcli.core.devices import ensure_fits
 
-    key = ("needed", str(dev), repr(inferred))  # what the spec needs is the same each time it is built
-    needed = loaded.cache.get(key)
+    cache = build_cache(loaded).needed
+    key = (str(dev), repr(inferred))  # what the spec needs is the same each time it is built
+    needed = cache.get(key)
     if needed is None:
-        needed = loaded.cache[key] = _needed(loaded, dev, inferred)
+        needed = cache[key] = _needed(loaded, dev, inferred)
     try:
         ensure_fits(needed)
     except NetcliError as exc:
@@ -141,12 +143,13 @@ class _CountingBuilder(Builder):
     def layer(self, node, path, device, qualname):
         if self.quiet:  # an argument of another layer (encoder_layer): that layer needs the real module
             return super().layer(node, path, device, qualname)
-        key = ("bytes", node.type, repr(node.args), repr(node.kwargs), repr(self.inferred.get(qualname)))
-        nbytes = self.loaded.cache.get(key)
+        cache = build_cache(self.loaded).layer_bytes
+        key = (layer_key(node.type, node.args, node.kwargs), repr(self.inferred.get(qualname)))
+        nbytes = cache.get(key)
         if nbytes is None:
             module = super().layer(node, path, device, qualname)
             tensors = {id(t): t for t in list(module.parameters()) + list(module.buffers())}
-            nbytes = self.loaded.cache[key] = sum(t.numel() * t.element_size() for t in tensors.values())
+            nbytes = cache[key] = sum(t.numel() * t.element_size() for t in tensors.values())
         return _Bytes(nbytes)
 
     def block(self, node, path, device, qualname):

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from netcli import registry
+from netcli.builder.cache import build_cache
 from netcli.core.errors import Location, NetcliError, Problem, did_you_mean
 from netcli.init.branches import flow_mapping, parse_apply
 from netcli.init.rule_text import (
@@ -112,9 +113,9 @@ def spec_rules(loaded) -> list[Rule]:
 
     Parsed once per loaded spec (a later build of it, netcli.build again, reuses them).
     """
-    cached = loaded.cache.get("init rules")
-    if cached is not None:
-        return list(cached)
+    cache = build_cache(loaded)
+    if cache.init_rules is not None:
+        return list(cache.init_rules)
     rules, problems = [], []
     for i, raw in enumerate(loaded.spec.init):
         here = loaded.problem(("init", i), "")
@@ -130,7 +131,7 @@ def spec_rules(loaded) -> list[Rule]:
             problems += exc.problems
     if problems:
         raise NetcliError(problems)
-    loaded.cache["init rules"] = tuple(rules)
+    cache.init_rules = tuple(rules)
     return rules
 
 

@@ -77,8 +77,11 @@ class LoadedSpec:
     # (definition, params) -> its bound copy (see `instance`); problems found binding them
     instances: dict = field(default_factory=dict, repr=False)
     instance_problems: dict = field(default_factory=dict, repr=False)
-    # what builders share across builds of this spec (block classes, parsed forwards)
-    cache: dict = field(default_factory=dict, repr=False)
+    # id of a `use` node -> the node it builds (see `instance`); a node is the spec's for as long as this is
+    uses: dict[int, NodeAt | None] = field(default_factory=dict, repr=False)
+    # what builders share across builds of this spec: the build layer's BuildCache (netcli.builder.cache
+    # makes it on first use; this layer never reads it)
+    build_cache: object = field(default=None, repr=False)
 
     def instance(self, node: Any, path: Path) -> NodeAt | None:
         """The node a `use` builds, its definition's params filled in from `with:`; None if it cannot be bound.
@@ -87,16 +90,15 @@ class LoadedSpec:
         missing param, a value the definition cannot take) are recorded in
         `instance_problems`, located where they were written.
         """
-        key = ("use", id(node))  # a node is the spec's for as long as this cache is
-        if key in self.cache:
-            return self.cache[key]
+        if id(node) in self.uses:
+            return self.uses[id(node)]
         target = self.spec.blocks.get(node.use)
         if target is None:
             return None
         at = NodeAt(target, ("blocks", node.use))
         if (isinstance(target, BlockNode) and target.params) or node.with_:
             at = self.bind(at, node.with_, path)
-        self.cache[key] = at
+        self.uses[id(node)] = at
         return at
 
     def bind(self, at: NodeAt, given: dict | None = None, use_path: Path | None = None) -> NodeAt | None:
