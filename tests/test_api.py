@@ -496,3 +496,23 @@ def test_mypy_strict_passes_on_a_user_script_and_sees_the_real_signatures(tmp_pa
     assert errors and all(e.startswith("misused.py") for e in errors), r.stdout
     lines = sorted({int(e.split(":")[1]) for e in errors if e.startswith("misused.py")})
     assert lines == [4, 5, 6], r.stdout  # an unknown keyword, a missing argument, a dict as an int
+
+
+@pytest.mark.parametrize("config", ["resnet18", "densenet_block", "vit_tiny", "gpt_nano", "lstm_lm"])
+def test_a_built_network_is_freed_when_its_last_reference_goes(config):
+    """As a hand-written nn.Module is: no reference cycle through netcli keeps it (and its memory) until
+    the cyclic collector runs, so `net = netcli.build(...)` in a loop does not hold two networks.
+    (A network's init rule once kept the traceback of a caught path miss, whose frames held the network.)"""
+    import gc
+    import weakref
+
+    netcli.build(CFG / f"{config}.yaml", seed=0)  # the first call's imports may leave cycles of their own (torch.fx)
+    gc.collect()
+    gc.disable()
+    try:
+        net = netcli.build(CFG / f"{config}.yaml", seed=0)
+        hand = weakref.ref(net), weakref.ref(next(net.parameters()))
+        del net
+        assert [ref() is None for ref in hand] == [True, True]
+    finally:
+        gc.enable()

@@ -111,7 +111,10 @@ def find(net: nn.Module, path: str, *, tensors: bool = True) -> Found:
             + " from that list",
         )
         error.level, error.parent = level, name
-        raise error
+        try:
+            raise error
+        finally:  # the frame would hold its own exception: a cycle keeping the whole network alive until gc
+            del error
     return Found(module, name)
 
 
