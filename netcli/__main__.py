@@ -9,5 +9,9 @@ from netcli.cli.script import collect_less_often  # noqa: E402
 collect_less_often()
 
 from netcli.cli.commands import main  # noqa: E402
+from netcli.cli.script import skip_the_final_collection  # noqa: E402
 
-main()
+try:
+    main()
+finally:
+    skip_the_final_collection()

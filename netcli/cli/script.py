@@ -15,7 +15,10 @@ def main() -> None:
     collect_less_often()
     from netcli.cli.commands import main as run
 
-    run()
+    try:
+        run()
+    finally:
+        skip_the_final_collection()
 
 
 def collect_less_often() -> None:
@@ -30,3 +33,23 @@ def collect_less_often() -> None:
     import gc
 
     gc.set_threshold(100_000, 50, 1000)
+
+
+def skip_the_final_collection() -> None:
+    """Let the interpreter exit without a last cyclic collection over torch's million objects.
+
+    The command has finished: its files are written, fsynced and renamed, its temporary files
+    removed, stdout and stderr flushed (atexit handlers still run). What is left in memory is
+    freed by the OS. Python's shutdown would otherwise walk every tracked object once more:
+    0.25 s of each netcli command's 0.37 s exit, measured (bench figure 8). `gc.freeze()` moves
+    them out of the collector's reach. Only the console script does this, never `import netcli`.
+    """
+    import gc
+    import sys
+
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe: the command already reported it
+            pass
+    gc.freeze()
