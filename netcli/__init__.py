@@ -40,8 +40,10 @@ _API = ("build", "initialize", "load", "save", "spec_of", "summary")
 
 def __getattr__(name: str) -> Any:
     if name in _API:
-        from netcli.app import api
+        from netcli.core.collector import paused_on_first_use
 
+        with paused_on_first_use():
+            from netcli.app import api
         return getattr(api, name)
     if name in ("register_block", "register_init"):
         from netcli import registry

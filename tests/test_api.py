@@ -516,3 +516,26 @@ def test_a_built_network_is_freed_when_its_last_reference_goes(config):
         assert [ref() is None for ref in hand] == [True, True]
     finally:
         gc.enable()
+
+
+GC_STATE = """
+import gc, sys, torch, netcli
+try:
+    netcli.build({"model": [{"Linear": [4, "x"]}]})  # the first call fails: the collector is back on all the same
+except netcli.SpecError:
+    pass
+states = [gc.isenabled()]
+gc.disable()
+netcli.build(sys.argv[1], seed=0)
+states.append(gc.isenabled())  # a user who turned it off keeps it off
+gc.enable()
+netcli.build(sys.argv[1], seed=0)
+states.append(gc.isenabled())
+print(states)
+"""
+
+
+def test_the_first_call_leaves_the_garbage_collector_as_the_user_set_it():
+    r = subprocess.run([PY, "-c", GC_STATE, str(CFG / "resnet18.yaml")], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.split("\n")[0] == "[True, False, True]"

@@ -25,6 +25,7 @@ from torch import nn
 from netcli.builder.builder import Built
 from netcli.builder.rebuild import SpecOrigin, origin_of
 from netcli.builder.validate import load_spec_text
+from netcli.core.collector import paused_on_first_use
 from netcli.core.errors import Location, NetcliError, Problem, SpecError
 from netcli.init.engine import build_model
 from netcli.specfile.loading import LoadedSpec, resolve_spec_source
@@ -44,9 +45,13 @@ _loaded: OrderedDict[tuple[Any, ...], LoadedSpec] = OrderedDict()
 
 @contextlib.contextmanager
 def _user_errors() -> Iterator[None]:
-    """Raise what the commands report as `FILE:LINE:COL: ...` as SpecError, with the same problems."""
+    """Raise what the commands report as `FILE:LINE:COL: ...` as SpecError, with the same problems.
+
+    The first call of the process also runs with the cyclic collector paused (core.collector).
+    """
     try:
-        yield
+        with paused_on_first_use():
+            yield
     except NetcliError as exc:
         for problem in exc.problems:  # a dict has no lines: the place in it is the problem's `path`
             if problem.location.source == DICT:
