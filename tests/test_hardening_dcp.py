@@ -116,3 +116,20 @@ def test_1_netcli_dcp_folders_still_load(tmp_path, run_cli):
     assert run_cli("convert", str(folder), "-o", str(back)).code == 0
     a, b = load_file(str(tmp_path / "net.safetensors")), load_file(str(back))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("field", ["state_dict_metadata", "properties", "chunks", "offsets", "relative_path"])
+def test_1_dcp_metadata_with_a_field_renamed_is_refused(tmp_path, run_cli, field):
+    """One flipped byte in a field's name (the long fuzz flipped one in `state_dict_metadata`) left a Metadata
+    without that field: an internal error (AttributeError). Every field of DCP's dataclasses is now checked."""
+    folder = _dcp_folder(tmp_path, run_cli)
+    data = (folder / ".metadata").read_bytes()
+    name = field.encode()
+    assert name in data
+    renamed = data.replace(name, name[:-1] + (b"X" if name[-1:] != b"X" else b"Y"), 1)
+    (folder / ".metadata").write_bytes(renamed)
+    for args in _commands(folder, tmp_path / "net.yaml", tmp_path / "out.safetensors"):
+        result = run_cli(*args)
+        assert result.code == 2, (args, result.err)
+        assert "internal error" not in result.err and "Traceback" not in result.err
+        assert f"no '{field}'" in result.err, (args, result.err)

@@ -110,6 +110,7 @@ def check_metadata(path: Path, meta) -> None:
     from torch.distributed.checkpoint.metadata import (
         BytesStorageMetadata,
         ChunkStorageMetadata,
+        Metadata,
         MetadataIndex,
         StorageMeta,
         TensorProperties,
@@ -126,6 +127,25 @@ def check_metadata(path: Path, meta) -> None:
             and (rank is None or len(value) == rank)
         )
 
+    def part(obj: Any, name: str, optional: bool = False) -> Any:
+        """A field of one of DCP's dataclasses; a pickle that renamed or dropped it is refused, not followed."""
+        try:
+            return object.__getattribute__(obj, name)
+        except AttributeError:
+            if optional:
+                return None
+            raise bad(f"its {type(obj).__name__} has no '{name}'") from None
+
+    def complete(obj: Any) -> None:
+        """Every field of the dataclass is there: DCP's readers use them all."""
+        import dataclasses
+
+        for f in dataclasses.fields(obj):
+            part(obj, f.name)
+
+    if type(meta) is not Metadata:
+        raise bad(f"it holds a {type(meta).__name__}, not DCP's Metadata")
+    complete(meta)
     count = 0
 
     def counted(n: int) -> None:
@@ -134,7 +154,7 @@ def check_metadata(path: Path, meta) -> None:
         if count > MAX_METADATA_ITEMS:
             raise bad(f"it describes more than {MAX_METADATA_ITEMS:,} items")
 
-    entries = meta.state_dict_metadata
+    entries = part(meta, "state_dict_metadata")
     if type(entries) is not dict:
         raise bad("state_dict_metadata is not a dict")
     counted(len(entries))
@@ -145,50 +165,55 @@ def check_metadata(path: Path, meta) -> None:
             continue
         if type(md) is not TensorStorageMetadata:
             raise bad(f"'{name[:200]}' is described by a {type(md).__name__}")
-        props = getattr(md, "properties", None)
+        props = part(md, "properties")
         if (
             type(props) is not TensorProperties
-            or not isinstance(getattr(props, "dtype", None), torch.dtype)
-            or not is_size(getattr(md, "size", None))
-            or type(getattr(md, "chunks", None)) is not list
+            or not isinstance(part(props, "dtype"), torch.dtype)
+            or not is_size(part(md, "size"))
+            or type(part(md, "chunks")) is not list
         ):
             raise bad(f"'{name[:200]}' has no dtype, size or chunk list")
+        complete(md)
+        complete(props)
         counted(len(md.chunks))
         for chunk in md.chunks:
             if (
                 type(chunk) is not ChunkStorageMetadata
-                or not is_size(chunk.offsets, len(md.size))
-                or not is_size(chunk.sizes, len(md.size))
+                or not is_size(part(chunk, "offsets"), len(md.size))
+                or not is_size(part(chunk, "sizes"), len(md.size))
             ):
                 raise bad(f"a chunk of '{name[:200]}' is not offsets and sizes of its rank")
-    storage = meta.storage_data
+            complete(chunk)
+    storage = part(meta, "storage_data", optional=True)
     if storage is not None:
         if type(storage) is not dict:
             raise bad("storage_data is not a dict")
         counted(len(storage))
         for index, info in storage.items():
-            if type(index) is not MetadataIndex or type(index.fqn) is not str:
+            if type(index) is not MetadataIndex or type(part(index, "fqn")) is not str:
                 raise bad("a storage key is not a MetadataIndex")
             if (
                 type(info) is not _StorageInfo
-                or type(info.relative_path) is not str
-                or type(info.offset) is not int
-                or type(info.length) is not int
+                or type(part(info, "relative_path")) is not str
+                or type(part(info, "offset")) is not int
+                or type(part(info, "length")) is not int
                 or info.offset < 0
                 or info.length < 0
             ):
                 raise bad(f"the storage entry of '{index.fqn[:200]}' is not a file, offset and length")
+            complete(index)
+            complete(info)
             if not RANK_FILE.fullmatch(info.relative_path):
                 raise bad(
                     f"the storage entry of '{index.fqn[:200]}' names the file "
                     f"{info.relative_path[:200]!r}, not a .distcp file inside the folder"
                 )
-            descriptors = info.transform_descriptors
+            descriptors = part(info, "transform_descriptors", optional=True)
             if descriptors is not None and (
                 not isinstance(descriptors, (list, tuple)) or any(type(d) is not str for d in descriptors)
             ):
                 raise bad(f"the storage entry of '{index.fqn[:200]}' has malformed transforms")
-    planner = meta.planner_data
+    planner = part(meta, "planner_data", optional=True)
     if planner is not None:
         if type(planner) is not dict:
             raise bad("planner_data is not a dict")
@@ -199,10 +224,12 @@ def check_metadata(path: Path, meta) -> None:
             counted(len(value))
             if any(type(v) not in (str, int) for v in value):
                 raise bad("planner_data is not a mapping of names to key paths")
-    storage_meta = getattr(meta, "storage_meta", None)
-    if storage_meta is not None and type(storage_meta) is not StorageMeta:
-        raise bad("storage_meta is not a StorageMeta")
-    if getattr(meta, "version", None) is not None and type(meta.version) is not str:
+    storage_meta = part(meta, "storage_meta", optional=True)
+    if storage_meta is not None:
+        if type(storage_meta) is not StorageMeta:
+            raise bad("storage_meta is not a StorageMeta")
+        complete(storage_meta)
+    if part(meta, "version", optional=True) is not None and type(meta.version) is not str:
         raise bad("version is not text")
 
 
