@@ -31,3 +31,64 @@ def test_the_package_is_ruff_clean_and_formatted():
     fmt = subprocess.run([sys.executable, "-m", "ruff", "format", "--check", "--no-cache", "netcli"], cwd=ROOT,
                          capture_output=True, text=True)
     assert fmt.returncode == 0, fmt.stdout + fmt.stderr
+
+
+# The pydantic models of the node kinds, and the kinds' tags.
+NODE_CLASSES = {"LayerNode", "SequenceNode", "UseNode", "RefNode", "BlockNode", "TensorNode"}
+NODE_KINDS = {"layer", "sequence", "use", "ref", "block", "tensor"}
+# The one walker (specfile/tree.py: Walker.dispatch and the tree's helpers), and the models themselves.
+KIND_MODULES = {"netcli/specfile/tree.py", "netcli/specfile/nodes.py", "netcli/specfile/schema.py"}
+
+
+def _kind_checks(tree) -> list[int]:
+    """Lines that tell node kinds apart: isinstance(x, <node class>) or `x.kind == "<kind>"` (any spelling)."""
+    import ast
+
+    def names(node) -> set[str]:  # yaml.SequenceNode is PyYAML's, not a spec node
+        found = {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and n.id != "yaml"}
+        return found | {
+            n.attr
+            for n in ast.walk(node)
+            if isinstance(n, ast.Attribute) and not (isinstance(n.value, ast.Name) and n.value.id == "yaml")
+        }
+
+    lines = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "isinstance":
+            if len(node.args) == 2 and names(node.args[1]) & NODE_CLASSES:
+                lines.append(node.lineno)
+        elif isinstance(node, ast.Compare):
+            texts = {c.value for c in ast.walk(node) if isinstance(c, ast.Constant) and isinstance(c.value, str)}
+            if texts & NODE_KINDS and ("kind" in names(node) or "kind" in texts):
+                lines.append(node.lineno)
+    return lines
+
+
+def test_one_walker_tells_node_kinds_apart():
+    """Only the spec walker (specfile/tree.py) dispatches on a node's kind: the builder, eject's writer, the size
+    check and the registry checks are its clients, so a new kind of node (SPEC 1.8's forms) is taught in one place."""
+    import ast
+
+    found = {}
+    for path in sorted((ROOT / "netcli").rglob("*.py")):
+        rel = path.relative_to(ROOT).as_posix()
+        if rel.startswith(("netcli/io/", "netcli/core/", "netcli/registry/")):
+            continue  # below the spec's layer: a checkpoint's `kind` there, never a node's
+        lines = _kind_checks(ast.parse(path.read_text(encoding="utf-8")))
+        if lines and rel not in KIND_MODULES:
+            found[rel] = lines
+    assert found == {}, f"node kinds told apart outside the walker (use specfile/tree.py's Walker): {found}"
+    walker = (ROOT / "netcli/specfile/tree.py").read_text(encoding="utf-8")
+    assert len(_kind_checks(ast.parse(walker))) > 0  # the check finds what it looks for
+
+
+def test_the_spec_walkers_clients():
+    from netcli.app.eject.walk import Writer
+    from netcli.builder.builder import Builder
+    from netcli.builder.size_check import _Count
+    from netcli.builder.validate import _NodeChecks
+    from netcli.specfile.tree import Walker
+
+    for client in (Builder, Writer, _Count, _NodeChecks):
+        assert issubclass(client, Walker), client
+        assert "dispatch" not in client.__dict__, client  # the kinds are told apart in Walker.dispatch alone

@@ -112,14 +112,9 @@ def forward_inputs(loaded) -> list[str] | None:
 
     A sequence or a layer at the top takes its one input (None: not checked by name).
     """
-    from netcli.specfile.schema import BlockNode, UseNode
+    from netcli.specfile.tree import model_inputs
 
-    node = loaded.spec.model
-    if isinstance(node, UseNode):
-        node = loaded.spec.blocks.get(node.use)
-    if isinstance(node, BlockNode):
-        return list(node.inputs or ["x"])
-    return None
+    return model_inputs(loaded)
 
 
 def given_inputs(spec: str | None, texts, sets=(), plugins=()):

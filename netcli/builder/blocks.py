@@ -25,17 +25,7 @@ from netcli import registry
 from netcli.builder.cache import BuildCache, build_cache
 from netcli.core.errors import NetcliError
 from netcli.specfile.schema import OPTIONS, BlockNode, is_block
-
-DEFAULT_CLASS = "Block"  # an inline block without `class:`
-
-
-def class_name(node: BlockNode, path: tuple) -> str:
-    """The name a block prints under: its `class:`, else its definition's name."""
-    if node.class_:
-        return node.class_
-    if path[:1] == ("blocks",) and len(path) == 2:
-        return str(path[1])
-    return DEFAULT_CLASS
+from netcli.specfile.tree import block_members, class_name
 
 
 def block_class_for(cache: BuildCache, node: BlockNode, path: tuple) -> type[nn.Module]:
@@ -87,7 +77,7 @@ def program_for(loaded, node: BlockNode, path: tuple):
             inputs=inputs,
             children=children,
             # Parameter/Buffer children (SPEC 1.8) are values in the forward, not modules to call
-            tensors=tuple(name for name, child in node.children.items() if getattr(child, "kind", None) == "tensor"),
+            tensors=tuple(name for name, _, tensor in block_members(node, path) if tensor is not None),
             optional=_left_out(loaded, node, path),
             source=at.source,
             line=at.line,

@@ -29,9 +29,9 @@ from netcli.builder.placement import link_devices
 from netcli.builder.tensors import add_tensor
 from netcli.core.devices import resolve_device
 from netcli.core.errors import NetcliError
-from netcli.specfile.loading import LoadedSpec, NodeAt, block_children, children_of, has_params, type_path, walk_nodes
-from netcli.specfile.schema import BlockNode, LayerNode, RefNode, SequenceNode, TensorNode, UseNode
-from netcli.specfile.tree import list_items
+from netcli.specfile.loading import LoadedSpec, NodeAt, children_of, type_path
+from netcli.specfile.schema import BlockNode, LayerNode, SequenceNode, TensorNode
+from netcli.specfile.tree import Walker, block_members, join, list_items, referenced_definitions, repeat_names
 from netcli.specfile.yamldoc import render_path
 
 Path = tuple
@@ -69,8 +69,12 @@ def build_network(
     return Built(net, loaded, dev, builder.origins, builder.placed, inferred, placed_as=builder.placed_as)
 
 
-class Builder(Inferring):
-    """Creates each node's modules in declaration order; subclasses choose how a layer is created (`layer`)."""
+class Builder(Walker[nn.Module], Inferring):
+    """Creates each node's modules in declaration order; subclasses choose how a layer is created (`layer`).
+
+    A client of the spec walker (specfile/tree.py): `build` handles a node's
+    options and `dispatch` calls the `visit_*` method of its kind.
+    """
 
     def __init__(self, loaded: LoadedSpec, device: torch.device, flow: inference.Flow | None = None):
         self.loaded = loaded
@@ -88,7 +92,7 @@ class Builder(Inferring):
         """Create each definition that some `ref` names, in declaration order."""
         cache = build_cache(self.loaded)
         if cache.referenced is None:
-            cache.referenced = frozenset(n.ref for n in _all_nodes(self.loaded) if isinstance(n, RefNode))
+            cache.referenced = referenced_definitions(self.loaded)
         referenced = cache.referenced
         for name in self.loaded.spec.blocks:
             if name in referenced:
@@ -96,20 +100,9 @@ class Builder(Inferring):
 
     def _shared(self, name: str) -> nn.Module:
         if name not in self.shared:
-            at = NodeAt(self.loaded.spec.blocks[name], ("blocks", name))
-            if has_params(at.node):  # the one shared instance takes the defaults
-                at = self._bound(at, self.loaded.bind(at))
+            at = self.shared_definition(name)
             self.shared[name] = self.build(at.node, at.path, self.device, f"<{name}>")
         return self.shared[name]
-
-    def _bound(self, at: NodeAt, bound: NodeAt | None) -> NodeAt:
-        """`bound`, or the problems that kept the block from being bound (check_spec reports them first)."""
-        if bound is None:
-            problems = list(self.loaded.instance_problems.values()) or [
-                self.loaded.problem(at.path, "this block's params cannot be bound")
-            ]
-            raise NetcliError(problems)
-        return bound
 
     @property
     def advancing(self) -> bool:
@@ -121,13 +114,14 @@ class Builder(Inferring):
         if node.device is not None and self.device.type != "meta":  # on meta, everything is meta
             device = resolve_device(node.device)
         if node.repeat is not None:
-            names = [node.names.format(i=i) if node.names else str(i) for i in range(node.repeat)]
             with _on(device):
                 module = nn.Sequential(
-                    OrderedDict((n, self._one(node, path, device, _join(qualname, n))) for n in names)
+                    OrderedDict(
+                        (n, self.dispatch(NodeAt(node, path), device, join(qualname, n))) for n in repeat_names(node)
+                    )
                 )
         else:
-            module = self._one(node, path, device, qualname)
+            module = self.dispatch(NodeAt(node, path), device, qualname)
         if node.device is not None:
             self.placed_as.setdefault(qualname, str(node.device))
             self.runs_on[id(module)] = device if self.device.type != "meta" else resolve_device(node.device)
@@ -138,38 +132,41 @@ class Builder(Inferring):
         self.origins.setdefault(qualname, path)
         return module
 
-    def _one(self, node: Any, path: Path, device: torch.device, qualname: str) -> nn.Module:
-        if isinstance(node, RefNode):
-            fresh = node.ref not in self.shared
-            module = self._shared(node.ref)
-            if self.advancing and not fresh:  # a fresh one advanced the flow as it was built
-                self.flow.advance(module, qualname)
-            if self.flow is not None:  # the summary names a shared module by each place it is used
-                own = f"<{node.ref}>"
-                self.inferred.update(
-                    {
-                        qualname + key[len(own) :]: values
-                        for key, values in list(self.inferred.items())
-                        if key == own or key.startswith(own + ".")
-                    }
-                )
-            return module
-        if isinstance(node, UseNode):
-            at = self._bound(NodeAt(node, path), self.loaded.instance(node, path))
-            return self.build(at.node, at.path, device, qualname)
-        if isinstance(node, BlockNode):
-            if has_params(node):  # an inline block with params: its defaults
-                node = self._bound(NodeAt(node, path), self.loaded.bind(NodeAt(node, path))).node
-            return self.block(node, path, device, qualname)
-        if isinstance(node, SequenceNode) and node.container != "Sequential":
-            return self.container(node, path, device, qualname)
-        if isinstance(node, SequenceNode):
-            children = OrderedDict()
-            for name, child in children_of(node, path):
-                children[name] = self.build(child.node, child.path, device, _join(qualname, name))
-            with _on(device):
-                return nn.Sequential(children)
-        return self.layer(node, path, device, qualname)
+    def visit_ref(self, at: NodeAt, device: torch.device, qualname: str) -> nn.Module:
+        node = at.node
+        fresh = node.ref not in self.shared
+        module = self._shared(node.ref)
+        if self.advancing and not fresh:  # a fresh one advanced the flow as it was built
+            self.flow.advance(module, qualname)
+        if self.flow is not None:  # the summary names a shared module by each place it is used
+            own = f"<{node.ref}>"
+            self.inferred.update(
+                {
+                    qualname + key[len(own) :]: values
+                    for key, values in list(self.inferred.items())
+                    if key == own or key.startswith(own + ".")
+                }
+            )
+        return module
+
+    def visit_use(self, at: NodeAt, bound: NodeAt, device: torch.device, qualname: str) -> nn.Module:
+        return self.build(bound.node, bound.path, device, qualname)
+
+    def visit_block(self, at: NodeAt, device: torch.device, qualname: str) -> nn.Module:
+        return self.block(at.node, at.path, device, qualname)
+
+    def visit_container(self, at: NodeAt, device: torch.device, qualname: str) -> nn.Module:
+        return self.container(at.node, at.path, device, qualname)
+
+    def visit_sequence(self, at: NodeAt, device: torch.device, qualname: str) -> nn.Module:
+        children = OrderedDict()
+        for name, child in children_of(at.node, at.path):
+            children[name] = self.build(child.node, child.path, device, join(qualname, name))
+        with _on(device):
+            return nn.Sequential(children)
+
+    def visit_layer(self, at: NodeAt, device: torch.device, qualname: str) -> nn.Module:
+        return self.layer(at.node, at.path, device, qualname)
 
     def container(self, node: SequenceNode, path: Path, device: torch.device, qualname: str) -> nn.Module:
         """A ModuleList or ModuleDict (SPEC 1.8): its items created in order; nothing flows through it."""
@@ -177,7 +174,7 @@ class Builder(Inferring):
         self.quiet += 1  # the forward that loops over it decides what each item gets
         try:
             built = OrderedDict(
-                (name, self.build(child.node, child.path, device, _join(qualname, name))) for name, child in items
+                (name, self.build(child.node, child.path, device, join(qualname, name))) for name, child in items
             )
         finally:
             self.quiet -= 1
@@ -205,19 +202,19 @@ class Builder(Inferring):
         argument of a hand-written `Bottleneck(..., downsample=nn.Sequential(...))` is, and registered
         at its place.
         """
-        written = dict(block_children(node, path))
+        written = {name: (child, tensor) for name, child, tensor in block_members(node, path)}
         first = {
-            name: self.build(written[name].node, written[name].path, device, _join(qualname, name))
+            name: self.build(written[name][0].node, written[name][0].path, device, join(qualname, name))
             for name in node.given_first
             if name in written
         }
-        for name, child in written.items():
+        for name, (child, tensor) in written.items():
             if name in first:
                 module.add_module(name, first[name])
-            elif isinstance(child.node, TensorNode):
-                self.tensor(module, name, child.node, child.path, device)
+            elif tensor is not None:
+                self.tensor(module, name, tensor, child.path, device)
             else:
-                module.add_module(name, self.build(child.node, child.path, device, _join(qualname, name)))
+                module.add_module(name, self.build(child.node, child.path, device, join(qualname, name)))
 
     def block(self, node: BlockNode, path: Path, device: torch.device, qualname: str) -> nn.Module:
         """A custom block: its class, its children created in order, its forward compiled (SPEC 1.6).
@@ -344,11 +341,3 @@ def _on(device: torch.device):
 def _skip_meta_fills(device: torch.device):
     """On meta, skip the constructor's random fills (no values; normal_ alone costs ~1.7 s once)."""
     return SkipMetaFills(whole_inits=True) if device.type == "meta" else contextlib.nullcontext()
-
-
-def _join(prefix: str, name: str) -> str:
-    return f"{prefix}.{name}" if prefix else name
-
-
-def _all_nodes(loaded: LoadedSpec):
-    return (at.node for at in walk_nodes(loaded))

@@ -346,15 +346,14 @@ def needs_inference(loaded, *, readings: bool = True) -> bool:
 
 def _needs_inference(loaded) -> tuple[bool, bool]:
     """(some size is left out, some positional reading awaits the input's check)."""
-    from netcli.specfile.loading import walk_nodes
-    from netcli.specfile.schema import LayerNode
+    from netcli.specfile.tree import walk_layers
 
     registry.ensure_loaded()
     ambiguous = False
-    for at in walk_nodes(loaded):
-        if isinstance(at.node, LayerNode) and at.node.type in registry.types:
-            entry = registry.types.entry(at.node.type)
-            plan = plan_arguments(entry, at.node.args, at.node.kwargs)
+    for node in walk_layers(loaded):
+        if node.type in registry.types:
+            entry = registry.types.entry(node.type)
+            plan = plan_arguments(entry, node.args, node.kwargs)
             if plan.missing:
                 return True, ambiguous
             ambiguous = ambiguous or (plan.alternative is not None and loaded.spec.input is not None)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from netcli.core.errors import Problem
 from netcli.specfile.loading import LoadedSpec, walk_nodes
-from netcli.specfile.schema import RefNode, UseNode
+from netcli.specfile.tree import named_definition
 
 
 def check_cycles(loaded: LoadedSpec) -> list[Problem]:
@@ -12,8 +12,8 @@ def check_cycles(loaded: LoadedSpec) -> list[Problem]:
     blocks = loaded.spec.blocks
     uses: dict[str, list[tuple[str, tuple]]] = {}
     for at in walk_nodes(loaded, templates=True):
-        if at.path[0] == "blocks" and isinstance(at.node, (UseNode, RefNode)):
-            target = at.node.use if isinstance(at.node, UseNode) else at.node.ref
+        target = named_definition(at.node)  # a use or ref
+        if at.path[0] == "blocks" and target is not None:
             uses.setdefault(at.path[1], []).append((target, at.path))
     problems, reported = [], set()
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable
+from typing import Any
 
 from netcli import registry
 from netcli.builder import inference
@@ -28,7 +29,8 @@ from netcli.specfile.loading import (
     walk_nodes,
     walk_tree,
 )
-from netcli.specfile.schema import REQUIRED, BlockNode, LayerNode, RefNode, SequenceNode, UseNode, param_defaults
+from netcli.specfile.schema import REQUIRED, BlockNode, LayerNode
+from netcli.specfile.tree import Walker, declared_params, named_definition, repeat_names
 from netcli.specfile.yamldoc import render_path
 
 
@@ -145,7 +147,7 @@ def _check_node(loaded: LoadedSpec, at: NodeAt) -> list[Problem]:
         try:
             if fault is not None:
                 raise ValueError(fault)
-            names = [node.names.format(i=i) for i in range(node.repeat)]
+            names = repeat_names(node)
         except (KeyError, IndexError, ValueError, AttributeError, TypeError) as exc:
             problems.append(loaded.problem(path + ("names",), f"cannot format names: {exc}", "write e.g. 'block {i}'"))
         else:
@@ -167,47 +169,76 @@ def _check_node(loaded: LoadedSpec, at: NodeAt) -> list[Problem]:
                         "and are not attributes of nn.Module",
                     )
                 )
-    if isinstance(node, LayerNode):
-        problems += _check_layer(loaded, node, path)
-    elif isinstance(node, (UseNode, RefNode)):
-        target = node.use if isinstance(node, UseNode) else node.ref
-        if target not in loaded.spec.blocks:
-            defined = list(loaded.spec.blocks)
-            hint = did_you_mean(target, defined) or (
-                f"defined blocks: {', '.join(defined)}" if defined else "define it under blocks:"
-            )
-            problems.append(loaded.problem(path + (node.kind,), f"'{target}' is not defined", hint))
-        elif isinstance(node, RefNode) and has_params(loaded.spec.blocks[target]):
-            required = [k for k, v in param_defaults(loaded.spec.blocks[target].params).items() if v is REQUIRED]
+    return problems + _NodeChecks(loaded).dispatch(at)
+
+
+class _NodeChecks(Walker[list[Problem]]):
+    """Each kind of node's own faults, on the nodes walk_nodes yields (bound already, or templates)."""
+
+    binds = False
+
+    def __init__(self, loaded: LoadedSpec):
+        self.loaded = loaded
+
+    def other(self, at: NodeAt, *args: Any, **kwargs: Any) -> list[Problem]:
+        return []
+
+    def visit_layer(self, at: NodeAt) -> list[Problem]:
+        return _check_layer(self.loaded, at.node, at.path)
+
+    def visit_use(self, at: NodeAt, bound: Any) -> list[Problem]:
+        return self._target(at)
+
+    def visit_ref(self, at: NodeAt) -> list[Problem]:
+        problems = self._target(at)
+        target, loaded = at.node.ref, self.loaded
+        if not problems and has_params(loaded.spec.blocks[target]):
+            required = [k for k, v in declared_params(loaded.spec.blocks[target]).items() if v is REQUIRED]
             if required:
                 problems.append(
                     loaded.problem(
-                        path + ("ref",),
+                        at.path + ("ref",),
                         f"a ref is the one shared {target}: it is built with its params' defaults, "
                         f"and {', '.join(repr(r) for r in required)} has none",
                         f"give {target}'s params defaults, or use {{use: {target}, with: {{...}}}} for a fresh copy",
                     )
                 )
-    elif isinstance(node, BlockNode):
-        problems += _check_block(loaded, node, path, bound=at.params is not None or not has_params(node))
-    elif isinstance(node, SequenceNode):
-        seen: dict[str, int] = {}
-        for i, (name, child) in enumerate(children_of(node, path)):
+        return problems
+
+    def _target(self, at: NodeAt) -> list[Problem]:
+        """The definition a `use` or `ref` names must exist."""
+        target, loaded = named_definition(at.node) or "", self.loaded
+        if target in loaded.spec.blocks:
+            return []
+        defined = list(loaded.spec.blocks)
+        hint = did_you_mean(target, defined) or (
+            f"defined blocks: {', '.join(defined)}" if defined else "define it under blocks:"
+        )
+        return [loaded.problem(at.path + (at.node.kind,), f"'{target}' is not defined", hint)]
+
+    def visit_block(self, at: NodeAt) -> list[Problem]:
+        return _check_block(self.loaded, at.node, at.path, bound=at.params is not None or not has_params(at.node))
+
+    def visit_sequence(self, at: NodeAt) -> list[Problem]:
+        problems, seen = [], set()
+        for name, child in children_of(at.node, at.path):
             if name in seen:
                 problems.append(
-                    loaded.problem(child.path, f"two children are named '{name}'", "give each child its own name")
+                    self.loaded.problem(child.path, f"two children are named '{name}'", "give each child its own name")
                 )
             elif (why := child_name_fault(name)) is not None:
                 problems.append(
-                    loaded.problem(
+                    self.loaded.problem(
                         child.path,
                         f"'{name}' cannot be a child's name: {why}",
                         "names are not empty, contain no '.' and no control characters, "
                         "and are not attributes of nn.Module",
                     )
                 )
-            seen[name] = i
-    return problems
+            seen.add(name)
+        return problems
+
+    visit_container = visit_sequence
 
 
 def _check_block(loaded: LoadedSpec, node: BlockNode, path, *, bound: bool) -> list[Problem]:

@@ -21,11 +21,13 @@ from pydantic import ValidationError
 from netcli.core.errors import Location, NetcliError, Problem, relocated
 from netcli.specfile.overrides import apply_sets
 from netcli.specfile.pydantic_problems import _problem_from_pydantic, doc_get, pydantic_errors
-from netcli.specfile.schema import BlockNode, Spec
+from netcli.specfile.schema import Spec
 from netcli.specfile.tree import (
     NodeAt,
     block_children,
     children_of,
+    class_name,
+    declared_params,
     has_params,
     node_children,
     type_path,
@@ -96,7 +98,7 @@ class LoadedSpec:
         if target is None:
             return None
         at = NodeAt(target, ("blocks", node.use))
-        if (isinstance(target, BlockNode) and target.params) or node.with_:
+        if has_params(target) or node.with_:
             at = self.bind(at, node.with_, path)
         self.uses[id(node)] = at
         return at
@@ -111,17 +113,9 @@ class LoadedSpec:
             resolve_values,
             substitute,
         )
-        from netcli.specfile.schema import param_defaults
 
-        block = at.node
-        label = (
-            block.class_
-            if isinstance(block, BlockNode) and block.class_
-            else at.path[1]
-            if at.path[:1] == ("blocks",) and len(at.path) == 2
-            else "this block"
-        )
-        defaults = param_defaults(block.params) if isinstance(block, BlockNode) else {}
+        label = class_name(at.node, at.path, "this block")
+        defaults = declared_params(at.node)
         given = dict(given or {})
         via = f" (from {render_path(use_path)})" if use_path is not None and given else ""
 

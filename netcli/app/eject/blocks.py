@@ -15,21 +15,18 @@ from typing import Any
 from netcli.app.eject.containers import tensor_statement, tie_statements
 from netcli.app.eject.exprs import sequential
 from netcli.app.eject.source import Assign, Call, Code, Deferred, Do, identifier, is_identifier, string
-from netcli.app.eject.walk import Piece, Use, Writer, class_name
+from netcli.app.eject.walk import Piece, Use, Writer
 from netcli.builder.blocks import program_for
 from netcli.builder.forward import to_python
 from netcli.core.errors import NetcliError
-from netcli.specfile.loading import NodeAt, block_children, doc_get, node_children
+from netcli.specfile.loading import NodeAt, doc_get, node_children
 from netcli.specfile.params import declared as written_params
 from netcli.specfile.params import module_children
-from netcli.specfile.schema import TensorNode
+from netcli.specfile.tree import block_members, class_name, join
 
 
 def write_block(w: Writer, node: Any, path: tuple, qualname: str, own: str, with_: list, params: dict | None) -> Piece:
     """Write the block at `path` (bound to this use's params); return the call that creates it."""
-    if node.params and params is None:  # an inline block with params: its defaults, as the builder binds it
-        at = w.bound(NodeAt(node, path), w.loaded.bind(NodeAt(node, path)))
-        node, params = at.node, at.params
     declared = declared_params(w, path)
     printed = class_name(node, path)
     saved, w.scope = w.scope, param_names(declared)
@@ -38,18 +35,18 @@ def write_block(w: Writer, node: Any, path: tuple, qualname: str, own: str, with
     pieces, names, incoming = [], [], own
     tensors: dict[int, list] = {}  # position among the module children -> the tensor children created before it
     given = {child: param for param, child in module_children(doc_get(w.loaded.doc.data, path), declared).items()}
-    bound = dict(block_children(node, path))
+    bound = {name: (child, tensor) for name, child, tensor in block_members(node, path)}
     written = doc_get(w.loaded.doc.data, path + ("children",)) or {}
     for name in [str(k) for k in written] if given else bound:
         if name in given:  # a module-valued param: `self.downsample = downsample`, whatever this use gives
             pieces.append(Piece([], Code(w.scope[given[name]]), own))
             names.append(name)
             continue
-        child = bound[name]
-        if isinstance(child.node, TensorNode):
-            tensors.setdefault(len(pieces), []).append(tensor_statement(w, name, child.node, child.path))
+        child, tensor = bound[name]
+        if tensor is not None:
+            tensors.setdefault(len(pieces), []).append(tensor_statement(w, name, tensor, child.path))
             continue
-        piece = w.node(child.node, child.path, _join(qualname, name), own, incoming if chained or not placed else None)
+        piece = w.node(child.node, child.path, join(qualname, name), own, incoming if chained or not placed else None)
         pieces.append(piece)
         names.append(name)
         incoming = piece.out if chained else incoming
@@ -134,7 +131,3 @@ def _placed(w: Writer, node: Any, path: tuple) -> bool:
                 return True
             stack.append(child)
     return False
-
-
-def _join(prefix: str, name: str) -> str:
-    return f"{prefix}.{name}" if prefix else name

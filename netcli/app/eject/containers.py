@@ -12,10 +12,10 @@ from __future__ import annotations
 import keyword
 from typing import Any
 
-from netcli.app.eject.exprs import _join, flat_text
+from netcli.app.eject.exprs import flat_text
 from netcli.app.eject.source import Assign, Call, Code, Do, Gen, Items, is_identifier, string
 from netcli.specfile.loading import children_of, doc_get
-from netcli.specfile.tree import list_items
+from netcli.specfile.tree import join, list_items
 
 
 def write_container(w, node: Any, path: tuple, qualname: str, own: str):
@@ -26,7 +26,7 @@ def write_container(w, node: Any, path: tuple, qualname: str, own: str):
     if node.container == "ModuleList" and len(written) == 1 and written[0][1].node.repeat is not None:
         child = written[0][1]
         one = child.node.model_copy(update={"repeat": None})
-        copies = [w.node(one, child.path, _join(qualname, str(i)), own, own) for i in range(child.node.repeat)]
+        copies = [w.node(one, child.path, join(qualname, str(i)), own, own) for i in range(child.node.repeat)]
         if all(not c.stmts and repr(c.expr) == repr(copies[0].expr) for c in copies):
             raw = doc_get(w.loaded.doc.data, child.path + ("repeat",))
             count = w.param_value(child.node.repeat, raw, child.node, child.path)
@@ -36,7 +36,7 @@ def write_container(w, node: Any, path: tuple, qualname: str, own: str):
     items = list_items(node, path) if node.container == "ModuleList" else written
     for name, child in items:
         names.append(name)
-        pieces.append(w.node(child.node, child.path, _join(qualname, name), own, own))
+        pieces.append(w.node(child.node, child.path, join(qualname, name), own, own))
     stmts = w.in_order(pieces, names)
     exprs = [p.expr for p in pieces]
     if node.container == "ModuleList":

@@ -46,10 +46,6 @@ def importable(cls: type) -> str | None:
     return None
 
 
-def _join(prefix: str, name: str) -> str:
-    return f"{prefix}.{name}" if prefix else name
-
-
 def _snake(name: str) -> str:
     """`BasicBlock` -> `basic_block`."""
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()

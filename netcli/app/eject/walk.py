@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from netcli.app.eject.chapter import CHAPTER_CLASSES, CHAPTER_MODULE
-from netcli.app.eject.exprs import _join, _snake, _tuples, flat_text, importable, render_kind, sequential
+from netcli.app.eject.exprs import _snake, _tuples, flat_text, importable, render_kind, sequential
 from netcli.app.eject.source import (
     Assign,
     Attr,
@@ -34,9 +34,10 @@ from netcli.app.eject.source import (
 )
 from netcli.core.devices import parse_device
 from netcli.core.errors import NetcliError
-from netcli.specfile.loading import LoadedSpec, NodeAt, children_of, doc_get, has_params, type_path
+from netcli.specfile.loading import LoadedSpec, NodeAt, children_of, doc_get, type_path
 from netcli.specfile.params import module_children
-from netcli.specfile.schema import BlockNode, LayerNode, RefNode, SequenceNode, UseNode
+from netcli.specfile.schema import LayerNode, SequenceNode, UseNode
+from netcli.specfile.tree import Walker, is_custom_block, join, referenced_definitions, repeat_names
 
 # Names the generated module defines or imports itself: a spec name never takes one of them.
 RESERVED = {
@@ -93,17 +94,9 @@ class Use:
     forward: str | None = None  # the forward method's text
 
 
-def class_name(node: Any, path: tuple) -> str:
-    """The name a custom block prints as: its `class:`, else its definition's name (SPEC 1.6)."""
-    if isinstance(node, BlockNode) and node.class_:
-        return node.class_
-    if path[:1] == ("blocks",) and len(path) == 2:
-        return str(path[1])
-    return "Block"
-
-
-class Writer:
-    """Walks a spec as the builder does and writes each node as an expression."""
+class Writer(Walker[Piece]):
+    """Walks a spec as the builder does (a client of the spec walker, specfile/tree.py) and writes each node
+    as an expression: `node` handles a node's options, `dispatch` calls the `visit_*` method of its kind."""
 
     def __init__(
         self, loaded: LoadedSpec, inferred: dict, device: str | None, *, write_block, layer_call, write_container
@@ -132,9 +125,7 @@ class Writer:
 
     def network(self) -> Piece:
         """Write the whole network; the `ref` definitions first, as builder.create_shared creates them."""
-        from netcli.specfile.loading import walk_nodes
-
-        referenced = {at.node.ref for at in walk_nodes(self.loaded) if isinstance(at.node, RefNode)}
+        referenced = referenced_definitions(self.loaded)
         for name in self.loaded.spec.blocks:
             if name in referenced:
                 self.shared_instance(name)
@@ -142,14 +133,12 @@ class Writer:
 
     def shared_instance(self, name: str) -> str:
         if name not in self.shared:
-            at = NodeAt(self.loaded.spec.blocks[name], ("blocks", name))
-            if has_params(at.node):  # the one shared instance takes the defaults
-                at = self.bound(at, self.loaded.bind(at))
+            at = self.shared_definition(name)  # the one shared instance takes the defaults
             saved, self.scope = self.scope, {}
             piece = self.node(at.node, at.path, f"<{name}>", self.root, self.root, params=at.params)
             self.scope = saved
             # a block's one instance is a variable, not its class's name: `pair = Pair()`
-            var = identifier(_snake(name) if isinstance(at.node, BlockNode) else name, self.taken)
+            var = identifier(_snake(name) if is_custom_block(at.node) else name, self.taken)
             self.shared[name] = var
             self.prologue += piece.stmts + [Assign(var, piece.expr)]
         return self.shared[name]
@@ -190,27 +179,37 @@ class Writer:
     def one(
         self, node: Any, path: tuple, qualname: str, own: str, with_: list | None = None, params: dict | None = None
     ) -> Piece:
-        if isinstance(node, RefNode):
-            return Piece([], SharedName(self.shared_instance(node.ref)), own)
-        if isinstance(node, UseNode):
-            return self.use(node, path, qualname, own)
-        if isinstance(node, SequenceNode) and node.container != "Sequential":
-            return self.write_container(self, node, path, qualname, own)
-        if isinstance(node, SequenceNode):
-            return self.sequence(node, path, qualname, own)
-        if isinstance(node, LayerNode):
-            return self.layer(node, path, qualname, own)
-        if isinstance(node, BlockNode):
-            return self.write_block(self, node, path, qualname, own, with_ or [], params)
+        """Write one node without its options (a `params` bound block: this use's values)."""
+        return self.dispatch(NodeAt(node, path, params), qualname, own, with_ or [])
+
+    def visit_ref(self, at: NodeAt, qualname: str, own: str, with_: list) -> Piece:
+        return Piece([], SharedName(self.shared_instance(at.node.ref)), own)
+
+    def visit_use(self, at: NodeAt, bound: Any, qualname: str, own: str, with_: list) -> Piece:
+        return self.use(at.node, at.path, qualname, own, bound)
+
+    def visit_container(self, at: NodeAt, qualname: str, own: str, with_: list) -> Piece:
+        return self.write_container(self, at.node, at.path, qualname, own)
+
+    def visit_sequence(self, at: NodeAt, qualname: str, own: str, with_: list) -> Piece:
+        return self.sequence(at.node, at.path, qualname, own)
+
+    def visit_layer(self, at: NodeAt, qualname: str, own: str, with_: list) -> Piece:
+        return self.layer(at.node, at.path, qualname, own)
+
+    def visit_block(self, at: NodeAt, qualname: str, own: str, with_: list) -> Piece:
+        return self.write_block(self, at.node, at.path, qualname, own, with_, at.params)
+
+    def other(self, at: NodeAt, *args: Any, **kwargs: Any) -> Piece:
         raise NetcliError(
             self.loaded.problem(
-                path, f"netcli code cannot write a '{node.kind}' node", "build it with netcli build instead"
+                at.path, f"netcli code cannot write a '{at.node.kind}' node", "build it with netcli build instead"
             )
         )
 
-    def use(self, node: UseNode, path: tuple, qualname: str, own: str) -> Piece:
-        """A fresh copy of a definition: a call of its factory, or of its class (with `with:` as arguments)."""
-        at = self.bound(NodeAt(node, path), self.loaded.instance(node, path))
+    def use(self, node: UseNode, path: tuple, qualname: str, own: str, at: NodeAt) -> Piece:
+        """A fresh copy of a definition (`at`, bound to this use's values): a call of its factory, or of its
+        class (with `with:` as arguments)."""
         # a module-valued param (`with: {downsample: [...]}`) is written as the argument's expression,
         # created at the call before the block's own children, as the builder creates it
         modules = module_children(doc_get(self.loaded.doc.data, at.path), node.with_)
@@ -218,7 +217,7 @@ class Writer:
         for k, v in node.with_.items():
             if k in modules and v is not None and modules[k] in getattr(at.node, "children", {}):
                 piece = self.node(
-                    at.node.children[modules[k]], path + ("with", k), _join(qualname, modules[k]), own, own
+                    at.node.children[modules[k]], path + ("with", k), join(qualname, modules[k]), own, own
                 )
                 stmts += piece.stmts
                 with_.append((k, piece.expr))
@@ -227,17 +226,11 @@ class Writer:
         saved, self.scope = self.scope, {}  # a definition sees its own params only
         inner = self.node(at.node, at.path, qualname, own, own, with_=with_, params=at.params)
         self.scope = saved
-        if isinstance(at.node, BlockNode):
+        if is_custom_block(at.node):
             return Piece(stmts + inner.stmts, inner.expr, inner.out)  # the block's own call stands for the use
         call = Deferred(node.use, body=(inner.stmts, inner.expr))
         self.record(at.path, Use("factory", node.use, node.use, inner.stmts + [inner.expr], call))
         return Piece([], call, inner.out)
-
-    def bound(self, at: NodeAt, bound: NodeAt | None) -> NodeAt:
-        if bound is None:  # check_spec reports these first
-            problems = list(self.loaded.instance_problems.values())
-            raise NetcliError(problems or [self.loaded.problem(at.path, "this block's params cannot be bound")])
-        return bound
 
     def record(self, key: tuple, use: Use) -> None:
         self.uses.setdefault(key, []).append(use)
@@ -246,7 +239,7 @@ class Writer:
         pieces, incoming = [], own
         names = []
         for name, child in children_of(node, path):
-            piece = self.node(child.node, child.path, _join(qualname, name), own, incoming)
+            piece = self.node(child.node, child.path, join(qualname, name), own, incoming)
             names.append(name)
             pieces.append(piece)
             incoming = piece.out
@@ -267,8 +260,8 @@ class Writer:
 
     def repeat(self, node: Any, path: tuple, qualname: str, own: str) -> Piece:
         """`repeat: N`: a generator when the copies are alike, else each copy written out."""
-        names = [node.names.format(i=i) if node.names else str(i) for i in range(node.repeat)]
-        copies = [self.one(node, path, _join(qualname, n), own) for n in names]
+        names = repeat_names(node)
+        copies = [self.one(node, path, join(qualname, n), own) for n in names]
         alike = all(not c.stmts and repr(c.expr) == repr(copies[0].expr) for c in copies)
         if not alike:
             return Piece(self.in_order(copies, names), sequential([c.expr for c in copies], names), copies[-1].out)
