@@ -30,6 +30,7 @@ from netcli.app.picture import BLOCK, FOLDED, FROZEN, INPUT, OP, OUTPUT, PARTLY_
 from netcli.app.summary import BlockRow, tied_groups
 from netcli.app.summary_table import human_count
 from netcli.builder.forward import dataflow
+from netcli.core.qualnames import join
 
 _OPERATORS = {
     operator.add: "add",
@@ -64,10 +65,6 @@ class Port:
 
 def shape_text(shape) -> str:
     return "[" + ", ".join(map(str, shape)) + "]"
-
-
-def _join(prefix: str, name: str) -> str:
-    return f"{prefix}.{name}" if prefix else name
 
 
 def _holds_tensors(module: nn.Module) -> bool:
@@ -219,7 +216,7 @@ class Drawer:
         for child_name, child in module._modules.items():  # named_children() skips a second use
             if child is None:
                 continue
-            port = self.call(child, _join(name, child_name), box)
+            port = self.call(child, join(name, child_name), box)
             if last is None:
                 first = port
             else:
@@ -234,7 +231,7 @@ class Drawer:
         """The cluster a call of `target` (`blocks.0`) goes in: one per ModuleList or ModuleDict on the way."""
         parts = target.split(".")
         for n in range(1, len(parts)):
-            qual = _join(name, ".".join(parts[:n]))
+            qual = join(name, ".".join(parts[:n]))
             key = f"cluster_{qual}"
             inner = self.containers.get(key)
             if inner is None:
@@ -284,7 +281,7 @@ class Drawer:
 
     def call_child(self, name: str, target: str, box: Cluster, calls: int, k: int) -> Port:
         """Draw the child call `target` of block `name`; a child deeper than --depth folds into its ancestor."""
-        qual = _join(name, target)
+        qual = join(name, target)
         if self.depth is not None and qual.count(".") + 1 > self.depth:
             qual = ".".join(qual.split(".")[: self.depth])
             target = qual[len(name) + 1 :] if name else qual

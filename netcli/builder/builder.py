@@ -29,9 +29,10 @@ from netcli.builder.placement import link_devices
 from netcli.builder.tensors import add_tensor
 from netcli.core.devices import resolve_device
 from netcli.core.errors import NetcliError
+from netcli.core.qualnames import join
 from netcli.specfile.loading import LoadedSpec, NodeAt, children_of, type_path
 from netcli.specfile.schema import BlockNode, LayerNode, SequenceNode, TensorNode
-from netcli.specfile.tree import Walker, block_members, join, list_items, referenced_definitions, repeat_names
+from netcli.specfile.tree import Walker, block_members, list_items, referenced_definitions, repeat_names
 from netcli.specfile.yamldoc import render_path
 
 Path = tuple

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from netcli.core.errors import NetcliError
+from netcli.core.qualnames import join
 
 
 @dataclass(frozen=True)
@@ -51,10 +52,6 @@ def own_tensors(module: nn.Module) -> list[str]:
     ]
 
 
-def _join(prefix: str, name: str) -> str:
-    return f"{prefix}.{name}" if prefix else name
-
-
 def describe_level(module: nn.Module, name: str) -> str:
     """Say what exists under `module`: its children and its own parameters/buffers."""
     who = f"'{name}'" if name else "the root"
@@ -85,22 +82,20 @@ def find(net: nn.Module, path: str, *, tensors: bool = True) -> Found:
         names = [n for n, _ in kids]
         child = module._modules.get(step)
         if child is not None:
-            module, name = child, _join(name, step)
+            module, name = child, join(name, step)
             continue
         if step.lstrip("-").isdigit() and -len(kids) <= int(step) < len(kids):
             child_name, module = kids[int(step)]
-            name = _join(name, child_name)
+            name = join(name, child_name)
             continue
         if tensors and last and step in own_tensors(module):
-            return Found(module, _join(name, step), step)
+            return Found(module, join(name, step), step)
         if last and step in own_tensors(module):  # where only blocks are wanted
-            raise PathError(
-                f"'{_join(name, step)}' is a tensor, not a block", hint=f"the block is '{name or '(root)'}'"
-            )
+            raise PathError(f"'{join(name, step)}' is a tensor, not a block", hint=f"the block is '{name or '(root)'}'")
         if step in own_tensors(module):  # a tensor in the middle of the path
             raise PathError(
-                f"'{_join(name, step)}' is a tensor, so '{'.'.join(steps[i + 1 :])}' cannot follow it",
-                hint=f"end the path at '{_join(name, step)}'",
+                f"'{join(name, step)}' is a tensor, so '{'.'.join(steps[i + 1 :])}' cannot follow it",
+                hint=f"end the path at '{join(name, step)}'",
             )
         what = "child or parameter" if tensors else "child"
         level = describe_level(module, name)
@@ -187,7 +182,7 @@ def inventory(module: nn.Module, prefix: str = "", *, grads: bool = False) -> In
     """
     rows: dict[int, TensorRow] = {}
     for key, t in module.state_dict(keep_vars=True).items():
-        name = _join(prefix, key)
+        name = join(prefix, key)
         if id(t) in rows:  # the same tensor under another name: tied
             rows[id(t)].names.append(name)
             continue

@@ -116,11 +116,6 @@ def repeat_names(node: Any) -> list[str]:
     return [node.names.format(i=i) if node.names else str(i) for i in range(node.repeat)]
 
 
-def join(prefix: str, name: str) -> str:
-    """A child's qualified name under `prefix` (`layer1.0`), as named_modules() writes it."""
-    return f"{prefix}.{name}" if prefix else name
-
-
 def cannot_bind(loaded: Any, at: NodeAt) -> NoReturn:
     """Raise the problems that kept a block from being bound (check_spec reports them first)."""
     problems = list(loaded.instance_problems.values()) or [

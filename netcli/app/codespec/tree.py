@@ -17,6 +17,7 @@ from netcli import registry
 from netcli.app.codespec.arguments import rebuilds, recover_call
 from netcli.app.codespec.forward import forward_text
 from netcli.core.errors import NetcliError, Problem
+from netcli.core.qualnames import join
 
 _SKIP_KEYS = frozenset({"forward", "inputs", "class", "use", "ref", "name", "repeat", "names", "frozen", "children"})
 
@@ -94,13 +95,13 @@ class SpecWriter:
 
     def _sequential(self, m: Any, path: str) -> Any:
         names = list(m._modules)
-        items = [self.node(child, _join(path, name)) for name, child in m._modules.items()]
+        items = [self.node(child, join(path, name)) for name, child in m._modules.items()]
         if names == [str(i) for i in range(len(names))]:
             return items
         return {"Sequential": dict(zip(names, items, strict=True))}
 
     def _container(self, m: Any, path: str, cls: type) -> Any:
-        items = {name: self.node(child, _join(path, name)) for name, child in m._modules.items()}
+        items = {name: self.node(child, join(path, name)) for name, child in m._modules.items()}
         if cls.__name__ == "ModuleDict":
             return {"ModuleDict": items}
         return {"ModuleList": Runs(items.values())}
@@ -159,7 +160,7 @@ class SpecWriter:
                     children[name] = _tensor_node("Buffer", t, persistent=name not in m._non_persistent_buffers_set)
             for name, child in m._modules.items():
                 if child is not None:
-                    children[name] = self.node(child, _join(path, name))
+                    children[name] = self.node(child, join(path, name))
             if isinstance(m, nn.Sequential) and cls.forward is nn.Sequential.forward:
                 inputs, forward = ["x"], None  # a Sequential under its own class name: its children in order
             else:
@@ -216,10 +217,6 @@ class SpecWriter:
             name, n = f"{base}_{n}", n + 1
         self.blocks[name] = None  # reserved
         return name
-
-
-def _join(prefix: str, name: str) -> str:
-    return f"{prefix}.{name}" if prefix else name
 
 
 def _tensor_node(kind: str, t: Any, *, persistent: bool) -> dict:

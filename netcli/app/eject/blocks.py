@@ -19,10 +19,11 @@ from netcli.app.eject.walk import Piece, Use, Writer
 from netcli.builder.blocks import program_for
 from netcli.builder.forward import to_python
 from netcli.core.errors import NetcliError
+from netcli.core.qualnames import join
 from netcli.specfile.loading import NodeAt, doc_get, node_children
 from netcli.specfile.params import declared as written_params
 from netcli.specfile.params import module_children
-from netcli.specfile.tree import block_members, class_name, join
+from netcli.specfile.tree import block_members, class_name
 
 
 def write_block(w: Writer, node: Any, path: tuple, qualname: str, own: str, with_: list, params: dict | None) -> Piece:

@@ -14,8 +14,9 @@ from typing import Any
 
 from netcli.app.eject.exprs import flat_text
 from netcli.app.eject.source import Assign, Call, Code, Do, Gen, Items, is_identifier, string
+from netcli.core.qualnames import join
 from netcli.specfile.loading import children_of, doc_get
-from netcli.specfile.tree import join, list_items
+from netcli.specfile.tree import list_items
 
 
 def write_container(w, node: Any, path: tuple, qualname: str, own: str):

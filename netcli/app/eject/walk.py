@@ -34,10 +34,11 @@ from netcli.app.eject.source import (
 )
 from netcli.core.devices import parse_device
 from netcli.core.errors import NetcliError
+from netcli.core.qualnames import join
 from netcli.specfile.loading import LoadedSpec, NodeAt, children_of, doc_get, type_path
 from netcli.specfile.params import module_children
 from netcli.specfile.schema import LayerNode, SequenceNode, UseNode
-from netcli.specfile.tree import Walker, is_custom_block, join, referenced_definitions, repeat_names
+from netcli.specfile.tree import Walker, is_custom_block, referenced_definitions, repeat_names
 
 # Names the generated module defines or imports itself: a spec name never takes one of them.
 RESERVED = {
