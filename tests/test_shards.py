@@ -121,3 +121,23 @@ def test_cli_convert_and_save_max_shard_size(run_cli, saved, tmp_path):
     assert r.code == 0, r.err
     r = run_cli("convert", str(saved), "-o", str(tmp_path / "x.safetensors"), "--max-shard-size", "1MB")
     assert r.code == 2 and "folder" in r.err and "Traceback" not in r.err
+
+
+@pytest.mark.parametrize("shard", ["a" * 300, "nul\0.safetensors", "sub"])
+def test_an_index_naming_an_impossible_or_non_file_shard_is_refused(saved, tmp_path, run_cli, shard):
+    """Found by the long fuzz: a weight_map value longer than a file name may be (ENAMETOOLONG) was an
+    internal error; a NUL byte or a folder of that name are refused the same way, before anything is read."""
+    out = tmp_path / "hf"
+    report = convert.convert(str(saved), str(out), to="hf", max_shard_size="200B")
+    (out / "sub").mkdir()
+    index_path = out / "model.safetensors.index.json"
+    index = json.loads(index_path.read_text())
+    first = sorted(index["weight_map"])[0]
+    index["weight_map"][first] = shard
+    index_path.write_text(json.dumps(index))
+    for command in ("show", "load", "convert"):
+        args = (command, str(out)) + (("-o", str(tmp_path / "x.safetensors")) if command == "convert" else ())
+        result = run_cli(*args)
+        assert result.code == 2, (command, result.err)
+        assert "internal error" not in result.err and "Traceback" not in result.err
+    assert report["shards"]

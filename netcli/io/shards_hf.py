@@ -52,10 +52,20 @@ def read_index(path: str | os.PathLike):
     for shard in shards:
         if not isinstance(shard, str) or "/" in shard or shard.startswith("."):
             raise damaged(label, f"its weight_map names a file outside the folder: {shard!r}")
+        if "\0" in shard or len(shard.encode("utf-8", "surrogatepass")) > 255:  # a name no file system holds
+            raise damaged(label, f"its weight_map names a file that cannot exist: {shard[:80]!r}...")
         file = index.parent / shard
-        if not file.exists():
+        try:
+            present = file.is_file()
+        except OSError as exc:  # e.g. a name the file system refuses
+            raise damaged(label, f"its weight_map names a file that cannot be read: {exc.strerror}") from None
+        if not present:
             raise NetcliError(
-                Problem(f"the shard '{shard}' it names is missing", location=Location(label), hint=DAMAGED_HINT)
+                Problem(
+                    f"the shard '{shard}' it names is missing or not a file",
+                    location=Location(label),
+                    hint=DAMAGED_HINT,
+                )
             )
         ck = read_safetensors(str(file))
         shard_meta[shard] = ck
