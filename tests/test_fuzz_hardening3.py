@@ -152,10 +152,19 @@ CONSTANTS = ["1", "0.5", "-2", "1e999", "-1e999", "1e-320", "2 ** 70", "1e308", 
 
 @st.composite
 def forward_specs(draw) -> tuple[str, str, list[str]]:
-    """(spec text, spec file name, extra command-line options) with hostile names and a generated forward."""
+    """(spec text, spec file name, extra command-line options) with hostile names and a generated forward.
+
+    Half the cases keep the children, definitions and forward lines valid, so that `code` ejects a file and
+    it is imported: the hostile text then sits only where a valid spec may hold any text (its name, file
+    name, `--set` and `--rule` values, a shared `class:`), the places an ejected file quotes.
+    """
+    valid = draw(st.booleans())
+    names = st.sampled_from(["l", "m", "fi", "conv", "a", "y"]) if valid else texts
     children = draw(
         st.lists(
-            st.one_of(st.sampled_from(["l", "m", "fi", "\ufb01", "conv", "x", "self"]), texts),
+            st.sampled_from(["l", "m", "fi", "conv", "a", "y"])
+            if valid
+            else st.one_of(st.sampled_from(["l", "m", "fi", "\ufb01", "conv", "x", "self"]), texts),
             min_size=1,
             max_size=3,
             unique=True,
@@ -165,13 +174,14 @@ def forward_specs(draw) -> tuple[str, str, list[str]]:
     body = []
     for _ in range(draw(st.integers(1, 6))):
         child = draw(st.sampled_from(children))
-        form = draw(st.sampled_from(["call", "mul", "add", "clamp", "neg", "text"]))
+        form = draw(st.sampled_from(["call", "mul", "add", "neg"] if valid else ["call", "mul", "add", "clamp", "neg", "text"]))
+        constants = [c for c in CONSTANTS if "**" not in c] if valid else CONSTANTS
         if form == "call":
             body.append(f"x = {child}(x)")
         elif form == "mul":
-            body.append(f"x = x * {draw(st.sampled_from(CONSTANTS))}")
+            body.append(f"x = x * {draw(st.sampled_from(constants))}")
         elif form == "add":
-            body.append(f"x = x + {draw(st.sampled_from(CONSTANTS))}")
+            body.append(f"x = x + {draw(st.sampled_from(constants))}")
         elif form == "clamp":
             body.append(f"x = torch.clamp(x, max={draw(st.sampled_from(CONSTANTS))})")
         elif form == "neg":
@@ -180,7 +190,7 @@ def forward_specs(draw) -> tuple[str, str, list[str]]:
             body.append(draw(texts))
     forward = "\n".join(body + ["return x"])
     nodes = {c: ({"Linear": [4, 4]} if kinds[c] == "Linear" else kinds[c]) for c in children}
-    first, second = draw(texts), draw(texts)
+    first, second = draw(names).capitalize() if valid else draw(texts), draw(names) if valid else draw(texts)
     shared = draw(st.sampled_from([None, "Foo", draw(texts)]))
     blocks: dict = {first: {"children": nodes, "forward": forward}}
     if second != first:
@@ -188,7 +198,7 @@ def forward_specs(draw) -> tuple[str, str, list[str]]:
     if shared is not None:
         for node in blocks.values():
             node["class"] = shared
-    params = draw(st.sampled_from([None, texts]))
+    params = draw(st.sampled_from([None, st.sampled_from(["k", "n"]) if valid else texts]))
     if params is not None:
         blocks[first]["params"] = {draw(params): 1}
     spec: dict = {
