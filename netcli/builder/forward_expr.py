@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import builtins
 import re
+from typing import NoReturn
 
 from netcli.builder.forward_ir import (
     AttrGet,
@@ -91,8 +92,12 @@ class ExprReader:
             char = len(raw.encode("utf-8")[: node.col_offset].decode("utf-8", "replace"))
         return Location(self.source, self.line + (lineno or 1) - 1, (self.column or 1) + (char or 0))
 
-    def refuse(self, node, message, hint=None):
+    def refuse(self, node, message, hint=None) -> NoReturn:
         raise Refused(Problem(message, self.where, self.loc(node), hint))
+
+    def refuse_construct(self, node) -> NoReturn:
+        """Refuse a construct the language lacks; the statement reader (forward_parse) names each one."""
+        self.refuse(node, f"{type(node).__name__} is not part of the forward language")
 
     def is_child(self, name) -> bool:
         """A child (or loop variable) the text may name: not shadowed by a value it assigned."""
@@ -124,7 +129,7 @@ class ExprReader:
             if not isinstance(node.op, ast.USub):
                 self.refuse(node, "only unary minus is allowed")
             inner = self.operand(node.operand, depth)
-            if isinstance(inner, Const):
+            if isinstance(inner, Const) and isinstance(inner.value, (int, float)):  # operand() refused None and bools
                 return Const(-inner.value, loc)
             return Negate(inner, loc)
         if isinstance(node, (ast.Subscript, ast.Attribute)):
@@ -235,7 +240,7 @@ class ExprReader:
     def index_item(self, node, depth) -> Expr:
         if isinstance(node, ast.Slice):
             parts = [None if p is None else self.operand(p, depth + 1) for p in (node.lower, node.upper, node.step)]
-            return SliceExpr(*parts, self.loc(node))
+            return SliceExpr(parts[0], parts[1], parts[2], self.loc(node))
         if isinstance(node, ast.Constant) and (node.value is Ellipsis or node.value is None):
             return Const(node.value, self.loc(node))
         return self.operand(node, depth + 1)

@@ -12,12 +12,14 @@ from __future__ import annotations
 import ast
 import warnings
 from collections.abc import Iterable
+from typing import NoReturn
 
 from netcli.builder.forward_expr import OPERATORS, ExprReader, Refused, dunder
 from netcli.builder.forward_ir import (
     Assign,
     BinaryOp,
     Const,
+    Expr,
     For,
     ForwardProgram,
     If,
@@ -73,7 +75,7 @@ _CONTROL = "Python control flow stays in registered types"
 class _Reader(ExprReader):
     """The statements and the whole text; expressions are ExprReader's."""
 
-    def refuse_construct(self, node):
+    def refuse_construct(self, node) -> NoReturn:
         what = _DESCRIBE.get(type(node), type(node).__name__)
         hint = _CONTROL if isinstance(node, (ast.While, ast.IfExp, ast.BoolOp, ast.AsyncFor, ast.Try)) else None
         self.refuse(node, f"{what} is not allowed in a forward", hint)
@@ -95,9 +97,10 @@ class _Reader(ExprReader):
                 Problem("nothing may follow the return", self.where, self.loc(after), "the return is the last line")
             )
             del tree.body[returns[0] + 1 :]
-        *lines, last = tree.body or [None]
+        lines: list[ast.stmt] = list(tree.body)
+        last: ast.stmt | None = lines.pop() if lines else None
         body = self.statements(lines)
-        result = None
+        result: Expr | None = None
         try:
             if last is None:
                 pass
@@ -112,14 +115,18 @@ class _Reader(ExprReader):
             result = Const(None, self.loc(last))
         problems = self.problems
         if result is None and not problems:
-            last = max((n for n, s in enumerate(self.lines, 1) if s.strip()), default=1)
+            last_line = max((n for n, s in enumerate(self.lines, 1) if s.strip()), default=1)
             problems.append(
                 Problem(
-                    "the forward has no return", self.where, self.loc(lineno=last, char=0), "end it with `return VALUE`"
+                    "the forward has no return",
+                    self.where,
+                    self.loc(lineno=last_line, char=0),
+                    "end it with `return VALUE`",
                 )
             )
         if problems:
             raise NetcliError(problems)
+        assert result is not None  # no return is a problem above
         return ForwardProgram(
             self.text, self.inputs, tuple(body), result, self.children, frozenset(self.used), start, self.where
         )

@@ -7,6 +7,7 @@ calls it with (`_deferred`); on the real build it takes what that pass found.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -14,7 +15,7 @@ from torch import nn
 
 from netcli.builder import inference
 from netcli.core.errors import NetcliError
-from netcli.specfile.loading import type_path
+from netcli.specfile.loading import LoadedSpec, type_path
 from netcli.specfile.schema import LayerNode
 
 Path = tuple
@@ -23,8 +24,15 @@ Path = tuple
 class Inferring:
     """Shape inference for Builder: needs its `loaded`, `flow`, `quiet`, `inferred` and `create`."""
 
+    loaded: LoadedSpec
+    flow: inference.Flow | None  # set on the inference pass only
+    quiet: int
+    inferred: dict[str, dict[str, Any]]
+    create: Callable[..., nn.Module]
+
     def _deferred(self, node, path, device, qualname, cls, plan, x) -> nn.Module:
         """Create a layer of a custom block on the inference pass, for the input `x` the forward gives it."""
+        assert self.flow is not None  # only the inference pass defers a layer
         where = type_path(node, path)
         shape = tuple(x.shape) if isinstance(x, torch.Tensor) else None
         if shape is None:
@@ -59,6 +67,7 @@ class Inferring:
         """A positional reading that the incoming shape contradicts is a problem, never a silent guess."""
         message = inference.meaning_problem(node.type, plan, cls, shape)
         if message is not None:
+            assert self.flow is not None  # only the inference pass sees shapes
             self.flow.problems.append(self.loaded.problem(type_path(node, path), message))
 
     def _infer(
