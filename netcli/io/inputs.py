@@ -82,14 +82,16 @@ def make_input(
         entries = spec_input if isinstance(spec_input, list) else [spec_input]
         xs = tuple(torch.rand(*e, device=device) if isinstance(e, list) else example_tensor(e, device) for e in entries)
         return xs[0] if len(xs) == 1 else xs
-    xs = []
+    made: list[Any] = []
     for g in arrange(given if given is not None else read_inputs(texts), names):
         if g.tensor is None:
-            _ensure_room(device, list(g.source.shape), f"--input {g.source.text}")
-            xs.append(getattr(torch, g.source.generator)(*g.source.shape, device=device))
+            generator, shape = g.source.generator, g.source.shape
+            assert generator is not None and shape is not None  # parse_input gives both, or a file
+            _ensure_room(device, list(shape), f"--input {g.source.text}")
+            made.append(getattr(torch, generator)(*shape, device=device))
         else:
-            xs.append(g.tensor.to(device))  # its own dtype: int64 token ids stay ids
-    return xs[0] if len(xs) == 1 else tuple(xs)
+            made.append(g.tensor.to(device))  # its own dtype: int64 token ids stay ids
+    return made[0] if len(made) == 1 else tuple(made)
 
 
 @dataclass
@@ -102,7 +104,7 @@ class Given:
 
     @property
     def shape(self) -> list[int]:
-        return list(self.source.shape) if self.tensor is None else list(self.tensor.shape)
+        return list(self.source.shape or ()) if self.tensor is None else list(self.tensor.shape)
 
 
 def read_inputs(texts: str | Sequence[str]) -> list[list[Given]]:
@@ -113,6 +115,7 @@ def read_inputs(texts: str | Sequence[str]) -> list[list[Given]]:
         if source.generator is not None:
             out.append([Given(source)])
         else:
+            assert source.path is not None  # not a generator: a file
             tensors = load_tensors(source.path, source.key)
             out.append([Given(source, t, name) for name, t in tensors.items()])
     return out

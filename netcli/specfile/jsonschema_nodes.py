@@ -85,7 +85,7 @@ def _tensor_node() -> dict:
 
     size = {"anyOf": [{"type": "integer", "minimum": 0}, VAR_REF]}
     shape = {"anyOf": [size, {"type": "array", "items": size}]}
-    props = {k: shape for k in BUFFER_FILLS}
+    props: dict[str, object] = {k: shape for k in BUFFER_FILLS}
     props.update(
         value={"anyOf": [{"type": "number"}, {"type": "boolean"}, VAR_REF], "description": "with full: the value"},
         requires_grad={"type": "boolean", "description": "a Parameter's: false for a constant"},

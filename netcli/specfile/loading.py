@@ -99,7 +99,9 @@ class LoadedSpec:
             return None
         at = NodeAt(target, ("blocks", node.use))
         if has_params(target) or node.with_:
-            at = self.bind(at, node.with_, path)
+            bound = self.bind(at, node.with_, path)  # None: a bad `with:`, reported once and kept
+            self.uses[id(node)] = bound
+            return bound
         self.uses[id(node)] = at
         return at
 
@@ -159,8 +161,8 @@ class LoadedSpec:
             node = TypeAdapter(NodeField).validate_python(bound)
             if first or left_out:
                 where = {child: param for param, child in module_children(raw, given).items()}
-                at_use = tuple((c, use_path + ("with", where[c])) for c in first if c in where and use_path)
-                update = {"given_first": tuple(first), "given_at": at_use, "left_out": tuple(left_out)}
+                given_at = tuple((c, use_path + ("with", where[c])) for c in first if c in where and use_path)
+                update = {"given_first": tuple(first), "given_at": given_at, "left_out": tuple(left_out)}
                 node = node.model_copy(update=update)
         except ValidationError as exc:
             found = [_problem_from_pydantic(self.doc, err, data=bound, prefix=at.path) for err in pydantic_errors(exc)]

@@ -11,6 +11,7 @@ import re
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from netcli.core.errors import Problem, did_you_mean
 from netcli.specfile.forms import CONTAINERS, TENSOR_HOLDERS, TENSOR_KEYS
@@ -27,7 +28,9 @@ def _raw_at(data: Any, loc: tuple) -> tuple[Path, bool]:
     `children`, `layer`, ...); this maps them back to the YAML path. Returns
     the path and whether its last step is a mapping key (so point at the key).
     """
-    node, path, is_key = data, (), False
+    node: Any = data
+    path: Path = ()
+    is_key = False
     for part in loc:  # a part that names no step (a tag, a union member) keeps the place found so far
         if isinstance(node, dict):
             if part in node:
@@ -50,7 +53,7 @@ def _raw_at(data: Any, loc: tuple) -> tuple[Path, bool]:
     return path, is_key
 
 
-def _problem_from_pydantic(doc: Document, err: dict, *, data: Any = None, prefix: Path = ()) -> Problem:
+def _problem_from_pydantic(doc: Document, err: ErrorDetails, *, data: Any = None, prefix: Path = ()) -> Problem:
     """A pydantic error as a located problem; `data` at `prefix` is the part of the document validated."""
     loc = tuple(err["loc"])
     path, is_key = _raw_at(doc.data if data is None else data, loc)
@@ -59,6 +62,7 @@ def _problem_from_pydantic(doc: Document, err: dict, *, data: Any = None, prefix
     ctx = err.get("ctx") or {}
     if kind == "extra_forbidden":
         key = loc[-1]
+        valid: tuple[str, ...]
         if len(path) == 1:
             valid = TOP_LEVEL_KEYS
             message = f"unknown top-level key '{key}'"
@@ -106,7 +110,7 @@ def _at_key(node: Any, path: Path, key: Any, is_key: bool) -> tuple[Path, bool]:
     return path, is_key
 
 
-def pydantic_errors(exc: ValidationError) -> list[dict]:
+def pydantic_errors(exc: ValidationError) -> list[ErrorDetails]:
     """The errors to report: without the `${param}` alternative an option also accepts (it is never the fix)."""
     from netcli.specfile.schema import PARAM_TEXT
 
