@@ -92,3 +92,19 @@ def test_the_spec_walkers_clients():
     for client in (Builder, Writer, _Count, _NodeChecks):
         assert issubclass(client, Walker), client
         assert "dispatch" not in client.__dict__, client  # the kinds are told apart in Walker.dispatch alone
+
+
+def test_the_cli_reaches_the_layers_below_only_through_the_app():
+    """A thin command line: lint-imports (above) holds netcli.cli to netcli.app and netcli.core with a `forbidden`
+    contract; this checks that the contract is there and names every layer under the app, so that deleting or
+    narrowing it fails too."""
+    import pytest
+
+    tomllib = pytest.importorskip("tomllib")
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    contracts = config["tool"]["importlinter"]["contracts"]
+    forbidden = [c for c in contracts if c["type"] == "forbidden" and c["source_modules"] == ["netcli.cli"]]
+    assert len(forbidden) == 1, forbidden
+    layers = next(c["layers"] for c in contracts if c["type"] == "layers")
+    below_app = set(layers[layers.index("netcli.app") + 1 :]) - {"netcli.core"}
+    assert set(forbidden[0]["forbidden_modules"]) == below_app

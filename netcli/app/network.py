@@ -60,3 +60,22 @@ def open_network(
         return load_checkpoint(source, spec, sets=sets, plugins=plugins, device=device)
     loaded = load_spec(source, sets, plugins, notes=notes)
     return build_model(loaded, device=device, seed=seed, rules=rules, fast_init=fast_init)
+
+
+def build_network(
+    source: str | None,
+    *,
+    sets: Sequence[str] = (),
+    plugins: Sequence[str] = (),
+    notes: list[str] | None = None,
+    shard: str | None = None,
+    device: str | None = None,
+    seed: int | None = None,
+    rules: Sequence[str] = (),
+    fast_init: bool = False,
+) -> Built:
+    """Read and check the spec `source`, then build it: over the job's ranks with `shard`, else in this process."""
+    from netcli.app import sharded
+
+    loaded = load_spec(source, sets, plugins, notes=notes)
+    return sharded.build(loaded, shard=shard, device=device, seed=seed, rules=rules, fast_init=fast_init)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 from typing import Any
 
 from netcli.builder.builder import Built
@@ -152,3 +153,51 @@ def run_network(built: Built, x: Any) -> Any:
             hint="run it on cpu to see values",
         )
     return trace.output
+
+
+def run_spec(
+    spec: str | None,
+    inputs: Sequence[str] = (),
+    *,
+    output: str | None = None,
+    checkpoint: str | None = None,
+    sets: Sequence[str] = (),
+    plugins: Sequence[str] = (),
+    notes: list[str] | None = None,
+    seed: int | None = None,
+    device: str | None = None,
+    fast_init: bool = False,
+    shard: str | None = None,
+    eval_mode: bool = False,
+) -> Any:
+    """`netcli run`: build `spec` (sharded with `shard`), load `checkpoint`, run it on `inputs`, write `output`.
+
+    `inputs`' shapes and dtypes are the ones shape inference uses (as `--set input=[...]` would).
+    Returns the output: values, or on meta a meta tensor of the output's shape.
+    """
+    from netcli.app import sharded
+    from netcli.app.network import build_network
+    from netcli.core.atomic import refuse_overwriting_inputs
+
+    refuse_overwriting_inputs(output, spec, checkpoint, *inputs)  # -o onto what this run reads
+    given, input_set = given_inputs(spec, inputs, sets, plugins)
+    built = build_network(
+        spec,
+        sets=[*input_set, *sets],
+        plugins=plugins,
+        notes=notes,
+        shard=shard,
+        device=device,
+        seed=seed,
+        fast_init=fast_init,
+    )
+    if checkpoint is not None:
+        sharded.run_checkpoint(built, checkpoint)
+    if eval_mode:
+        built.net.eval()
+    y = run_network(built, given(built))
+    if output is not None:
+        from netcli.io.outputs import save_output
+
+        save_output(y, output)
+    return y

@@ -25,6 +25,23 @@ class Validated:
     inferred: dict[str, Any] = field(default_factory=dict)
     used: str | None = None  # with no spec named: which one was checked (NETCLI_SPEC, ./netcli.yaml, the default)
 
+    def inferred_text(self) -> str:
+        """What shape inference filled in, as the text line prints it: `0.in_features=20, ...`."""
+        from netcli.builder.inference import format_inferred
+
+        return format_inferred(self.inferred)
+
+    def as_json(self) -> dict[str, Any]:
+        """`validate --json`'s object for this file."""
+        return {
+            "file": self.file,
+            "ok": self.ok,
+            "problems": [p.as_json() for p in self.problems],
+            "note": self.note,
+            "used": self.used,
+            **({"inferred": self.inferred} if self.ok else {}),
+        }
+
 
 def validate_spec(
     spec: str | None,

@@ -34,12 +34,6 @@ def _notes() -> list[str]:
     return _StderrNotes()
 
 
-def _open_spec(spec, sets, plugins):
-    from netcli.builder.validate import load_spec
-
-    return load_spec(spec, sets or (), plugins or (), notes=_notes())
-
-
 @app.callback()
 def _root(debug: Annotated[bool, typer.Option("--debug", help="show tracebacks (or set NETCLI_DEBUG=1)")] = False):
     """Build, inspect, initialize, run, save and load PyTorch networks described in YAML."""

@@ -63,10 +63,10 @@ def main(argv: list[str] | None = None) -> None:
 
     if os.environ.get("WORLD_SIZE", "1").strip() not in ("", "0", "1") and not os.environ.get("NETCLI_IN_JOB"):
         # a rank of a torchrun job: join it, print on rank 0, one reported error, one exit code (SPEC §6)
-        from netcli.distributed.group import distributed_main
+        from netcli.app.jobs import run_as_rank
 
         os.environ["NETCLI_IN_JOB"] = "1"
-        sys.exit(distributed_main(lambda: _exit_code(argv)))
+        sys.exit(run_as_rank(lambda: _exit_code(argv)))
     args = list(sys.argv[1:] if argv is None else argv)
     if "--debug" in args[:1]:
         _state["debug"] = True
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _launch_ranks(args: list[str]) -> None:
-    """With `--nproc N` (N > 1), run the command on N local ranks (netcli.distributed.launch) and exit."""
+    """With `--nproc N` (N > 1), run the command on N local ranks (netcli.app.jobs) and exit."""
     from netcli.cli.dist_options import split_nproc
     from netcli.core.errors import Location, NetcliError, Problem
 
@@ -146,9 +146,9 @@ def _launch_ranks(args: list[str]) -> None:
                 hint="leave out --nproc under torchrun",
             )
         )
-    from netcli.distributed.launch import launch
+    from netcli.app.jobs import launch_ranks
 
-    sys.exit(launch(n, rest))
+    sys.exit(launch_ranks(n, rest))
 
 
 class _StdoutGone(Exception):

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from netcli.cli import render
-from netcli.cli.app import _notes, _open_spec, app
+from netcli.cli.app import _notes, app
 from netcli.cli.dist_options import MaxShardSizeOpt, NprocOpt, ShardOpt
 from netcli.cli.options import (
     DeviceOpt,
@@ -52,60 +52,25 @@ def save(
     With --shard fsdp, -o DIR/ is a torch.distributed.checkpoint folder written by every rank;
     with --max-shard-size, -o DIR/ is the Hugging Face sharded layout.
     """
-    import time
+    from netcli.app.saving import save_network
 
-    from netcli.app import sharded
-    from netcli.io.checkpoint_save import format_of, save_checkpoint
-
-    loaded = _open_spec(spec, set_, plugin)
-    if shard is not None or max_shard_size is not None:
-        output = output or f"{loaded.name}/"
-        if max_shard_size is not None and shard is None:
-            from netcli.io.convert import target_of
-            from netcli.io.shards import parse_size
-
-            target_of(output, "hf", max_shard_size)
-            parse_size(max_shard_size)
-        built = sharded.build(
-            loaded, shard=shard, device=device, seed=seed, rules=tuple(rule or ()), fast_init=fast_init
-        )
-        start = time.perf_counter()
-        data = sharded.save(built, output, max_shard_size=max_shard_size)
-        data.update(spec_sha256=loaded.sha256, seconds=round(time.perf_counter() - start, 4))
-        if json_:
-            render.print_json(data)
-        else:
-            from netcli.core.devices import human_bytes
-
-            print(
-                f"saved to {output}: {data['format']}, {len(data['files'])} file(s), {human_bytes(data['bytes'])}, "
-                f"spec sha256 {loaded.sha256[:12]}"
-            )
-        return
-    output = output or f"{loaded.name}.safetensors"
-    format_of(output)  # refuse an unknown extension before building anything
-    from netcli.core.atomic import refuse_overwriting_inputs
-
-    refuse_overwriting_inputs(output, spec)
-    built = sharded.build(loaded, shard=None, device=device, seed=seed, rules=tuple(rule or ()), fast_init=fast_init)
-    start = time.perf_counter()
-    report = save_checkpoint(built, output)
-    seconds = time.perf_counter() - start
+    saved = save_network(
+        spec,
+        output,
+        sets=set_ or (),
+        plugins=plugin or (),
+        notes=_notes(),
+        rules=tuple(rule or ()),
+        seed=seed,
+        device=device,
+        fast_init=fast_init,
+        shard=shard,
+        max_shard_size=max_shard_size,
+    )
     if json_:
-        render.print_json(
-            {
-                "file": output,
-                "format": report.format,
-                "tensors": report.tensors,
-                "tied": report.tied,
-                "bytes": report.nbytes,
-                "spec_sha256": loaded.sha256,
-                "seconds": round(seconds, 4),
-                "rules": [t.as_json() for t in built.init_report],
-            }
-        )
+        render.print_json(saved.data)
     else:
-        render.saved(report, loaded.sha256)
+        render.saved(saved)
 
 
 @app.command()
@@ -132,41 +97,21 @@ def load(
 
     FILE may be a folder: the Hugging Face sharded layout or a DCP checkpoint (at any world size).
     """
-    from netcli.app import sharded
+    from netcli.app.reload import load_network
 
-    built, report = sharded.restore(
-        file, spec, shard=shard, sets=set_ or (), plugins=plugin or (), device=device, strict=strict
+    reloaded = load_network(
+        file,
+        spec,
+        shard=shard,
+        sets=set_ or (),
+        plugins=plugin or (),
+        device=device,
+        strict=strict,
+        inputs=input_,
+        seed=seed,
+        notes=render.notes(),
     )
-    net = built.net
-    net.eval()  # as net_clone.eval() after loading
-    err = render.stderr()
-    if report.spec_note:
-        err.print(f"netcli: note: {report.spec_note}", markup=False)
-    for line in report.skipped:
-        err.print(f"netcli: skipped: {line}", markup=False)
-    y = None
-    if input_ is not None:
-        import torch
-
-        from netcli.io.inputs import make_input
-
-        if seed is not None:
-            torch.manual_seed(seed)
-        from netcli.app.running import forward_inputs
-        from netcli.io.inputs import call
-
-        x = make_input(input_, built.loaded.spec.input, built.device, forward_inputs(built.loaded))
-        with torch.no_grad():
-            y = call(net, x)
-    if json_:
-        data = {**report.as_json(), "module": str(net)}
-        if y is not None:
-            data.update(render.output_json(y))  # {"output": ...}, or {"outputs": [...]} for several
-        render.print_json(data)
-        return
-    print(net)
-    if y is not None:
-        print(y)
+    render.loaded(reloaded, json_)
 
 
 @app.command()
@@ -179,12 +124,14 @@ def show(
     json_: JsonOpt = False,
 ):
     """List what a tensor file holds: names or indices, shapes, dtypes, bytes, total, and the embedded spec."""
-    from netcli.io.show import describe, render_description
+    from netcli.app.files import describe_file
 
-    info = describe(file, values=values, limit=limit)
+    info = describe_file(file, values=values, limit=limit)
     if json_:
         render.print_json(info)
     else:
+        from netcli.cli.render_show import render_description
+
         render_description(info, render.stdout(), limit=limit)
 
 
@@ -213,20 +160,13 @@ def convert(
     json_: JsonOpt = False,
 ):
     """Convert a checkpoint between one .safetensors, the Hugging Face sharded layout, a DCP folder and .pt."""
-    from netcli.core.atomic import refuse_overwriting_inputs
-    from netcli.io.convert import convert as convert_files
+    from netcli.app.files import convert_file
 
-    refuse_overwriting_inputs(output, source)
-    report = convert_files(source, output, to=to, max_shard_size=max_shard_size)
+    report = convert_file(source, output, to=to, max_shard_size=max_shard_size)
     if json_:
         render.print_json(report)
     else:
-        from netcli.core.devices import human_bytes
-
-        shards = f" in {len(report['shards'])} shard(s)" if "shards" in report else ""
-        print(
-            f"wrote {output}: {report['format']}, {report['tensors']} tensors, {human_bytes(report['bytes'])}{shards}"
-        )
+        render.converted(report, output)
 
 
 class ExportFormat(str, Enum):
@@ -276,21 +216,22 @@ def export(
 
     The batch dimension stays dynamic (a program made on a batch of 2 runs a batch of 5) unless --static.
     """
-    from netcli.app.network import open_network
-    from netcli.io.export import export_model, format_for
-    from netcli.io.inputs import make_input
+    from netcli.app.exporting import export_network
 
-    fmt = format_for(format_.value if format_ is not None else None, output)
-    from netcli.core.atomic import refuse_overwriting_inputs
-
-    refuse_overwriting_inputs(
-        output, source, spec, input_
-    )  # `export model.pt -o model.pt` would replace the state_dict
-    built = open_network(
-        source, sets=set_ or (), plugins=plugin or (), device=device, seed=seed, spec=spec, notes=_notes()
+    result = export_network(
+        source,
+        output,
+        fmt=format_.value if format_ is not None else None,
+        spec=spec,
+        input_=input_,
+        static=static,
+        sets=set_ or (),
+        plugins=plugin or (),
+        notes=_notes(),
+        seed=seed,
+        device=device,
     )
-    result = export_model(built, make_input(input_, built.loaded.spec.input, built.device), fmt, output, static=static)
     if json_:
         render.print_json(result.as_json())
     else:
-        render.exported(result, fmt)
+        render.exported(result)

@@ -70,27 +70,13 @@ def types_(
     json_: JsonOpt = False,
 ):
     """List the registered types a spec may name, with where each comes from."""
-    from netcli import registry
+    from netcli.app.registered import registered_types
 
-    registry.ensure_loaded()
-    for module in plugin or ():
-        registry.load_plugin(module)
-    entries = [registry.types.entry(n) for n in registry.types if pattern is None or pattern.lower() in n.lower()]
-    if not entries:
-        from netcli.core.errors import NetcliError, did_you_mean
-
-        raise NetcliError(
-            f"no registered type matches '{pattern}'",
-            hint=did_you_mean(pattern or "", registry.types.names())
-            or "a plugin's types are listed once it is installed, or named with --plugin MODULE; "
-            "netcli types lists them all",
-        )
+    entries = registered_types(pattern, plugin or ())
     if json_:
-        render.print_json(
-            [{"name": e.name, "origin": e.origin, "signature": str(registry.signature(e.obj) or "")} for e in entries]
-        )
+        render.print_json([e.as_json() for e in entries])
     else:
-        render.registered_types(entries, registry.signature)
+        render.registered_types(entries)
 
 
 @app.command()
@@ -112,9 +98,9 @@ def schema(
     schema/netcli.schema.json is printed while it matches this netcli and torch;
     plugins, --regenerate or other versions generate a fresh one.
     """
-    from netcli.specfile.jsonschema import schema_text
+    from netcli.app.registered import schema_text
 
-    text, _ = schema_text(regenerate=regenerate, plugins=plugin or ())
+    text = schema_text(regenerate=regenerate, plugins=plugin or ())
     if output is None:
         sys.stdout.write(text)
     else:

@@ -1,36 +1,13 @@
 """Complete registered names on the shell's TAB: types, initializers, devices.
 
-Names come from the shipped schema file, so a TAB answers in a fraction of a
-second without importing torch; only where installed plugins add names that
-the file cannot know is the registry loaded.
+Names come from netcli.app.registered: the shipped schema file, so a TAB
+answers in a fraction of a second without importing torch; only where
+installed plugins add names that the file cannot know is the registry loaded.
 """
 
 from __future__ import annotations
 
 DEVICES = ("cpu", "cuda", "cuda:0", "cuda:1", "auto", "auto:0", "auto:1", "mps", "meta")
-
-
-def _from_schema() -> tuple[list[str], list[str]] | None:
-    from netcli.specfile import jsonschema
-
-    data = jsonschema.shipped()
-    if not data or jsonschema.installed_plugins():
-        return None
-    try:
-        return list(data["$defs"]["TypeName"]["enum"]), list(data["x-netcli"]["initializers"])
-    except (KeyError, TypeError):
-        return None
-
-
-def registered_names() -> tuple[list[str], list[str]]:
-    """Return (type names, initializer names): from the shipped schema, else from the registry."""
-    names = _from_schema()
-    if names is not None:
-        return names
-    from netcli import registry
-
-    registry.ensure_loaded()
-    return registry.types.names(), registry.initializers.names()
 
 
 def _matching(names: list[str], incomplete: str) -> list[str]:
@@ -40,6 +17,8 @@ def _matching(names: list[str], incomplete: str) -> list[str]:
 
 def complete_type(incomplete: str) -> list[str]:
     """Return the registered type names that start with (else contain) `incomplete`."""
+    from netcli.app.registered import registered_names
+
     return _matching(registered_names()[0], incomplete)
 
 
@@ -47,6 +26,8 @@ def complete_rule(incomplete: str) -> list[str]:
     """Return `INIT:` prefixes of rules for the initializer names that fit `incomplete`."""
     if ":" in incomplete:
         return []
+    from netcli.app.registered import registered_names
+
     return [f"{n}:" for n in _matching(registered_names()[1], incomplete)]
 
 

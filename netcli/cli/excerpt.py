@@ -3,27 +3,10 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from netcli.core.errors import Problem
 
-MAX_BYTES = 1 << 20  # the spec size limit: a bigger file is not a spec, so no excerpt
 _UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")  # not tab
-
-
-def source_text(source: str) -> str | None:
-    """Return the text of the spec a location names, or None where it is not a readable file."""
-    from netcli.specfile.loading import DEFAULT_NAME, DEFAULT_SPEC
-
-    if source == DEFAULT_NAME:
-        return DEFAULT_SPEC
-    path = Path(source)
-    try:
-        if not path.is_file() or path.stat().st_size > MAX_BYTES:
-            return None
-        return path.read_bytes().decode("utf-8", errors="replace")
-    except OSError:
-        return None
 
 
 def excerpt(problem: Problem) -> tuple[str, str] | None:
@@ -35,6 +18,8 @@ def excerpt(problem: Problem) -> tuple[str, str] | None:
     loc = problem.location
     if loc.line is None or not loc.source:
         return None
+    from netcli.app.sources import source_text
+
     text = source_text(loc.source)
     if text is None:
         return None

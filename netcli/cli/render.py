@@ -22,6 +22,20 @@ def stderr():
     return console(unescaped(sys.stderr), highlight=False, soft_wrap=True)
 
 
+class _Notes(list):
+    """Notes a command's work makes (a skipped key, a differing spec), on stderr as `netcli: NOTE` when made.
+
+    Printed through the escaping console: a name in a note may come from a file.
+    """
+
+    def append(self, note: str) -> None:
+        stderr().print(f"netcli: {note}", markup=False)
+
+
+def notes() -> list[str]:
+    return _Notes()
+
+
 def print_json(data: Any) -> None:
     print(json.dumps(data, indent=2, default=str))
 
@@ -105,9 +119,7 @@ def validation(results) -> None:
             default = " (netcli's built-in default network: no spec was named)" if r.file == "<default>" else ""
             out.print(f"[green]OK[/] {r.file}{default}" + (f"  [dim]({r.note})[/]" if r.note else ""))
             if r.inferred:
-                from netcli.builder.inference import format_inferred
-
-                out.print(f"  inferred: {format_inferred(r.inferred)}", markup=False)
+                out.print(f"  inferred: {r.inferred_text()}", markup=False)
         else:
             for p in r.problems:
                 show_problem(err, p)
@@ -175,6 +187,21 @@ def grads(named: dict) -> None:
     """Each parameter's grad after a block's state_dict, as `net[2].weight.grad` prints it."""
     for name, g in named.items():
         print(f"{name}.grad: None" if g is None else f"{name}.grad:\n{g}")
+
+
+def inspected(result, as_json: bool) -> None:
+    """`inspect`'s result: one tensor, one block's state_dict (and grads), or every tensor in a table."""
+    if as_json:
+        print_json(result.as_json())
+    elif result.tensor is not None:
+        tensor(result.tensor.tensor, result.tied)
+    elif result.block is not None:
+        print(result.block.module.state_dict())
+        if result.grads:
+            grads(result.block_grads)
+    else:
+        built = result.built
+        inventory(result.inventory, f"{built.loaded.name} on {built.device}")
 
 
 def inventory(inv, title: str) -> None:
@@ -250,28 +277,61 @@ def init_report(touched, explained, output: str | None) -> None:
         out.print(f"wrote {output}")
 
 
-def saved(report, sha256: str) -> None:
+def saved(saved) -> None:
+    """`save`'s line: one file (its tensors, tied names stored once, format, size) or a folder (its files)."""
     from netcli.core.devices import human_bytes
 
+    report, data = saved.report, saved.data
+    if report is None:  # a folder: the Hugging Face sharded layout or a DCP checkpoint
+        print(
+            f"saved to {saved.output}: {data['format']}, {len(data['files'])} file(s), {human_bytes(data['bytes'])}, "
+            f"spec sha256 {saved.sha256[:12]}"
+        )
+        return
     tied = sum(len(v) for v in report.tied.values())
     print(
         f"saved {report.tensors} tensors"
         + (f" ({tied} tied name(s) stored once)" if tied else "")
         + f" to {report.path}: {report.format}, {human_bytes(report.nbytes)}"
-        + (f", spec sha256 {sha256[:12]}" if report.format == "safetensors" else "")
+        + (f", spec sha256 {saved.sha256[:12]}" if report.format == "safetensors" else "")
     )
 
 
-def registered_types(entries, signature) -> None:
+def loaded(reloaded, as_json: bool) -> None:
+    """`load`'s result: the network as print(net) shows it, then the output of `--input` as print(y) shows it."""
+    net, y = reloaded.built.net, reloaded.output
+    if as_json:
+        data = {**reloaded.report.as_json(), "module": str(net)}
+        if y is not None:
+            data.update(output_json(y))  # {"output": ...}, or {"outputs": [...]} for several
+        print_json(data)
+        return
+    print(net)
+    if y is not None:
+        print(y)
+
+
+def converted(report: dict, output: str) -> None:
+    """`convert`'s line: what was written, its tensors and size, and its shards."""
+    from netcli.core.devices import human_bytes
+
+    shards = f" in {len(report['shards'])} shard(s)" if "shards" in report else ""
+    print(f"wrote {output}: {report['format']}, {report['tensors']} tensors, {human_bytes(report['bytes'])}{shards}")
+
+
+def registered_types(entries) -> None:
+    """`netcli types`: each registered type with its arguments and where it comes from."""
     from rich.table import Table
 
     out = Table("type", "arguments", "from")
     for e in entries:
-        out.add_row(e.name, str(signature(e.obj) or "(...)"), e.origin)
+        out.add_row(e.name, str(e.signature or "(...)"), e.origin)
     stdout().print(out)
 
 
-def exported(result, fmt: str) -> None:
+def exported(result) -> None:
+    """`export`'s line: the file, how it was made, its input and output shapes, how well it matches torch."""
+    fmt = result.format
     check = (
         ""
         if result.max_difference is None

@@ -1,0 +1,38 @@
+"""`netcli export`: a spec or checkpoint as ONNX, TorchScript or a torch.export program, checked on an example input."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from netcli.core.atomic import refuse_overwriting_inputs
+from netcli.io.export import Exported, export_model, format_for
+
+
+def export_network(
+    source: str | None,
+    output: str,
+    *,
+    fmt: str | None = None,
+    spec: str | None = None,
+    input_: str | None = None,
+    static: bool = False,
+    sets: Sequence[str] = (),
+    plugins: Sequence[str] = (),
+    notes: list[str] | None = None,
+    seed: int | None = None,
+    device: str | None = None,
+) -> Exported:
+    """Build `source` (or rebuild the checkpoint, from `spec` or its own), export it to `output` in `fmt`.
+
+    `fmt` defaults to what `output`'s extension names; a bad one, or an output
+    that is one of the files read, is refused before anything is built.
+    """
+    from netcli.app.network import open_network
+    from netcli.io.inputs import make_input
+
+    fmt = format_for(fmt, output)
+    refuse_overwriting_inputs(
+        output, source, spec, input_
+    )  # `export model.pt -o model.pt` would replace the state_dict
+    built = open_network(source, sets=sets, plugins=plugins, device=device, seed=seed, spec=spec, notes=notes)
+    return export_model(built, make_input(input_, built.loaded.spec.input, built.device), fmt, output, static=static)

@@ -1,0 +1,88 @@
+"""`netcli save` and `netcli init -o`: build and initialize a spec, write its tensors, say what was written.
+
+The paths (one file; the Hugging Face sharded layout with a size; a DCP folder
+from every rank of a `--shard` job) are told apart here, once, so the command
+line only hands over its options and renders the result.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from netcli.app import sharded
+from netcli.builder.builder import Built
+from netcli.builder.validate import load_spec
+from netcli.core.atomic import refuse_overwriting_inputs
+from netcli.io.checkpoint_save import SaveReport, format_of, save_checkpoint
+
+
+@dataclass
+class Saved:
+    """What `save` wrote: `data` is `--json`'s object; `report` the one file's (None for a folder)."""
+
+    output: str
+    sha256: str
+    data: dict[str, Any] = field(default_factory=dict)
+    report: SaveReport | None = None
+
+
+def save_network(
+    spec: str | None,
+    output: str | None,
+    *,
+    sets: Sequence[str] = (),
+    plugins: Sequence[str] = (),
+    notes: list[str] | None = None,
+    rules: Sequence[str] = (),
+    seed: int | None = None,
+    device: str | None = None,
+    fast_init: bool = False,
+    shard: str | None = None,
+    max_shard_size: str | None = None,
+) -> Saved:
+    """Build and initialize `spec` (its `init:`, then `rules`) and write it to `output` (default: from its name).
+
+    A bad output (an unknown extension, a bad shard size, a file the run reads) is refused before anything is built.
+    """
+    loaded = load_spec(spec, sets, plugins, notes=notes)
+    if shard is not None or max_shard_size is not None:
+        output = output or f"{loaded.name}/"
+        if max_shard_size is not None and shard is None:
+            from netcli.io.convert import target_of
+            from netcli.io.shards import parse_size
+
+            target_of(output, "hf", max_shard_size)
+            parse_size(max_shard_size)
+        built = sharded.build(loaded, shard=shard, device=device, seed=seed, rules=rules, fast_init=fast_init)
+        start = time.perf_counter()
+        data = sharded.save(built, output, max_shard_size=max_shard_size)
+        data.update(spec_sha256=loaded.sha256, seconds=round(time.perf_counter() - start, 4))
+        return Saved(output, loaded.sha256, data)
+    output = output or f"{loaded.name}.safetensors"
+    format_of(output)  # refuse an unknown extension before building anything
+    refuse_overwriting_inputs(output, spec)
+    built = sharded.build(loaded, shard=None, device=device, seed=seed, rules=rules, fast_init=fast_init)
+    start = time.perf_counter()
+    report = save_checkpoint(built, output)
+    data = {
+        "file": output,
+        "format": report.format,
+        "tensors": report.tensors,
+        "tied": report.tied,
+        "bytes": report.nbytes,
+        "spec_sha256": loaded.sha256,
+        "seconds": round(time.perf_counter() - start, 4),
+        "rules": [t.as_json() for t in built.init_report],
+    }
+    return Saved(output, loaded.sha256, data, report)
+
+
+def write_built(built: Built, output: str, *, shard: str | None) -> None:
+    """Write a built network's tensors: a DCP folder from every rank with `shard`, else one file."""
+    if shard is not None:
+        sharded.save(built, output)
+    else:
+        save_checkpoint(built, output)
