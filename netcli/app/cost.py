@@ -184,7 +184,9 @@ def _counter(tracker: BlockTracker):
     from torch.utils.flop_counter import FlopCounterMode
 
     counter = FlopCounterMode(display=False)
-    counter.mod_tracker = tracker  # attribute FLOPs by the summary's names (see the module's docstring)
+    # attribute FLOPs by the summary's names (see the module's docstring): BlockTracker has the part of
+    # torch's ModuleTracker that FlopCounterMode uses (parents, and entering and leaving), not its class
+    counter.mod_tracker = tracker  # type: ignore[assignment]
     return counter
 
 
@@ -326,6 +328,12 @@ def _skip_dynamo_import() -> None:
         raw.__dynamo_disable = raw
 
 
+def _given(inputs: tuple | None) -> tuple:
+    """The example inputs of a spec known to have an `input:`."""
+    assert inputs is not None
+    return inputs
+
+
 def _cpu_countable(net: nn.Module, inputs: tuple) -> bool:
     tensors = list(net.parameters()) + list(net.buffers())
     return (
@@ -357,17 +365,18 @@ def count_network(loaded, built, *, backward: bool = False):
     _skip_dynamo_import()
     spec_input = getattr(loaded.spec, "inputs", None) or loaded.spec.input  # one entry per forward input
     inputs = example_inputs(spec_input, "meta")
+    assert inputs is not None  # the spec has an input: (above)
     if _cpu_countable(meta.net, inputs):
         zeros = copy.deepcopy(meta.net)._apply(lambda t: torch.zeros(t.shape, dtype=t.dtype))
         with torch.random.fork_rng(devices=[]):  # dropout's draws must not move the caller's RNG
-            cost = measure(zeros, example_inputs(spec_input, "cpu"), backward=backward)
+            cost = measure(zeros, _given(example_inputs(spec_input, "cpu")), backward=backward)
         cost.device = "meta"  # the same counts; nothing of the network's values was used
     else:
         cost = measure(meta.net, inputs, backward=backward)
     materialized = not any(t.is_meta for t in list(built.net.parameters()) + list(built.net.buffers()))
     if cost.error is not None and materialized and built.device.type != "meta":
         with torch.random.fork_rng(devices=[]):  # the example input's draws must not move the caller's RNG
-            real = measure(built.net, example_inputs(spec_input, built.device, random=True), backward=backward)
+            real = measure(built.net, _given(example_inputs(spec_input, built.device, random=True)), backward=backward)
         if real.error is None:
             blocker = (trace.failed_at or "(root)") if trace else "(root)"
             cost, note = (

@@ -74,7 +74,12 @@ def _holds_tensors(module: nn.Module) -> bool:
 def _sources(value) -> list[fx.Node]:
     """The fx nodes in an argument: a node, or nodes inside tuples, lists, dicts and slices."""
     found: list[fx.Node] = []
-    fx.node.map_arg(value, lambda n: found.append(n) or n)
+
+    def collect(n: fx.Node) -> fx.Node:
+        found.append(n)
+        return n
+
+    fx.node.map_arg(value, collect)
     return found
 
 

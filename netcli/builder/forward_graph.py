@@ -48,7 +48,7 @@ def compile_forward(program: ForwardProgram, root: nn.Module) -> nn.Module:
         variants = cls.__dict__.get("_netcli_variants")
         if variants is None:
             variants = {}
-            cls._netcli_variants = variants
+            setattr(cls, "_netcli_variants", variants)  # noqa: B010  (a class attribute torch does not declare)
         if source not in variants:
             variants[source] = type(
                 cls.__name__, (cls,), {"__module__": cls.__module__, "__qualname__": cls.__qualname__}
@@ -61,9 +61,10 @@ def compile_forward(program: ForwardProgram, root: nn.Module) -> nn.Module:
     # string literals are refused, `_UNSAFE_IN_CODE`): no text of the spec is compiled. It is compiled once, as fx
     # compiles a GraphModule's, and set on the class.
     target.forward = _forward_of(python)
-    target._netcli_source = source
-    target._netcli_program = program
-    target._netcli_calls = tuple(n.target for n in graph.nodes if n.op == "call_module")  # see call_bound.py
+    # what the class was compiled from, read by call_bound.py and the eject; not attributes torch declares
+    setattr(target, "_netcli_source", source)  # noqa: B010
+    setattr(target, "_netcli_program", program)  # noqa: B010
+    setattr(target, "_netcli_calls", tuple(n.target for n in graph.nodes if n.op == "call_module"))  # noqa: B010
     _ORIGINS[target.forward.__code__] = (source.splitlines(), origins)
     return root
 

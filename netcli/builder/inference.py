@@ -48,7 +48,9 @@ def constructor_signature(cls: type) -> inspect.Signature | None:
     if sig is None or _named(sig):
         return sig
     init = getattr(cls, "__init__", None)
-    for overload in typing.get_overloads(init) if init is not None else ():
+    # typing.get_overloads is new in Python 3.11; on 3.10 no overload is known and the signature stands
+    get_overloads = getattr(typing, "get_overloads", None)
+    for overload in get_overloads(init) if init is not None and get_overloads is not None else ():
         try:
             candidate = inspect.signature(overload)
         except (TypeError, ValueError):
@@ -210,7 +212,8 @@ def infer_value(cls: type, arg: str, shape: tuple[int, ...], type_name: str | No
     name = cls.__name__
     if not shape:
         raise InferenceError(f"{name} gets a 0-d input, which has no size to read {arg} from")
-    entry = registry.types.entry(type_name) if type_name in registry.types else registry.types.entry_of(cls)
+    known = type_name is not None and type_name in registry.types
+    entry = registry.types.entry(type_name) if known and type_name is not None else registry.types.entry_of(cls)
     dim = (entry.meta.get("inferable_dims") or {}).get(arg) if entry is not None else None
     if dim is not None:  # the plugin said where: register_block(inferable={"input_channels": 1})
         if not -len(shape) <= dim < len(shape):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import torch
 from torch import nn
 
 from netcli.core.errors import NetcliError, Problem, did_you_mean
@@ -66,7 +67,7 @@ def _module(root: nn.Module, path: str, problem) -> nn.Module:
 def _tensor(root: nn.Module, path: str, problem):
     owner_path, _, attr = path.rpartition(".")
     owner = _module(root, owner_path, problem)
-    found = owner._parameters.get(attr)
+    found: torch.Tensor | None = owner._parameters.get(attr)
     if found is None:
         found = owner._buffers.get(attr)
     if found is None:

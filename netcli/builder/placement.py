@@ -9,7 +9,9 @@ from netcli.builder.custom_block import CustomBlock
 from netcli.core.errors import NetcliError
 
 
-def link_devices(module: nn.Module, device: torch.device, runs_on: dict, incoming: torch.device) -> torch.device:
+def link_devices(
+    module: nn.Module, device: torch.device, runs_on: dict, incoming: torch.device | None
+) -> torch.device | None:
     """Hook each block whose input arrives from another device to move it first; return the output's device.
 
     A block runs on its own `device:`, else its parent's; in a Sequential each

@@ -311,8 +311,13 @@ def _check_layer(loaded: LoadedSpec, node: LayerNode, path) -> list[Problem]:
     has_input = loaded.spec.input is not None
     plan = inference.plan_arguments(entry, node.args, node.kwargs, shift=has_input)
     placeholders = {arg: 1 for arg in plan.missing}  # stands in for the inferred size while binding
-    _, _, found = registry.bind_arguments(entry.obj, plan.args, {**plan.kwargs, **placeholders})
-    found = [(plan.positions.get(arg, arg), problem) for arg, problem in found if arg not in placeholders]
+    _, _, bound_problems = registry.bind_arguments(entry.obj, plan.args, {**plan.kwargs, **placeholders})
+    # each problem at the place the spec wrote it: a position, or an argument's name
+    found: list[tuple[str | int, Problem]] = [
+        (plan.positions.get(arg, arg) if isinstance(arg, str) else arg, problem)
+        for arg, problem in bound_problems
+        if arg not in placeholders
+    ]
     inner: list[Problem] = []
     nodes = _module_arguments(entry.obj, node.args, node.kwargs)
     if nodes:  # arguments written as nodes (encoder_layer): checked as nodes, built before the layer

@@ -170,7 +170,9 @@ def read_into(fd: int, stored: _Stored, data_at: int, offsets, lengths, target) 
     nbytes = target.numel() * itemsize
     if (first * itemsize + nbytes) > stored.storage.numel * itemsize or first < 0:
         return False
-    view = memoryview((ctypes.c_char * nbytes).from_address(target.data_ptr())).cast("B") if nbytes else None
+    if not nbytes:
+        return True
+    view = memoryview((ctypes.c_char * nbytes).from_address(target.data_ptr())).cast("B")
     done, at = 0, data_at + first * itemsize
     while done < nbytes:
         got = os.preadv(fd, [view[done:]], at + done)

@@ -86,7 +86,9 @@ def _init_argument_names(cls: type) -> Collection[str]:
     4 ms of start-up, the code object's names about 0.3 ms. A wrapped or compiled `__init__`
     falls back to the signature.
     """
-    init = cls.__init__
+    init = type.__getattribute__(
+        cls, "__init__"
+    )  # what `cls(...)` runs, inherited or its own
     code = getattr(init, "__code__", None)
     if code is None or hasattr(init, "__wrapped__"):
         return parameters(cls)
