@@ -1,4 +1,5 @@
-"""`netcli export`: a spec or checkpoint as ONNX, TorchScript or a torch.export program, checked on an example input."""
+"""The network written for other software: `netcli export` (ONNX, TorchScript, a torch.export program, checked on
+an example input) and `netcli code` (plain PyTorch source)."""
 
 from __future__ import annotations
 
@@ -36,3 +37,27 @@ def export_network(
     )  # `export model.pt -o model.pt` would replace the state_dict
     built = open_network(source, sets=sets, plugins=plugins, device=device, seed=seed, spec=spec, notes=notes)
     return export_model(built, make_input(input_, built.loaded.spec.input, built.device), fmt, output, static=static)
+
+
+def write_network_code(
+    spec: str | None,
+    output: str | None = None,
+    *,
+    rules: Sequence[str] = (),
+    sets: Sequence[str] = (),
+    plugins: Sequence[str] = (),
+    notes: list[str] | None = None,
+    seed: int | None = None,
+    device: str | None = None,
+) -> str:
+    """`netcli code`: the PyTorch source of the spec (or a checkpoint's embedded spec), written to `output` if given.
+
+    The source's docstring names the command line that made it; a checkpoint given as `spec` is never overwritten.
+    """
+    from netcli.app.eject import command_args, write_code
+    from netcli.app.network import open_spec
+
+    refuse_overwriting_inputs(output, spec)  # a checkpoint as SPEC: its bytes stay
+    loaded = open_spec(spec, sets=sets, plugins=plugins, notes=notes)
+    args = command_args(spec, sets, plugins, rules, seed, device)
+    return write_code(loaded, output, seed=seed, device=device, rules=tuple(rules), spec_args=args)

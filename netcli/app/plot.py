@@ -112,6 +112,24 @@ def _block(net, name: str) -> str:
     return name
 
 
+def plot_to(source: str | None, output: str | None, fmt: str | None, **options) -> tuple[str | bytes, str]:
+    """`netcli plot`: (the drawing, its format), also written atomically to `output` when given.
+
+    The format (`fmt`, else `output`'s suffix, else DOT) is checked before anything is built.
+    """
+    from netcli.core.atomic import atomic_write, refuse_overwriting_inputs
+
+    found = output_format(output, fmt)
+    refuse_overwriting_inputs(output, source)
+    drawn = plot(source, found, **options)
+    if output is not None:
+        if isinstance(drawn, str):
+            atomic_write(output, lambda p: p.write_text(drawn))
+        else:
+            atomic_write(output, lambda p: p.write_bytes(drawn))
+    return drawn, found
+
+
 def plot(source: str | None, fmt: str, **options) -> str | bytes:
     """The drawing of `source` in `fmt` (dot, mermaid: text; svg, png, pdf: bytes from Graphviz)."""
     from netcli.app.plot_dot import to_dot

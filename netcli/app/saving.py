@@ -28,6 +28,10 @@ class Saved:
     data: dict[str, Any] = field(default_factory=dict)
     report: SaveReport | None = None
 
+    def as_json(self) -> dict[str, Any]:
+        """`save --json`'s object."""
+        return self.data
+
 
 def save_network(
     spec: str | None,

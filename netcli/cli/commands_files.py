@@ -22,6 +22,7 @@ from netcli.cli.options import (
     SetOpt,
     SpecArg,
 )
+from netcli.cli.render_show import render_description
 
 
 @app.command()
@@ -67,10 +68,7 @@ def save(
         shard=shard,
         max_shard_size=max_shard_size,
     )
-    if json_:
-        render.print_json(saved.data)
-    else:
-        render.saved(saved)
+    render.result(saved, render.saved, as_json=json_)
 
 
 @app.command()
@@ -127,12 +125,7 @@ def show(
     from netcli.app.files import describe_file
 
     info = describe_file(file, values=values, limit=limit)
-    if json_:
-        render.print_json(info)
-    else:
-        from netcli.cli.render_show import render_description
-
-        render_description(info, render.stdout(), limit=limit)
+    render.result(info, lambda i: render_description(i, render.stdout(), limit=limit), as_json=json_)
 
 
 @app.command()
@@ -163,10 +156,7 @@ def convert(
     from netcli.app.files import convert_file
 
     report = convert_file(source, output, to=to, max_shard_size=max_shard_size)
-    if json_:
-        render.print_json(report)
-    else:
-        render.converted(report, output)
+    render.result(report, lambda r: render.converted(r, output), as_json=json_)
 
 
 class ExportFormat(str, Enum):
@@ -231,7 +221,4 @@ def export(
         seed=seed,
         device=device,
     )
-    if json_:
-        render.print_json(result.as_json())
-    else:
-        render.exported(result)
+    render.result(result, render.exported, as_json=json_)

@@ -38,10 +38,7 @@ def validate(
 
     notes = _notes() if json_ else None  # as text, render.validation says which spec it checked
     results = [validate_spec(spec, set_ or (), plugin or (), device, notes) for spec in specs or [None]]
-    if json_:
-        render.print_json([r.as_json() for r in results])
-    else:
-        render.validation(results)
+    render.result(results, render.validation, as_json=json_)
     raise typer.Exit(0 if all(r.ok for r in results) else 2)
 
 
@@ -223,7 +220,4 @@ def init_(
         fast_init=fast_init,
         shard=shard,
     )
-    if json_:
-        render.print_json(result.as_json())
-    else:
-        render.init_report(result.touched, result.explained, result.output)
+    render.result(result, render.init_report, as_json=json_)

@@ -35,14 +35,11 @@ def code(
     plugin: PluginOpt = None,
 ):
     """Write the network as plain PyTorch source: classes, nn.Sequential, and build(seed) with the init rules."""
-    from netcli.app.eject import command_args, write_code
-    from netcli.app.network import open_spec
-    from netcli.core.atomic import refuse_overwriting_inputs
+    from netcli.app.exporting import write_network_code
 
-    refuse_overwriting_inputs(output, spec)  # a checkpoint as SPEC: its bytes stay
-    loaded = open_spec(spec, sets=set_ or (), plugins=plugin or (), notes=_notes())
-    args = command_args(spec, set_ or (), plugin or (), rule or (), seed, device)
-    text = write_code(loaded, output, seed=seed, device=device, rules=tuple(rule or ()), spec_args=args)
+    text = write_network_code(
+        spec, output, rules=rule or (), sets=set_ or (), plugins=plugin or (), notes=_notes(), seed=seed, device=device
+    )
     if output is None:
         sys.stdout.write(text)
     else:
@@ -54,11 +51,7 @@ def devices(json_: JsonOpt = False):
     """Show the CPU, every GPU (index, name, memory, capability) and what auto / auto:N resolve to."""
     from netcli.core.devices import list_devices, render_devices
 
-    report = list_devices()
-    if json_:
-        render.print_json(report.as_json())
-    else:
-        render_devices(report, render.stdout())
+    render.result(list_devices(), lambda report: render_devices(report, render.stdout()), as_json=json_)
 
 
 @app.command("types")
@@ -72,11 +65,7 @@ def types_(
     """List the registered types a spec may name, with where each comes from."""
     from netcli.app.registered import registered_types
 
-    entries = registered_types(pattern, plugin or ())
-    if json_:
-        render.print_json([e.as_json() for e in entries])
-    else:
-        render.registered_types(entries)
+    render.result(registered_types(pattern, plugin or ()), render.registered_types, as_json=json_)
 
 
 @app.command()
@@ -151,20 +140,12 @@ def plot(
     Graphviz (`pip install 'netcli[plot]'` and the system's graphviz package);
     DOT and Mermaid are written as text.
     """
-    from netcli.app.plot import output_format
-    from netcli.app.plot import plot as draw
-    from netcli.core.atomic import refuse_overwriting_inputs
+    from netcli.app.plot import plot_to
 
-    fmt = output_format(output, format_)  # a bad format fails before anything is built
-    refuse_overwriting_inputs(output, spec)
-    drawn = draw(spec, fmt, sets=set_ or (), plugins=plugin or (), depth=depth, block=block, notes=_notes())
+    drawn, fmt = plot_to(
+        spec, output, format_, sets=set_ or (), plugins=plugin or (), depth=depth, block=block, notes=_notes()
+    )
     if output is None:
         sys.stdout.write(drawn if isinstance(drawn, str) else drawn.decode())
-        return
-    from netcli.core.atomic import atomic_write
-
-    if isinstance(drawn, str):
-        atomic_write(output, lambda p: p.write_text(drawn))
     else:
-        atomic_write(output, lambda p: p.write_bytes(drawn))
-    print(f"wrote {output} ({fmt})", file=sys.stderr)
+        print(f"wrote {output} ({fmt})", file=sys.stderr)

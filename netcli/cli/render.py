@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from typing import Any
 
 
@@ -38,6 +39,25 @@ def notes() -> list[str]:
 
 def print_json(data: Any) -> None:
     print(json.dumps(data, indent=2, default=str))
+
+
+def result(value: Any, text: Callable[[Any], None], *, as_json: bool) -> None:
+    """Hand a command's result over: with --json its object on stdout, else `text(value)` renders it.
+
+    The object is `value.as_json()` (each item's, for a list), or `value` itself where it is data already.
+    """
+    if as_json:
+        print_json(_json_of(value))
+    else:
+        text(value)
+
+
+def _json_of(value: Any) -> Any:
+    if hasattr(value, "as_json"):
+        return value.as_json()
+    if isinstance(value, list):
+        return [_json_of(v) for v in value]
+    return value
 
 
 def json_problems(problems) -> None:
@@ -242,8 +262,9 @@ def inventory(inv, title: str) -> None:
         out.print(f"[bold]tied[/]: {' = '.join(group)} (one tensor, counted once)")
 
 
-def init_report(touched, explained, output: str | None) -> None:
+def init_report(initialized) -> None:
     """What each rule set, in order; with --explain, the rule that last set each parameter."""
+    touched, explained, output = initialized.touched, initialized.explained, initialized.output
     out = stdout()
     if touched:
         out.print(
