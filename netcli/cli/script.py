@@ -48,6 +48,8 @@ def skip_the_final_collection() -> None:
     import sys
 
     for stream in (sys.stdout, sys.stderr):
+        if stream is None:  # started with the descriptor closed (`netcli build ... >&-`): nothing to flush
+            continue
         try:
             stream.flush()
         except (OSError, ValueError):  # a closed pipe: the command already reported it
