@@ -6,8 +6,7 @@ from typing import Any
 
 from netcli.core.errors import Problem
 from netcli.specfile.loading import LoadedSpec, NodeAt, block_children, children_of
-from netcli.specfile.schema import REQUIRED
-from netcli.specfile.tree import Walker, declared_params, has_params
+from netcli.specfile.tree import Walker, has_params, required_params
 
 MAX_MODULES = 10_000  # repeats multiply; 10,000 Linear layers validate in about 2.5 s, 100,000 took 25-60 s
 
@@ -24,7 +23,7 @@ def check_size(loaded: LoadedSpec) -> list[Problem]:
     for name, node in loaded.spec.blocks.items():
         at: NodeAt | None = NodeAt(node, ("blocks", name))
         if has_params(node):
-            if any(v is REQUIRED for v in declared_params(node).values()):
+            if required_params(node):
                 continue
             at = loaded.bind(NodeAt(node, ("blocks", name)))
         if at is not None and id(at.node) not in counter.counts:

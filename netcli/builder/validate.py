@@ -29,8 +29,8 @@ from netcli.specfile.loading import (
     walk_nodes,
     walk_tree,
 )
-from netcli.specfile.schema import REQUIRED, BlockNode, LayerNode
-from netcli.specfile.tree import Walker, declared_params, named_definition, repeat_names
+from netcli.specfile.schema import BlockNode, LayerNode
+from netcli.specfile.tree import Walker, named_definition, repeat_names, required_params
 from netcli.specfile.yamldoc import render_path
 
 
@@ -192,17 +192,16 @@ class _NodeChecks(Walker[list[Problem]]):
     def visit_ref(self, at: NodeAt) -> list[Problem]:
         problems = self._target(at)
         target, loaded = at.node.ref, self.loaded
-        if not problems and has_params(loaded.spec.blocks[target]):
-            required = [k for k, v in declared_params(loaded.spec.blocks[target]).items() if v is REQUIRED]
-            if required:
-                problems.append(
-                    loaded.problem(
-                        at.path + ("ref",),
-                        f"a ref is the one shared {target}: it is built with its params' defaults, "
-                        f"and {', '.join(repr(r) for r in required)} has none",
-                        f"give {target}'s params defaults, or use {{use: {target}, with: {{...}}}} for a fresh copy",
-                    )
+        required = required_params(loaded.spec.blocks[target]) if not problems else []
+        if required:
+            problems.append(
+                loaded.problem(
+                    at.path + ("ref",),
+                    f"a ref is the one shared {target}: it is built with its params' defaults, "
+                    f"and {', '.join(repr(r) for r in required)} has none",
+                    f"give {target}'s params defaults, or use {{use: {target}, with: {{...}}}} for a fresh copy",
                 )
+            )
         return problems
 
     def _target(self, at: NodeAt) -> list[Problem]:

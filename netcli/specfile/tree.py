@@ -86,6 +86,11 @@ def declared_params(node: Any) -> dict[str, Any]:
     return param_defaults(node.params) if isinstance(node, BlockNode) else {}
 
 
+def required_params(node: Any) -> list[str]:
+    """The params a block declares without a default: each use must give them (and no `ref` can)."""
+    return [name for name, default in declared_params(node).items() if default is REQUIRED]
+
+
 def block_members(node: BlockNode, path: Path) -> Iterator[tuple[str, NodeAt, TensorNode | None]]:
     """Yield (name, child, tensor) for a custom block's children in order: `tensor` is the child itself
     when it is a Parameter or Buffer (made and registered in place), None for a module."""
@@ -295,7 +300,7 @@ def walk_nodes(loaded: Any, *, templates: bool = False) -> Iterator[NodeAt]:
     for name, node in loaded.spec.blocks.items():
         at = NodeAt(node, ("blocks", name))
         if not templates and has_params(node):
-            if any(v is REQUIRED for v in param_defaults(node.params).values()):
+            if required_params(node):
                 yield at  # checked through each use, which gives its values
                 continue
             at = loaded.bind(at)
