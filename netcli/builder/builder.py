@@ -114,6 +114,7 @@ class Builder(Walker[nn.Module], Inferring):
         """Build one node (with its repeat, device and frozen options)."""
         if node.device is not None and self.device.type != "meta":  # on meta, everything is meta
             device = resolve_device(node.device)
+        module: nn.Module
         if node.repeat is not None:
             with _on(device):
                 module = nn.Sequential(
