@@ -108,3 +108,13 @@ def test_the_cli_reaches_the_layers_below_only_through_the_app():
     layers = next(c["layers"] for c in contracts if c["type"] == "layers")
     below_app = set(layers[layers.index("netcli.app") + 1 :]) - {"netcli.core"}
     assert set(forbidden[0]["forbidden_modules"]) == below_app
+
+
+def test_the_package_type_checks(tmp_path):
+    """mypy, as configured in pyproject.toml ([tool.mypy]: the package, pydantic's plugin), finds no error.
+
+    A fresh cache each run, so the verdict never comes from a stale one."""
+    result = subprocess.run([sys.executable, "-m", "mypy", "--cache-dir", str(tmp_path / "mypy-cache")], cwd=ROOT,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-2000:]
+    assert "Success: no issues found" in result.stdout

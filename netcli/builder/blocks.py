@@ -65,6 +65,7 @@ def program_for(loaded, node: BlockNode, path: tuple):
     inputs = tuple(node.inputs or ("x",))
     # a child a null param leaves out is still a name the forward may test (`if downsample is not None:`)
     children = tuple(node.children) + tuple(n for n in node.left_out if n not in node.children)
+    assert node.forward is not None  # only a block with a forward is compiled (the others are Sequentials)
     programs = build_cache(loaded).programs
     key = (path, node.forward, inputs, children)
     program = programs.get(key)

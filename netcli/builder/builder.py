@@ -110,6 +110,11 @@ class Builder(Walker[nn.Module], Inferring):
         """Whether each block built runs on the flowing tensor now (the inference pass, in order)."""
         return self.flow is not None and not self.quiet
 
+    @property
+    def flowing(self) -> inference.Flow | None:
+        """The flow each block built runs on now (the inference pass, in order); None otherwise."""
+        return self.flow if not self.quiet else None
+
     def build(self, node: Any, path: Path, device: torch.device, qualname: str) -> nn.Module:
         """Build one node (with its repeat, device and frozen options)."""
         if node.device is not None and self.device.type != "meta":  # on meta, everything is meta
@@ -138,8 +143,8 @@ class Builder(Walker[nn.Module], Inferring):
         node = at.node
         fresh = node.ref not in self.shared
         module = self._shared(node.ref)
-        if self.advancing and not fresh:  # a fresh one advanced the flow as it was built
-            self.flow.advance(module, qualname)
+        if (flow := self.flowing) is not None and not fresh:  # a fresh one advanced the flow as it was built
+            flow.advance(module, qualname)
         if self.flow is not None:  # the summary names a shared module by each place it is used
             own = f"<{node.ref}>"
             self.inferred.update(
@@ -243,8 +248,8 @@ class Builder(Walker[nn.Module], Inferring):
             self.quiet -= 1
         self.tie(module, node.tie, path + ("tie",))
         blocks.compile_once(build_cache(self.loaded), program, module)
-        if self.advancing:
-            self.flow.advance(module, qualname)
+        if (flow := self.flowing) is not None:
+            flow.advance(module, qualname)
         return module
 
     def layer(self, node: LayerNode, path: Path, device: torch.device, qualname: str) -> nn.Module:
@@ -268,8 +273,8 @@ class Builder(Walker[nn.Module], Inferring):
             if values is None:  # reported; the inference pass goes on to find every such layer
                 return nn.Identity()
             args, kwargs = plan.complete(values)
-        elif plan.alternative is not None and self.advancing and self.flow.shape is not None:
-            self._check_meaning(node, path, cls, plan, self.flow.shape)
+        elif plan.alternative is not None and (flow := self.flowing) is not None and flow.shape is not None:
+            self._check_meaning(node, path, cls, plan, flow.shape)
         return self.create(node, path, device, qualname, cls, args, kwargs)
 
     def create(
@@ -316,8 +321,8 @@ class Builder(Walker[nn.Module], Inferring):
                     "check the arguments against the constructor",
                 )
             ) from exc
-        if self.advancing:
-            self.flow.advance(module, qualname)
+        if (flow := self.flowing) is not None:
+            flow.advance(module, qualname)
         self.origins.setdefault(qualname, path)
         return module
 

@@ -174,7 +174,8 @@ def export(
             show_default=False,
         ),
     ] = None,
-    output: Annotated[str, typer.Option("--output", "-o", help="the file to write (.onnx, .pt, .pt2)")] = ...,
+    # `...`: typer's mark of a required option (it has no default, but follows arguments that have one)
+    output: Annotated[str, typer.Option("--output", "-o", help="the file to write (.onnx, .pt, .pt2)")] = ...,  # type: ignore[assignment]
     format_: Annotated[
         ExportFormat | None,
         typer.Option(

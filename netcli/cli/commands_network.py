@@ -37,7 +37,8 @@ def validate(
     from netcli.app.validating import validate_spec
 
     notes = _notes() if json_ else None  # as text, render.validation says which spec it checked
-    results = [validate_spec(spec, set_ or (), plugin or (), device, notes) for spec in specs or [None]]
+    targets: list[str | None] = list(specs) if specs else [None]  # None: load_spec finds the default spec
+    results = [validate_spec(spec, set_ or (), plugin or (), device, notes) for spec in targets]
     render.result(results, render.validation, as_json=json_)
     raise typer.Exit(0 if all(r.ok for r in results) else 2)
 

@@ -33,7 +33,9 @@ def write_block(w: Writer, node: Any, path: tuple, qualname: str, own: str, with
     saved, w.scope = w.scope, param_names(declared)
     chained = node.forward is None  # a Sequential: each child's input comes from the one before
     placed = _placed(w, node, path)
-    pieces, names, incoming = [], [], own
+    pieces: list[Piece] = []
+    names: list[str] = []
+    incoming: str | None = own  # the device the previous child's output is on (None: not known)
     tensors: dict[int, list] = {}  # position among the module children -> the tensor children created before it
     given = {child: param for param, child in module_children(doc_get(w.loaded.doc.data, path), declared).items()}
     bound = {name: (child, tensor) for name, child, tensor in block_members(node, path)}

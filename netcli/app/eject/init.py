@@ -133,6 +133,8 @@ def _caller(rule: Any, code: InitCode) -> Callable[[Any], Call]:
 def _plugin_initializer(rule: Any, fn: Any, code: InitCode) -> str:
     module, qual = getattr(fn, "__module__", None), getattr(fn, "__qualname__", "")
     try:
+        if module is None:
+            raise ImportError(f"{fn!r} names no module")
         obj: Any = importlib.import_module(module)
         for part in qual.split("."):
             obj = getattr(obj, part)

@@ -237,7 +237,8 @@ class Writer(Walker[Piece]):
         self.uses.setdefault(key, []).append(use)
 
     def sequence(self, node: SequenceNode, path: tuple, qualname: str, own: str) -> Piece:
-        pieces, incoming = [], own
+        pieces: list[Piece] = []
+        incoming: str | None = own  # where the previous item's output is (None: not known)
         names = []
         for name, child in children_of(node, path):
             piece = self.node(child.node, child.path, join(qualname, name), own, incoming)
