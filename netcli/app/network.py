@@ -15,6 +15,7 @@ from netcli.core.errors import NetcliError
 from netcli.init.engine import build_model
 from netcli.io.format import FORMATS
 from netcli.io.shards_layout import layout_of
+from netcli.specfile.loading import LoadedSpec
 
 
 def is_checkpoint(path: str | None) -> bool:
@@ -75,7 +76,22 @@ def build_network(
     fast_init: bool = False,
 ) -> Built:
     """Read and check the spec `source`, then build it: over the job's ranks with `shard`, else in this process."""
+    loaded = load_spec(source, sets, plugins, notes=notes)
+    return build_loaded(loaded, shard=shard, device=device, seed=seed, rules=rules, fast_init=fast_init)
+
+
+def build_loaded(
+    loaded: LoadedSpec,
+    *,
+    shard: str | None = None,
+    device: str | None = None,
+    seed: int | None = None,
+    rules: Sequence[str] = (),
+    fast_init: bool = False,
+) -> Built:
+    """Build and initialize a checked spec: sharded over the job's ranks (`shard="fsdp"`), else as build_model does."""
+    if shard is None:
+        return build_model(loaded, device=device, seed=seed, rules=rules, fast_init=fast_init)
     from netcli.app import sharded
 
-    loaded = load_spec(source, sets, plugins, notes=notes)
-    return sharded.build(loaded, shard=shard, device=device, seed=seed, rules=rules, fast_init=fast_init)
+    return sharded.build(loaded, shard, device=device, seed=seed, rules=rules)

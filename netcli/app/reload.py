@@ -38,9 +38,16 @@ def load_network(
     non-strict load skipped (`note: ...`, `skipped: ...`). With `inputs`, the
     network runs once under no_grad (after seeding torch with `seed`).
     """
-    from netcli.app import sharded
+    if shard is None:
+        from netcli.app.restore import restore
 
-    built, report = sharded.restore(file, spec, shard=shard, sets=sets, plugins=plugins, device=device, strict=strict)
+        built, report = restore(file, spec, sets=sets, plugins=plugins, device=device, strict=strict)
+    else:
+        from netcli.app import sharded
+
+        built, report = sharded.restore(
+            file, spec, shard=shard, sets=sets, plugins=plugins, device=device, strict=strict
+        )
     built.net.eval()  # as net_clone.eval() after loading
     if notes is not None:
         if report.spec_note:

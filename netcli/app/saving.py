@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from netcli.app import sharded
+from netcli.app.network import build_loaded
 from netcli.builder.builder import Built
 from netcli.builder.validate import load_spec
 from netcli.core.atomic import refuse_overwriting_inputs
@@ -60,7 +61,7 @@ def save_network(
 
             target_of(output, "hf", max_shard_size)
             parse_size(max_shard_size)
-        built = sharded.build(loaded, shard=shard, device=device, seed=seed, rules=rules, fast_init=fast_init)
+        built = build_loaded(loaded, shard=shard, device=device, seed=seed, rules=rules, fast_init=fast_init)
         start = time.perf_counter()
         data = sharded.save(built, output, max_shard_size=max_shard_size)
         data.update(spec_sha256=loaded.sha256, seconds=round(time.perf_counter() - start, 4))
@@ -68,7 +69,7 @@ def save_network(
     output = output or f"{loaded.name}.safetensors"
     format_of(output)  # refuse an unknown extension before building anything
     refuse_overwriting_inputs(output, spec)
-    built = sharded.build(loaded, shard=None, device=device, seed=seed, rules=rules, fast_init=fast_init)
+    built = build_loaded(loaded, device=device, seed=seed, rules=rules, fast_init=fast_init)
     start = time.perf_counter()
     report = save_checkpoint(built, output)
     data = {

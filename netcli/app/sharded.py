@@ -29,18 +29,14 @@ def check_shard(shard: str | None) -> str | None:
 
 def build(
     loaded,
+    shard: str,
     *,
-    shard: str | None,
     device: str | None = None,
     seed: int | None = None,
     rules: Sequence[str] = (),
-    fast_init: bool = False,
 ):
-    """Build `loaded`: sharded over the job's ranks (`shard="fsdp"`), else as engine.build_model does."""
-    if check_shard(shard) is None:
-        from netcli.init.engine import build_model
-
-        return build_model(loaded, device=device, seed=seed, rules=rules, fast_init=fast_init)
+    """Build `loaded` sharded over the job's ranks (`shard="fsdp"`: FSDP2), each rank allocating only its part."""
+    check_shard(shard)
     from netcli.distributed.fsdp import build_sharded
 
     return build_sharded(loaded, device=device, seed=seed, rules=rules)
@@ -110,17 +106,14 @@ def restore(
     path: str,
     spec: str | None = None,
     *,
-    shard: str | None,
+    shard: str,
     sets: Iterable[str] = (),
     plugins: Iterable[str] = (),
     device: str | None = None,
     strict: bool = True,
 ):
-    """Rebuild and load a checkpoint: sharded over the job's ranks with `shard`, else app.restore's way."""
-    if check_shard(shard) is None:
-        from netcli.app.restore import restore as plain
-
-        return plain(path, spec, sets=sets, plugins=plugins, device=device, strict=strict)
+    """Rebuild and load a checkpoint sharded over the job's ranks: each rank reads and keeps only its part."""
+    check_shard(shard)
     import time
 
     from netcli.builder.validate import load_spec, load_spec_text
