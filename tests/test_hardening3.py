@@ -9,6 +9,8 @@ no traceback, in well under 15 s.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 
 import pytest
@@ -444,3 +446,25 @@ def test_5_a_damaged_distcp_file_is_a_clear_error(tmp_path, run_cli):
         if args[0] != "show":  # show lists the metadata; reading values fails
             assert result.code == 2 and "cannot read the DCP checkpoint" in result.err, result.err
     assert not (tmp_path / "out.safetensors").exists()
+
+
+@pytest.mark.parametrize("where", ["show", "load", "checkpoint", "convert", "input"])
+def test_4_a_fifo_or_device_given_as_a_tensor_file_is_refused_not_waited_on(tmp_path, root, where):
+    """A FIFO named as a checkpoint or an --input blocked the first read forever (found beside the long
+    fuzz's FIFO shard); a device never ends. Both are refused before they are opened."""
+    fifo = tmp_path / "net.safetensors"
+    os.mkfifo(fifo)
+    spec = str(root / "configs/mlp.yaml")
+    args = {
+        "show": ["show", str(fifo)],
+        "load": ["load", str(fifo)],
+        "checkpoint": ["run", spec, "--checkpoint", str(fifo)],
+        "convert": ["convert", str(fifo), "-o", str(tmp_path / "out.safetensors")],
+        "input": ["run", spec, "--input", str(fifo)],
+    }[where]
+    result = subprocess.run([sys.executable, "-m", "netcli", *args], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert "not a regular file" in result.stderr and "Traceback" not in result.stderr
+    device = subprocess.run([sys.executable, "-m", "netcli", "show", "/dev/zero"], capture_output=True, text=True,
+                            timeout=60)
+    assert device.returncode == 2 and "not a regular file" in device.stderr

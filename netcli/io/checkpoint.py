@@ -42,4 +42,12 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
                 hint="a checkpoint folder holds model.safetensors.index.json or a DCP .metadata",
             )
         )
+    if not p.is_file():  # a FIFO would block the first read forever; a device never ends
+        raise NetcliError(
+            Problem(
+                "is not a regular file (a FIFO, device or socket)",
+                location=Location(path),
+                hint="give the checkpoint's file itself",
+            )
+        )
     return read_single(path)

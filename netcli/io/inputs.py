@@ -50,6 +50,11 @@ def parse_input(text: str) -> InputText:
             f"--input {text}: no such file, and not {'/'.join(GENERATORS)}:SHAPE",
             hint="e.g. --input rand:2,20 or --input x.npy",
         )
+    if not path.is_file():  # a folder, or a FIFO or device whose first read would block or never end
+        raise NetcliError(
+            f"--input {text}: not a regular file (a folder, FIFO, device or socket)",
+            hint="give a .npy, .safetensors or torch file",
+        )
     return InputText(text, path=path, key=key)
 
 
