@@ -108,9 +108,9 @@ def main(argv: list[str] | None = None) -> None:
         code = _stdout_error(exc)
         if code:
             sys.exit(code)
-        if as_json and hasattr(exc, "format_message") and isinstance(getattr(exc, "exit_code", None), int):
+        if as_json and hasattr(exc, "format_message") and isinstance(exit_code := getattr(exc, "exit_code", None), int):
             render.usage_error(exc)  # typer's UsageError and the like, which standalone mode would have printed
-            sys.exit(exc.exit_code)  # type: ignore[attr-defined]  # checked just above
+            sys.exit(exit_code)
         print(
             f"netcli: internal error: {type(exc).__name__}: {exc}\n"
             "(run with --debug or NETCLI_DEBUG=1 to see the traceback; please report it)",

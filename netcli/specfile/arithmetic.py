@@ -130,8 +130,9 @@ def compute(tree: ast.expr, lookup: Callable[[str], Any]) -> int | float:
         value = compute(tree.operand, lookup)
         return -value if isinstance(tree.op, ast.USub) else +value
     if isinstance(tree, ast.Call):
+        assert isinstance(tree.func, ast.Name)  # parse() admits only min(...) and max(...)
         values = [compute(a, lookup) for a in tree.args]
-        return min(values) if tree.func.id == "min" else max(values)  # type: ignore[attr-defined]
+        return min(values) if tree.func.id == "min" else max(values)
     assert isinstance(tree, ast.BinOp)
     left, right = compute(tree.left, lookup), compute(tree.right, lookup)
     if isinstance(tree.op, ast.Pow):
