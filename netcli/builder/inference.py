@@ -18,7 +18,7 @@ from functools import cache
 from typing import Any
 
 from netcli import registry
-from netcli.builder.cache import build_cache
+from netcli.builder.cache import build_cache, layer_key
 from netcli.core.errors import Problem, first_line
 
 # Arguments read from the channel dimension (N, C, ...); every other inferable
@@ -352,11 +352,16 @@ def _needs_inference(loaded) -> tuple[bool, bool]:
     from netcli.specfile.tree import walk_layers
 
     registry.ensure_loaded()
+    plans = build_cache(loaded).plans  # the builder reads the same plans, made once here
     ambiguous = False
     for node in walk_layers(loaded):
         if node.type in registry.types:
-            entry = registry.types.entry(node.type)
-            plan = plan_arguments(entry, node.args, node.kwargs)
+            key = layer_key(node.type, node.args, node.kwargs)
+            found = plans.get(key)
+            if found is None:
+                entry = registry.types.entry(node.type)
+                found = plans[key] = (entry.obj, plan_arguments(entry, node.args, node.kwargs))
+            plan = found[1]
             if plan.missing:
                 return True, ambiguous
             ambiguous = ambiguous or (plan.alternative is not None and loaded.spec.input is not None)
