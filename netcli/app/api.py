@@ -196,10 +196,9 @@ def summary(
 
 def summary_data(built: Built, *, backward: bool = False, depth: int | None = None) -> dict[str, Any]:
     """`build --json`'s object for a built network: its name, device, rows and totals."""
-    from netcli.app.summary import describe
+    from netcli.app.building import described
 
-    data = describe(built.loaded, built, backward=backward, depth=depth).as_json()
-    return {"name": built.loaded.name, "device": str(built.device), **data}
+    return described(built, backward=backward, depth=depth).as_json()
 
 
 # ---------------------------------------------------------------- specs and networks

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from netcli.cli import render
+from netcli.cli import render, render_summary
 from netcli.cli.app import _notes, app
 from netcli.cli.dist_options import NprocOpt, ShardOpt
 from netcli.cli.options import (
@@ -79,13 +79,14 @@ def build(
     ] = False,
 ):
     """Build the network; show per block its output shape, parameters, MACs/FLOPs and memory, and the totals."""
-    from netcli.app.network import build_network
-    from netcli.app.summary import describe
-    from netcli.app.summary_table import parse_columns
+    from netcli.app.building import build_described
 
-    chosen = parse_columns(columns)  # a bad name fails before anything is built
-    built = build_network(
+    result = build_described(
         spec,
+        summarize=not print_,
+        columns=columns,
+        depth=depth,
+        backward=backward,
         sets=set_ or (),
         plugins=plugin or (),
         notes=_notes(),
@@ -94,19 +95,10 @@ def build(
         seed=seed,
         fast_init=fast_init,
     )
-    loaded = built.loaded
     if print_:
-        print(built.net)
+        print(result.built.net)
         return
-    if json_:  # the object netcli.summary returns
-        from netcli.app.api import summary_data
-
-        render.print_json(summary_data(built, backward=backward, depth=depth))
-        return
-    from netcli.app.summary_table import render as render_summary
-
-    summary = describe(loaded, built, backward=backward, depth=depth)
-    render_summary(summary, f"{loaded.name} on {built.device}", render.stdout(), columns=chosen, backward=backward)
+    render.result(result, render_summary.summary_table, as_json=json_)  # --json: the object netcli.summary returns
 
 
 @app.command()
