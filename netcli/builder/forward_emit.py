@@ -318,10 +318,11 @@ class Emitter:
                     did_you_mean(key, [*children, *tensors], listing=8),
                 )
                 return None
-            if module._modules[key] is None or not self.usable(key):
+            child = module._modules[key]
+            if child is None or not self.usable(key):
                 self.problem(f"child {show_path(path[: i + 1])} cannot be called from a forward", loc)
                 return None
-            module = module._modules[key]
+            module = child
             names.append(key)
         return module, names, None
 

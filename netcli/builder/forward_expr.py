@@ -277,7 +277,7 @@ class ExprReader:
         None when the head is not one, or a step is not a number or a quoted name
         (`pos_embed[:, 0]` then indexes the tensor `pos_embed`).
         """
-        keys = []
+        keys: list[str | int] = []
         while isinstance(node, (ast.Subscript, ast.Attribute)):  # a loop, not recursion: chains can be long
             if isinstance(node, ast.Attribute):
                 if dunder(node.attr):
@@ -292,7 +292,7 @@ class ExprReader:
                     and type(key.operand.value) is int
                 ):
                     keys.append(-key.operand.value)
-                elif isinstance(key, ast.Constant) and type(key.value) in (int, str):
+                elif isinstance(key, ast.Constant) and (type(key.value) is int or type(key.value) is str):
                     keys.append(key.value)
                 else:
                     return None
@@ -351,7 +351,8 @@ class ExprReader:
             if isinstance(arg, ast.Starred):
                 self.refuse(arg, "star-arguments are not allowed", "pass each argument")
             args.append(self.expr(arg, depth))
-        kwargs, seen = [], set()
+        kwargs: list[tuple[str, Expr]] = []
+        seen = set()
         for kw in node.keywords:
             if kw.arg is None:
                 self.refuse(kw, "**-arguments are not allowed", "pass each keyword")

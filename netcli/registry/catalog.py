@@ -327,8 +327,7 @@ def bind_arguments(
 
 
 def _rebind(sig: inspect.Signature, arguments: dict) -> tuple[list, dict]:
-    # typeshed asks for an OrderedDict; Python (3.9+) keeps BoundArguments.arguments in a plain dict
-    ba = inspect.BoundArguments(sig, arguments)  # type: ignore[arg-type]
+    ba = inspect.BoundArguments(sig, arguments)
     return list(ba.args), dict(ba.kwargs)
 
 

@@ -122,6 +122,7 @@ class LoadedSpec:
         via = f" (from {render_path(use_path)})" if use_path is not None and given else ""
 
         def at_given(name, message, hint):
+            assert use_path is not None  # only a use (instance() above) passes `with:` arguments
             return self.problem(use_path + ("with", name), message, hint, key=True)
 
         def at_use(message, hint):
