@@ -264,7 +264,7 @@ def tensor_view(found: Found) -> dict[str, Any]:
     }
 
 
-def run_backward(net: nn.Module, x: torch.Tensor) -> None:
+def run_backward(net: nn.Module, x: torch.Tensor | tuple[torch.Tensor, ...]) -> None:
     """Run one forward pass and backpropagate the sum of the output, so every used parameter has a grad.
 
     `x` may be a tuple: the inputs of a forward that takes several.
