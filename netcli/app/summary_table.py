@@ -10,11 +10,6 @@ from netcli.core.errors import Location, NetcliError, Problem, did_you_mean
 # --- columns ----------------------------------------------------------------
 
 COLUMNS = ("shape", "params", "param_mem", "trainable", "macs", "flops", "act_mem", "device")
-COLUMN_HELP = (
-    "shape: output shape; params: parameters (tied shown as such); param_mem: their bytes; "
-    "trainable: yes/no/partly; macs, flops: forward (with --backward, flops is forward+backward); "
-    "act_mem: bytes of the block's outputs; device"
-)
 
 
 def parse_columns(text: str | None, label: str = "--columns") -> list[str] | None:
