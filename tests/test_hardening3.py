@@ -468,3 +468,17 @@ def test_4_a_fifo_or_device_given_as_a_tensor_file_is_refused_not_waited_on(tmp_
     device = subprocess.run([sys.executable, "-m", "netcli", "show", "/dev/zero"], capture_output=True, text=True,
                             timeout=60)
     assert device.returncode == 2 and "not a regular file" in device.stderr
+
+
+@pytest.mark.parametrize("layer", ["{LSTM: {input_size: 4, hidden_size: 4, num_layers: 9223372036854775808}}",
+                                   "{GRU: [4, 4, 100000]}",
+                                   "{TransformerEncoder: {encoder_layer: {TransformerEncoderLayer: [4, 2]}, "
+                                   "num_layers: 1000000000}}"])
+def test_11_layers_stacked_by_num_layers_count_toward_the_module_limit(write_spec, run_cli, layer):
+    """Found by CI's fuzz (a mutated lstm_lm.yaml): `num_layers: 2**63` made validate build an LSTM on meta
+    without end; the layers an RNN or a Transformer stacks now count toward MAX_MODULES before anything is built."""
+    path = write_spec(f"input: [2, 3, 4]\nmodel:\n  - {layer}\n")
+    start = time.perf_counter()
+    result = run_cli("validate", path)
+    assert result.code == 2 and "more than 10,000 modules" in result.err, result.err
+    assert time.perf_counter() - start < 15

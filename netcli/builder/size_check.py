@@ -78,5 +78,39 @@ class _Count(Walker[int]):
     def visit_block(self, at: NodeAt) -> int:
         return self._within(at, block_children(at.node, at.path))
 
+    def visit_layer(self, at: NodeAt) -> int:
+        return self.times(at, 1 + stacked_layers(at.node))
+
     def other(self, at: NodeAt, *args: Any, **kwargs: Any) -> int:
-        return self.times(at, 1)  # a layer, a ref (its one shared instance), a tensor
+        return self.times(at, 1)  # a ref (its one shared instance), a tensor
+
+
+# torch.nn layers that build a stack of layers from one argument (LSTM/GRU/RNN, TransformerEncoder/Decoder,
+# Transformer): `num_layers: 9223372036854775808` made `validate` build on meta without end
+STACKED = ("num_layers", "num_encoder_layers", "num_decoder_layers")
+
+
+def stacked_layers(node: Any) -> int:
+    """How many layers a torch.nn layer stacks inside itself, read from its arguments before it is built.
+
+    Both readings of a positional list count (torch's order, and with the input size left out for
+    shape inference to fill), so a size that could be either is bounded either way.
+    """
+    from netcli import registry
+
+    if not isinstance(node.type, str) or node.type not in registry.types:
+        return 0
+    from netcli.builder.inference import constructor_signature  # reads the @overload of GRU(*args, **kwargs)
+
+    sig = constructor_signature(registry.types.get(node.type))
+    readings: list[dict[str, Any]] = [dict(node.kwargs)]
+    if sig is not None:
+        for args in (list(node.args), [None, *node.args]):  # torch's order; the first argument inferred
+            try:
+                readings.append(dict(sig.bind_partial(*args, **node.kwargs).arguments))
+            except TypeError:
+                pass
+    counts = [
+        sum(v for name, v in reading.items() if name in STACKED and type(v) is int and v > 0) for reading in readings
+    ]
+    return max(counts)
