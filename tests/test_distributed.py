@@ -81,7 +81,9 @@ def test_a_user_error_is_reported_once_with_one_exit_code(tmp_path):
     assert not any(f"netcli{os.sep}{part}" in r.stderr for part in ("cli", "dist", "app", "build")), r.stderr[-3000:]
     import re
     codes = re.findall(r"exitcode\s*:\s*(-?\d+)", r.stderr)  # torchrun's summary: one line per rank
-    assert len(codes) >= 2 and set(codes) == {"2"}, codes
+    # every rank that exits on its own exits 2; once one has, torchrun may stop the others with SIGTERM (-15)
+    # before they finish exiting (seen once in CI): never 1 (an internal error) nor another code
+    assert len(codes) >= 2 and "2" in codes and set(codes) <= {"2", "-15"}, codes
 
 
 KILLER = """\
