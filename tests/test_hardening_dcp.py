@@ -133,3 +133,15 @@ def test_1_dcp_metadata_with_a_field_renamed_is_refused(tmp_path, run_cli, field
         assert result.code == 2, (args, result.err)
         assert "internal error" not in result.err and "Traceback" not in result.err
         assert f"no '{field}'" in result.err, (args, result.err)
+
+
+def test_1_dcp_metadata_without_storage_meta_still_loads(tmp_path, run_cli):
+    """`storage_meta` is optional in DCP's Metadata (older writers leave it None): the safe reader gives it one,
+    as torch's reader does, instead of an internal error."""
+    from netcli.io.dcp_metadata import read_metadata_file
+    folder = _dcp_folder(tmp_path, run_cli)
+    meta = read_metadata_file(folder / ".metadata")
+    meta.storage_meta = None
+    (folder / ".metadata").write_bytes(pickle.dumps(meta))
+    result = run_cli("load", str(folder))
+    assert result.code == 0, result.err

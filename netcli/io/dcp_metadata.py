@@ -276,7 +276,11 @@ def safe_reader(folder: str | os.PathLike):
         """DCP's file reader, minus the two places it unpickles with code."""
 
         def read_metadata(self, *args: Any, **kwargs: Any):
+            from torch.distributed.checkpoint.metadata import StorageMeta
+
             meta = read_metadata_file(self._get_metadata_path(kwargs.get("rank")))
+            if meta.storage_meta is None:  # allowed by check_metadata; torch's reader makes one the same way
+                meta.storage_meta = StorageMeta()
             meta.storage_meta.load_id = self.load_id
             return meta
 
