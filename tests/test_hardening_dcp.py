@@ -136,8 +136,8 @@ def test_1_dcp_metadata_with_a_field_renamed_is_refused(tmp_path, run_cli, field
 
 
 def test_1_dcp_metadata_without_storage_meta_still_loads(tmp_path, run_cli):
-    """`storage_meta` is optional in DCP's Metadata (older writers leave it None): the safe reader gives it one,
-    as torch's reader does, instead of an internal error."""
+    """`storage_meta` is optional in DCP's Metadata (older writers leave it None): such a folder loads, through
+    the command and through dcp.load with the safe reader."""
     from netcli.io.dcp_metadata import read_metadata_file
     folder = _dcp_folder(tmp_path, run_cli)
     meta = read_metadata_file(folder / ".metadata")
@@ -145,3 +145,7 @@ def test_1_dcp_metadata_without_storage_meta_still_loads(tmp_path, run_cli):
     (folder / ".metadata").write_bytes(pickle.dumps(meta))
     result = run_cli("load", str(folder))
     assert result.code == 0, result.err
+    from netcli.io.shards import load_dcp_state  # dcp.load itself, through the safe reader
+    state = {name: torch.empty(info.size) for name, info in meta.state_dict_metadata.items()}
+    load_dcp_state(state, folder)
+    assert all(t.abs().sum() > 0 for t in state.values() if t.numel())
