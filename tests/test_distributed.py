@@ -110,3 +110,32 @@ def test_a_rank_killed_mid_save_leaves_the_previous_checkpoint_and_the_others_ex
     assert time.monotonic() - start < 45  # nobody waited for the dead rank until the end of time
     assert {n: (out / n).read_bytes() for n in os.listdir(out)} == before
     assert_equal_to(out, single_process(spec))
+
+
+class _StoreInACall:
+    """A job store whose `check` is slow, as a TCP store's is under load: the watcher is inside it when stopped."""
+
+    def __init__(self, seconds: float):
+        self.seconds, self.calls = seconds, 0
+
+    def check(self, keys):
+        self.calls += 1
+        time.sleep(self.seconds)
+        return False
+
+
+def test_a_ranks_watcher_has_ended_when_the_command_returns():
+    """A daemon thread still inside a store call when Python exits aborts the rank (std::terminate through
+    pthread_exit, exit -6, seen in CI): the watcher is joined before the rank goes on to exit."""
+    import threading
+
+    from netcli.distributed.group import _Watcher
+
+    store = _StoreInACall(0.6)
+    watcher = _Watcher(store, sys.stderr)
+    watcher.start()
+    time.sleep(0.3)  # the first look starts at 0.2 s and is in flight until 0.8 s
+    assert store.calls == 1
+    watcher.stop()
+    assert not any(t.name == "netcli-rank-watch" for t in threading.enumerate())
+    assert store.calls == 1  # no look after the stop

@@ -172,10 +172,7 @@ def distributed_main(invoke: Callable[[], int]) -> int:
     store = dist.distributed_c10d._get_default_store()
     real_out, real_err = sys.stdout, sys.stderr
     err = _Tee(real_err if me == 0 else None, keep=me != 0, prefix=f"netcli: rank {me}: ")
-    finished = threading.Event()
-    watcher = threading.Thread(
-        target=_leave_when_another_fails, args=(store, finished, real_err), name="netcli-rank-watch", daemon=True
-    )
+    watcher = _Watcher(store, real_err)
     code = 1
     try:
         sys.stdout, sys.stderr = (real_out if me == 0 else open(os.devnull, "w")), err
@@ -186,7 +183,7 @@ def distributed_main(invoke: Callable[[], int]) -> int:
             code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     finally:
         sys.stdout, sys.stderr = real_out, real_err
-    finished.set()
+        watcher.stop()
     if code != 0:
         _fail(store, me, n, code, err, real_err)
     _wait_for_the_others(store, me, n, real_out, real_err)
@@ -194,17 +191,39 @@ def distributed_main(invoke: Callable[[], int]) -> int:
     return 0
 
 
-def _leave_when_another_fails(store, finished: threading.Event, real_err) -> None:
-    """Watch the job's store: when another rank has failed, leave at once with its code."""
-    while not finished.wait(0.2):
-        try:
-            if store.check([_KEY_CODE]):
-                code = int(store.get(_KEY_CODE))
-                store.add(_KEY_ACK, 1)
-                real_err.flush()
-                os._exit(code)
-        except Exception:
-            return  # the store is gone (the job is ending)
+class _Watcher:
+    """A thread that watches the job's store: when another rank has failed, it ends this rank at once with
+    that rank's code (so no rank waits in a collective for a peer that is gone).
+
+    `stop` returns only when the thread has ended. A daemon thread still inside a store call when Python
+    exits is stopped by pthread_exit through C++ frames that cannot unwind, and the rank aborts
+    ("terminate called without an active exception", exit -6: seen in CI under load).
+    """
+
+    def __init__(self, store, real_err):
+        self.store, self.real_err = store, real_err
+        self.finished = threading.Event()
+        self.thread = threading.Thread(target=self._watch, name="netcli-rank-watch", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        """End the watch: at once, or after the one store call in flight (bounded by the job's timeout)."""
+        self.finished.set()
+        if self.thread.is_alive():
+            self.thread.join(timeout=timeout_s())
+
+    def _watch(self) -> None:
+        while not self.finished.wait(0.2):
+            try:
+                if self.store.check([_KEY_CODE]):
+                    code = int(self.store.get(_KEY_CODE))
+                    self.store.add(_KEY_ACK, 1)
+                    self.real_err.flush()
+                    os._exit(code)
+            except Exception:
+                return  # the store is gone (the job is ending)
 
 
 def _fail(store, me: int, n: int, code: int, err: _Tee, real_err) -> None:
