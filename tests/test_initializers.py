@@ -106,3 +106,18 @@ def test_a_second_registration_of_a_name_is_refused():
 def test_empty_ranges_are_refused_even_on_meta(name, args):
     with pytest.raises(ValueError, match="empty"):
         INITS.get(name)(torch.empty(3, device="meta"), *args)
+
+
+def test_a_rule_that_fails_its_dry_run_fails_again_on_every_build():
+    """The dry runs that passed are remembered per (initializer, arguments, shape, dtype), so a network built
+    again is not checked again; a rule that failed is refused on each build, and the same initializer with
+    other arguments is tried anew."""
+    import netcli
+
+    spec = {"model": [{"Linear": [4, 8]}, "ReLU", {"Linear": [8, 2]}]}
+    for _ in range(2):
+        with pytest.raises(netcli.SpecError, match=r"uniform cannot apply to '0.weight'.*empty"):
+            netcli.build(spec, rules=["uniform(10, -10):0"])
+    netcli.build(spec, rules=["uniform(-10, 10):0"])
+    with pytest.raises(netcli.SpecError, match=r"uniform cannot apply to '2.weight'.*empty"):
+        netcli.build(spec, rules=["uniform(-10, 10):0", "uniform(10, -10):2"])

@@ -309,7 +309,8 @@ class Builder(Walker[nn.Module], Inferring):
                 calls[key] = (args, kwargs)
         try:
             at = type_path(node, path)
-            with _on(device), _skip_meta_fills(device), located_warnings(self.loaded.locate(at), render_path(at)):
+            place = lambda: (self.loaded.locate(at), render_path(at))  # noqa: E731  (asked only on a warning)
+            with _on(device), _skip_meta_fills(device), located_warnings(place):
                 module = cls(*args, **kwargs)
         except NetcliError:
             raise

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from torch import nn
@@ -76,16 +76,20 @@ _SHOWN: set[tuple] = set()  # the warnings re-issued at spec lines
 
 
 @contextlib.contextmanager
-def located_warnings(location: Location, where: str):
+def located_warnings(place: Callable[[], tuple[Location, str]]):
     """Report the warnings a constructor gives (torch's LSTM dropout note) at the spec's line that wrote it.
 
     Left alone, Python shows them at torch's own file (or netcli's builder),
     where the user can change nothing; re-issued here with the spec's file and
-    line, the default display shows that line under the message.
+    line, the default display shows that line under the message. `place()`
+    gives (location, where) and is asked only when there is a warning.
     """
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         yield
+    if not caught:
+        return
+    location, where = place()
     for w in caught:
         if location.line is None:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)

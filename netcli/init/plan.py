@@ -24,6 +24,8 @@ class InitPlan:
     """The rules in order, each with the tensors it sets."""
 
     steps: list[tuple[Rule, list[Selected]]] = field(default_factory=list)
+    # the tie groups of the network it was planned on (id(net), id -> other names), for `report`
+    tied: tuple[int, dict[int, tuple[str, ...]]] | None = None
 
     def last_rule(self) -> dict[int, tuple[Rule, Selected]]:
         """id(tensor) -> the last rule that sets it (a later rule overwrites an earlier one)."""
@@ -31,7 +33,10 @@ class InitPlan:
 
     def report(self, net: Any) -> list[Touched]:
         """What each rule sets, in order: the rule's text, the tensor's name, shape and tied names."""
-        _, tied = canonical_names(net)
+        if self.tied is not None and self.tied[0] == id(net):
+            tied = self.tied[1]  # the same network (its tensors moved by to_empty keep their identity)
+        else:
+            _, tied = canonical_names(net)
         return [
             Touched(rule.text, s.name, tuple(s.tensor.shape), tied.get(id(s.tensor), ()))
             for rule, selected in self.steps
@@ -42,7 +47,10 @@ class InitPlan:
 def plan_rules(net: Any, rules: Sequence[Rule]) -> InitPlan:
     """Resolve every rule and dry-run it on meta tensors; raise listing every problem."""
     plan, problems = InitPlan(), []
-    names = canonical_names(net)[0] if rules else {}  # once for all the rules
+    names: dict[int, str] = {}
+    if rules:  # once for all the rules, and for the report
+        names, tied = canonical_names(net)
+        plan.tied = (id(net), tied)
     for rule in rules:
         try:
             if getattr(rule, "branches", None):  # an `apply` rule: one step per (module, entry), in apply order
@@ -76,6 +84,12 @@ def check_rules(net: Any, rules: Sequence[Rule]) -> None:
     plan_rules(net, rules)
 
 
+# (initializer, its arguments, shape, dtype) of the dry runs that passed in this process: a network built
+# again (netcli.build in a loop) is checked without running them again (a verdict depends on nothing else)
+_PASSED: dict[tuple, None] = {}
+_PASSED_LIMIT = 4096
+
+
 def _dry_run(rule: Rule, selected: list[Selected]) -> None:
     import torch
 
@@ -106,11 +120,17 @@ def _dry_run(rule: Rule, selected: list[Selected]) -> None:
                         _dims_hint(rule, s),
                     )
                 )
+        verdict = (rule.fn, repr(rule.args), repr(rule.kwargs), tuple(shape), t.dtype)
+        if verdict in _PASSED:  # this initializer with these arguments already ran on this shape
+            continue
         try:
             # random fills skipped: on meta they have no values, and torch's meta kernel for normal_
             # imports torch._dynamo (seconds, once per process)
             with SkipMetaFills():
                 rule.fn(torch.empty(t.shape, dtype=t.dtype, device="meta"), *rule.args, **rule.kwargs)
+            if len(_PASSED) >= _PASSED_LIMIT:
+                _PASSED.clear()
+            _PASSED[verdict] = None
         except Exception as exc:
             raise NetcliError(
                 rule.problem(
