@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from netcli.app.options import Building, Reading
 from netcli.app.summary import Summary, describe
 from netcli.builder.builder import Built
 
@@ -33,27 +33,20 @@ def described(built: Built, *, backward: bool = False, depth: int | None = None,
 
 def build_described(
     spec: str | None,
+    reading: Reading,
+    building: Building,
     *,
     summarize: bool = True,
     columns: str | None = None,
     depth: int | None = None,
     backward: bool = False,
-    sets: Sequence[str] = (),
-    plugins: Sequence[str] = (),
-    notes: list[str] | None = None,
-    shard: str | None = None,
-    device: str | None = None,
-    seed: int | None = None,
-    fast_init: bool = False,
 ) -> Described:
     """Build `spec` and, with `summarize`, describe it; a bad column name fails before anything is built."""
     from netcli.app.network import build_network
     from netcli.app.summary_table import parse_columns
 
     chosen = parse_columns(columns)
-    built = build_network(
-        spec, sets=sets, plugins=plugins, notes=notes, shard=shard, device=device, seed=seed, fast_init=fast_init
-    )
+    built = build_network(spec, reading, building)
     if not summarize:
         return Described(built, None)
     return described(built, backward=backward, depth=depth, columns=chosen)

@@ -3,8 +3,7 @@ an example input) and `netcli code` (plain PyTorch source)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
+from netcli.app.options import Building, Reading
 from netcli.core.atomic import refuse_overwriting_inputs
 from netcli.io.export import Exported, export_model, format_for
 
@@ -12,16 +11,13 @@ from netcli.io.export import Exported, export_model, format_for
 def export_network(
     source: str | None,
     output: str,
+    reading: Reading,
+    building: Building,
     *,
     fmt: str | None = None,
     spec: str | None = None,
     input_: str | None = None,
     static: bool = False,
-    sets: Sequence[str] = (),
-    plugins: Sequence[str] = (),
-    notes: list[str] | None = None,
-    seed: int | None = None,
-    device: str | None = None,
 ) -> Exported:
     """Build `source` (or rebuild the checkpoint, from `spec` or its own), export it to `output` in `fmt`.
 
@@ -35,20 +31,16 @@ def export_network(
     refuse_overwriting_inputs(
         output, source, spec, input_
     )  # `export model.pt -o model.pt` would replace the state_dict
-    built = open_network(source, sets=sets, plugins=plugins, device=device, seed=seed, spec=spec, notes=notes)
+    built = open_network(source, reading, building, spec=spec)
     return export_model(built, make_input(input_, built.loaded.spec.input, built.device), fmt, output, static=static)
 
 
 def write_network_code(
     spec: str | None,
-    output: str | None = None,
+    reading: Reading,
+    building: Building,
     *,
-    rules: Sequence[str] = (),
-    sets: Sequence[str] = (),
-    plugins: Sequence[str] = (),
-    notes: list[str] | None = None,
-    seed: int | None = None,
-    device: str | None = None,
+    output: str | None = None,
 ) -> str:
     """`netcli code`: the PyTorch source of the spec (or a checkpoint's embedded spec), written to `output` if given.
 
@@ -58,6 +50,6 @@ def write_network_code(
     from netcli.app.network import open_spec
 
     refuse_overwriting_inputs(output, spec)  # a checkpoint as SPEC: its bytes stay
-    loaded = open_spec(spec, sets=sets, plugins=plugins, notes=notes)
-    args = command_args(spec, sets, plugins, rules, seed, device)
-    return write_code(loaded, output, seed=seed, device=device, rules=tuple(rules), spec_args=args)
+    loaded = open_spec(spec, reading)
+    args = command_args(spec, reading.sets, reading.plugins, building.rules, building.seed, building.device)
+    return write_code(loaded, output, seed=building.seed, device=building.device, rules=building.rules, spec_args=args)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from netcli.app.options import Building, Reading
 from netcli.builder.builder import Built
 from netcli.core.atomic import refuse_overwriting_inputs
 
@@ -34,17 +34,11 @@ class Initialized:
 
 def init_network(
     spec: str | None,
+    reading: Reading,
+    building: Building,
     *,
-    rules: Sequence[str] = (),
     explain: bool = False,
     output: str | None = None,
-    sets: Sequence[str] = (),
-    plugins: Sequence[str] = (),
-    notes: list[str] | None = None,
-    seed: int | None = None,
-    device: str | None = None,
-    fast_init: bool = False,
-    shard: str | None = None,
 ) -> Initialized:
     """Build and initialize `spec` (sharded over the job's ranks with `shard`); write it to `output` if given."""
     from netcli.app.network import build_network, open_network
@@ -52,23 +46,12 @@ def init_network(
     from netcli.init.apply import explain as explain_rules
 
     refuse_overwriting_inputs(output, spec)
-    if shard is not None:  # a spec only: a checkpoint is rebuilt sharded by `load --shard`
-        built = build_network(
-            spec, sets=sets, plugins=plugins, notes=notes, shard=shard, device=device, seed=seed, rules=rules
-        )
+    if building.shard is not None:  # a spec only: a checkpoint is rebuilt sharded by `load --shard`
+        built = build_network(spec, reading, building)
     else:
-        built = open_network(
-            spec,
-            sets=sets,
-            plugins=plugins,
-            device=device,
-            seed=seed,
-            rules=rules,
-            fast_init=fast_init,
-            notes=notes,
-        )
+        built = open_network(spec, reading, building)
     touched = built.init_report
     explained = explain_rules(built.net, touched) if explain else None
     if output is not None:
-        write_built(built, output, shard=shard)
+        write_built(built, output, shard=building.shard)
     return Initialized(built, touched, explained, output)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from netcli.app.options import Building, Reading
 from netcli.builder.builder import Built
 from netcli.core.errors import NetcliError
 from netcli.init import params
@@ -36,22 +36,19 @@ class Inspected:
 
 def inspect_network(
     source: str | None,
+    reading: Reading,
+    building: Building,
     *,
     param: str | None = None,
     module: str | None = None,
     grad: bool = False,
-    sets: Sequence[str] = (),
-    plugins: Sequence[str] = (),
-    notes: list[str] | None = None,
-    seed: int | None = None,
-    device: str | None = None,
 ) -> Inspected:
     """Build the spec (or rebuild the checkpoint) `source`, find `param` or `module`; `grad` runs a backward first."""
     from netcli.app.network import open_network
 
     if param is not None and module is not None:
         raise NetcliError("give --param or --module, not both", hint="run inspect twice")
-    built = open_network(source, sets=sets, plugins=plugins, device=device, seed=seed, notes=notes)
+    built = open_network(source, reading, building)
     net = built.net
     if grad:
         if built.device.type == "meta":

@@ -12,9 +12,9 @@ need.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
+from netcli.app.options import Reading
 from netcli.core.errors import Location, NetcliError, Problem, did_you_mean
 
 TEXT_FORMATS = ("dot", "mermaid")
@@ -64,12 +64,10 @@ def output_format(output: str | None, fmt: str | None) -> str:
 
 def picture(
     source: str | None,
+    reading: Reading,
     *,
-    sets: Sequence[str] = (),
-    plugins: Sequence[str] = (),
     depth: int | None = None,
     block: str | None = None,
-    notes: list[str] | None = None,
 ):
     """The Picture of the spec (or the checkpoint's embedded spec) `source`, or of its `block`, folded to `depth`."""
     from netcli.app.network import open_spec
@@ -78,7 +76,7 @@ def picture(
     from netcli.app.summary_table import human_count
     from netcli.builder.shape_check import check_shapes
 
-    loaded = open_spec(source, sets=sets, plugins=plugins, notes=notes)
+    loaded = open_spec(source, reading)
     trace, built, _ = check_shapes(loaded)  # on meta; a located error where the shapes stop fitting
     summary = summarize(built.net, dict(trace.shapes) if trace is not None else {})
     top = _block(built.net, block) if block else ""

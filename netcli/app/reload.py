@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from netcli.app.options import Building, Reading
 from netcli.builder.builder import Built
 from netcli.io.checkpoint_load import LoadReport
 
@@ -21,24 +22,22 @@ class Reloaded:
 
 def load_network(
     file: str,
-    spec: str | None = None,
+    reading: Reading,
+    building: Building,
     *,
-    shard: str | None = None,
-    sets: Sequence[str] = (),
-    plugins: Sequence[str] = (),
-    device: str | None = None,
+    spec: str | None = None,
     strict: bool = True,
     inputs: Sequence[str] | None = None,
-    seed: int | None = None,
-    notes: list[str] | None = None,
 ) -> Reloaded:
     """Rebuild the network from `spec` (or the spec inside `file`), load the tensors, put it in eval mode.
 
-    `notes` gets, before any input is run, a differing spec's note and each key a
+    `reading.notes` gets, before any input is run, a differing spec's note and each key a
     non-strict load skipped (`note: ...`, `skipped: ...`). With `inputs`, the
-    network runs once under no_grad (after seeding torch with `seed`).
+    network runs once under no_grad (after seeding torch with `building.seed`).
+    Sharded over the job's ranks with `building.shard`.
     """
-    if shard is None:
+    sets, plugins, device, notes = reading.sets, reading.plugins, building.device, reading.notes
+    if building.shard is None:
         from netcli.app.restore import restore
 
         built, report = restore(file, spec, sets=sets, plugins=plugins, device=device, strict=strict)
@@ -46,7 +45,7 @@ def load_network(
         from netcli.app import sharded
 
         built, report = sharded.restore(
-            file, spec, shard=shard, sets=sets, plugins=plugins, device=device, strict=strict
+            file, spec, shard=building.shard, sets=sets, plugins=plugins, device=device, strict=strict
         )
     built.net.eval()  # as net_clone.eval() after loading
     if notes is not None:
@@ -61,8 +60,8 @@ def load_network(
     from netcli.app.running import forward_inputs
     from netcli.io.inputs import call, make_input
 
-    if seed is not None:
-        torch.manual_seed(seed)
+    if building.seed is not None:
+        torch.manual_seed(building.seed)
     x = make_input(inputs, built.loaded.spec.input, built.device, forward_inputs(built.loaded))
     with torch.no_grad():
         y = call(built.net, x)

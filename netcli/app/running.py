@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
+from netcli.app.options import Building, Reading
 from netcli.builder.builder import Built
 from netcli.builder.origins import origin_of
 from netcli.builder.shapes import trace_shapes
@@ -157,20 +159,16 @@ def run_network(built: Built, x: Any) -> Any:
 
 def run_spec(
     spec: str | None,
-    inputs: Sequence[str] = (),
+    reading: Reading,
+    building: Building,
     *,
+    inputs: Sequence[str] = (),
     output: str | None = None,
     checkpoint: str | None = None,
-    sets: Sequence[str] = (),
-    plugins: Sequence[str] = (),
-    notes: list[str] | None = None,
-    seed: int | None = None,
-    device: str | None = None,
-    fast_init: bool = False,
-    shard: str | None = None,
     eval_mode: bool = False,
 ) -> Any:
-    """`netcli run`: build `spec` (sharded with `shard`), load `checkpoint`, run it on `inputs`, write `output`.
+    """`netcli run`: build `spec` (sharded with `building.shard`), load `checkpoint`, run it on `inputs`, write
+    `output`.
 
     `inputs`' shapes and dtypes are the ones shape inference uses (as `--set input=[...]` would).
     Returns the output: values, or on meta a meta tensor of the output's shape.
@@ -180,17 +178,8 @@ def run_spec(
     from netcli.core.atomic import refuse_overwriting_inputs
 
     refuse_overwriting_inputs(output, spec, checkpoint, *inputs)  # -o onto what this run reads
-    given, input_set = given_inputs(spec, inputs, sets, plugins)
-    built = build_network(
-        spec,
-        sets=[*input_set, *sets],
-        plugins=plugins,
-        notes=notes,
-        shard=shard,
-        device=device,
-        seed=seed,
-        fast_init=fast_init,
-    )
+    given, input_set = given_inputs(spec, inputs, reading.sets, reading.plugins)
+    built = build_network(spec, replace(reading, sets=(*input_set, *reading.sets)), building)
     if checkpoint is not None:
         sharded.run_checkpoint(built, checkpoint)
     if eval_mode:

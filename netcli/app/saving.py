@@ -8,12 +8,12 @@ line only hands over its options and renders the result.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from netcli.app import sharded
 from netcli.app.network import build_loaded
+from netcli.app.options import Building, Reading
 from netcli.builder.builder import Built
 from netcli.builder.validate import load_spec
 from netcli.core.atomic import refuse_overwriting_inputs
@@ -37,22 +37,18 @@ class Saved:
 def save_network(
     spec: str | None,
     output: str | None,
+    reading: Reading,
+    building: Building,
     *,
-    sets: Sequence[str] = (),
-    plugins: Sequence[str] = (),
-    notes: list[str] | None = None,
-    rules: Sequence[str] = (),
-    seed: int | None = None,
-    device: str | None = None,
-    fast_init: bool = False,
-    shard: str | None = None,
     max_shard_size: str | None = None,
 ) -> Saved:
-    """Build and initialize `spec` (its `init:`, then `rules`) and write it to `output` (default: from its name).
+    """Build and initialize `spec` (its `init:`, then `building.rules`) and write it to `output` (default: from its
+    name).
 
     A bad output (an unknown extension, a bad shard size, a file the run reads) is refused before anything is built.
     """
-    loaded = load_spec(spec, sets, plugins, notes=notes)
+    loaded = load_spec(spec, reading.sets, reading.plugins, notes=reading.notes)
+    shard = building.shard
     if shard is not None or max_shard_size is not None:
         output = output or f"{loaded.name}/"
         if max_shard_size is not None and shard is None:
@@ -61,7 +57,7 @@ def save_network(
 
             target_of(output, "hf", max_shard_size)
             parse_size(max_shard_size)
-        built = build_loaded(loaded, shard=shard, device=device, seed=seed, rules=rules, fast_init=fast_init)
+        built = build_loaded(loaded, building)
         start = time.perf_counter()
         data = sharded.save(built, output, max_shard_size=max_shard_size)
         data.update(spec_sha256=loaded.sha256, seconds=round(time.perf_counter() - start, 4))
@@ -69,7 +65,7 @@ def save_network(
     output = output or f"{loaded.name}.safetensors"
     format_of(output)  # refuse an unknown extension before building anything
     refuse_overwriting_inputs(output, spec)
-    built = build_loaded(loaded, device=device, seed=seed, rules=rules, fast_init=fast_init)
+    built = build_loaded(loaded, building)
     start = time.perf_counter()
     report = save_checkpoint(built, output)
     data = {

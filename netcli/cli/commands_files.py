@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from netcli.app.options import Building, Reading
 from netcli.cli import render
 from netcli.cli.app import _notes, app
 from netcli.cli.dist_options import MaxShardSizeOpt, NprocOpt, ShardOpt
@@ -58,14 +59,8 @@ def save(
     saved = save_network(
         spec,
         output,
-        sets=set_ or (),
-        plugins=plugin or (),
-        notes=_notes(),
-        rules=tuple(rule or ()),
-        seed=seed,
-        device=device,
-        fast_init=fast_init,
-        shard=shard,
+        Reading.of(set_, plugin, _notes()),
+        Building.of(device, seed, rule, fast_init, shard),
         max_shard_size=max_shard_size,
     )
     render.result(saved, render.saved, as_json=json_)
@@ -99,15 +94,11 @@ def load(
 
     reloaded = load_network(
         file,
-        spec,
-        shard=shard,
-        sets=set_ or (),
-        plugins=plugin or (),
-        device=device,
+        Reading.of(set_, plugin, render.notes()),
+        Building.of(device, seed, shard=shard),
+        spec=spec,
         strict=strict,
         inputs=input_,
-        seed=seed,
-        notes=render.notes(),
     )
     render.loaded(reloaded, json_)
 
@@ -212,14 +203,11 @@ def export(
     result = export_network(
         source,
         output,
+        Reading.of(set_, plugin, _notes()),
+        Building.of(device, seed),
         fmt=format_.value if format_ is not None else None,
         spec=spec,
         input_=input_,
         static=static,
-        sets=set_ or (),
-        plugins=plugin or (),
-        notes=_notes(),
-        seed=seed,
-        device=device,
     )
     render.result(result, render.exported, as_json=json_)

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from netcli.app.options import Building, Reading
 from netcli.cli import render, render_summary
 from netcli.cli.app import _notes, app
 from netcli.cli.dist_options import NprocOpt, ShardOpt
@@ -83,17 +84,12 @@ def build(
 
     result = build_described(
         spec,
+        Reading.of(set_, plugin, _notes()),
+        Building.of(device, seed, fast_init=fast_init, shard=shard),
         summarize=not print_,
         columns=columns,
         depth=depth,
         backward=backward,
-        sets=set_ or (),
-        plugins=plugin or (),
-        notes=_notes(),
-        shard=shard,
-        device=device,
-        seed=seed,
-        fast_init=fast_init,
     )
     if print_:
         print(result.built.net)
@@ -125,16 +121,11 @@ def run(
 
     y = run_spec(
         spec,
-        input_ or (),
+        Reading.of(set_, plugin, _notes()),
+        Building.of(device, seed, fast_init=fast_init, shard=shard),
+        inputs=input_ or (),
         output=output,
         checkpoint=checkpoint,
-        sets=set_ or (),
-        plugins=plugin or (),
-        notes=_notes(),
-        seed=seed,
-        device=device,
-        fast_init=fast_init,
-        shard=shard,
         eval_mode=eval_,
     )
     render.output_tensor(y, json_)
@@ -164,15 +155,7 @@ def inspect_(
     from netcli.app.inspecting import inspect_network
 
     result = inspect_network(
-        spec,
-        param=param,
-        module=module,
-        grad=grad,
-        sets=set_ or (),
-        plugins=plugin or (),
-        notes=_notes(),
-        seed=seed,
-        device=device,
+        spec, Reading.of(set_, plugin, _notes()), Building.of(device, seed), param=param, module=module, grad=grad
     )
     render.inspected(result, json_)
 
@@ -202,15 +185,9 @@ def init_(
 
     result = init_network(
         spec,
-        rules=tuple(rule or ()),
+        Reading.of(set_, plugin, _notes()),
+        Building.of(device, seed, rule, fast_init, shard),
         explain=explain,
         output=output,
-        sets=set_ or (),
-        plugins=plugin or (),
-        notes=_notes(),
-        seed=seed,
-        device=device,
-        fast_init=fast_init,
-        shard=shard,
     )
     render.result(result, render.init_report, as_json=json_)

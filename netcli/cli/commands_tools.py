@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from netcli.app.options import Building, Reading
 from netcli.cli import render
 from netcli.cli.app import _notes, app
 from netcli.cli.completion import complete_type
@@ -37,9 +38,7 @@ def code(
     """Write the network as plain PyTorch source: classes, nn.Sequential, and build(seed) with the init rules."""
     from netcli.app.exporting import write_network_code
 
-    text = write_network_code(
-        spec, output, rules=rule or (), sets=set_ or (), plugins=plugin or (), notes=_notes(), seed=seed, device=device
-    )
+    text = write_network_code(spec, Reading.of(set_, plugin, _notes()), Building.of(device, seed, rule), output=output)
     if output is None:
         sys.stdout.write(text)
     else:
@@ -142,9 +141,7 @@ def plot(
     """
     from netcli.app.plot import plot_to
 
-    drawn, fmt = plot_to(
-        spec, output, format_, sets=set_ or (), plugins=plugin or (), depth=depth, block=block, notes=_notes()
-    )
+    drawn, fmt = plot_to(spec, output, format_, reading=Reading.of(set_, plugin, _notes()), depth=depth, block=block)
     if output is None:
         sys.stdout.write(drawn if isinstance(drawn, str) else drawn.decode())
     else:
