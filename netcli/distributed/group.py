@@ -26,6 +26,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
+from typing import NoReturn
 
 from netcli.core.errors import first_line
 
@@ -152,11 +153,13 @@ class _Tee(io.TextIOBase):
 
 
 def distributed_main(invoke: Callable[[], int]) -> int:
-    """Run `invoke()` (the command; returns its exit code) on every rank of a torchrun job; return the job's code.
+    """Run `invoke()` (the command; returns its exit code) on every rank of a torchrun job, and end the rank.
 
     `invoke` must print a user error itself (to sys.stderr) and return its code.
     Only rank 0 prints; a failure on any rank is reported once and ends every
     rank with its code (`_fail`); a success waits, bounded, for the others.
+    Every rank that joined ends here, with os._exit after flushing (`_end`);
+    returns only when the job's group could not be joined.
     """
     try:
         join()
@@ -188,7 +191,25 @@ def distributed_main(invoke: Callable[[], int]) -> int:
         _fail(store, me, n, code, err, real_err)
     _wait_for_the_others(store, me, n, real_out, real_err)
     leave()
-    return 0
+    _end(0, real_out, real_err)
+
+
+def _end(code: int, *streams) -> NoReturn:
+    """End this rank now, without Python's finalization.
+
+    gloo's worker threads outlive destroy_process_group while the network's sharded
+    tensors still hold the group, and one may be releasing a finished collective's
+    tensors when Python finalizes: taking the GIL then stops the thread with
+    pthread_exit through C++ frames that cannot unwind, and the rank aborts (SIGABRT,
+    "terminate called without an active exception"; a core dump showed
+    ProcessGroupGloo::runLoop destroying an AsyncBarrierWork during Py_FinalizeEx).
+    The command's files are written, fsynced and renamed by now; stdout and stderr
+    are flushed here.
+    """
+    for stream in streams:
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
 
 
 class _Watcher:
@@ -220,8 +241,7 @@ class _Watcher:
                 if self.store.check([_KEY_CODE]):
                     code = int(self.store.get(_KEY_CODE))
                     self.store.add(_KEY_ACK, 1)
-                    self.real_err.flush()
-                    os._exit(code)
+                    _end(code, self.real_err)
             except Exception:
                 return  # the store is gone (the job is ending)
 
@@ -247,8 +267,7 @@ def _fail(store, me: int, n: int, code: int, err: _Tee, real_err) -> None:
             code = int(store.get(_KEY_CODE))
         with contextlib.suppress(Exception):
             store.add(_KEY_ACK, 1)
-    real_err.flush()
-    os._exit(code)  # no collective teardown: a peer may be gone
+    _end(code, real_err)  # no collective teardown: a peer may be gone
 
 
 def _wait_for_the_others(store, me: int, n: int, real_out, real_err) -> None:
@@ -259,10 +278,9 @@ def _wait_for_the_others(store, me: int, n: int, real_out, real_err) -> None:
         if store.check([_KEY_CODE]):
             code = int(store.get(_KEY_CODE))
             store.add(_KEY_ACK, 1)
-            real_out.flush()
-            os._exit(code)
+            _end(code, real_out)
         if int(store.add(_KEY_DONE, 0)) >= n:
             return
         time.sleep(0.02)
     print(f"netcli: rank {me}: the other ranks did not finish within {timeout_s():.0f} s", file=real_err)
-    os._exit(1)
+    _end(1, real_err)
