@@ -53,8 +53,8 @@ class BuildCache:
     compiled: dict[tuple[int, type, tuple[str, ...]], type] = field(default_factory=dict)
     # (device, repr of the inferred sizes) -> bytes of parameters and buffers per device (the memory check)
     needed: dict[tuple[str, str], dict[torch.device, int]] = field(default_factory=dict)
-    # (layer as written, repr of its inferred sizes) -> bytes of its parameters and buffers
-    layer_bytes: dict[tuple[LayerKey, str], int] = field(default_factory=dict)
+    # layer (its full call, left-out sizes filled in) -> bytes of its parameters and buffers
+    layer_bytes: dict[LayerKey, int] = field(default_factory=dict)
 
 
 def build_cache(loaded: LoadedSpec) -> BuildCache:

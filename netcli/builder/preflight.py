@@ -15,6 +15,7 @@ from torch import nn
 from netcli.builder import inference
 from netcli.builder.builder import Builder
 from netcli.builder.cache import build_cache, layer_key
+from netcli.builder.layer_bytes import layer_bytes
 from netcli.core.devices import resolve_device
 from netcli.core.errors import NetcliError, relocated
 from netcli.specfile.loading import LoadedSpec
@@ -138,18 +139,22 @@ class _Bytes(nn.Module):
 
 
 class _CountingBuilder(Builder):
-    """The spec's structure on meta, each layer as its byte count (the layer itself made once per spec)."""
+    """The spec's structure on meta, each layer as its byte count: read from its constructor call for the
+    common types (layer_bytes), else the layer made on meta once per spec and counted."""
 
-    def layer(self, node, path, device, qualname):
+    def create(self, node, path, device, qualname, cls, args, kwargs):
         if self.quiet:  # an argument of another layer (encoder_layer): that layer needs the real module
-            return super().layer(node, path, device, qualname)
+            return super().create(node, path, device, qualname, cls, args, kwargs)
         cache = build_cache(self.loaded).layer_bytes
-        key = (layer_key(node.type, node.args, node.kwargs), repr(self.inferred.get(qualname)))
+        key = layer_key(node.type, args, kwargs)  # the full call, left-out sizes filled in
         nbytes = cache.get(key)
         if nbytes is None:
-            module = super().layer(node, path, device, qualname)
-            tensors = {id(t): t for t in list(module.parameters()) + list(module.buffers())}
-            nbytes = cache[key] = sum(t.numel() * t.element_size() for t in tensors.values())
+            nbytes = layer_bytes(cls, args, kwargs)
+            if nbytes is None:
+                module = super().create(node, path, device, qualname, cls, args, kwargs)
+                tensors = {id(t): t for t in list(module.parameters()) + list(module.buffers())}
+                nbytes = sum(t.numel() * t.element_size() for t in tensors.values())
+            cache[key] = nbytes
         return _Bytes(nbytes)
 
     def block(self, node, path, device, qualname):
