@@ -48,9 +48,9 @@ def code(
 @app.command()
 def devices(json_: JsonOpt = False):
     """Show the CPU, every GPU (index, name, memory, capability) and what auto / auto:N resolve to."""
-    from netcli.core.devices import list_devices, render_devices
+    from netcli.core.devices import list_devices
 
-    render.result(list_devices(), lambda report: render_devices(report, render.stdout()), as_json=json_)
+    render.result(list_devices(), render.devices, as_json=json_)
 
 
 @app.command("types")

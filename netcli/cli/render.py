@@ -364,3 +364,45 @@ def exported(result) -> None:
         f"input {result.input_shape} -> output {result.output_shape}{check}{batch}",
         markup=False,
     )
+
+
+def devices(report) -> None:
+    """`netcli devices`: the CPU line, each GPU's row of a table, what auto and auto:N resolve to."""
+    from rich.table import Table
+
+    from netcli.core.devices import human_bytes
+
+    console = stdout()
+
+    c = report.cpu
+    mem = (
+        f"{human_bytes(c['memory_total'])} total, {human_bytes(c['memory_available'])} available"
+        if c["memory_total"]
+        else "memory unknown"
+    )
+    console.print(
+        f"[bold]cpu[/]: {c['name']}, {c['cores']} cores ({c['usable_cores']} usable, "
+        f"torch uses {c['torch_threads']} threads), {mem}"
+    )
+    if report.gpus:
+        table = Table("index", "device", "name", "memory total", "memory free", "capability")
+        for g in report.gpus:
+            table.add_row(
+                str(g.index),
+                f"cuda:{g.index}",
+                g.name,
+                human_bytes(g.memory_total),
+                human_bytes(g.memory_free) if g.memory_free is not None else "?",
+                g.capability,
+            )
+        console.print(table)
+    else:
+        cuda = (
+            f"torch built with CUDA {report.torch['cuda']}" if report.torch.get("cuda") else "torch built without CUDA"
+        )
+        console.print(f"[bold]gpu[/]: no GPU is visible ({cuda})")
+    if report.mps:
+        console.print("[bold]mps[/]: Apple Metal (MPS) is available: --device mps")
+    for name, dev in report.auto.items():
+        console.print(f"[bold]{name}[/] resolves to {dev}")
+    console.print(f"[bold]all GPUs[/] (try_all_gpus): {', '.join(report.all_gpus)}")
