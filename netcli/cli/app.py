@@ -7,7 +7,6 @@ each command imports what it needs when it runs.
 from __future__ import annotations
 
 import os
-import sys
 from typing import Annotated
 
 import typer
@@ -21,17 +20,6 @@ app = typer.Typer(
 )
 
 _state = {"debug": bool(os.environ.get("NETCLI_DEBUG"))}
-
-
-class _StderrNotes(list):
-    """Notes for the user (which spec file was used), printed on stderr the moment they are made."""
-
-    def append(self, note: str) -> None:
-        print(note, file=sys.stderr)
-
-
-def _notes() -> list[str]:
-    return _StderrNotes()
 
 
 @app.callback()

@@ -9,7 +9,7 @@ import typer
 
 from netcli.app.options import Building, Reading
 from netcli.cli import render
-from netcli.cli.app import _notes, app
+from netcli.cli.app import app
 from netcli.cli.dist_options import MaxShardSizeOpt, NprocOpt, ShardOpt
 from netcli.cli.options import (
     DeviceOpt,
@@ -59,7 +59,7 @@ def save(
     saved = save_network(
         spec,
         output,
-        Reading.of(set_, plugin, _notes()),
+        Reading.of(set_, plugin, render.source_notes()),
         Building.of(device, seed, rule, fast_init, shard),
         max_shard_size=max_shard_size,
     )
@@ -203,7 +203,7 @@ def export(
     result = export_network(
         source,
         output,
-        Reading.of(set_, plugin, _notes()),
+        Reading.of(set_, plugin, render.source_notes()),
         Building.of(device, seed),
         fmt=format_.value if format_ is not None else None,
         spec=spec,

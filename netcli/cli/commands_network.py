@@ -8,7 +8,7 @@ import typer
 
 from netcli.app.options import Building, Reading
 from netcli.cli import render, render_summary
-from netcli.cli.app import _notes, app
+from netcli.cli.app import app
 from netcli.cli.dist_options import NprocOpt, ShardOpt
 from netcli.cli.options import (
     DeviceOpt,
@@ -37,7 +37,7 @@ def validate(
     """Check each spec fully without running it: structure, types, arguments, definitions, shapes."""
     from netcli.app.validating import validate_spec
 
-    notes = _notes() if json_ else None  # as text, render.validation says which spec it checked
+    notes = render.source_notes() if json_ else None  # as text, render.validation says which spec it checked
     targets: list[str | None] = list(specs) if specs else [None]  # None: load_spec finds the default spec
     results = [validate_spec(spec, set_ or (), plugin or (), device, notes) for spec in targets]
     render.result(results, render.validation, as_json=json_)
@@ -84,7 +84,7 @@ def build(
 
     result = build_described(
         spec,
-        Reading.of(set_, plugin, _notes()),
+        Reading.of(set_, plugin, render.source_notes()),
         Building.of(device, seed, fast_init=fast_init, shard=shard),
         summarize=not print_,
         columns=columns,
@@ -121,7 +121,7 @@ def run(
 
     y = run_spec(
         spec,
-        Reading.of(set_, plugin, _notes()),
+        Reading.of(set_, plugin, render.source_notes()),
         Building.of(device, seed, fast_init=fast_init, shard=shard),
         inputs=input_ or (),
         output=output,
@@ -155,7 +155,12 @@ def inspect_(
     from netcli.app.inspecting import inspect_network
 
     result = inspect_network(
-        spec, Reading.of(set_, plugin, _notes()), Building.of(device, seed), param=param, module=module, grad=grad
+        spec,
+        Reading.of(set_, plugin, render.source_notes()),
+        Building.of(device, seed),
+        param=param,
+        module=module,
+        grad=grad,
     )
     render.inspected(result, json_)
 
@@ -185,7 +190,7 @@ def init_(
 
     result = init_network(
         spec,
-        Reading.of(set_, plugin, _notes()),
+        Reading.of(set_, plugin, render.source_notes()),
         Building.of(device, seed, rule, fast_init, shard),
         explain=explain,
         output=output,

@@ -9,7 +9,7 @@ import typer
 
 from netcli.app.options import Building, Reading
 from netcli.cli import render
-from netcli.cli.app import _notes, app
+from netcli.cli.app import app
 from netcli.cli.completion import complete_type
 from netcli.cli.options import (
     DeviceOpt,
@@ -38,7 +38,9 @@ def code(
     """Write the network as plain PyTorch source: classes, nn.Sequential, and build(seed) with the init rules."""
     from netcli.app.exporting import write_network_code
 
-    text = write_network_code(spec, Reading.of(set_, plugin, _notes()), Building.of(device, seed, rule), output=output)
+    text = write_network_code(
+        spec, Reading.of(set_, plugin, render.source_notes()), Building.of(device, seed, rule), output=output
+    )
     if output is None:
         sys.stdout.write(text)
     else:
@@ -141,7 +143,9 @@ def plot(
     """
     from netcli.app.plot import plot_to
 
-    drawn, fmt = plot_to(spec, output, format_, reading=Reading.of(set_, plugin, _notes()), depth=depth, block=block)
+    drawn, fmt = plot_to(
+        spec, output, format_, reading=Reading.of(set_, plugin, render.source_notes()), depth=depth, block=block
+    )
     if output is None:
         sys.stdout.write(drawn if isinstance(drawn, str) else drawn.decode())
     else:

@@ -24,17 +24,27 @@ def stderr():
 
 
 class _Notes(list):
-    """Notes a command's work makes (a skipped key, a differing spec), on stderr as `netcli: NOTE` when made.
+    """Notes for the user, on stderr the moment they are made, each after `prefix`.
 
     Printed through the escaping console: a name in a note may come from a file.
     """
 
+    def __init__(self, prefix: str):
+        super().__init__()
+        self.prefix = prefix
+
     def append(self, note: str) -> None:
-        stderr().print(f"netcli: {note}", markup=False)
+        stderr().print(f"{self.prefix}{note}", markup=False)
 
 
 def notes() -> list[str]:
-    return _Notes()
+    """Where the notes a command's work makes go (a skipped key, a differing spec): `netcli: NOTE`."""
+    return _Notes("netcli: ")
+
+
+def source_notes() -> list[str]:
+    """Where the note on which spec a command read goes (`netcli: using ./netcli.yaml`, prefixed already)."""
+    return _Notes("")
 
 
 def print_json(data: Any) -> None:
