@@ -212,19 +212,25 @@ def api_build_again(spec: str, seed: str, rounds: str) -> None:
         torch.manual_seed(int(seed))
         handwritten_nets.resnet18()
 
+    import resource
+
     cases = [("netcli", ours), ("hand", hand), ("control", hand)]
     times: dict[str, list[float]] = {name: [] for name, _ in cases}
+    faults: dict[str, list[int]] = {name: [] for name, _ in cases}  # minor page faults: fresh pages mapped
     for r in range(int(rounds) + 2):
         for name, fn in cases if r % 2 == 0 else cases[::-1]:
+            before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             start = time.perf_counter()
             fn()
             if r >= 2:
                 times[name].append(time.perf_counter() - start)
+                faults[name].append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
     paired = [a / b for a, b in zip(times["netcli"], times["hand"])]
     control = [a / b for a, b in zip(times["control"], times["hand"])]
     print(json.dumps({**{k: statistics.median(v) for k, v in times.items()},
                       "paired": statistics.median(paired), "paired_control": statistics.median(control),
                       "rounds": len(paired), "range": [min(times["netcli"]), max(times["netcli"])],
+                      "faults": {k: statistics.median(v) for k, v in faults.items()},
                       "hand_range": [min(times["hand"]), max(times["hand"])]}))
 
 

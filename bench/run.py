@@ -478,6 +478,10 @@ def figure13(reps: int, folder: Path) -> Figure:
     fig.rows.append(Row("control: the hand-written code again, same rounds", control, theirs, "s", "(noise floor)",
                         None, "median of the per-round ratios: "
                         f"{statistics.median(a['paired_control'] for a in again):.3f}"))
+    fig.notes.append("later calls, minor page faults per call (median; each process: netcli / hand-written): "
+                     + ", ".join(f"{a['faults']['netcli']:.0f} / {a['faults']['hand']:.0f}" for a in again)
+                     + "; where one side maps its tensors' pages afresh and the other reuses freed ones, the "
+                     "ratio moves with the allocator, not with the code")
     fig.notes.append("first call: fresh processes (bench/jobs.py api_build_first, build_resnet18_hand), "
                      f"{reps * 2} alternating repetitions; both sides import torch before the clock, the hand-written "
                      "side also its module; torch's default threads")
