@@ -106,11 +106,6 @@ class Builder(Walker[nn.Module], Inferring):
         return self.shared[name]
 
     @property
-    def advancing(self) -> bool:
-        """Whether each block built runs on the flowing tensor now (the inference pass, in order)."""
-        return self.flow is not None and not self.quiet
-
-    @property
     def flowing(self) -> inference.Flow | None:
         """The flow each block built runs on now (the inference pass, in order); None otherwise."""
         return self.flow if not self.quiet else None
